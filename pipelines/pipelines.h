@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Media pipelines: RTSP ingest of a camera into RTP packets, the codec-aware
+ * classification of those packets, and the per-source keyframe cache and
+ * packet history. Sending to viewers is the hub's job, not this module's. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define CIMS_PIPELINES_ERROR (cims_pipelines_error_quark ())
+GQuark cims_pipelines_error_quark (void);
+
+typedef enum {
+  CIMS_PIPELINES_ERROR_FAILED,
+  CIMS_PIPELINES_ERROR_UNSUPPORTED_CODEC,
+} CimsPipelinesError;
+
+typedef enum {
+  CIMS_CODEC_UNKNOWN = 0,
+  CIMS_CODEC_H264,
+  CIMS_CODEC_H265,
+  CIMS_CODEC_VP8,
+} CimsCodec;
+
+const char *cims_codec_to_string (CimsCodec codec);   /* "H264", "H265", "VP8" */
+
+/* ---- RTP packets ------------------------------------------------------ */
+
+#define CIMS_RTP_MAX_PACKET 1500
+
+/* One RTP packet as received from a camera, immutable once shared.
+ * Refcounted with cims_rtp_packet_ref/unref; any thread may hold a ref. */
+typedef struct {
+  guint32 epoch;                /* source epoch: changes when the camera reconnects */
+  gint64 arrival_us;            /* g_get_monotonic_time() at arrival */
+  gboolean is_synthetic;        /* made by the hub (parameter sets), not from the camera */
+  guint16 size;
+  guint8 data[];                /* the whole RTP packet, header included */
+} CimsRtpPacket;
+
+/* Returns (transfer full) a packet holding a copy of @data, or NULL when
+ * @size is over CIMS_RTP_MAX_PACKET or under the 12-byte RTP header. */
+CimsRtpPacket *cims_rtp_packet_new (const guint8 *data, gsize size, guint32 epoch, gint64 arrival_us);
+CimsRtpPacket *cims_rtp_packet_ref (CimsRtpPacket *packet);
+void cims_rtp_packet_unref (CimsRtpPacket *packet);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsRtpPacket, cims_rtp_packet_unref)
+
+/* Header accessors; the packet was validated at creation. */
+guint16 cims_rtp_packet_get_seq (const CimsRtpPacket *packet);
+guint32 cims_rtp_packet_get_timestamp (const CimsRtpPacket *packet);
+guint32 cims_rtp_packet_get_ssrc (const CimsRtpPacket *packet);
+gboolean cims_rtp_packet_get_marker (const CimsRtpPacket *packet);
+/* The payload after CSRCs, header extension and before padding, or NULL
+ * with *size 0 when the header is inconsistent. (transfer none) */
+const guint8 *cims_rtp_packet_get_payload (const CimsRtpPacket *packet, gsize *size);
+
+/* ---- codec-aware classification --------------------------------------- */
+
+typedef enum {
+  CIMS_NAL_FLAG_NONE = 0,
+  CIMS_NAL_FLAG_PARAMETER_SET = 1 << 0,  /* SPS, PPS, or for H.265 also VPS */
+  CIMS_NAL_FLAG_SPS = 1 << 1,
+  CIMS_NAL_FLAG_PPS = 1 << 2,
+  CIMS_NAL_FLAG_VPS = 1 << 3,
+  CIMS_NAL_FLAG_KEYFRAME = 1 << 4,       /* an IDR slice (H.264 type 5; H.265 IDR/CRA/BLA) or its FU start */
+  CIMS_NAL_FLAG_FRAGMENT_START = 1 << 5, /* FU-A / H.265 FU with the S bit */
+  CIMS_NAL_FLAG_FRAGMENT_END = 1 << 6,
+  CIMS_NAL_FLAG_FRAGMENT = 1 << 7,       /* any FU packet */
+} CimsNalFlags;
+
+/* Classifies one RTP payload of @codec: single NAL unit, STAP-A / AP
+ * aggregation (every aggregated unit is inspected) or FU-A / FU fragment
+ * (only the start fragment reports the fragmented unit's type). Never reads
+ * past @size; malformed payloads return CIMS_NAL_FLAG_NONE. */
+CimsNalFlags cims_nal_classify (CimsCodec codec, const guint8 *payload, gsize size);
+
+/* ---- keyframe cache and packet history -------------------------------- */
+
+/* Per-source memory of the packets since the latest keyframe, so a new
+ * viewer starts with a whole keyframe at once, and a short history of recent
+ * packets by sequence number for answering NACKs. Not thread-safe: the
+ * caller (the source) serialises access. */
+typedef struct _CimsKeyframeCache CimsKeyframeCache;
+
+/* @max_bytes bounds the cache; past it the cache is emptied and waits for the
+ * next keyframe. @history_size is the number of packets kept for NACK. */
+CimsKeyframeCache *cims_keyframe_cache_new (CimsCodec codec, gsize max_bytes, guint history_size);
+void cims_keyframe_cache_free (CimsKeyframeCache *cache);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsKeyframeCache, cims_keyframe_cache_free)
+
+/* Sets out-of-band parameter sets (from the SDP's sprop-parameter-sets or
+ * sprop-vps/sps/pps), each a raw NAL unit without start code. They are used
+ * when a keyframe arrives without in-band parameter sets. In-band parameter
+ * sets, once seen, replace them. (transfer none) */
+void cims_keyframe_cache_set_parameter_sets (CimsKeyframeCache *cache, GPtrArray *nal_units /* of GBytes */);
+
+/* Forgets everything: called when the source reconnects (new epoch). */
+void cims_keyframe_cache_reset (CimsKeyframeCache *cache);
+
+/**
+ * cims_keyframe_cache_push:
+ * Adds a packet (transfer none: the cache takes its own ref). Returns TRUE
+ * when this packet makes the cache start a new keyframe, i.e. viewers that
+ * wait for a keyframe should now be sent cims_keyframe_cache_snapshot().
+ *
+ * A keyframe starts at the first packet of the access unit (RTP timestamp)
+ * that holds an IDR, or earlier at the parameter-set packets that immediately
+ * precede it, even when those carry the previous frame's timestamp.
+ */
+gboolean cims_keyframe_cache_push (CimsKeyframeCache *cache, CimsRtpPacket *packet);
+
+/**
+ * cims_keyframe_cache_snapshot:
+ * Returns (transfer full) the packets a joining viewer needs, in order: the
+ * latest keyframe from its first packet (preceded by synthetic parameter-set
+ * packets carrying the keyframe's timestamp when it has none in-band) and
+ * every packet since. Empty when no keyframe has been seen yet.
+ */
+GPtrArray *cims_keyframe_cache_snapshot (CimsKeyframeCache *cache);
+
+gboolean cims_keyframe_cache_has_keyframe (CimsKeyframeCache *cache);
+
+/* Returns (transfer none) the packet with this sequence number from the
+ * history of the current epoch, or NULL. */
+CimsRtpPacket *cims_keyframe_cache_lookup (CimsKeyframeCache *cache, guint16 seq);
+
+/* ---- RTSP ingest ------------------------------------------------------ */
+
+typedef struct _CimsIngest CimsIngest;
+
+typedef struct {
+  const char *camera_id;
+  const char *url;
+  const char *username;         /* may be NULL */
+  const char *password;         /* may be NULL; never logged */
+  guint latency_ms;
+  guint connect_timeout_ms;
+  guint reconnect_min_ms;
+  guint reconnect_max_ms;
+} CimsIngestSettings;
+
+typedef enum {
+  CIMS_INGEST_STATE_CONNECTING,
+  CIMS_INGEST_STATE_PLAYING,     /* video RTP is flowing */
+  CIMS_INGEST_STATE_RECONNECTING,
+  CIMS_INGEST_STATE_STOPPED,
+} CimsIngestState;
+
+typedef struct {
+  /* Called on a GStreamer streaming thread for every video RTP packet, in
+   * order. (transfer none) */
+  void (*on_packet) (CimsRtpPacket *packet, gpointer user_data);
+  /* Called on a GStreamer streaming thread when the video track's format is
+   * known or has changed (new epoch): codec, clock rate, payload type, fmtp
+   * as in the camera's SDP, and out-of-band parameter sets (GBytes). */
+  void (*on_format) (CimsCodec codec, guint clock_rate, const char *fmtp,
+                     GPtrArray *parameter_sets, guint32 epoch, gpointer user_data);
+  /* Called on the main context when the state changes. @message says why, for the log. */
+  void (*on_state) (CimsIngestState state, const char *message, gpointer user_data);
+} CimsIngestCallbacks;
+
+/**
+ * cims_ingest_new:
+ * Prepares an RTSP pull of one camera; cims_ingest_start() connects. Only the
+ * first video track is set up: audio and metadata tracks are never SETUP.
+ * Must be created, started, stopped and freed on the main context.
+ * Returns: (transfer full)
+ */
+CimsIngest *cims_ingest_new (const CimsIngestSettings *settings,
+                             const CimsIngestCallbacks *callbacks,
+                             gpointer user_data);
+void cims_ingest_start (CimsIngest *ingest);
+void cims_ingest_stop (CimsIngest *ingest);
+void cims_ingest_free (CimsIngest *ingest);
+CimsIngestState cims_ingest_get_state (CimsIngest *ingest);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsIngest, cims_ingest_free)
+
+G_END_DECLS
