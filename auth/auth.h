@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "auth/store.h"
 #include "config/config.h"
 
 G_BEGIN_DECLS
@@ -35,6 +36,7 @@ typedef struct {
   char **roles;                 /* NULL-terminated */
   char **permissions;           /* NULL-terminated */
   char *client;                 /* optional viewer client version, or NULL */
+  char **groups;                /* optional `groups` claim, NULL-terminated, may be NULL */
   gint64 issued_at_us;
   gint64 expires_at_us;
   gint64 not_before_us;         /* 0 when the token has no nbf */
@@ -102,31 +104,66 @@ char *cims_auth_token_mint (const char *private_key_pem_path,
 typedef enum {
   CIMS_AUTH_RULE_OWN_JURISDICTION,     /* allowed: own camera with `view` */
   CIMS_AUTH_RULE_SHARED_BORDER,        /* allowed: border camera shared with the viewer's jurisdiction */
-  CIMS_AUTH_RULE_RESTRICTED,           /* allowed or denied by the `restrict` rule */
+  CIMS_AUTH_RULE_GRANT,                /* allowed: an active grant covers the camera */
+  CIMS_AUTH_RULE_INCIDENT,             /* allowed: an active major incident covers it */
+  CIMS_AUTH_RULE_RESTRICTED,           /* denied: restricted camera without `restrict` of its jurisdiction */
   CIMS_AUTH_RULE_OUT_OF_SERVICE,       /* denied */
   CIMS_AUTH_RULE_NO_VIEW_PERMISSION,   /* denied: own camera but no `view` */
   CIMS_AUTH_RULE_NO_GRANT,             /* denied: another jurisdiction or agency, no grant or incident */
+  CIMS_AUTH_RULE_INCIDENT_NUMBER_MISSING,  /* denied: cross-jurisdiction without X-Incident-Number */
+  CIMS_AUTH_RULE_INCIDENT_NUMBER_INVALID,  /* denied: malformed, or not the grant's/incident's number */
 } CimsAuthRule;
+
+/* What may allow a session; a session keeps every allowance it had, so
+ * the end of one leaves it running under another. */
+typedef enum {
+  CIMS_AUTH_ALLOWANCE_OWN,             /* own jurisdiction or shared border */
+  CIMS_AUTH_ALLOWANCE_GRANT,
+  CIMS_AUTH_ALLOWANCE_INCIDENT,
+} CimsAuthAllowanceKind;
+
+typedef struct {
+  CimsAuthAllowanceKind kind;
+  char *id;                     /* grant or incident id; NULL for own */
+  gint64 until_us;              /* when this allowance ends (grant/incident end, next outage) */
+} CimsAuthAllowance;
 
 typedef struct {
   gboolean allowed;
   CimsAuthRule rule;
   const char *rule_name;        /* static, e.g. "own-jurisdiction" */
   char *reason;                 /* a sentence for the 403 body and the log */
-  gint64 allowed_until_us;      /* G_MAXINT64 when only the token's expiry limits it */
+  gint64 allowed_until_us;      /* min (token expiry, latest allowance end); 0 when denied */
+  char *grant_id;               /* the allowing grant with the latest end, or NULL */
+  char *incident_id;            /* the allowing incident with the latest end, or NULL */
+  char *incident_number;        /* the request's incident number when one was required, or NULL */
+  GArray *allowances;           /* of CimsAuthAllowance, every one that allows now; NULL when denied */
 } CimsAuthDecision;
 
 void cims_auth_decision_clear (CimsAuthDecision *decision);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CimsAuthDecision, cims_auth_decision_clear)
 
+/* The live state a decision is made against. */
+typedef struct {
+  GPtrArray *grants;            /* of CimsGrant (transfer none), any state; may be NULL */
+  GPtrArray *incidents;         /* of CimsIncident (transfer none), any state; may be NULL */
+  const char *incident_number;  /* the request's X-Incident-Number header, or NULL */
+} CimsAuthPolicyInput;
+
+/* TRUE when @number is a well-formed incident number: 3 to 40 characters of
+ * [A-Za-z0-9-/.:_], starting with a letter or digit. */
+gboolean cims_auth_incident_number_is_valid (const char *number);
+
 /**
  * cims_auth_policy_decide:
- * Decides whether @identity may watch @camera live at @now_us and fills
- * @decision. The allowance also ends at the token's expiry.
+ * Decides whether @identity may watch @camera live at @now_us, against the
+ * grants and incidents in @input (which may be NULL: no grants, no
+ * incidents, no incident number), and fills @decision.
  */
 void cims_auth_policy_decide (const CimsConfig *config,
                               const CimsAuthIdentity *identity,
                               const CimsConfigCamera *camera,
+                              const CimsAuthPolicyInput *input,
                               gint64 now_us,
                               CimsAuthDecision *decision);
 

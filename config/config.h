@@ -83,6 +83,7 @@ typedef struct {
   guint reconnect_min_ms;       /* hub.reconnect_backoff_ms = [min, max], default [500, 30000] */
   guint reconnect_max_ms;
   guint ingest_latency_ms;      /* hub.ingest_latency_ms, rtspsrc jitter buffer, default 50 */
+  guint incident_max_s;         /* hub.incident_max_s, longest major incident, default 72 h */
   char *dtls_certificate_path;  /* optional PEM; NULL: make an ECDSA P-256 one at start */
   char *dtls_private_key_path;
   char **cors_origins;          /* NULL-terminated; "*" allowed for WHEP only */

@@ -33,6 +33,15 @@ typedef struct {
   gboolean has_transport_cc;
 } CimsSdpCodec;
 
+/* One m-line of the offer as the answer must mirror it (RFC 3264:
+ * the answer has the same m-lines in the same order). */
+typedef struct {
+  char *media;                  /* "audio", "video", "application", ... */
+  char *proto;
+  char *first_format;           /* or NULL when the m-line lists none */
+  char *mid;                    /* or NULL when absent or not a valid token */
+} CimsSdpMline;
+
 /* What the hub needs from a WHEP offer. */
 typedef struct {
   char *ice_ufrag;
@@ -48,6 +57,8 @@ typedef struct {
   GPtrArray *remote_candidates; /* of char*, "candidate:..." lines as offered */
   gboolean has_bundle;
   gboolean video_is_recvonly_or_sendrecv;
+  gboolean has_rtcp_rsize;      /* a=rtcp-rsize on the video m-line (RFC 5506) */
+  GArray *mlines;               /* of CimsSdpMline, every m-line in offer order */
 } CimsSdpOffer;
 
 /**
@@ -120,11 +131,20 @@ typedef struct {
   gint64 last_out_us;           /* arrival time of the last packet written */
   guint16 seq_offset;           /* out = src + offset within an epoch */
   guint32 ts_offset;
+  gboolean is_ts_mapped;        /* ts_offset is valid for the current epoch */
+  gboolean is_seq_mapped;       /* seq_offset is valid for the current epoch */
+  guint16 first_mapped_out_seq; /* first output seq written with seq_offset */
+
+  gboolean is_catching_up;      /* between begin_catch_up and end_catch_up */
+  gboolean has_catch_up_frame;  /* a frame was written since begin_catch_up */
+  guint32 catch_up_src_ts;      /* source timestamp of that frame */
 
   guint64 packets_sent;
   guint64 octets_sent;          /* payload octets, for RTCP SR */
 } CimsRtpRewriter;
 
+/* Sets up a caller-allocated @rewriter so that the first packet written gets
+ * @initial_seq and @initial_ts (the viewer's random starting values). */
 void cims_rtp_rewriter_init (CimsRtpRewriter *rewriter, guint32 ssrc,
                              guint8 payload_type, guint32 clock_rate,
                              guint16 initial_seq, guint32 initial_ts);
@@ -147,9 +167,10 @@ gsize cims_rtp_rewriter_write (CimsRtpRewriter *rewriter, const CimsRtpPacket *p
 /**
  * cims_rtp_rewriter_begin_catch_up:
  * Prepares to send a keyframe-cache snapshot: the next packets, up to and
- * including the live edge, get timestamps one tick apart per frame starting
- * just after the last output, so the viewer decodes the cached frames at
- * once instead of playing them late; live packets then continue from there.
+ * including the live edge, get timestamps one frame step apart (90 ticks,
+ * 1 ms at 90 kHz) starting just after the last output, so the viewer
+ * decodes the cached frames at once instead of playing them late. Live
+ * packets then continue from there.
  * Call before writing the snapshot's first packet, and
  * cims_rtp_rewriter_end_catch_up() after its last.
  */

@@ -1,1 +1,300 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The hub object: configuration, token keys, DTLS identity, the media
+ * thread, and the tables of camera sources and viewer sessions with their
+ * expiry timers. HTTP routing is in http-server.c. */
+#include "hub/hub-runtime.h"
+
+#include <gst/gst.h>
+#include <srtp2/srtp.h>
+
+G_DEFINE_QUARK (cims-hub-error-quark, cims_hub_error)
+
+struct _CimsHubSessionEntry {
+  CimsViewerSession *session;
+  guint expiry_id;
+};
+
+typedef struct _CimsHubSessionEntry SessionEntry;
+
+CimsViewerSession *
+cims_hub_session_entry_get_session (CimsHubSessionEntry *entry)
+{
+  return entry->session;
+}
+
+static void
+session_entry_free (SessionEntry *entry)
+{
+  g_clear_handle_id (&entry->expiry_id, g_source_remove);
+  cims_viewer_session_unref (entry->session);
+  g_free (entry);
+}
+
+static gpointer
+media_thread_main (gpointer user_data)
+{
+  CimsHub *hub = user_data;
+
+  g_main_context_push_thread_default (hub->media_context);
+  g_main_loop_run (hub->media_loop);
+  g_main_context_pop_thread_default (hub->media_context);
+  return NULL;
+}
+
+static gboolean
+srtp_library_init (GError **error)
+{
+  static gsize done;
+  static srtp_err_status_t status;
+
+  if (g_once_init_enter (&done)) {
+    status = srtp_init ();
+    g_once_init_leave (&done, 1);
+  }
+
+  if (status != srtp_err_status_ok) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_SRTP, "srtp_init() failed with status %d",
+                 (int) status);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+CimsHub *
+cims_hub_new (CimsConfig *config, GError **error)
+{
+  g_autoptr (CimsAuthKeyring) keyring = NULL;
+  g_autoptr (CimsDtlsIdentity) dtls = NULL;
+  CimsHub *hub;
+
+  if (!srtp_library_init (error))
+    return NULL;
+
+  keyring = cims_auth_keyring_new (config, error);
+  if (keyring == NULL)
+    return NULL;
+
+  dtls = cims_dtls_identity_new (config, error);
+  if (dtls == NULL)
+    return NULL;
+
+  hub = g_new0 (CimsHub, 1);
+  hub->config = cims_config_ref (config);
+  if (!cims_hub_access_open (hub, error)) {
+    g_clear_pointer (&hub->store, cims_store_free);
+    g_clear_pointer (&hub->grants, g_ptr_array_unref);
+    g_clear_pointer (&hub->incidents, g_ptr_array_unref);
+    cims_config_unref (hub->config);
+    g_free (hub);
+    return NULL;
+  }
+
+  hub->keyring = g_steal_pointer (&keyring);
+  hub->dtls = g_steal_pointer (&dtls);
+  hub->started_us = g_get_monotonic_time ();
+  hub->main_context = g_main_context_ref_thread_default ();
+  hub->sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) session_entry_free);
+  hub->sources = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                        (GDestroyNotify) cims_source_free);
+
+  hub->media_context = g_main_context_new ();
+  hub->media_loop = g_main_loop_new (hub->media_context, FALSE);
+  hub->media_thread = g_thread_new ("cims-media", media_thread_main, hub);
+
+  g_message ("DTLS certificate fingerprint sha-256 %s; SRTP suites: %s",
+             hub->dtls->fingerprint_sha256,
+             hub->dtls->has_gcm ? "AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80"
+                                : "AES_CM_128_HMAC_SHA1_80");
+  return hub;
+}
+
+gboolean
+cims_hub_start (CimsHub *hub, GError **error)
+{
+  g_autofree char *details = NULL;
+
+  cims_hub_recover_sessions (hub);
+  if (!cims_http_server_start (hub, error))
+    return FALSE;
+
+  details = g_strdup_printf ("{\"config\":\"%s\",\"cameras\":%u}", hub->config->path,
+                             hub->config->cameras->len);
+  cims_hub_audit_event (hub, "config-loaded", NULL, NULL, details);
+  cims_hub_audit_event (hub, "hub-started", NULL, NULL, NULL);
+  cims_hub_heartbeat_start (hub);
+  return TRUE;
+}
+
+guint16
+cims_hub_get_http_port (CimsHub *hub)
+{
+  return hub->http_port;
+}
+
+static gboolean
+media_thread_quit_cb (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+cims_hub_stop (CimsHub *hub)
+{
+  g_autoptr (GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer key;
+
+  if (hub->http != NULL) {
+    soup_server_disconnect (hub->http);
+    g_clear_object (&hub->http);
+  }
+
+  g_hash_table_iter_init (&iter, hub->sessions);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (ids, g_strdup (key));
+  for (guint i = 0; i < ids->len; i++)
+    cims_hub_session_end (hub, g_ptr_array_index (ids, i), "hub-shutdown");
+
+  g_hash_table_remove_all (hub->sources);
+
+  if (hub->heartbeat_id != 0) {
+    g_clear_handle_id (&hub->heartbeat_id, g_source_remove);
+    cims_hub_audit_event (hub, "hub-stopped", NULL, NULL, NULL);
+  }
+}
+
+void
+cims_hub_free (CimsHub *hub)
+{
+  if (hub == NULL)
+    return;
+
+  cims_hub_stop (hub);
+
+  /* Teardowns queued on the media context run before the quit request. */
+  g_main_context_invoke (hub->media_context, media_thread_quit_cb, hub->media_loop);
+  g_thread_join (hub->media_thread);
+  g_main_loop_unref (hub->media_loop);
+  g_main_context_unref (hub->media_context);
+
+  g_hash_table_unref (hub->sessions);
+  g_hash_table_unref (hub->sources);
+  g_main_context_unref (hub->main_context);
+  g_clear_pointer (&hub->grants, g_ptr_array_unref);
+  g_clear_pointer (&hub->incidents, g_ptr_array_unref);
+  g_clear_pointer (&hub->store, cims_store_free);
+  cims_dtls_identity_free (hub->dtls);
+  cims_auth_keyring_free (hub->keyring);
+  cims_config_unref (hub->config);
+  g_free (hub);
+}
+
+CimsSource *
+cims_hub_source_acquire (CimsHub *hub, const CimsConfigCamera *camera)
+{
+  CimsSource *source = g_hash_table_lookup (hub->sources, camera->id);
+
+  if (source == NULL) {
+    source = cims_source_new (hub, camera);
+    g_hash_table_insert (hub->sources, (gpointer) cims_source_get_camera_id (source), source);
+  }
+
+  cims_source_cancel_idle_stop (source);
+  return source;
+}
+
+typedef struct {
+  CimsHub *hub;
+  char *session_id;
+} ExpiryContext;
+
+static gboolean
+session_expiry_cb (gpointer user_data)
+{
+  ExpiryContext *context = user_data;
+  SessionEntry *entry = g_hash_table_lookup (context->hub->sessions, context->session_id);
+
+  if (entry != NULL) {
+    entry->expiry_id = 0;
+    cims_hub_access_recheck_session (context->hub, entry->session, CIMS_ACCESS_TRIGGER_TIMER);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+expiry_context_free (gpointer user_data)
+{
+  ExpiryContext *context = user_data;
+
+  g_free (context->session_id);
+  g_free (context);
+}
+
+/* Schedules the end of the session at the exact instant its allowance ends;
+ * nothing polls for it. */
+static guint
+session_expiry_schedule (CimsHub *hub, CimsViewerSession *session)
+{
+  gint64 until_us = cims_viewer_session_get_allowed_until (session);
+  gint64 delay_ms;
+  ExpiryContext *context;
+
+  if (until_us == G_MAXINT64)
+    return 0;
+
+  /* Rounded up, so the timer never fires before the instant itself. */
+  delay_ms = MAX (0, (until_us - g_get_real_time () + 999) / 1000);
+  context = g_new0 (ExpiryContext, 1);
+  context->hub = hub;
+  context->session_id = g_strdup (cims_viewer_session_get_id (session));
+  return g_timeout_add_full (G_PRIORITY_HIGH, (guint) MIN (delay_ms, G_MAXUINT), session_expiry_cb,
+                             context, expiry_context_free);
+}
+
+void
+cims_hub_session_reschedule (CimsHub *hub, CimsViewerSession *session)
+{
+  SessionEntry *entry = g_hash_table_lookup (hub->sessions, cims_viewer_session_get_id (session));
+
+  if (entry == NULL)
+    return;
+
+  g_clear_handle_id (&entry->expiry_id, g_source_remove);
+  entry->expiry_id = session_expiry_schedule (hub, session);
+}
+
+void
+cims_hub_session_add (CimsHub *hub, CimsViewerSession *session)
+{
+  SessionEntry *entry = g_new0 (SessionEntry, 1);
+
+  entry->session = cims_viewer_session_ref (session);
+  entry->expiry_id = session_expiry_schedule (hub, session);
+  g_hash_table_insert (hub->sessions, (gpointer) cims_viewer_session_get_id (session), entry);
+  atomic_fetch_add (&hub->metrics.sessions_active, 1);
+}
+
+gboolean
+cims_hub_session_end (CimsHub *hub, const char *session_id, const char *reason)
+{
+  SessionEntry *entry = g_hash_table_lookup (hub->sessions, session_id);
+  g_autoptr (CimsViewerSession) session = NULL;
+  CimsSource *source;
+
+  if (entry == NULL)
+    return FALSE;
+
+  session = cims_viewer_session_ref (entry->session);
+  cims_viewer_session_close (session, reason);
+  cims_hub_audit_session_stop (hub, session, reason);
+  g_hash_table_remove (hub->sessions, session_id);
+  atomic_fetch_sub (&hub->metrics.sessions_active, 1);
+  CIMS_METRIC_ADD (hub, sessions_ended, 1);
+
+  source = g_hash_table_lookup (hub->sources, cims_viewer_session_get_camera_id (session));
+  if (source != NULL)
+    cims_source_check_idle (source);
+  return TRUE;
+}

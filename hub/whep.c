@@ -1,1 +1,353 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* WHEP signalling: POST /whep/cameras/{camera_id} admits a viewer (token,
+ * camera, policy, SDP offer) and answers once ICE candidates are gathered;
+ * DELETE /whep/sessions/{session_id} ends a session. */
+#include "hub/hub-runtime.h"
+
+#include <string.h>
+
+#define MAX_OFFER_SIZE (64 * 1024)
+
+typedef struct {
+  CimsHub *hub;
+  SoupServerMessage *msg;
+  CimsAuthIdentity *identity;
+  const CimsConfigCamera *camera;
+  CimsSdpOffer *offer;
+  CimsAuthDecision decision;
+  char *incident_number;
+  char *client;
+} WhepRequest;
+
+static void
+whep_request_free (WhepRequest *request)
+{
+  g_clear_object (&request->msg);
+  g_clear_pointer (&request->identity, cims_auth_identity_free);
+  g_clear_pointer (&request->offer, cims_sdp_offer_free);
+  cims_auth_decision_clear (&request->decision);
+  g_free (request->incident_number);
+  g_free (request->client);
+  g_free (request);
+}
+
+static void
+count_response (CimsHub *hub, guint status)
+{
+  if (status >= 500)
+    CIMS_METRIC_ADD (hub, whep_responses_5xx, 1);
+  else if (status >= 400)
+    CIMS_METRIC_ADD (hub, whep_responses_4xx, 1);
+  else
+    CIMS_METRIC_ADD (hub, whep_responses_2xx, 1);
+}
+
+static void
+reply_error_counted (CimsHub *hub, SoupServerMessage *msg, guint status, const char *code,
+                     const char *reason)
+{
+  cims_http_reply_error (msg, status, code, reason);
+  count_response (hub, status);
+}
+
+static void
+reply_forbidden (CimsHub *hub, SoupServerMessage *msg, const CimsAuthDecision *decision)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonGenerator) generator = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *body = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_add_string_value (builder, "forbidden");
+  json_builder_set_member_name (builder, "rule");
+  json_builder_add_string_value (builder, decision->rule_name);
+  json_builder_set_member_name (builder, "reason");
+  json_builder_add_string_value (builder, decision->reason);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  json_generator_set_root (generator, root);
+  body = json_generator_to_data (generator, NULL);
+
+  soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
+  count_response (hub, SOUP_STATUS_FORBIDDEN);
+}
+
+/* ---- answer --------------------------------------------------------------- */
+
+static void
+answer_ready_cb (CimsViewerSession *session, const char *answer, const GError *error,
+                 gpointer user_data)
+{
+  WhepRequest *request = user_data;
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (request->msg);
+  g_autofree char *location = NULL;
+
+  if (error != NULL) {
+    cims_session_warning (session, "no answer for the viewer: %s", error->message);
+    cims_hub_session_end (request->hub, cims_viewer_session_get_id (session), "ice-failed");
+    reply_error_counted (request->hub, request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                         "ice-unavailable", error->message);
+    soup_server_message_unpause (request->msg);
+    whep_request_free (request);
+    return;
+  }
+
+  location = g_strdup_printf ("/whep/sessions/%s", cims_viewer_session_get_id (session));
+  soup_message_headers_replace (headers, "Location", location);
+  soup_server_message_set_status (request->msg, SOUP_STATUS_CREATED, NULL);
+  soup_server_message_set_response (request->msg, "application/sdp", SOUP_MEMORY_COPY, answer,
+                                    strlen (answer));
+  count_response (request->hub, SOUP_STATUS_CREATED);
+  CIMS_METRIC_ADD (request->hub, sessions_started, 1);
+
+  cims_session_message (session, "session started for %s (%s) from %s, allowed by %s%s%s",
+                        cims_viewer_session_get_identity (session)->subject,
+                        cims_viewer_session_get_identity (session)->name,
+                        soup_server_message_get_remote_host (request->msg),
+                        cims_viewer_session_get_rule_name (session),
+                        request->decision.grant_id ? " grant " : "",
+                        request->decision.grant_id ? request->decision.grant_id : "");
+  soup_server_message_unpause (request->msg);
+  whep_request_free (request);
+}
+
+static char *
+answer_fmtp_for (CimsCodec codec, const CimsSdpCodec *offered)
+{
+  if (codec == CIMS_CODEC_H264)
+    return g_strdup_printf ("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=%06x",
+                            offered->h264_profile_level_id);
+
+  return g_strdup (offered->fmtp);
+}
+
+static void
+source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
+{
+  WhepRequest *request = user_data;
+  CimsCodec codec = cims_source_get_codec (source);
+  g_autoptr (CimsViewerSession) session = NULL;
+  g_autofree char *answer_fmtp = NULL;
+  CimsViewerSessionInfo info = { 0 };
+  g_autoptr (GError) audit_error = NULL;
+  const CimsSdpCodec *chosen;
+
+  if (error != NULL) {
+    g_warning ("camera=%s: viewer %s refused: %s", request->camera->id, request->identity->subject,
+               error->message);
+    reply_error_counted (request->hub, request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                         "camera-unavailable", error->message);
+    soup_server_message_unpause (request->msg);
+    whep_request_free (request);
+    return;
+  }
+
+  chosen = cims_sdp_offer_choose_codec (request->offer, codec, cims_source_get_profile_level_id (source));
+  if (chosen == NULL) {
+    g_autofree char *reason = g_strdup_printf ("The camera sends %s, and the offer has no %s payload "
+                                               "type the hub can relay (H.264 needs "
+                                               "packetization-mode=1).",
+                                               cims_codec_to_string (codec), cims_codec_to_string (codec));
+    reply_error_counted (request->hub, request->msg, SOUP_STATUS_BAD_REQUEST, "no-common-codec", reason);
+    soup_server_message_unpause (request->msg);
+    whep_request_free (request);
+    return;
+  }
+
+  info.camera_id = request->camera->id;
+  info.owner_jurisdiction = request->camera->jurisdiction;
+  info.identity = g_steal_pointer (&request->identity);
+  info.remote_address = soup_server_message_get_remote_host (request->msg);
+  info.client = request->client;
+  info.incident_number = request->incident_number;
+  info.decision = &request->decision;
+  session = cims_viewer_session_new (request->hub, &info);
+
+  /* The start record is durable before any media can flow; without an
+   * audit log the hub refuses new sessions and keeps the running ones. */
+  if (!cims_hub_audit_session_start (request->hub, session, request->camera, &audit_error)) {
+    CIMS_METRIC_ADD (request->hub, sessions_refused_audit, 1);
+    cims_session_warning (session, "refused: the audit log cannot be written: %s", audit_error->message);
+    reply_error_counted (request->hub, request->msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "audit-unavailable",
+                         "The audit log cannot be written, so no new session can start. "
+                         "Running sessions continue.");
+    soup_server_message_unpause (request->msg);
+    whep_request_free (request);
+    return;
+  }
+  cims_hub_session_add (request->hub, session);
+
+  answer_fmtp = answer_fmtp_for (codec, chosen);
+  cims_viewer_session_negotiate (session, source, request->offer, chosen, answer_fmtp,
+                                 answer_ready_cb, request);
+}
+
+/* ---- admission -------------------------------------------------------------- */
+
+static gboolean
+check_content_type (CimsHub *hub, SoupServerMessage *msg)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *type = soup_message_headers_get_content_type (headers, NULL);
+
+  if (type != NULL && g_ascii_strcasecmp (type, "application/sdp") == 0)
+    return TRUE;
+
+  reply_error_counted (hub, msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
+                       "A WHEP offer must be sent with Content-Type: application/sdp.");
+  return FALSE;
+}
+
+static const CimsConfigCamera *
+find_camera (CimsHub *hub, SoupServerMessage *msg, const char *camera_id)
+{
+  const CimsConfigCamera *camera = NULL;
+  g_autofree char *reason = NULL;
+
+  if (cims_config_id_is_valid (camera_id))
+    camera = cims_config_find_camera (hub->config, camera_id);
+  if (camera != NULL)
+    return camera;
+
+  reason = g_strdup_printf ("No camera has the id \"%s\".",
+                            cims_config_id_is_valid (camera_id) ? camera_id : "(invalid id)");
+  reply_error_counted (hub, msg, SOUP_STATUS_NOT_FOUND, "unknown-camera", reason);
+  return NULL;
+}
+
+static CimsSdpOffer *
+parse_offer (CimsHub *hub, SoupServerMessage *msg)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  g_autoptr (GError) error = NULL;
+  CimsSdpOffer *offer;
+  gsize size = 0;
+  const char *data = g_bytes_get_data (bytes, &size);
+
+  if (size > MAX_OFFER_SIZE) {
+    reply_error_counted (hub, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "offer-too-large",
+                         "The SDP offer is larger than 64 KiB.");
+    return NULL;
+  }
+
+  offer = cims_sdp_offer_parse (data ? data : "", size, &error);
+  if (offer == NULL)
+    reply_error_counted (hub, msg, SOUP_STATUS_BAD_REQUEST, "invalid-offer", error->message);
+  return offer;
+}
+
+static void
+handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashTable *query)
+{
+  const char *incident_number;
+  g_autoptr (CimsAuthIdentity) identity = NULL;
+  g_auto (CimsAuthDecision) decision = { 0 };
+  const CimsConfigCamera *camera;
+  CimsSdpOffer *offer;
+  WhepRequest *request;
+  CimsSource *source;
+
+  CIMS_METRIC_ADD (hub, whep_requests, 1);
+
+  if (!check_content_type (hub, msg))
+    return;
+
+  identity = cims_http_authenticate (hub, msg);
+  if (identity == NULL) {
+    count_response (hub, SOUP_STATUS_UNAUTHORIZED);
+    return;
+  }
+
+  camera = find_camera (hub, msg, camera_id);
+  if (camera == NULL)
+    return;
+
+  incident_number = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                  "X-Incident-Number");
+  cims_hub_access_decide (hub, identity, camera, incident_number, g_get_real_time (), &decision);
+  if (!decision.allowed) {
+    g_message ("camera=%s: denied %s of %s (%s): %s", camera->id, identity->subject,
+               identity->jurisdiction, decision.rule_name, decision.reason);
+    cims_hub_audit_denied (hub, identity, camera, incident_number,
+                           soup_server_message_get_remote_host (msg), decision.rule_name);
+    reply_forbidden (hub, msg, &decision);
+    return;
+  }
+
+  offer = parse_offer (hub, msg);
+  if (offer == NULL)
+    return;
+
+  request = g_new0 (WhepRequest, 1);
+  request->hub = hub;
+  request->msg = g_object_ref (msg);
+  request->identity = g_steal_pointer (&identity);
+  request->camera = camera;
+  request->offer = offer;
+  request->decision = decision;
+  memset (&decision, 0, sizeof decision);
+  request->incident_number = g_strdup (incident_number);
+  request->client = g_strdup (query ? g_hash_table_lookup (query, "client") : NULL);
+
+  source = cims_hub_source_acquire (hub, camera);
+  soup_server_message_pause (msg);
+  cims_source_when_ready (source, source_ready_cb, request);
+}
+
+static void
+handle_session (CimsHub *hub, SoupServerMessage *msg, const char *session_id)
+{
+  const char *method = soup_server_message_get_method (msg);
+
+  if (g_str_equal (method, "PATCH")) {
+    /* Trickle ICE and ICE restarts are not supported: the offer carries
+     * every candidate, as WHEP allows. */
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", "DELETE");
+    cims_http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                           "This hub does not support trickle ICE; send every candidate in the offer.");
+    return;
+  }
+
+  if (!g_str_equal (method, "DELETE")) {
+    cims_http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                           "A WHEP session resource supports DELETE only.");
+    return;
+  }
+
+  if (!cims_hub_session_end (hub, session_id, "viewer-left")) {
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "unknown-session", "No such WHEP session.");
+    return;
+  }
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+void
+cims_whep_handle (CimsHub *hub, SoupServerMessage *msg, const char *path, GHashTable *query)
+{
+  const char *method = soup_server_message_get_method (msg);
+
+  if (g_str_has_prefix (path, "/whep/cameras/")) {
+    const char *camera_id = path + strlen ("/whep/cameras/");
+
+    if (!g_str_equal (method, "POST")) {
+      cims_http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                             "A WHEP endpoint accepts POST with an SDP offer.");
+      return;
+    }
+    handle_post (hub, msg, camera_id, query);
+    return;
+  }
+
+  if (g_str_has_prefix (path, "/whep/sessions/")) {
+    handle_session (hub, msg, path + strlen ("/whep/sessions/"));
+    return;
+  }
+
+  cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such WHEP resource.");
+}

@@ -40,7 +40,9 @@ typedef struct {
 } CimsRtpPacket;
 
 /* Returns (transfer full) a packet holding a copy of @data, or NULL when
- * @size is over CIMS_RTP_MAX_PACKET or under the 12-byte RTP header. */
+ * @size is over CIMS_RTP_MAX_PACKET or under the 12-byte RTP header, or the
+ * header is invalid: version not 2, or CSRC list, header extension or
+ * padding not fitting in @size. */
 CimsRtpPacket *cims_rtp_packet_new (const guint8 *data, gsize size, guint32 epoch, gint64 arrival_us);
 CimsRtpPacket *cims_rtp_packet_ref (CimsRtpPacket *packet);
 void cims_rtp_packet_unref (CimsRtpPacket *packet);
@@ -51,6 +53,7 @@ guint16 cims_rtp_packet_get_seq (const CimsRtpPacket *packet);
 guint32 cims_rtp_packet_get_timestamp (const CimsRtpPacket *packet);
 guint32 cims_rtp_packet_get_ssrc (const CimsRtpPacket *packet);
 gboolean cims_rtp_packet_get_marker (const CimsRtpPacket *packet);
+guint8 cims_rtp_packet_get_payload_type (const CimsRtpPacket *packet);
 /* The payload after CSRCs, header extension and before padding, or NULL
  * with *size 0 when the header is inconsistent. (transfer none) */
 const guint8 *cims_rtp_packet_get_payload (const CimsRtpPacket *packet, gsize *size);
@@ -74,6 +77,20 @@ typedef enum {
  * (only the start fragment reports the fragmented unit's type). Never reads
  * past @size; malformed payloads return CIMS_NAL_FLAG_NONE. */
 CimsNalFlags cims_nal_classify (CimsCodec codec, const guint8 *payload, gsize size);
+
+/* Classifies one whole H.264 or H.265 NAL unit (header included, no start
+ * code), e.g. an out-of-band parameter set. Other codecs return NONE. */
+CimsNalFlags cims_nal_classify_unit (CimsCodec codec, const guint8 *nal, gsize size);
+
+typedef void (*CimsNalUnitFunc) (const guint8 *nal, gsize size, gpointer user_data);
+
+/* Calls @func for every whole NAL unit of an H.264 or H.265 RTP payload: the
+ * unit of a single NAL unit packet, or each unit of a STAP-A / AP. Fragments
+ * and other packet types are skipped. Returns FALSE when an aggregation is
+ * malformed, after @func may have been called for the units before the fault.
+ * @nal points into @payload (transfer none). */
+gboolean cims_nal_foreach_unit (CimsCodec codec, const guint8 *payload, gsize size,
+                                CimsNalUnitFunc func, gpointer user_data);
 
 /* ---- keyframe cache and packet history -------------------------------- */
 
@@ -107,6 +124,9 @@ void cims_keyframe_cache_reset (CimsKeyframeCache *cache);
  * A keyframe starts at the first packet of the access unit (RTP timestamp)
  * that holds an IDR, or earlier at the parameter-set packets that immediately
  * precede it, even when those carry the previous frame's timestamp.
+ * A packet whose epoch differs from the previous packet's resets the cache
+ * first, as cims_keyframe_cache_reset() does. Synthetic packets are cached
+ * but never enter the history.
  */
 gboolean cims_keyframe_cache_push (CimsKeyframeCache *cache, CimsRtpPacket *packet);
 

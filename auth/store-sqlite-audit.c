@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The audit log in the SQLite store: durable append, filtered query and the
+ * walk that verifies the hash chain. The canonical form and the per-record
+ * chain check are shared with other backends in store-audit-chain.c. */
+
+#include "auth/store.h"
+
+#include "auth/store-private.h"
+
+/* Column order shared by every SELECT of a record and record_from_row. */
+#define AUDIT_COLUMNS \
+  "sequence, time_ms, event, person_id, person_name, person_jurisdiction, camera_id, " \
+  "camera_owner, camera_location, session_id, grant_id, incident_id, incident_number, " \
+  "viewer_address, client_version, reason, details, bytes_sent, duration_ms, " \
+  "previous_hash, hash"
+
+static const char sql_audit_last[] =
+  "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
+
+static const char sql_audit_insert[] =
+  "INSERT INTO audit_log (" AUDIT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+  "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+
+static const char sql_audit_all[] =
+  "SELECT " AUDIT_COLUMNS " FROM audit_log ORDER BY sequence";
+
+static const char audit_zero_hash[] =
+  "0000000000000000000000000000000000000000000000000000000000000000";
+
+static CimsAuditRecord *
+record_from_row (sqlite3_stmt *stmt)
+{
+  CimsAuditRecord *record = g_new0 (CimsAuditRecord, 1);
+
+  record->sequence = (guint64) sqlite3_column_int64 (stmt, 0);
+  record->time_ms = sqlite3_column_int64 (stmt, 1);
+  record->event = cims_store_sqlite_column_dup (stmt, 2);
+  record->person_id = cims_store_sqlite_column_dup (stmt, 3);
+  record->person_name = cims_store_sqlite_column_dup (stmt, 4);
+  record->person_jurisdiction = cims_store_sqlite_column_dup (stmt, 5);
+  record->camera_id = cims_store_sqlite_column_dup (stmt, 6);
+  record->camera_owner = cims_store_sqlite_column_dup (stmt, 7);
+  record->camera_location = cims_store_sqlite_column_dup (stmt, 8);
+  record->session_id = cims_store_sqlite_column_dup (stmt, 9);
+  record->grant_id = cims_store_sqlite_column_dup (stmt, 10);
+  record->incident_id = cims_store_sqlite_column_dup (stmt, 11);
+  record->incident_number = cims_store_sqlite_column_dup (stmt, 12);
+  record->viewer_address = cims_store_sqlite_column_dup (stmt, 13);
+  record->client_version = cims_store_sqlite_column_dup (stmt, 14);
+  record->reason = cims_store_sqlite_column_dup (stmt, 15);
+  record->details = cims_store_sqlite_column_dup (stmt, 16);
+  record->bytes_sent = sqlite3_column_int64 (stmt, 17);
+  record->duration_ms = sqlite3_column_int64 (stmt, 18);
+  record->previous_hash = cims_store_sqlite_column_dup (stmt, 19);
+  record->hash = cims_store_sqlite_column_dup (stmt, 20);
+
+  return record;
+}
+
+static gboolean
+record_bind_insert (sqlite3_stmt *stmt, const CimsAuditRecord *record)
+{
+  const char *texts[] = {
+    record->event, record->person_id, record->person_name, record->person_jurisdiction,
+    record->camera_id, record->camera_owner, record->camera_location, record->session_id,
+    record->grant_id, record->incident_id, record->incident_number, record->viewer_address,
+    record->client_version, record->reason, record->details,
+  };
+
+  if (sqlite3_bind_int64 (stmt, 1, (sqlite3_int64) record->sequence) != SQLITE_OK ||
+      sqlite3_bind_int64 (stmt, 2, record->time_ms) != SQLITE_OK)
+    return FALSE;
+
+  /* The strings are columns 3 to 17, in the order of AUDIT_COLUMNS. */
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++) {
+    if (cims_store_sqlite_bind_text (stmt, (int) i + 3, texts[i]) != SQLITE_OK)
+      return FALSE;
+  }
+
+  return sqlite3_bind_int64 (stmt, 18, record->bytes_sent) == SQLITE_OK &&
+         sqlite3_bind_int64 (stmt, 19, record->duration_ms) == SQLITE_OK &&
+         cims_store_sqlite_bind_text (stmt, 20, record->previous_hash) == SQLITE_OK &&
+         cims_store_sqlite_bind_text (stmt, 21, record->hash) == SQLITE_OK;
+}
+
+/* Names a record in messages: "audit record session-start of session s-1". */
+static char *
+record_describe (const CimsAuditRecord *record)
+{
+  if (record->session_id != NULL)
+    return g_strdup_printf ("audit record %s of session %s", record->event, record->session_id);
+
+  return g_strdup_printf ("audit record %s", record->event);
+}
+
+/* Reads the last record's sequence and hash, or 0 and 64 zeros for an empty
+ * log. Call inside the append's transaction. */
+static gboolean
+audit_read_last (CimsStoreSqlite *sq, guint64 *sequence, char **hash, const char *what,
+                 GError **error)
+{
+  g_autoptr(CimsSqliteCachedStmt) stmt = NULL;
+  int rc;
+
+  stmt = cims_store_sqlite_statement_get (sq, sql_audit_last, CIMS_STORE_ERROR_WRITE, error);
+  if (stmt == NULL)
+    return FALSE;
+
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_DONE) {
+    *sequence = 0;
+    *hash = g_strdup (audit_zero_hash);
+    return TRUE;
+  }
+  if (rc != SQLITE_ROW) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
+                                 "Cannot append %s: reading the last record failed", what);
+    return FALSE;
+  }
+
+  *sequence = (guint64) sqlite3_column_int64 (stmt, 0);
+  *hash = cims_store_sqlite_column_dup (stmt, 1);
+  return TRUE;
+}
+
+/* Fills in the chain fields and inserts @record. Call inside the append's
+ * transaction. */
+static gboolean
+audit_insert_next (CimsStoreSqlite *sq, CimsAuditRecord *record, const char *what,
+                   GError **error)
+{
+  g_autoptr(CimsSqliteCachedStmt) stmt = NULL;
+  guint64 last_sequence = 0;
+
+  g_clear_pointer (&record->previous_hash, g_free);
+  g_clear_pointer (&record->hash, g_free);
+
+  if (!audit_read_last (sq, &last_sequence, &record->previous_hash, what, error))
+    return FALSE;
+
+  record->sequence = last_sequence + 1;
+  record->hash = cims_audit_record_compute_hash (record);
+
+  stmt = cims_store_sqlite_statement_get (sq, sql_audit_insert, CIMS_STORE_ERROR_WRITE, error);
+  if (stmt == NULL)
+    return FALSE;
+
+  if (!record_bind_insert (stmt, record) || sqlite3_step (stmt) != SQLITE_DONE) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
+                                 "Cannot append %s as record %" G_GUINT64_FORMAT, what,
+                                 record->sequence);
+    return FALSE;
+  }
+
+  return TRUE;
+}
+
+/* The whole read-compute-insert runs in one IMMEDIATE transaction, so no
+ * other connection (another hub process, cimshubctl) can take the same
+ * sequence. COMMIT returning means the record is in the WAL and synced,
+ * because the connection runs with synchronous=FULL. */
+gboolean
+cims_store_sqlite_audit_append (CimsStore *store, CimsAuditRecord *record, GError **error)
+{
+  CimsStoreSqlite *sq = store->data;
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&sq->lock);
+  g_autofree char *what = record_describe (record);
+
+  if (sqlite3_exec (sq->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
+                                 "Cannot append %s: BEGIN IMMEDIATE failed", what);
+    goto fail;
+  }
+
+  if (!audit_insert_next (sq, record, what, error))
+    goto rollback;
+
+  if (sqlite3_exec (sq->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
+                                 "Cannot append %s: COMMIT failed", what);
+    goto rollback;
+  }
+
+  return TRUE;
+
+rollback:
+  /* Fails harmlessly when SQLite has already rolled the transaction back. */
+  sqlite3_exec (sq->db, "ROLLBACK", NULL, NULL, NULL);
+fail:
+  record->sequence = 0;
+  g_clear_pointer (&record->previous_hash, g_free);
+  g_clear_pointer (&record->hash, g_free);
+  return FALSE;
+}
+
+/* ---- query ----------------------------------------------------------------- */
+
+/* One text condition of a query: @column (or @other_column) equals @value. */
+typedef struct {
+  const char *value;
+  const char *column;
+  const char *other_column;
+} QueryTextCondition;
+
+/* Builds the SELECT for @filter. Every condition present adds one AND clause
+ * with its own numbered parameter; the jurisdiction uses its parameter
+ * twice. Returns: (transfer full) */
+static sqlite3_stmt *
+audit_query_prepare (CimsStoreSqlite *sq, const CimsAuditFilter *filter, GError **error)
+{
+  const QueryTextCondition texts[] = {
+    { filter->camera_id, "camera_id", NULL },
+    { filter->person_id, "person_id", NULL },
+    { filter->jurisdiction, "person_jurisdiction", "camera_owner" },
+    { filter->incident_number, "incident_number", NULL },
+    { filter->event, "event", NULL },
+  };
+  g_autoptr(GString) sql = g_string_new ("SELECT " AUDIT_COLUMNS " FROM audit_log WHERE 1");
+  sqlite3_stmt *stmt = NULL;
+  int n_params = 0;
+
+  if (filter->from_ms != 0)
+    g_string_append_printf (sql, " AND time_ms >= ?%d", ++n_params);
+  if (filter->to_ms != 0)
+    g_string_append_printf (sql, " AND time_ms < ?%d", ++n_params);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++) {
+    if (texts[i].value == NULL)
+      continue;
+
+    n_params++;
+    g_string_append_printf (sql, " AND (%s = ?%d", texts[i].column, n_params);
+    if (texts[i].other_column != NULL)
+      g_string_append_printf (sql, " OR %s = ?%d", texts[i].other_column, n_params);
+    g_string_append_c (sql, ')');
+  }
+
+  g_string_append (sql, " ORDER BY sequence");
+  if (filter->limit != 0)
+    g_string_append_printf (sql, " LIMIT %u", filter->limit);
+
+  if (sqlite3_prepare_v2 (sq->db, sql->str, -1, &stmt, NULL) != SQLITE_OK) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_READ,
+                                 "Cannot query the audit log");
+    return NULL;
+  }
+
+  /* Bind in the order the clauses were added. */
+  n_params = 0;
+  if (filter->from_ms != 0)
+    sqlite3_bind_int64 (stmt, ++n_params, filter->from_ms);
+  if (filter->to_ms != 0)
+    sqlite3_bind_int64 (stmt, ++n_params, filter->to_ms);
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++) {
+    if (texts[i].value != NULL)
+      cims_store_sqlite_bind_text (stmt, ++n_params, texts[i].value);
+  }
+
+  return stmt;
+}
+
+GPtrArray *
+cims_store_sqlite_audit_query (CimsStore *store, const CimsAuditFilter *filter, GError **error)
+{
+  CimsStoreSqlite *sq = store->data;
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&sq->lock);
+  g_autoptr(sqlite3_stmt) stmt = audit_query_prepare (sq, filter, error);
+  g_autoptr(GPtrArray) records =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) cims_audit_record_free);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (records, record_from_row (stmt));
+
+  if (rc != SQLITE_DONE) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_READ,
+                                 "Cannot query the audit log");
+    return NULL;
+  }
+
+  return g_steal_pointer (&records);
+}
+
+/* ---- verify ---------------------------------------------------------------- */
+
+/* Walks the records in sequence order. Call inside a read transaction, so
+ * appends from other connections do not show up halfway. */
+static gboolean
+audit_verify_walk (CimsStoreSqlite *sq, guint64 *first_bad_sequence, GError **error)
+{
+  g_autoptr(CimsSqliteCachedStmt) stmt = NULL;
+  CimsAuditChain chain;
+  int rc;
+
+  stmt = cims_store_sqlite_statement_get (sq, sql_audit_all, CIMS_STORE_ERROR_READ, error);
+  if (stmt == NULL)
+    return FALSE;
+
+  cims_audit_chain_init (&chain);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+    g_autoptr(CimsAuditRecord) record = record_from_row (stmt);
+
+    if (!cims_audit_chain_check (&chain, record, first_bad_sequence, error))
+      return FALSE;
+  }
+
+  if (rc != SQLITE_DONE) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_READ,
+                                 "Cannot verify the audit log: reading record %"
+                                 G_GUINT64_FORMAT " failed", chain.next_sequence);
+    return FALSE;
+  }
+
+  return TRUE;
+}
+
+/* NOTE: the lock is held for the whole walk, so appends from this process
+ * wait until a verify of a large log finishes. */
+gboolean
+cims_store_sqlite_audit_verify (CimsStore *store, guint64 *first_bad_sequence, GError **error)
+{
+  CimsStoreSqlite *sq = store->data;
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&sq->lock);
+  gboolean is_intact;
+
+  if (!cims_store_sqlite_exec (sq, "BEGIN", CIMS_STORE_ERROR_READ,
+                               "Cannot verify the audit log: BEGIN failed", error))
+    return FALSE;
+
+  is_intact = audit_verify_walk (sq, first_bad_sequence, error);
+
+  /* Nothing was written, so ending the read transaction cannot lose data. */
+  sqlite3_exec (sq->db, "COMMIT", NULL, NULL, NULL);
+
+  return is_intact;
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Live authorization: the hub's copy of grants and major incidents, the
+ * decision for a new viewer, and re-deciding running sessions whenever a
+ * grant, an incident, a camera or a token changes, so a session ends the
+ * moment nothing allows it any more. The rules are auth/policy.c. */
+#include "hub/hub-runtime.h"
+
+#include <string.h>
+
+gboolean
+cims_hub_access_open (CimsHub *hub, GError **error)
+{
+  g_autofree char *path = g_build_filename (hub->config->state_dir, "cimshub.db", NULL);
+
+  if (g_mkdir_with_parents (hub->config->state_dir, 0700) != 0) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "Cannot create state_dir %s: %s",
+                 hub->config->state_dir, g_strerror (errno));
+    return FALSE;
+  }
+
+  hub->store = cims_store_sqlite_open (path, error);
+  if (hub->store == NULL)
+    return FALSE;
+
+  hub->grants = cims_store_grant_list (hub->store, error);
+  if (hub->grants == NULL)
+    return FALSE;
+
+  hub->incidents = cims_store_incident_list (hub->store, error);
+  if (hub->incidents == NULL)
+    return FALSE;
+
+  g_message ("state store %s: %u grants, %u incidents", path, hub->grants->len, hub->incidents->len);
+  return TRUE;
+}
+
+void
+cims_hub_access_decide (CimsHub *hub, const CimsAuthIdentity *identity, const CimsConfigCamera *camera,
+                        const char *incident_number, gint64 now_us, CimsAuthDecision *decision)
+{
+  CimsAuthPolicyInput input = {
+    .grants = hub->grants,
+    .incidents = hub->incidents,
+    .incident_number = incident_number,
+  };
+
+  cims_auth_policy_decide (hub->config, identity, camera, &input, now_us, decision);
+}
+
+/* Names why a session that was allowed no longer is. */
+static const char *
+stop_reason_for (CimsHub *hub, CimsViewerSession *session, const CimsAuthDecision *decision,
+                 CimsAccessTrigger trigger, gint64 now_us)
+{
+  const CimsAuthIdentity *identity = cims_viewer_session_get_identity (session);
+
+  if (decision->rule == CIMS_AUTH_RULE_OUT_OF_SERVICE)
+    return "camera-out-of-service";
+  if (decision->rule == CIMS_AUTH_RULE_RESTRICTED)
+    return "camera-restricted";
+  if (trigger == CIMS_ACCESS_TRIGGER_GRANT_REVOKED)
+    return "grant-revoked";
+  if (trigger == CIMS_ACCESS_TRIGGER_INCIDENT_ENDED)
+    return "incident-ended";
+  if (trigger == CIMS_ACCESS_TRIGGER_CAMERA_REMOVED)
+    return "camera-removed";
+  if (identity->expires_at_us <= now_us)
+    return "token-expired";
+  if (cims_viewer_session_get_grant_id (session) != NULL)
+    return "grant-expired";
+  if (cims_viewer_session_get_incident_id (session) != NULL)
+    return "incident-ended";
+  return "access-withdrawn";
+}
+
+gboolean
+cims_hub_access_recheck_session (CimsHub *hub, CimsViewerSession *session, CimsAccessTrigger trigger)
+{
+  const CimsConfigCamera *camera = cims_config_find_camera (hub->config,
+                                                            cims_viewer_session_get_camera_id (session));
+  const CimsAuthIdentity *identity = cims_viewer_session_get_identity (session);
+  g_auto (CimsAuthDecision) decision = { 0 };
+  gint64 now_us = g_get_real_time ();
+  g_autofree char *id = g_strdup (cims_viewer_session_get_id (session));
+
+  if (camera == NULL) {
+    cims_hub_session_end (hub, id, "camera-removed");
+    return FALSE;
+  }
+
+  cims_hub_access_decide (hub, identity, camera, cims_viewer_session_get_incident_number (session),
+                          now_us, &decision);
+  if (decision.allowed && identity->expires_at_us > now_us && decision.allowed_until_us > now_us) {
+    cims_viewer_session_set_decision (session, &decision);
+    cims_hub_session_reschedule (hub, session);
+    return TRUE;
+  }
+
+  cims_session_message (session, "no longer allowed (%s): %s", decision.rule_name,
+                        decision.reason ? decision.reason : "allowance ended");
+  cims_hub_session_end (hub, id, stop_reason_for (hub, session, &decision, trigger, now_us));
+  return FALSE;
+}
+
+guint
+cims_hub_access_recheck_all (CimsHub *hub, CimsAccessTrigger trigger)
+{
+  g_autoptr (GPtrArray) sessions = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_viewer_session_unref);
+  GHashTableIter iter;
+  gpointer value;
+  guint n_ended = 0;
+
+  /* Ending a session edits the table, so walk a copy. */
+  g_hash_table_iter_init (&iter, hub->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (sessions, cims_viewer_session_ref (cims_hub_session_entry_get_session (value)));
+
+  for (guint i = 0; i < sessions->len; i++)
+    if (!cims_hub_access_recheck_session (hub, g_ptr_array_index (sessions, i), trigger))
+      n_ended++;
+
+  return n_ended;
+}
+
+static gpointer
+find_by_id (GPtrArray *items, const char *id, gsize id_offset)
+{
+  for (guint i = 0; items != NULL && i < items->len; i++) {
+    gpointer item = g_ptr_array_index (items, i);
+    const char *item_id = *(const char **) ((const guint8 *) item + id_offset);
+
+    if (g_strcmp0 (item_id, id) == 0)
+      return item;
+  }
+  return NULL;
+}
+
+const CimsGrant *
+cims_hub_access_find_grant (CimsHub *hub, const char *id)
+{
+  return find_by_id (hub->grants, id, G_STRUCT_OFFSET (CimsGrant, id));
+}
+
+const CimsIncident *
+cims_hub_access_find_incident (CimsHub *hub, const char *id)
+{
+  return find_by_id (hub->incidents, id, G_STRUCT_OFFSET (CimsIncident, id));
+}
+
+gboolean
+cims_hub_access_grant_create (CimsHub *hub, const CimsAuthIdentity *actor, CimsGrant *grant, GError **error)
+{
+  if (!cims_store_grant_insert (hub->store, grant, error))
+    return FALSE;
+
+  g_ptr_array_insert (hub->grants, 0, cims_grant_copy (grant));
+  cims_hub_audit_grant (hub, "grant-created", actor, grant, NULL);
+  g_message ("grant %s created by %s (%s): %s -> %s", grant->id, actor->subject, actor->jurisdiction,
+             grant->owner, grant->grantee);
+  return TRUE;
+}
+
+gboolean
+cims_hub_access_grant_revoke (CimsHub *hub, const CimsAuthIdentity *actor, const char *grant_id,
+                              guint *n_ended, GError **error)
+{
+  g_autoptr (CimsGrant) updated = NULL;
+  gint64 now_us = g_get_real_time ();
+
+  if (!cims_store_grant_revoke (hub->store, grant_id, actor->subject, now_us, error))
+    return FALSE;
+
+  updated = cims_store_grant_get (hub->store, grant_id, error);
+  if (updated == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < hub->grants->len; i++) {
+    CimsGrant *grant = g_ptr_array_index (hub->grants, i);
+    if (g_strcmp0 (grant->id, grant_id) == 0) {
+      g_ptr_array_index (hub->grants, i) = cims_grant_copy (updated);
+      cims_grant_free (grant);
+    }
+  }
+
+  cims_hub_audit_grant (hub, "grant-revoked", actor, updated, NULL);
+  *n_ended = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_GRANT_REVOKED);
+  g_message ("grant %s revoked by %s (%s); %u sessions ended", grant_id, actor->subject,
+             actor->jurisdiction, *n_ended);
+  return TRUE;
+}
+
+gboolean
+cims_hub_access_incident_start (CimsHub *hub, const CimsAuthIdentity *actor, CimsIncident *incident,
+                                GError **error)
+{
+  if (!cims_store_incident_insert (hub->store, incident, error))
+    return FALSE;
+
+  g_ptr_array_insert (hub->incidents, 0, cims_incident_copy (incident));
+  cims_hub_audit_incident (hub, "incident-started", actor, incident, NULL);
+  g_message ("major incident %s (%s) declared by %s (%s) over %s's cameras", incident->id,
+             incident->incident_number, actor->subject, actor->jurisdiction, incident->owner);
+  return TRUE;
+}
+
+gboolean
+cims_hub_access_incident_end (CimsHub *hub, const CimsAuthIdentity *actor, const char *incident_id,
+                              guint *n_ended, GError **error)
+{
+  g_autoptr (CimsIncident) updated = NULL;
+  gint64 now_us = g_get_real_time ();
+
+  if (!cims_store_incident_end (hub->store, incident_id, actor->subject, now_us, error))
+    return FALSE;
+
+  updated = cims_store_incident_get (hub->store, incident_id, error);
+  if (updated == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < hub->incidents->len; i++) {
+    CimsIncident *incident = g_ptr_array_index (hub->incidents, i);
+    if (g_strcmp0 (incident->id, incident_id) == 0) {
+      g_ptr_array_index (hub->incidents, i) = cims_incident_copy (updated);
+      cims_incident_free (incident);
+    }
+  }
+
+  cims_hub_audit_incident (hub, "incident-ended", actor, updated, NULL);
+  *n_ended = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_INCIDENT_ENDED);
+  g_message ("major incident %s ended by %s (%s); %u sessions ended", incident_id, actor->subject,
+             actor->jurisdiction, *n_ended);
+  return TRUE;
+}

@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The admin API under /api/v1: grants, major incidents and sessions. Every
+ * call is checked against the caller's roles and jurisdiction; errors are
+ * JSON naming the rule. The camera list is in http-server.c. */
+#include "hub/hub-runtime.h"
+
+#include <string.h>
+
+#define MAX_BODY_SIZE (64 * 1024)
+#define MAX_LIST_SIZE 4096
+
+/* ---- JSON helpers ------------------------------------------------------- */
+
+static void
+reply_json_node (SoupServerMessage *msg, guint status, JsonNode *root)
+{
+  g_autoptr (JsonGenerator) generator = json_generator_new ();
+  g_autofree char *body = NULL;
+  gsize size = 0;
+
+  json_generator_set_root (generator, root);
+  json_generator_set_pretty (generator, TRUE);
+  body = json_generator_to_data (generator, &size);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, size);
+}
+
+static void
+reply_object (SoupServerMessage *msg, guint status, JsonObject *object)
+{
+  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+
+  json_node_take_object (root, object);
+  reply_json_node (msg, status, root);
+}
+
+static void
+reply_forbidden (SoupServerMessage *msg, const char *rule, const char *reason)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "error", "forbidden");
+  json_object_set_string_member (object, "rule", rule);
+  json_object_set_string_member (object, "reason", reason);
+  reply_object (msg, SOUP_STATUS_FORBIDDEN, object);
+}
+
+static void
+object_set_time (JsonObject *object, const char *member, gint64 time_us)
+{
+  g_autoptr (GDateTime) time = NULL;
+  g_autofree char *text = NULL;
+
+  if (time_us == 0 || time_us == G_MAXINT64) {
+    json_object_set_null_member (object, member);
+    return;
+  }
+
+  time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
+  text = time ? g_date_time_format_iso8601 (time) : NULL;
+  json_object_set_string_member (object, member, text);
+}
+
+static void
+object_set_strv (JsonObject *object, const char *member, char **values)
+{
+  JsonArray *array;
+
+  if (values == NULL) {
+    json_object_set_null_member (object, member);
+    return;
+  }
+
+  array = json_array_new ();
+  for (guint i = 0; values[i] != NULL; i++)
+    json_array_add_string_element (array, values[i]);
+  json_object_set_array_member (object, member, array);
+}
+
+static JsonObject *
+grant_to_json (const CimsGrant *grant, gint64 now_us)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "id", grant->id);
+  json_object_set_string_member (object, "owner", grant->owner);
+  json_object_set_string_member (object, "grantee_kind",
+                                 grant->grantee_kind == CIMS_GRANTEE_AGENCY ? "agency" : "jurisdiction");
+  json_object_set_string_member (object, "grantee", grant->grantee);
+  json_object_set_string_member (object, "grantee_group", grant->grantee_group);
+  object_set_strv (object, "cameras", grant->cameras);
+  object_set_time (object, "starts_at", grant->starts_at_us);
+  object_set_time (object, "ends_at", grant->ends_at_us);
+  json_object_set_string_member (object, "purpose", grant->purpose);
+  json_object_set_string_member (object, "incident_number", grant->incident_number);
+  json_object_set_string_member (object, "authorized_by", grant->authorized_by);
+  json_object_set_string_member (object, "authorized_by_name", grant->authorized_by_name);
+  object_set_time (object, "authorized_at", grant->authorized_at_us);
+  json_object_set_string_member (object, "revoked_by", grant->revoked_by);
+  object_set_time (object, "revoked_at", grant->revoked_at_us);
+  json_object_set_boolean_member (object, "active", cims_grant_is_active (grant, now_us));
+  return object;
+}
+
+static JsonObject *
+incident_to_json (const CimsIncident *incident, gint64 now_us)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "id", incident->id);
+  json_object_set_string_member (object, "owner", incident->owner);
+  json_object_set_string_member (object, "incident_number", incident->incident_number);
+  object_set_strv (object, "cameras", incident->cameras);
+  object_set_strv (object, "partners", incident->partners);
+  object_set_time (object, "starts_at", incident->starts_at_us);
+  object_set_time (object, "ends_at", incident->ends_at_us);
+  json_object_set_string_member (object, "description", incident->description);
+  json_object_set_string_member (object, "declared_by", incident->declared_by);
+  json_object_set_string_member (object, "declared_by_name", incident->declared_by_name);
+  json_object_set_string_member (object, "ended_by", incident->ended_by);
+  object_set_time (object, "ended_at", incident->ended_at_us);
+  json_object_set_boolean_member (object, "active", cims_incident_is_active (incident, now_us));
+  return object;
+}
+
+/* Parses the request body as a JSON object, or replies 400 and returns NULL. */
+static JsonObject *
+body_parse (SoupServerMessage *msg, JsonParser *parser)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  g_autoptr (GError) error = NULL;
+  gsize size = 0;
+  const char *data = g_bytes_get_data (bytes, &size);
+  JsonNode *root;
+
+  if (size > MAX_BODY_SIZE) {
+    cims_http_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large",
+                           "The request body is larger than 64 KiB.");
+    return NULL;
+  }
+
+  if (!json_parser_load_from_data (parser, data ? data : "", (gssize) size, &error)) {
+    g_autofree char *reason = g_strdup_printf ("The body is not valid JSON: %s", error->message);
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", reason);
+    return NULL;
+  }
+
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", "The body must be a JSON object.");
+    return NULL;
+  }
+  return json_node_get_object (root);
+}
+
+/* Reads an optional string member; FALSE (after a 400) when it has another type. */
+static gboolean
+member_get_string (SoupServerMessage *msg, JsonObject *object, const char *member, const char **out)
+{
+  JsonNode *node = json_object_get_member (object, member);
+  g_autofree char *reason = NULL;
+
+  *out = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING) {
+    *out = json_node_get_string (node);
+    return TRUE;
+  }
+
+  reason = g_strdup_printf ("\"%s\" must be a string.", member);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+  return FALSE;
+}
+
+static gboolean
+member_get_strv (SoupServerMessage *msg, JsonObject *object, const char *member, char ***out)
+{
+  JsonNode *node = json_object_get_member (object, member);
+  g_autoptr (GPtrArray) values = NULL;
+  g_autofree char *reason = NULL;
+  JsonArray *array;
+
+  *out = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    goto invalid;
+
+  array = json_node_get_array (node);
+  if (json_array_get_length (array) > MAX_LIST_SIZE)
+    goto invalid;
+
+  values = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < json_array_get_length (array); i++) {
+    JsonNode *element = json_array_get_element (array, i);
+    if (!JSON_NODE_HOLDS_VALUE (element) || json_node_get_value_type (element) != G_TYPE_STRING)
+      goto invalid;
+    g_ptr_array_add (values, g_strdup (json_node_get_string (element)));
+  }
+  g_ptr_array_add (values, NULL);
+  *out = (char **) g_ptr_array_free (g_steal_pointer (&values), FALSE);
+  return TRUE;
+
+invalid:
+  reason = g_strdup_printf ("\"%s\" must be an array of at most %d strings.", member, MAX_LIST_SIZE);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+  return FALSE;
+}
+
+/* Reads an optional ISO 8601 time; @fallback_us when absent. */
+static gboolean
+member_get_time (SoupServerMessage *msg, JsonObject *object, const char *member, gint64 fallback_us,
+                 gint64 *out)
+{
+  const char *text = NULL;
+  g_autoptr (GDateTime) time = NULL;
+  g_autofree char *reason = NULL;
+
+  if (!member_get_string (msg, object, member, &text))
+    return FALSE;
+
+  *out = fallback_us;
+  if (text == NULL)
+    return TRUE;
+
+  time = g_date_time_new_from_iso8601 (text, NULL);
+  if (time != NULL) {
+    *out = g_date_time_to_unix (time) * G_USEC_PER_SEC + g_date_time_get_microsecond (time);
+    return TRUE;
+  }
+
+  reason = g_strdup_printf ("\"%s\" value \"%.64s\" is not an ISO 8601 time with a time zone, "
+                            "e.g. 2026-12-04T18:00:00Z.", member, text);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+  return FALSE;
+}
+
+/* ---- authorization helpers ------------------------------------------------ */
+
+static gboolean
+require_role (SoupServerMessage *msg, const CimsAuthIdentity *identity, const char *role)
+{
+  g_autofree char *reason = NULL;
+
+  if (cims_auth_identity_has_role (identity, role) && !identity->is_agency)
+    return TRUE;
+
+  reason = g_strdup_printf ("This call needs the %s role of a participating jurisdiction; %s (%s) "
+                            "does not have it.", role, identity->subject, identity->jurisdiction);
+  reply_forbidden (msg, "role-required", reason);
+  return FALSE;
+}
+
+/* Checks that every camera in @cameras belongs to @owner. */
+static gboolean
+cameras_belong_to (CimsHub *hub, SoupServerMessage *msg, char **cameras, const char *owner, const char *what)
+{
+  for (guint i = 0; cameras != NULL && cameras[i] != NULL; i++) {
+    const CimsConfigCamera *camera = cims_config_find_camera (hub->config, cameras[i]);
+    g_autofree char *reason = NULL;
+
+    if (camera == NULL) {
+      reason = g_strdup_printf ("No camera has the id \"%.64s\".", cameras[i]);
+      cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "unknown-camera", reason);
+      return FALSE;
+    }
+    if (g_strcmp0 (camera->jurisdiction, owner) != 0) {
+      reason = g_strdup_printf ("Camera %s belongs to %s; a %s of %s can only cover %s's own cameras.",
+                                camera->id, camera->jurisdiction, what, owner, owner);
+      reply_forbidden (msg, "not-owner", reason);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+party_exists (CimsHub *hub, const char *id, CimsGranteeKind *kind)
+{
+  if (cims_config_find_jurisdiction (hub->config, id) != NULL) {
+    *kind = CIMS_GRANTEE_JURISDICTION;
+    return TRUE;
+  }
+  if (cims_config_find_agency (hub->config, id) != NULL) {
+    *kind = CIMS_GRANTEE_AGENCY;
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static void
+reply_store_error (SoupServerMessage *msg, const GError *error)
+{
+  if (g_error_matches (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_NOT_FOUND))
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
+  else if (g_error_matches (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CONFLICT))
+    cims_http_reply_error (msg, SOUP_STATUS_CONFLICT, "conflict", error->message);
+  else
+    cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-unavailable", error->message);
+}
+
+/* ---- grants ------------------------------------------------------------------ */
+
+static void
+grants_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (CimsGrant) grant = g_new0 (CimsGrant, 1);
+  gint64 now_us = g_get_real_time ();
+  const char *grantee = NULL, *group = NULL, *purpose = NULL, *incident_number = NULL;
+  g_autoptr (GError) error = NULL;
+  JsonObject *body;
+
+  if (!require_role (msg, identity, "grant-authority"))
+    return;
+  body = body_parse (msg, parser);
+  if (body == NULL)
+    return;
+
+  if (!member_get_string (msg, body, "grantee", &grantee) || !member_get_string (msg, body, "grantee_group", &group)
+      || !member_get_string (msg, body, "purpose", &purpose)
+      || !member_get_string (msg, body, "incident_number", &incident_number)
+      || !member_get_strv (msg, body, "cameras", &grant->cameras)
+      || !member_get_time (msg, body, "starts_at", now_us, &grant->starts_at_us)
+      || !member_get_time (msg, body, "ends_at", G_MAXINT64, &grant->ends_at_us))
+    return;
+
+  if (grantee == NULL || !party_exists (hub, grantee, &grant->grantee_kind)
+      || g_str_equal (grantee, identity->jurisdiction)) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-grantee",
+                           "\"grantee\" must name another configured jurisdiction or agency.");
+    return;
+  }
+  if (purpose == NULL || *purpose == '\0') {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", "\"purpose\" is required.");
+    return;
+  }
+  if (incident_number != NULL && !cims_auth_incident_number_is_valid (incident_number)) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
+                           "\"incident_number\" is malformed: 3 to 40 letters, digits and -/.:_ expected.");
+    return;
+  }
+  if (grant->ends_at_us <= grant->starts_at_us) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", "\"ends_at\" must be after \"starts_at\".");
+    return;
+  }
+  if (!cameras_belong_to (hub, msg, grant->cameras, identity->jurisdiction, "grant authority"))
+    return;
+
+  grant->owner = g_strdup (identity->jurisdiction);
+  grant->grantee = g_strdup (grantee);
+  grant->grantee_group = g_strdup (group);
+  grant->purpose = g_strdup (purpose);
+  grant->incident_number = g_strdup (incident_number);
+  grant->authorized_by = g_strdup (identity->subject);
+  grant->authorized_by_name = g_strdup (identity->name);
+  grant->authorized_at_us = now_us;
+
+  if (!cims_hub_access_grant_create (hub, identity, grant, &error)) {
+    reply_store_error (msg, error);
+    return;
+  }
+
+  JsonObject *reply = json_object_new ();
+  json_object_set_object_member (reply, "grant", grant_to_json (grant, now_us));
+  reply_object (msg, SOUP_STATUS_CREATED, reply);
+}
+
+static gboolean
+identity_sees (const CimsAuthIdentity *identity, const char *owner, const char *other)
+{
+  return g_strcmp0 (identity->jurisdiction, owner) == 0 || g_strcmp0 (identity->jurisdiction, other) == 0;
+}
+
+static void
+grants_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
+{
+  JsonObject *reply = json_object_new ();
+  JsonArray *array = json_array_new ();
+  gint64 now_us = g_get_real_time ();
+
+  for (guint i = 0; i < hub->grants->len; i++) {
+    const CimsGrant *grant = g_ptr_array_index (hub->grants, i);
+    if (identity_sees (identity, grant->owner, grant->grantee))
+      json_array_add_object_element (array, grant_to_json (grant, now_us));
+  }
+  json_object_set_array_member (reply, "grants", array);
+  reply_object (msg, SOUP_STATUS_OK, reply);
+}
+
+static void
+grants_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, const char *id)
+{
+  const CimsGrant *grant = cims_hub_access_find_grant (hub, id);
+  const char *method = soup_server_message_get_method (msg);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reason = NULL;
+  guint n_ended = 0;
+
+  if (grant == NULL || !identity_sees (identity, grant->owner, grant->grantee)) {
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such grant.");
+    return;
+  }
+
+  if (g_str_equal (method, "GET")) {
+    JsonObject *reply = json_object_new ();
+    json_object_set_object_member (reply, "grant", grant_to_json (grant, g_get_real_time ()));
+    reply_object (msg, SOUP_STATUS_OK, reply);
+    return;
+  }
+
+  if (!require_role (msg, identity, "grant-authority"))
+    return;
+  if (g_strcmp0 (grant->owner, identity->jurisdiction) != 0) {
+    reason = g_strdup_printf ("Grant %s was made by %s; only a grant authority of %s can revoke it.",
+                              grant->id, grant->owner, grant->owner);
+    reply_forbidden (msg, "not-owner", reason);
+    return;
+  }
+
+  if (!cims_hub_access_grant_revoke (hub, identity, id, &n_ended, &error)) {
+    reply_store_error (msg, error);
+    return;
+  }
+
+  JsonObject *reply = json_object_new ();
+  json_object_set_object_member (reply, "grant", grant_to_json (cims_hub_access_find_grant (hub, id),
+                                                                g_get_real_time ()));
+  json_object_set_int_member (reply, "sessions_ended", n_ended);
+  reply_object (msg, SOUP_STATUS_OK, reply);
+}
+
+/* ---- incidents --------------------------------------------------------------- */
+
+static gboolean
+partners_valid (CimsHub *hub, SoupServerMessage *msg, char **partners)
+{
+  CimsGranteeKind kind;
+
+  for (guint i = 0; partners != NULL && partners[i] != NULL; i++) {
+    g_autofree char *reason = NULL;
+
+    if (party_exists (hub, partners[i], &kind))
+      continue;
+    reason = g_strdup_printf ("Partner \"%.64s\" is not a configured jurisdiction or agency.", partners[i]);
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+incident_end_time (CimsHub *hub, SoupServerMessage *msg, JsonObject *body, gint64 now_us, gint64 *ends_at_us)
+{
+  gint64 max_us = now_us + (gint64) hub->config->incident_max_s * G_USEC_PER_SEC;
+  g_autofree char *reason = NULL;
+
+  if (!member_get_time (msg, body, "ends_at", 0, ends_at_us))
+    return FALSE;
+
+  if (*ends_at_us == 0 && json_object_has_member (body, "duration_s")) {
+    gint64 duration_s = json_object_get_int_member_with_default (body, "duration_s", 0);
+    *ends_at_us = now_us + duration_s * G_USEC_PER_SEC;
+  }
+
+  if (*ends_at_us <= now_us) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
+                           "A major incident needs \"ends_at\" in the future or a positive \"duration_s\".");
+    return FALSE;
+  }
+  if (*ends_at_us > max_us) {
+    reason = g_strdup_printf ("A major incident may last at most %u s; ask again with an earlier end.",
+                              hub->config->incident_max_s);
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "incident-too-long", reason);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+incidents_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (CimsIncident) incident = g_new0 (CimsIncident, 1);
+  gint64 now_us = g_get_real_time ();
+  const char *number = NULL, *description = NULL;
+  g_autoptr (GError) error = NULL;
+  JsonObject *body;
+
+  if (!require_role (msg, identity, "commander"))
+    return;
+  body = body_parse (msg, parser);
+  if (body == NULL)
+    return;
+
+  if (!member_get_string (msg, body, "incident_number", &number)
+      || !member_get_string (msg, body, "description", &description)
+      || !member_get_strv (msg, body, "cameras", &incident->cameras)
+      || !member_get_strv (msg, body, "partners", &incident->partners)
+      || !incident_end_time (hub, msg, body, now_us, &incident->ends_at_us))
+    return;
+
+  if (number == NULL || !cims_auth_incident_number_is_valid (number)) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
+                           "\"incident_number\" is required: 3 to 40 letters, digits and -/.:_.");
+    return;
+  }
+  if (!cameras_belong_to (hub, msg, incident->cameras, identity->jurisdiction, "commander")
+      || !partners_valid (hub, msg, incident->partners))
+    return;
+
+  incident->owner = g_strdup (identity->jurisdiction);
+  incident->incident_number = g_strdup (number);
+  incident->description = g_strdup (description);
+  incident->starts_at_us = now_us;
+  incident->declared_by = g_strdup (identity->subject);
+  incident->declared_by_name = g_strdup (identity->name);
+
+  if (!cims_hub_access_incident_start (hub, identity, incident, &error)) {
+    reply_store_error (msg, error);
+    return;
+  }
+
+  JsonObject *reply = json_object_new ();
+  json_object_set_object_member (reply, "incident", incident_to_json (incident, now_us));
+  reply_object (msg, SOUP_STATUS_CREATED, reply);
+}
+
+static gboolean
+incident_visible_to (const CimsIncident *incident, const CimsAuthIdentity *identity)
+{
+  if (g_strcmp0 (incident->owner, identity->jurisdiction) == 0 || incident->partners == NULL)
+    return TRUE;
+
+  return g_strv_contains ((const char *const *) incident->partners, identity->jurisdiction);
+}
+
+static void
+incidents_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
+{
+  JsonObject *reply = json_object_new ();
+  JsonArray *array = json_array_new ();
+  gint64 now_us = g_get_real_time ();
+
+  for (guint i = 0; i < hub->incidents->len; i++) {
+    const CimsIncident *incident = g_ptr_array_index (hub->incidents, i);
+    if (incident_visible_to (incident, identity))
+      json_array_add_object_element (array, incident_to_json (incident, now_us));
+  }
+  json_object_set_array_member (reply, "incidents", array);
+  reply_object (msg, SOUP_STATUS_OK, reply);
+}
+
+static void
+incidents_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, const char *id)
+{
+  const CimsIncident *incident = cims_hub_access_find_incident (hub, id);
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reason = NULL;
+  guint n_ended = 0;
+
+  if (incident == NULL || !incident_visible_to (incident, identity)) {
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such major incident.");
+    return;
+  }
+
+  if (g_str_equal (soup_server_message_get_method (msg), "GET")) {
+    JsonObject *reply = json_object_new ();
+    json_object_set_object_member (reply, "incident", incident_to_json (incident, g_get_real_time ()));
+    reply_object (msg, SOUP_STATUS_OK, reply);
+    return;
+  }
+
+  if (!require_role (msg, identity, "commander"))
+    return;
+  if (g_strcmp0 (incident->owner, identity->jurisdiction) != 0) {
+    reason = g_strdup_printf ("Major incident %s covers %s's cameras; only a commander of %s can end it.",
+                              incident->id, incident->owner, incident->owner);
+    reply_forbidden (msg, "not-owner", reason);
+    return;
+  }
+
+  if (!cims_hub_access_incident_end (hub, identity, id, &n_ended, &error)) {
+    reply_store_error (msg, error);
+    return;
+  }
+
+  JsonObject *reply = json_object_new ();
+  json_object_set_object_member (reply, "incident",
+                                 incident_to_json (cims_hub_access_find_incident (hub, id), g_get_real_time ()));
+  json_object_set_int_member (reply, "sessions_ended", n_ended);
+  reply_object (msg, SOUP_STATUS_OK, reply);
+}
+
+/* ---- sessions ------------------------------------------------------------------ */
+
+static gboolean
+may_see_sessions (const CimsAuthIdentity *identity)
+{
+  return cims_auth_identity_has_role (identity, "system-administrator")
+         || cims_auth_identity_has_role (identity, "auditor");
+}
+
+static void
+sessions_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
+{
+  JsonObject *reply = json_object_new ();
+  JsonArray *array = json_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, hub->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CimsViewerSession *session = cims_hub_session_entry_get_session (value);
+
+    if (identity_sees (identity, cims_viewer_session_get_camera_owner (session),
+                       cims_viewer_session_get_jurisdiction (session)))
+      json_array_add_object_element (array, cims_viewer_session_to_json (session));
+  }
+  json_object_set_array_member (reply, "sessions", array);
+  reply_object (msg, SOUP_STATUS_OK, reply);
+}
+
+static void
+sessions_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, const char *id)
+{
+  CimsHubSessionEntry *entry = g_hash_table_lookup (hub->sessions, id);
+  CimsViewerSession *session = entry ? cims_hub_session_entry_get_session (entry) : NULL;
+  g_autofree char *reason = NULL;
+
+  if (session == NULL || !identity_sees (identity, cims_viewer_session_get_camera_owner (session),
+                                         cims_viewer_session_get_jurisdiction (session))) {
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such session.");
+    return;
+  }
+
+  if (g_str_equal (soup_server_message_get_method (msg), "GET")) {
+    reply_object (msg, SOUP_STATUS_OK, cims_viewer_session_to_json (session));
+    return;
+  }
+
+  if (!cims_auth_identity_has_role (identity, "system-administrator")
+      || g_strcmp0 (identity->jurisdiction, cims_viewer_session_get_camera_owner (session)) != 0) {
+    reason = g_strdup_printf ("Only a system administrator of %s, which owns the camera, can end this session.",
+                              cims_viewer_session_get_camera_owner (session));
+    reply_forbidden (msg, "not-owner", reason);
+    return;
+  }
+
+  cims_hub_session_end (hub, id, "ended-by-administrator");
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+/* ---- routing ------------------------------------------------------------------- */
+
+typedef void (*CollectionFunc) (CimsHub *, SoupServerMessage *, const CimsAuthIdentity *);
+typedef void (*ItemFunc) (CimsHub *, SoupServerMessage *, const CimsAuthIdentity *, const char *);
+
+typedef struct {
+  const char *prefix;
+  CollectionFunc list;
+  CollectionFunc create;
+  ItemFunc item;
+  gboolean (*may_list) (const CimsAuthIdentity *);
+} Collection;
+
+static gboolean
+may_list_any (const CimsAuthIdentity *identity)
+{
+  return TRUE;
+}
+
+static const Collection collections[] = {
+  { "/api/v1/grants", grants_list, grants_create, grants_item, may_list_any },
+  { "/api/v1/incidents", incidents_list, incidents_create, incidents_item, may_list_any },
+  { "/api/v1/sessions", sessions_list, NULL, sessions_item, may_see_sessions },
+};
+
+static void
+collection_dispatch (CimsHub *hub, SoupServerMessage *msg, const Collection *collection,
+                     const CimsAuthIdentity *identity, const char *rest)
+{
+  const char *method = soup_server_message_get_method (msg);
+
+  if (!collection->may_list (identity)) {
+    reply_forbidden (msg, "role-required", "This call needs the system-administrator or auditor role.");
+    return;
+  }
+
+  if (*rest == '\0' && g_str_equal (method, "GET")) {
+    collection->list (hub, msg, identity);
+  } else if (*rest == '\0' && g_str_equal (method, "POST") && collection->create != NULL) {
+    collection->create (hub, msg, identity);
+  } else if (*rest == '/' && rest[1] != '\0' && strchr (rest + 1, '/') == NULL
+             && (g_str_equal (method, "GET") || g_str_equal (method, "DELETE"))) {
+    collection->item (hub, msg, identity, rest + 1);
+  } else {
+    cims_http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                           "That method is not supported on this resource.");
+  }
+}
+
+void
+cims_api_handle (CimsHub *hub, SoupServerMessage *msg, const char *path, GHashTable *query)
+{
+  g_autoptr (CimsAuthIdentity) identity = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (collections); i++) {
+    const Collection *collection = &collections[i];
+    gsize length = strlen (collection->prefix);
+
+    if (strncmp (path, collection->prefix, length) != 0 || (path[length] != '\0' && path[length] != '/'))
+      continue;
+
+    identity = cims_http_authenticate (hub, msg);
+    if (identity != NULL)
+      collection_dispatch (hub, msg, collection, identity, path + length);
+    return;
+  }
+
+  cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such API resource.");
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Builds the hub's audit records (sessions, denials, grants, incidents,
+ * configuration and lifecycle events) and appends them to the store. The
+ * chained log itself is auth/store-*.c. */
+#include "hub/hub-runtime.h"
+
+static CimsAuditRecord *
+record_new (const char *event)
+{
+  CimsAuditRecord *record = g_new0 (CimsAuditRecord, 1);
+
+  record->event = g_strdup (event);
+  return record;
+}
+
+static void
+record_set_person (CimsAuditRecord *record, const CimsAuthIdentity *identity)
+{
+  if (identity == NULL)
+    return;
+
+  record->person_id = g_strdup (identity->subject);
+  record->person_name = g_strdup (identity->name);
+  record->person_jurisdiction = g_strdup (identity->jurisdiction);
+  record->client_version = g_strdup (identity->client);
+}
+
+static void
+record_set_camera (CimsAuditRecord *record, const CimsConfigCamera *camera)
+{
+  if (camera == NULL)
+    return;
+
+  record->camera_id = g_strdup (camera->id);
+  record->camera_owner = g_strdup (camera->jurisdiction);
+  record->camera_location = g_strdup (camera->location);
+}
+
+/* Appends @record (transfer full). A failure is logged and counted here;
+ * the caller decides what it means (refusing a session, say). */
+static gboolean
+record_append (CimsHub *hub, CimsAuditRecord *record, GError **error)
+{
+  g_autoptr (CimsAuditRecord) owned = record;
+  g_autoptr (GError) local_error = NULL;
+
+  if (hub->store == NULL)
+    return TRUE;
+
+  if (cims_store_audit_append (hub->store, owned, &local_error))
+    return TRUE;
+
+  CIMS_METRIC_ADD (hub, audit_failures, 1);
+  g_warning ("audit log append of a %s record failed: %s", owned->event, local_error->message);
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return FALSE;
+}
+
+gboolean
+cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
+                              const CimsConfigCamera *camera, GError **error)
+{
+  CimsAuditRecord *record = record_new ("session-start");
+
+  record_set_person (record, cims_viewer_session_get_identity (session));
+  record_set_camera (record, camera);
+  g_free (record->client_version);
+  record->client_version = g_strdup (cims_viewer_session_get_client (session));
+  record->session_id = g_strdup (cims_viewer_session_get_id (session));
+  record->grant_id = g_strdup (cims_viewer_session_get_grant_id (session));
+  record->incident_id = g_strdup (cims_viewer_session_get_incident_id (session));
+  record->incident_number = g_strdup (cims_viewer_session_get_incident_number (session));
+  record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
+  record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
+  return record_append (hub, record, error);
+}
+
+void
+cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const char *reason)
+{
+  const CimsConfigCamera *camera = cims_config_find_camera (hub->config,
+                                                            cims_viewer_session_get_camera_id (session));
+  CimsAuditRecord *record = record_new ("session-stop");
+
+  record_set_person (record, cims_viewer_session_get_identity (session));
+  record_set_camera (record, camera);
+  if (camera == NULL) {
+    record->camera_id = g_strdup (cims_viewer_session_get_camera_id (session));
+    record->camera_owner = g_strdup (cims_viewer_session_get_camera_owner (session));
+  }
+  g_free (record->client_version);
+  record->client_version = g_strdup (cims_viewer_session_get_client (session));
+  record->session_id = g_strdup (cims_viewer_session_get_id (session));
+  record->grant_id = g_strdup (cims_viewer_session_get_grant_id (session));
+  record->incident_id = g_strdup (cims_viewer_session_get_incident_id (session));
+  record->incident_number = g_strdup (cims_viewer_session_get_incident_number (session));
+  record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
+  record->reason = g_strdup (reason);
+  record->bytes_sent = (gint64) cims_viewer_session_get_bytes_sent (session);
+  record->duration_ms = (g_get_real_time () - cims_viewer_session_get_started_real_us (session)) / 1000;
+  record_append (hub, record, NULL);
+}
+
+void
+cims_hub_audit_denied (CimsHub *hub, const CimsAuthIdentity *identity, const CimsConfigCamera *camera,
+                       const char *incident_number, const char *address, const char *rule)
+{
+  CimsAuditRecord *record = record_new ("request-denied");
+
+  record_set_person (record, identity);
+  record_set_camera (record, camera);
+  record->incident_number = g_strdup (incident_number);
+  record->viewer_address = g_strdup (address);
+  record->reason = g_strdup (rule);
+  record_append (hub, record, NULL);
+}
+
+void
+cims_hub_audit_grant (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
+                      const CimsGrant *grant, const char *details)
+{
+  CimsAuditRecord *record = record_new (event);
+
+  record_set_person (record, actor);
+  record->camera_owner = g_strdup (grant->owner);
+  record->grant_id = g_strdup (grant->id);
+  record->incident_number = g_strdup (grant->incident_number);
+  record->reason = g_strdup (grant->purpose);
+  record->details = g_strdup (details);
+  record_append (hub, record, NULL);
+}
+
+void
+cims_hub_audit_incident (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
+                         const CimsIncident *incident, const char *details)
+{
+  CimsAuditRecord *record = record_new (event);
+
+  record_set_person (record, actor);
+  record->camera_owner = g_strdup (incident->owner);
+  record->incident_id = g_strdup (incident->id);
+  record->incident_number = g_strdup (incident->incident_number);
+  record->reason = g_strdup (incident->description);
+  record->details = g_strdup (details);
+  record_append (hub, record, NULL);
+}
+
+void
+cims_hub_audit_event (CimsHub *hub, const char *event, const CimsConfigCamera *camera,
+                      const char *reason, const char *details)
+{
+  CimsAuditRecord *record = record_new (event);
+
+  record_set_camera (record, camera);
+  record->reason = g_strdup (reason);
+  record->details = g_strdup (details);
+  record_append (hub, record, NULL);
+}

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal runtime objects of the hub: the hub state, camera sources with
+ * their subscribers, viewer sessions (ICE, DTLS, SRTP), the DTLS identity,
+ * metrics and session-scoped logging. Packet formats are in hub-private.h. */
+#pragma once
+
+#include <stdatomic.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+#include <openssl/ssl.h>
+
+#include "auth/auth.h"
+#include "config/config.h"
+#include "hub/hub.h"
+#include "hub/hub-private.h"
+#include "pipelines/pipelines.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CimsSource CimsSource;
+typedef struct _CimsViewerSession CimsViewerSession;
+
+/* ---- metrics (metrics.c) ---------------------------------------------- */
+
+/* Counters updated from any thread with relaxed atomics (CIMS_METRIC_ADD). */
+typedef struct {
+  atomic_uint_fast64_t whep_requests;
+  atomic_uint_fast64_t whep_responses_2xx;
+  atomic_uint_fast64_t whep_responses_4xx;
+  atomic_uint_fast64_t whep_responses_5xx;
+  atomic_uint_fast64_t sessions_started;
+  atomic_uint_fast64_t sessions_ended;
+  atomic_int_fast64_t sessions_active;
+  atomic_int_fast64_t sources_active;
+  atomic_uint_fast64_t source_reconnects;
+  atomic_uint_fast64_t packets_relayed;
+  atomic_uint_fast64_t bytes_relayed;
+  atomic_uint_fast64_t packets_dropped;     /* SRTP protect or send failures */
+  atomic_uint_fast64_t keyframe_snapshots_sent;
+  atomic_uint_fast64_t nacks_received;
+  atomic_uint_fast64_t retransmissions_sent;
+  atomic_uint_fast64_t plis_received;
+  atomic_uint_fast64_t dtls_failures;
+  atomic_uint_fast64_t fingerprint_mismatches;
+  atomic_uint_fast64_t ice_failures;
+  atomic_uint_fast64_t audit_failures;      /* audit records that could not be written */
+  atomic_uint_fast64_t sessions_refused_audit; /* WHEP requests refused because the audit log failed */
+} CimsMetrics;
+
+#define CIMS_METRIC_ADD(hub, field, n) \
+  atomic_fetch_add_explicit (&(hub)->metrics.field, (n), memory_order_relaxed)
+#define CIMS_METRIC_GET(hub, field) \
+  ((gint64) atomic_load_explicit (&(hub)->metrics.field, memory_order_relaxed))
+
+/* Writes every counter in Prometheus text format. (transfer full) */
+char *cims_metrics_format (CimsHub *hub);
+
+/* ---- DTLS identity (dtls-identity.c) ---------------------------------- */
+
+typedef struct {
+  SSL_CTX *ssl_ctx;             /* DTLS 1.2 context with use_srtp */
+  char *fingerprint_sha256;     /* "AB:CD:..." of the certificate */
+  gboolean has_gcm;             /* libsrtp here can do AEAD_AES_128_GCM */
+} CimsDtlsIdentity;
+
+/* Loads the configured certificate and key, or makes an ECDSA P-256
+ * self-signed certificate when none is configured. (transfer full) */
+CimsDtlsIdentity *cims_dtls_identity_new (const CimsConfig *config, GError **error);
+void cims_dtls_identity_free (CimsDtlsIdentity *identity);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsDtlsIdentity, cims_dtls_identity_free)
+
+/* ---- the hub (hub.c) -------------------------------------------------- */
+
+struct _CimsHub {
+  CimsConfig *config;
+  CimsAuthKeyring *keyring;
+  CimsDtlsIdentity *dtls;
+
+  GMainContext *main_context;   /* HTTP, ingest, session lifecycle */
+  GMainContext *media_context;  /* libnice agents, DTLS, RTCP */
+  GMainLoop *media_loop;
+  GThread *media_thread;
+
+  GHashTable *sessions;         /* id -> CimsViewerSession (ref), main context only */
+  GHashTable *sources;          /* camera id -> CimsSource, main context only */
+
+  CimsStore *store;             /* grants, incidents, audit log */
+  GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
+  GPtrArray *incidents;         /* of CimsIncident, newest first */
+  guint heartbeat_id;
+
+  SoupServer *http;
+  guint16 http_port;
+  gint64 started_us;
+  CimsMetrics metrics;
+};
+
+/* Returns (transfer none) the running source of @camera, starting its ingest
+ * when it is not running. Main context only. */
+CimsSource *cims_hub_source_acquire (CimsHub *hub, const CimsConfigCamera *camera);
+
+/* Registers a session that has an answer and will receive media. */
+void cims_hub_session_add (CimsHub *hub, CimsViewerSession *session);
+
+/* Ends a session for @reason ("viewer-left", "viewer-timed-out",
+ * "token-expired", "hub-shutdown", ...). Main context only. Returns FALSE
+ * when no session has that id. */
+gboolean cims_hub_session_end (CimsHub *hub, const char *session_id, const char *reason);
+
+typedef struct _CimsHubSessionEntry CimsHubSessionEntry;
+CimsViewerSession *cims_hub_session_entry_get_session (CimsHubSessionEntry *entry);
+
+/* Re-arms the session's end timer at its current allowed-until instant. */
+void cims_hub_session_reschedule (CimsHub *hub, CimsViewerSession *session);
+
+/* ---- live authorization (access.c) ----------------------------------- */
+
+typedef enum {
+  CIMS_ACCESS_TRIGGER_TIMER,            /* an allowance or the token reached its end */
+  CIMS_ACCESS_TRIGGER_GRANT_REVOKED,
+  CIMS_ACCESS_TRIGGER_INCIDENT_ENDED,
+  CIMS_ACCESS_TRIGGER_CONFIG_RELOADED,
+  CIMS_ACCESS_TRIGGER_CAMERA_REMOVED,
+} CimsAccessTrigger;
+
+/* Opens the state store in state_dir and loads grants and incidents. */
+gboolean cims_hub_access_open (CimsHub *hub, GError **error);
+
+void cims_hub_access_decide (CimsHub *hub, const CimsAuthIdentity *identity,
+                             const CimsConfigCamera *camera, const char *incident_number,
+                             gint64 now_us, CimsAuthDecision *decision);
+
+/* Decides again for a running session: keeps it (with a new end instant)
+ * or ends it with the reason. Returns TRUE when it is still allowed. */
+gboolean cims_hub_access_recheck_session (CimsHub *hub, CimsViewerSession *session,
+                                          CimsAccessTrigger trigger);
+/* Rechecks every session; returns how many ended. */
+guint cims_hub_access_recheck_all (CimsHub *hub, CimsAccessTrigger trigger);
+
+const CimsGrant *cims_hub_access_find_grant (CimsHub *hub, const char *id);
+const CimsIncident *cims_hub_access_find_incident (CimsHub *hub, const char *id);
+gboolean cims_hub_access_grant_create (CimsHub *hub, const CimsAuthIdentity *actor, CimsGrant *grant,
+                                       GError **error);
+gboolean cims_hub_access_grant_revoke (CimsHub *hub, const CimsAuthIdentity *actor, const char *grant_id,
+                                       guint *n_ended, GError **error);
+gboolean cims_hub_access_incident_start (CimsHub *hub, const CimsAuthIdentity *actor,
+                                         CimsIncident *incident, GError **error);
+gboolean cims_hub_access_incident_end (CimsHub *hub, const CimsAuthIdentity *actor,
+                                       const char *incident_id, guint *n_ended, GError **error);
+
+/* ---- audit records (audit.c) ------------------------------------------ */
+
+/* Appends the session's start record; FALSE (logged, counted) when the
+ * audit log cannot be written, and then the session must not start. */
+gboolean cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
+                                       const CimsConfigCamera *camera, GError **error);
+void cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const char *reason);
+void cims_hub_audit_denied (CimsHub *hub, const CimsAuthIdentity *identity,
+                            const CimsConfigCamera *camera, const char *incident_number,
+                            const char *address, const char *rule);
+void cims_hub_audit_grant (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
+                           const CimsGrant *grant, const char *details);
+void cims_hub_audit_incident (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
+                              const CimsIncident *incident, const char *details);
+void cims_hub_audit_event (CimsHub *hub, const char *event, const CimsConfigCamera *camera,
+                           const char *reason, const char *details);
+
+/* ---- crash recovery (recovery.c) -------------------------------------- */
+
+/* Writes the heartbeat file every few seconds from now on. */
+void cims_hub_heartbeat_start (CimsHub *hub);
+/* Records a stop for every session the log shows as still open. */
+void cims_hub_recover_sessions (CimsHub *hub);
+
+/* ---- admin API (api-admin.c) ------------------------------------------ */
+
+void cims_api_handle (CimsHub *hub, SoupServerMessage *msg, const char *path, GHashTable *query);
+
+/* ---- camera sources (source.c) ---------------------------------------- */
+
+typedef void (*CimsSourceReadyFunc) (CimsSource *source, const GError *error, gpointer user_data);
+
+CimsSource *cims_source_new (CimsHub *hub, const CimsConfigCamera *camera);
+void cims_source_free (CimsSource *source);
+const char *cims_source_get_camera_id (CimsSource *source);
+
+/* Calls @func on the main context once the camera's video format is known,
+ * or with an error after the configured connect timeout. Immediately when
+ * the format is already known. */
+void cims_source_when_ready (CimsSource *source, CimsSourceReadyFunc func, gpointer user_data);
+
+/* The camera's current video format; valid after ready. */
+CimsCodec cims_source_get_codec (CimsSource *source);
+guint32 cims_source_get_profile_level_id (CimsSource *source);
+const char *cims_source_get_fmtp (CimsSource *source);
+
+/* Adds or removes a viewer; any thread. The source keeps a ref on the session. */
+void cims_source_add_subscriber (CimsSource *source, CimsViewerSession *session);
+void cims_source_remove_subscriber (CimsSource *source, CimsViewerSession *session);
+
+/* Copies the packet with this source sequence number from the history into
+ * a new ref, or NULL. Any thread. (transfer full) */
+CimsRtpPacket *cims_source_lookup_packet (CimsSource *source, guint16 seq);
+
+/* Snapshot of the keyframe cache; any thread. (transfer full) */
+GPtrArray *cims_source_snapshot (CimsSource *source);
+
+guint cims_source_get_n_subscribers (CimsSource *source);
+
+/* Stops a pending idle stop: a new viewer is coming. Main context. */
+void cims_source_cancel_idle_stop (CimsSource *source);
+
+/* Schedules the idle stop when no session of the camera is left. Main context. */
+void cims_source_check_idle (CimsSource *source);
+
+/* ---- viewer sessions (viewer-session.c) -------------------------------- */
+
+typedef void (*CimsViewerAnswerFunc) (CimsViewerSession *session, const char *answer,
+                                      const GError *error, gpointer user_data);
+
+typedef struct {
+  const char *camera_id;
+  const char *owner_jurisdiction;
+  CimsAuthIdentity *identity;         /* (transfer full) */
+  const char *remote_address;
+  const char *client;                 /* from the WHEP query, else the token's claim */
+  const char *incident_number;        /* X-Incident-Number, or NULL */
+  const CimsAuthDecision *decision;   /* copied: rule, grant, incident, until */
+} CimsViewerSessionInfo;
+
+/* Makes a session with a fresh random id. Main context. (transfer full) */
+CimsViewerSession *cims_viewer_session_new (CimsHub *hub, const CimsViewerSessionInfo *info);
+CimsViewerSession *cims_viewer_session_ref (CimsViewerSession *session);
+void cims_viewer_session_unref (CimsViewerSession *session);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsViewerSession, cims_viewer_session_unref)
+
+const char *cims_viewer_session_get_id (CimsViewerSession *session);
+const char *cims_viewer_session_get_camera_id (CimsViewerSession *session);
+const char *cims_viewer_session_get_jurisdiction (CimsViewerSession *session);
+gint64 cims_viewer_session_get_allowed_until (CimsViewerSession *session);
+const CimsAuthIdentity *cims_viewer_session_get_identity (CimsViewerSession *session);
+const char *cims_viewer_session_get_incident_number (CimsViewerSession *session);
+const char *cims_viewer_session_get_grant_id (CimsViewerSession *session);
+const char *cims_viewer_session_get_incident_id (CimsViewerSession *session);
+const char *cims_viewer_session_get_rule_name (CimsViewerSession *session);
+const char *cims_viewer_session_get_remote_address (CimsViewerSession *session);
+const char *cims_viewer_session_get_client (CimsViewerSession *session);
+const char *cims_viewer_session_get_camera_owner (CimsViewerSession *session);
+gint64 cims_viewer_session_get_started_real_us (CimsViewerSession *session);
+guint64 cims_viewer_session_get_bytes_sent (CimsViewerSession *session);
+
+/* Records a fresh decision for a running session: rule, grant, incident
+ * and the instant the allowance ends. Main context. */
+void cims_viewer_session_set_decision (CimsViewerSession *session, const CimsAuthDecision *decision);
+JsonObject *cims_viewer_session_to_json (CimsViewerSession *session);
+
+/**
+ * cims_viewer_session_negotiate:
+ * Sets up ICE for @offer (transfer none) on the media thread, gathers the
+ * hub's candidates and calls @func on the main context with the SDP answer.
+ * @codec is the offered payload type to send (transfer none, copied).
+ */
+void cims_viewer_session_negotiate (CimsViewerSession *session, CimsSource *source,
+                                    const CimsSdpOffer *offer, const CimsSdpCodec *codec,
+                                    const char *answer_fmtp,
+                                    CimsViewerAnswerFunc func, gpointer user_data);
+
+/* Stops media and frees the ICE agent, withdrawing consent. Main context. */
+void cims_viewer_session_close (CimsViewerSession *session, const char *reason);
+
+/* Called by the source on a GStreamer streaming thread with the source lock
+ * held: sends @packet, or the keyframe snapshot when the viewer is waiting
+ * for one. */
+void cims_viewer_session_deliver (CimsViewerSession *session, CimsSource *source,
+                                  CimsKeyframeCache *cache, CimsRtpPacket *packet,
+                                  gboolean starts_keyframe);
+
+/* ---- HTTP (http-server.c, whep.c, web-page.c) -------------------------- */
+
+gboolean cims_http_server_start (CimsHub *hub, GError **error);
+
+/* Sets a JSON error body {"error": code, "reason": reason} and the status. */
+void cims_http_reply_error (SoupServerMessage *msg, guint status, const char *code, const char *reason);
+
+/* Applies the CORS headers allowed for the request's Origin. */
+void cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg);
+
+/* Returns (transfer full) the verified identity of the request's Bearer
+ * token, or NULL after replying 401. */
+CimsAuthIdentity *cims_http_authenticate (CimsHub *hub, SoupServerMessage *msg);
+
+void cims_whep_handle (CimsHub *hub, SoupServerMessage *msg, const char *path, GHashTable *query);
+void cims_web_page_handle (CimsHub *hub, SoupServerMessage *msg);
+
+/* ---- logging (log.c) --------------------------------------------------- */
+
+/* Logs a line about a session with CIMS_SESSION_ID, CIMS_CAMERA_ID and
+ * CIMS_JURISDICTION fields and the same ids first in the text. */
+void cims_hub_log_session (GLogLevelFlags level, const char *session_id, const char *camera_id,
+                           const char *jurisdiction, const char *format, ...) G_GNUC_PRINTF (5, 6);
+
+#define cims_session_message(s, ...) \
+  cims_hub_log_session (G_LOG_LEVEL_MESSAGE, cims_viewer_session_get_id (s), \
+                        cims_viewer_session_get_camera_id (s), \
+                        cims_viewer_session_get_jurisdiction (s), __VA_ARGS__)
+#define cims_session_warning(s, ...) \
+  cims_hub_log_session (G_LOG_LEVEL_WARNING, cims_viewer_session_get_id (s), \
+                        cims_viewer_session_get_camera_id (s), \
+                        cims_viewer_session_get_jurisdiction (s), __VA_ARGS__)
+#define cims_session_debug(s, ...) \
+  cims_hub_log_session (G_LOG_LEVEL_DEBUG, cims_viewer_session_get_id (s), \
+                        cims_viewer_session_get_camera_id (s), \
+                        cims_viewer_session_get_jurisdiction (s), __VA_ARGS__)
+
+G_END_DECLS

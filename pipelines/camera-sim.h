@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared declarations of the camera simulator program: the parsed camera
+ * description, the media factory that serves it, the footage loop and the
+ * per-mount authentication. Nothing outside cimshub-camera-sim includes it. */
+#pragma once
+
+#include <gst/gst.h>
+#include <gst/rtsp-server/rtsp-server.h>
+
+G_BEGIN_DECLS
+
+#define CIMS_SIM_ERROR (cims_sim_error_quark ())
+GQuark cims_sim_error_quark (void);
+
+typedef enum {
+  CIMS_SIM_ERROR_INVALID_SPEC,   /* a --camera value is malformed */
+  CIMS_SIM_ERROR_MISSING_ELEMENT,
+  CIMS_SIM_ERROR_FOOTAGE,        /* the footage file cannot be decoded */
+} CimsSimError;
+
+typedef enum {
+  CIMS_SIM_CODEC_H264,
+  CIMS_SIM_CODEC_H265,
+} CimsSimCodec;
+
+typedef enum {
+  CIMS_SIM_AUDIO_NONE,
+  CIMS_SIM_AUDIO_PCMA,
+  CIMS_SIM_AUDIO_AAC,
+  CIMS_SIM_AUDIO_OPUS,
+} CimsSimAudio;
+
+typedef enum {
+  CIMS_SIM_SOURCE_PATTERN,
+  CIMS_SIM_SOURCE_FILE,
+} CimsSimSource;
+
+/* Switches that make the simulated camera misbehave the way real cameras do.
+ * Each is parsed from the camera's SPEC; `fault=` names the switches that have
+ * no key of their own. */
+typedef struct {
+  gboolean is_tcp_only;          /* transport=tcp: RTP over UDP is rejected */
+} CimsSimFaults;
+
+/* One simulated camera, i.e. one mount point. Sizes and rates that are 0 were
+ * not given in the SPEC; cims_sim_camera_resolve() fills them in. */
+typedef struct {
+  char *spec;                    /* the --camera value, for messages */
+  char *mount_path;              /* "/bos-0001" */
+  CimsSimCodec codec;
+  char *h264_profile;            /* caps profile of the H.264 stream */
+  guint width;
+  guint height;
+  guint fps;
+  guint keyint_frames;           /* frames from one keyframe to the next */
+  guint bitrate_kbps;
+  CimsSimAudio audio;
+  CimsSimSource source;
+  char *pattern;                 /* videotestsrc pattern nick */
+  char *user;                    /* NULL: the mount needs no login */
+  char *password;                /* never logged */
+  gboolean allows_basic;         /* auth=basic: Basic accepted besides Digest */
+  CimsSimFaults faults;
+  char *footage_path;            /* set by resolve when source is the file */
+} CimsSimCamera;
+
+/* Parses one --camera value. Returns (transfer full) the camera, or NULL with
+ * CIMS_SIM_ERROR_INVALID_SPEC naming the key and value. Needs gst_init(). */
+CimsSimCamera *cims_sim_camera_parse (const char *spec, GError **error);
+void cims_sim_camera_free (CimsSimCamera *camera);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsSimCamera, cims_sim_camera_free)
+
+/* Chooses the picture source and fills in the sizes and rate not given.
+ * @footage_path (nullable) is the --footage value or CIMS_TEST_FOOTAGE. A file
+ * source whose footage is missing or undecodable falls back to the pattern
+ * and logs a warning, so this cannot fail. Blocks while probing the file. */
+void cims_sim_camera_resolve (CimsSimCamera *camera, const char *footage_path);
+
+const char *cims_sim_codec_to_string (CimsSimCodec codec);
+const char *cims_sim_audio_to_string (CimsSimAudio audio);
+
+/* Builds (transfer full) the shared, live media factory that serves @camera,
+ * or returns NULL with CIMS_SIM_ERROR_MISSING_ELEMENT when an encoder or
+ * payloader it needs is not installed. The factory keeps a copy of what it
+ * needs from @camera (transfer none). */
+GstRTSPMediaFactory *cims_sim_factory_new (const CimsSimCamera *camera, GError **error);
+
+/* Footage decoding loop that feeds one media's appsrc forever. */
+typedef struct _CimsSimFootage CimsSimFootage;
+
+/* Decodes the first frame of @path and returns its size and rounded frame
+ * rate, or FALSE with CIMS_SIM_ERROR_FOOTAGE. Blocks for up to 10 s. */
+gboolean cims_sim_footage_probe (const char *path, guint *width, guint *height,
+                                 guint *fps, GError **error);
+
+/* Starts decoding @path scaled to @width x @height at @fps into @appsrc
+ * (transfer none: the loop keeps its own ref), from the start again at every
+ * end of file. Returns (transfer full) the loop or NULL with @error. Must be
+ * called and freed on the main context, which receives the loop's bus. */
+CimsSimFootage *cims_sim_footage_start (const char *path, guint width, guint height,
+                                        guint fps, GstElement *appsrc, GError **error);
+void cims_sim_footage_free (CimsSimFootage *footage);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsSimFootage, cims_sim_footage_free)
+
+/* RTSP authentication in which a mount with a user demands that user's
+ * credentials (401 otherwise, so clients retry with them), while mounts
+ * without a user stay open to anonymous clients. */
+#define CIMS_SIM_TYPE_AUTH (cims_sim_auth_get_type ())
+G_DECLARE_FINAL_TYPE (CimsSimAuth, cims_sim_auth, CIMS_SIM, AUTH, GstRTSPAuth)
+
+/* Returns (transfer full) an authenticator that accepts Digest only. */
+CimsSimAuth *cims_sim_auth_new (void);
+
+/* Registers @camera's user and protects @factory with it. Fails when the same
+ * user was already registered with another password. */
+gboolean cims_sim_auth_add_camera (CimsSimAuth *auth, const CimsSimCamera *camera,
+                                   GstRTSPMediaFactory *factory, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,668 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# End-to-end test of the hub with headless Chromium as a WHEP viewer: it starts
+# the camera simulator, the hub and the browser on 127.0.0.1 and checks relay,
+# denials and a camera restart. The page it drives is whep-viewer.html.
+"""Run cimshub's browser end-to-end tests and print one PASS/FAIL line each.
+
+Exit status is 0 only when every test passes. The last line is
+"N passed, M failed".
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CAMERA_ID = "bos-0001"
+UNKNOWN_CAMERA_ID = "bos-9999"
+PAGE_NAME = "whep-viewer.html"
+
+# Flags for Debian's Chromium headless on loopback (checked with Chromium 156 on
+# Debian 12). --use-fake-ui-for-media-stream grants the media permission without
+# a prompt, and only with that permission does Chromium gather candidates on
+# every interface. Without it, Chromium gathers on the default route's
+# interface only, and in a namespace whose only interface is loopback it
+# gathers no candidate at all, even with a default route on lo.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+]
+
+MIN_FRAMES_DECODED = 50
+MIN_FRAMES_AFTER_RESTART = 30
+CAMERA_DOWN_S = 2.0
+
+
+class Deadline:
+    """Overall time budget: every wait takes the smaller of its own limit and
+    what is left of this one."""
+
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+
+    def left(self, limit_s):
+        return max(0.0, min(limit_s, self.end - time.monotonic()))
+
+
+class Processes:
+    """Child processes, each started in its own process group with its output
+    in files, so that stop() can end the program and every child it made."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.children = {}
+
+    def start(self, name, argv):
+        stdout_path = os.path.join(self.log_dir, name + ".stdout")
+        stderr_path = os.path.join(self.log_dir, name + ".stderr")
+        with open(stdout_path, "ab") as stdout, open(stderr_path, "ab") as stderr:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
+                                    stderr=stderr, start_new_session=True)
+        self.children[name] = proc
+        return proc
+
+    def stop(self, name, grace_s=3.0):
+        proc = self.children.pop(name, None)
+        if proc is None:
+            return
+        signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        # The group may outlive its leader (Chromium's zygote and renderers).
+        signal_group(proc, signal.SIGKILL)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            print(f"note: {name} (pid {proc.pid}) did not exit after SIGKILL")
+
+    def stop_all(self):
+        for name in list(self.children):
+            self.stop(name)
+
+    def report_exits(self):
+        """Prints which children ended on their own, with their exit status
+        (a negative status is the signal that ended the process)."""
+        for name, proc in self.children.items():
+            status = proc.poll()
+            if status is not None:
+                print(f"note: {name} (pid {proc.pid}) exited early with status {status}")
+
+    def log_paths(self, name):
+        return [os.path.join(self.log_dir, name + suffix) for suffix in (".stdout", ".stderr")]
+
+
+def signal_group(proc, signum):
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def free_tcp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def udp_range_is_free(first, count):
+    sockets = []
+    try:
+        for port in range(first, first + count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_udp_range(count, attempts=50):
+    for _ in range(attempts):
+        first = random.randrange(40000, 60000 - count)
+        if udp_range_is_free(first, count):
+            return first, first + count - 1
+    raise RuntimeError(f"no {count} consecutive free UDP ports found in {attempts} attempts")
+
+
+def run_checked(argv, description):
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=20)
+    if result.returncode != 0:
+        raise RuntimeError(f"{description} failed with status {result.returncode}: "
+                           f"{' '.join(argv)}\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def make_key_pair(directory, name):
+    private_path = os.path.join(directory, name + ".key.pem")
+    public_path = os.path.join(directory, name + ".pub.pem")
+    run_checked(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-out", private_path], "openssl genpkey")
+    run_checked(["openssl", "pkey", "-in", private_path, "-pubout", "-out", public_path],
+                "openssl pkey -pubout")
+    return private_path, public_path
+
+
+def libconfig_string(value):
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_hub_config(path, settings):
+    jurisdictions = ",\n".join(
+        f"""  {{ id = {libconfig_string(j["id"])}; name = {libconfig_string(j["name"])};
+    participates = true;
+    token_issuer = {libconfig_string(j["issuer"])};
+    token_key = {libconfig_string(j["public_key"])}; }}"""
+        for j in settings["jurisdictions"])
+
+    text = f"""# Written by run_browser_test.py for one test run.
+hub: {{
+  http_listen = "127.0.0.1:{settings["http_port"]}";
+  ice_udp_ports = [{settings["ice_ports"][0]}, {settings["ice_ports"][1]}];
+  public_addresses = ["127.0.0.1"];
+  state_dir = {libconfig_string(settings["state_dir"])};
+  idle_source_stop_s = 30;
+  reconnect_backoff_ms = [200, 1000];
+  cors_origins = ["*"];
+}};
+jurisdictions = (
+{jurisdictions}
+);
+agencies = ();
+cameras = (
+  {{ id = {libconfig_string(CAMERA_ID)}; jurisdiction = "boston";
+    location = "Test bench camera";
+    brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
+    source = {libconfig_string(settings["camera_url"])};
+    has_audio = true;
+    shared_with = []; restricted = false; }}
+);
+viewer_profiles = (
+  {{ name = "browser"; codecs = ["h264"];
+    max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }}
+);
+"""
+    with open(path, "w", encoding="utf-8") as config_file:
+        config_file.write(text)
+
+
+def wait_for_output(proc, path, needle, timeout_s):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        with open(path, "r", encoding="utf-8", errors="replace") as output:
+            if needle in output.read():
+                return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False
+
+
+def http_get(url, timeout_s=2.0):
+    """Returns (status, body text); status 0 when the request failed."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+def wait_for_healthz(proc, base_url, timeout_s):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        status, _ = http_get(base_url + "/healthz", timeout_s=1.0)
+        if status == 200:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def read_metric_sum(base_url, name):
+    """Sums every sample of metric @name on /metrics, or returns None when the
+    page or the metric is missing."""
+    status, body = http_get(base_url + "/metrics")
+    if status != 200:
+        return None
+    total = None
+    for line in body.splitlines():
+        if line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        if fields[0] == name or fields[0].startswith(name + "{"):
+            total = (total or 0.0) + float(fields[1])
+    return total
+
+
+class ResultStore:
+    """Progress reports from the page, kept per test id."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.reports = {}
+
+    def add(self, report):
+        with self.condition:
+            self.reports.setdefault(str(report.get("test")), []).append(report)
+            self.condition.notify_all()
+
+    def latest(self, test):
+        with self.condition:
+            reports = self.reports.get(test)
+            return reports[-1] if reports else None
+
+    def wait(self, test, predicate, timeout_s):
+        """Waits until the latest report of @test satisfies @predicate.
+        Returns that report, or the latest one (maybe None) on timeout."""
+        end = time.monotonic() + timeout_s
+        with self.condition:
+            while True:
+                reports = self.reports.get(test)
+                latest = reports[-1] if reports else None
+                if latest is not None and predicate(latest):
+                    return latest
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return latest
+                self.condition.wait(remaining)
+
+
+def make_page_server(page_path, store):
+    with open(page_path, "rb") as page_file:
+        page = page_file.read()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):
+            pass
+
+        def do_GET(self):
+            if urllib.parse.urlsplit(self.path).path != "/" + PAGE_NAME:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def do_POST(self):
+            if self.path != "/result":
+                self.send_error(404)
+                return
+            length = int(self.headers.get("Content-Length", "0"))
+            try:
+                store.add(json.loads(self.rfile.read(length)))
+            except (ValueError, TypeError):
+                self.send_error(400)
+                return
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    return server
+
+
+class Run:
+    """One test run: the temporary directory, the processes and the results."""
+
+    def __init__(self, args):
+        self.args = args
+        self.deadline = Deadline(args.time_limit)
+        self.temp_dir = tempfile.mkdtemp(prefix="cimshub-browser-")
+        self.processes = Processes(self.temp_dir)
+        self.store = ResultStore()
+        self.results = []
+        self.page_server = None
+        self.hub_url = None
+        self.page_url = None
+        self.sim_port = None
+        self.tokens = {}
+        self.browser_count = 0
+        self.footage = args.footage if args.footage and os.path.isfile(args.footage) else None
+        if self.footage:
+            self.expected_size = (768, 576)
+        else:
+            self.expected_size = (640, 480)
+
+    def record(self, name, passed, detail):
+        self.results.append((name, passed))
+        print(f"{'PASS' if passed else 'FAIL'}: {name}: {detail}", flush=True)
+
+    def camera_spec(self):
+        if self.footage:
+            return (f"path={CAMERA_ID},codec=h264,width=768,height=576,fps=10,keyint=20,"
+                    "audio=pcma,source=file")
+        return (f"path={CAMERA_ID},codec=h264,width=640,height=480,fps=25,keyint=20,"
+                "audio=pcma,source=pattern")
+
+    def start_camera(self):
+        argv = [self.args.camera_sim, "--address", "127.0.0.1", "--port", str(self.sim_port),
+                "--camera", self.camera_spec()]
+        if self.footage:
+            argv += ["--footage", self.footage]
+        proc = self.processes.start("camera-sim", argv)
+        stdout_path = self.processes.log_paths("camera-sim")[0]
+        if not wait_for_output(proc, stdout_path, "cimshub-camera-sim: serving",
+                               self.deadline.left(15)):
+            raise RuntimeError("the camera simulator did not print its serving line")
+
+    def setup(self):
+        keys = {}
+        for name in ("boston", "chelsea"):
+            keys[name] = make_key_pair(self.temp_dir, name)
+
+        self.sim_port = free_tcp_port()
+        http_port = free_tcp_port()
+        self.hub_url = f"http://127.0.0.1:{http_port}"
+        state_dir = os.path.join(self.temp_dir, "state")
+        os.mkdir(state_dir)
+        settings = {
+            "http_port": http_port,
+            "ice_ports": free_udp_range(10),
+            "state_dir": state_dir,
+            "camera_url": f"rtsp://127.0.0.1:{self.sim_port}/{CAMERA_ID}",
+            "jurisdictions": [
+                {"id": name, "name": name.capitalize(),
+                 "issuer": f"https://idp.{name}.test", "public_key": keys[name][1]}
+                for name in ("boston", "chelsea")
+            ],
+        }
+        config_path = os.path.join(self.temp_dir, "hub.conf")
+        write_hub_config(config_path, settings)
+
+        for name in ("boston", "chelsea"):
+            self.tokens[name] = self.mint_token(keys[name][0], name)
+
+        self.start_camera()
+
+        hub = self.processes.start("cimshub", [self.args.cimshub, "--config", config_path])
+        if not wait_for_healthz(hub, self.hub_url, self.deadline.left(20)):
+            raise RuntimeError(f"the hub did not answer 200 on {self.hub_url}/healthz")
+
+        self.page_server = make_page_server(self.args.page, self.store)
+        threading.Thread(target=self.page_server.serve_forever, daemon=True).start()
+        self.page_url = f"http://127.0.0.1:{self.page_server.server_address[1]}/{PAGE_NAME}"
+
+    def mint_token(self, private_key, jurisdiction):
+        output = run_checked([self.args.cimshubctl, "token", "mint", "--key", private_key,
+                              "--issuer", f"https://idp.{jurisdiction}.test",
+                              "--subject", f"{jurisdiction}-viewer-1",
+                              "--name", f"{jurisdiction.capitalize()} Test Viewer",
+                              "--jurisdiction", jurisdiction, "--permissions", "view",
+                              "--roles", "viewer", "--ttl", "900"],
+                             "cimshubctl token mint")
+        token = output.strip().splitlines()[-1].strip() if output.strip() else ""
+        if token.count(".") != 2:
+            raise RuntimeError(f"cimshubctl token mint printed no JWT: {output!r}")
+        return token
+
+    def open_page(self, test, **query):
+        query = {"hub": self.hub_url, "test": test, **query}
+        url = self.page_url + "?" + urllib.parse.urlencode(query)
+        self.browser_count += 1
+        name = f"chromium-{self.browser_count}-{test}"
+        profile_dir = os.path.join(self.temp_dir, name + "-profile")
+        os.mkdir(profile_dir)
+        self.processes.start(name, [self.args.chromium, *CHROMIUM_FLAGS,
+                                    f"--user-data-dir={profile_dir}", url])
+        return name
+
+    def test_relay(self):
+        self.open_page("relay", camera=CAMERA_ID,
+                                            token=self.tokens["boston"])
+        report = self.store.wait(
+            "relay",
+            lambda r: r.get("phase") in ("whep-failed", "exception", "bad-parameters")
+            or (r.get("video") or {}).get("framesDecoded", 0) >= MIN_FRAMES_DECODED,
+            self.deadline.left(45))
+
+        problems = relay_problems(report, self.expected_size)
+        if report is not None:
+            video = report.get("video") or {}
+            detail = (f"whep={report.get('whepStatus')} frames={video.get('framesDecoded')} "
+                      f"size={video.get('frameWidth')}x{video.get('frameHeight')} "
+                      f"codec={video.get('codec')} lost={video.get('packetsLost')} "
+                      f"tracks={report.get('tracksByKind')} audio={report.get('audio')} "
+                      f"answer_audio={report.get('answerAudio')}")
+        else:
+            detail = "no report from the page"
+        if problems:
+            detail += "; " + "; ".join(problems)
+        self.record("relay", not problems, detail)
+        return not problems
+
+    def run_probe(self, test, camera, token):
+        query = {"camera": camera, "mode": "probe"}
+        if token is not None:
+            query["token"] = token
+        name = self.open_page(test, **query)
+        report = self.store.wait(test, lambda r: r.get("phase") in
+                                 ("done", "exception", "bad-parameters"),
+                                 self.deadline.left(20))
+        self.processes.stop(name)
+        return report
+
+    def test_denials(self):
+        cases = [
+            ("deny-other-jurisdiction", CAMERA_ID, self.tokens["chelsea"], 403, True),
+            ("deny-no-token", CAMERA_ID, None, 401, False),
+            ("deny-unknown-camera", UNKNOWN_CAMERA_ID, self.tokens["boston"], 404, False),
+        ]
+        for test, camera, token, expected_status, needs_reason in cases:
+            report = self.run_probe(test, camera, token)
+            if report is None:
+                self.record(test, False, "no report from the page")
+                continue
+            status = report.get("whepStatus")
+            error = report.get("whepError") or {}
+            problems = []
+            if status != expected_status:
+                problems.append(f"expected status {expected_status}")
+            if "error" not in error:
+                problems.append("the body is not JSON with an \"error\" member")
+            if needs_reason and not error.get("reason"):
+                problems.append("the JSON body has no \"reason\"")
+            detail = f"status={status} body={json.dumps(error)}"
+            if report.get("error"):
+                detail += f" page_error={report['error']}"
+            if problems:
+                detail += "; " + "; ".join(problems)
+            self.record(test, not problems, detail)
+
+    def test_camera_restart(self, relay_ok):
+        if not relay_ok:
+            self.record("camera-restart", False, "skipped: the relay test failed")
+            return
+
+        before = self.store.latest("relay")
+        posts_before = before.get("whepPosts")
+        metric_before = read_metric_sum(self.hub_url, "cimshub_whep_requests_total")
+
+        self.processes.stop("camera-sim")
+        time.sleep(CAMERA_DOWN_S)
+        self.start_camera()
+
+        restarted = self.store.latest("relay")
+        frames_at_restart = (restarted.get("video") or {}).get("framesDecoded", 0)
+        target = frames_at_restart + MIN_FRAMES_AFTER_RESTART
+        report = self.store.wait(
+            "relay",
+            lambda r: (r.get("video") or {}).get("framesDecoded", 0) >= target,
+            self.deadline.left(40))
+        frames_after = (report.get("video") or {}).get("framesDecoded", 0)
+        metric_after = read_metric_sum(self.hub_url, "cimshub_whep_requests_total")
+
+        problems = []
+        if frames_after < target:
+            problems.append(f"expected at least {MIN_FRAMES_AFTER_RESTART} more frames")
+        if report.get("whepPosts") != posts_before:
+            problems.append("the page sent another WHEP POST")
+        if metric_before is not None and metric_after != metric_before:
+            problems.append("cimshub_whep_requests_total changed")
+        detail = (f"frames {frames_at_restart} -> {frames_after}, "
+                  f"page_posts {posts_before} -> {report.get('whepPosts')}, "
+                  f"whep_requests_total {metric_before} -> {metric_after}, "
+                  f"ice={report.get('iceConnectionState')}")
+        if problems:
+            detail += "; " + "; ".join(problems)
+        self.record("camera-restart", not problems, detail)
+
+    def print_logs(self):
+        for name in sorted(os.listdir(self.temp_dir)):
+            if not name.endswith((".stdout", ".stderr")):
+                continue
+            path = os.path.join(self.temp_dir, name)
+            with open(path, "r", encoding="utf-8", errors="replace") as log:
+                lines = [line for line in log.read().splitlines()
+                         if "dbus" not in line]  # Chromium's D-Bus noise on a bare machine
+            if not lines:
+                continue
+            print(f"----- {name} (last 60 lines) -----")
+            print("\n".join(lines[-60:]))
+
+    def abort(self):
+        print(f"FAIL: run: still running {self.args.time_limit + 30:.0f} s after the start",
+              flush=True)
+        self.processes.stop_all()
+        print("0 passed, 1 failed", flush=True)
+        os._exit(1)
+
+    def cleanup(self):
+        self.processes.stop_all()
+        if self.page_server is not None:
+            self.page_server.shutdown()
+            self.page_server.server_close()
+        if self.args.keep_temp:
+            print(f"note: kept {self.temp_dir}")
+        else:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def relay_problems(report, expected_size):
+    if report is None:
+        return ["the page sent no report"]
+    problems = []
+    if report.get("whepStatus") != 201:
+        problems.append(f"WHEP POST returned {report.get('whepStatus')} "
+                        f"{json.dumps(report.get('whepError'))}")
+    if report.get("error"):
+        problems.append(f"page error: {report['error']}")
+    video = report.get("video") or {}
+    if video.get("framesDecoded", 0) < MIN_FRAMES_DECODED:
+        problems.append(f"expected at least {MIN_FRAMES_DECODED} decoded frames")
+    if (video.get("frameWidth"), video.get("frameHeight")) != expected_size:
+        problems.append(f"expected {expected_size[0]}x{expected_size[1]}")
+    if (video.get("codec") or "").lower() != "video/h264":
+        problems.append("expected codec video/H264")
+    if not report.get("offerHasAudio"):
+        problems.append("the offer had no audio m-line, so audio rejection is untested")
+    if (report.get("tracksByKind") or {}).get("audio", 0) != 0:
+        problems.append("the page received an audio track")
+    audio = report.get("audio")
+    if audio is not None and audio.get("packetsReceived", 0) != 0:
+        problems.append("audio RTP packets arrived")
+    answer_audio = report.get("answerAudio") or {}
+    if answer_audio.get("port") != 0 and answer_audio.get("direction") != "inactive":
+        problems.append(f"the answer does not reject audio: {json.dumps(answer_audio)}")
+    return problems
+
+
+def parse_args():
+    script_dir = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cimshub", required=True, help="path of the cimshub binary")
+    parser.add_argument("--cimshubctl", required=True, help="path of the cimshubctl binary")
+    parser.add_argument("--camera-sim", required=True,
+                        help="path of the cimshub-camera-sim binary")
+    parser.add_argument("--footage",
+                        help="768x576 10 fps video file for the simulator; the "
+                             "CIMS_TEST_FOOTAGE environment variable overrides it; "
+                             "without either, the simulator sends a 640x480 pattern")
+    parser.add_argument("--chromium", default="/usr/bin/chromium",
+                        help="path of the Chromium binary (default: %(default)s)")
+    parser.add_argument("--page", default=os.path.join(script_dir, PAGE_NAME),
+                        help="viewer page to serve (default: %(default)s)")
+    parser.add_argument("--time-limit", type=float, default=120.0,
+                        help="seconds the whole run may take (default: %(default)s)")
+    parser.add_argument("--keep-temp", action="store_true",
+                        help="keep the temporary directory with logs and config")
+    args = parser.parse_args()
+    if os.environ.get("CIMS_TEST_FOOTAGE"):
+        args.footage = os.environ["CIMS_TEST_FOOTAGE"]
+    return args
+
+
+def main():
+    args = parse_args()
+    run = Run(args)
+    if run.footage:
+        print(f"note: camera plays {run.footage}")
+    else:
+        print(f"note: no footage file at {args.footage!r}; camera sends a 640x480 pattern")
+
+    # A timer, not only the per-wait limits, so that a hung call still ends the run.
+    watchdog = threading.Timer(args.time_limit + 30, run.abort)
+    watchdog.daemon = True
+    watchdog.start()
+
+    setup_error = None
+    try:
+        try:
+            run.setup()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+            setup_error = error
+            run.record("setup", False, str(error))
+        if setup_error is None:
+            relay_ok = run.test_relay()
+            run.test_denials()
+            run.test_camera_restart(relay_ok)
+        if not all(passed for _, passed in run.results):
+            run.processes.report_exits()
+            run.print_logs()
+    finally:
+        run.cleanup()
+        watchdog.cancel()
+
+    passed = sum(1 for _, ok in run.results if ok)
+    failed = len(run.results) - passed
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
