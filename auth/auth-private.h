@@ -55,9 +55,9 @@ char *cims_auth_describe_openssl_error (void);
 /*
  * cims_auth_quote_for_message:
  * Quotes an untrusted value (a claim, a request header) for an error
- * message or log line: control characters, quotes and backslashes are
- * escaped and values over 64 characters are cut and end in "...", so a
- * crafted value cannot forge log lines. Valid UTF-8 is kept as it is, and
+ * message or log line, so a crafted value cannot forge log lines. Control
+ * characters, quotes and backslashes are escaped, and values over 64
+ * characters are cut and end in "...". Valid UTF-8 is kept as it is, and
  * invalid UTF-8 becomes "(not UTF-8)".
  * Returns: (transfer full)
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Identity and access: verifying signed viewer tokens (JWT, ES256/RS256) and
  * deciding whether an identity may watch a camera. Grants, incidents and the
- * audit log will also live in this module. */
+ * audit log are stored through auth/store.h. */
 #pragma once
 
 #include <glib.h>
@@ -102,13 +102,13 @@ char *cims_auth_token_mint (const char *private_key_pem_path,
 
 /* The rule that decided an access request. */
 typedef enum {
-  CIMS_AUTH_RULE_OWN_JURISDICTION,     /* allowed: own camera with `view` */
+  CIMS_AUTH_RULE_OWN_JURISDICTION,     /* allowed: own camera with `view` (and `restrict` if restricted) */
   CIMS_AUTH_RULE_SHARED_BORDER,        /* allowed: border camera shared with the viewer's jurisdiction */
   CIMS_AUTH_RULE_GRANT,                /* allowed: an active grant covers the camera */
   CIMS_AUTH_RULE_INCIDENT,             /* allowed: an active major incident covers it */
   CIMS_AUTH_RULE_RESTRICTED,           /* denied: restricted camera without `restrict` of its jurisdiction */
   CIMS_AUTH_RULE_OUT_OF_SERVICE,       /* denied */
-  CIMS_AUTH_RULE_NO_VIEW_PERMISSION,   /* denied: own camera but no `view` */
+  CIMS_AUTH_RULE_NO_VIEW_PERMISSION,   /* denied: the viewer lacks `view` */
   CIMS_AUTH_RULE_NO_GRANT,             /* denied: another jurisdiction or agency, no grant or incident */
   CIMS_AUTH_RULE_INCIDENT_NUMBER_MISSING,  /* denied: cross-jurisdiction without X-Incident-Number */
   CIMS_AUTH_RULE_INCIDENT_NUMBER_INVALID,  /* denied: malformed, or not the grant's/incident's number */
@@ -140,6 +140,7 @@ typedef struct {
   GArray *allowances;           /* of CimsAuthAllowance, every one that allows now; NULL when denied */
 } CimsAuthDecision;
 
+/* Frees what @decision owns and zeroes it for reuse. */
 void cims_auth_decision_clear (CimsAuthDecision *decision);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CimsAuthDecision, cims_auth_decision_clear)
 
@@ -158,7 +159,8 @@ gboolean cims_auth_incident_number_is_valid (const char *number);
  * cims_auth_policy_decide:
  * Decides whether @identity may watch @camera live at @now_us, against the
  * grants and incidents in @input (which may be NULL: no grants, no
- * incidents, no incident number), and fills @decision.
+ * incidents, no incident number), and fills @decision, which must be
+ * zeroed or cleared with cims_auth_decision_clear() first.
  */
 void cims_auth_policy_decide (const CimsConfig *config,
                               const CimsAuthIdentity *identity,

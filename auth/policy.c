@@ -141,21 +141,22 @@ camera_is_shared_with (const CimsConfigCamera *camera, const char *jurisdiction)
       g_strv_contains ((const char *const *) camera->shared_with, jurisdiction);
 }
 
-/* Returns: (transfer full): @time_us as ISO 8601 UTC, or "no set end" for
- * G_MAXINT64. */
+/* Returns: (transfer full): "until" and @time_us as ISO 8601 UTC, or
+ * "with no set end" for G_MAXINT64. */
 static char *
-policy_format_time (gint64 time_us)
+policy_describe_until (gint64 time_us)
 {
   g_autoptr(GDateTime) time = NULL;
+  g_autofree char *text = NULL;
 
   if (time_us == G_MAXINT64)
-    return g_strdup ("no set end");
+    return g_strdup ("with no set end");
 
   time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
-  if (time == NULL)
-    return g_strdup_printf ("%" G_GINT64_FORMAT " us", time_us);
+  text = time != NULL ? g_date_time_format_iso8601 (time)
+                      : g_strdup_printf ("%" G_GINT64_FORMAT " us", time_us);
 
-  return g_date_time_format_iso8601 (time);
+  return g_strconcat ("until ", text, NULL);
 }
 
 /* Fills @decision as a denial under @rule with @reason (transfer full). */
@@ -416,9 +417,10 @@ policy_check_incident_number (const char *number, GArray *candidates,
   quoted = cims_auth_quote_for_message (number);
   if (!cims_auth_incident_number_is_valid (number)) {
     decision_deny (decision, CIMS_AUTH_RULE_INCIDENT_NUMBER_INVALID,
-                   g_strdup_printf ("Incident number \"%s\" is invalid: it must be 3 to 40 "
-                                    "letters, digits or -/.:_ characters, starting with a "
-                                    "letter or digit.", quoted));
+                   g_strdup_printf ("Incident number \"%s\" given for camera %s is invalid: "
+                                    "it must be 3 to 40 letters, digits or -/.:_ characters, "
+                                    "starting with a letter or digit.", quoted,
+                                    context->camera_id));
     return FALSE;
   }
 
@@ -475,15 +477,15 @@ policy_allow_candidates (GArray *candidates, const char *number, const CimsAuthI
   char *reason;
 
   if (grant_id != NULL) {
-    until = policy_format_time (grant_until_us);
-    reason = g_strdup_printf ("Grant %s from %s lets %s watch camera %s until %s, for "
-                              "incident %s.", grant_id, context->owner, context->viewer,
-                              context->camera_id, until, number);
+    until = policy_describe_until (grant_until_us);
+    reason = g_strdup_printf ("Grant %s from %s lets %s watch camera %s for incident %s, "
+                              "%s.", grant_id, context->owner, context->viewer,
+                              context->camera_id, number, until);
   } else {
-    until = policy_format_time (incident_until_us);
-    reason = g_strdup_printf ("Major incident %s (%s) of %s shares camera %s with %s "
-                              "until %s.", incident_id, number, context->owner,
-                              context->camera_id, context->viewer, until);
+    until = policy_describe_until (incident_until_us);
+    reason = g_strdup_printf ("Major incident %s (%s) of %s shares camera %s with %s, %s.",
+                              incident_id, number, context->owner, context->camera_id,
+                              context->viewer, until);
   }
 
   decision_allow (decision, grant_id != NULL ? CIMS_AUTH_RULE_GRANT : CIMS_AUTH_RULE_INCIDENT,
@@ -543,7 +545,7 @@ policy_decide_cross (const CimsConfig *config, const CimsAuthIdentity *identity,
  * Decides whether @identity may watch @camera live at @now_us and writes
  * the result to @decision, which must be zeroed or cleared with
  * cims_auth_decision_clear(): every field is overwritten and none is freed.
- * @input (may be NULL) holds the grants and incidents in any state and the
+ * @input (may be NULL) contains the grants and incidents in any state and the
  * request's incident number. The rules apply in this order:
  * 1. A camera that is out of service is denied to everyone.
  * 2. A restricted camera is allowed only to users of its own jurisdiction

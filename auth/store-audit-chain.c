@@ -9,7 +9,6 @@
 
 #include <openssl/evp.h>
 
-#include "auth/auth-private.h"
 #include "auth/store-private.h"
 
 /* First item of the canonical form. A new form gets a new tag, so that a
@@ -95,7 +94,8 @@ cims_audit_record_compute_hash (const CimsAuditRecord *record)
   unsigned int digest_len = 0;
   GString *hex;
 
-  /* EVP_Digest() with SHA-256 fails only when OpenSSL cannot allocate. */
+  /* Hashing a buffer in memory has no input that can fail, so a failure
+   * here means OpenSSL itself is unusable and no record can be chained. */
   if (EVP_Digest (form->str, form->len, digest, &digest_len, EVP_sha256 (), NULL) != 1)
     g_error ("EVP_Digest(SHA-256) failed while hashing an audit record");
 

@@ -15,7 +15,7 @@ G_BEGIN_DECLS
 /* ---- backend table -------------------------------------------------------- */
 
 /* One backend's implementation of every store operation. The public
- * functions in store.c check their arguments and dispatch here; each entry
+ * functions in store.c check their arguments and dispatch here. Each entry
  * has the contract of the public function of the same name. */
 typedef struct {
   const char *name;
@@ -64,7 +64,7 @@ struct _CimsStore {
  * Returns: (transfer full) */
 char *cims_store_id_new (const char *prefix, GError **error);
 
-/* Formats UTC microseconds as "2026-12-04T10:00:00Z" for messages;
+/* Formats UTC microseconds as "2026-12-04T10:00:00Z" for messages.
  * G_MAXINT64 reads "never". Returns: (transfer full) */
 char *cims_store_time_format (gint64 time_us);
 

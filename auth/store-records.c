@@ -323,22 +323,22 @@ cims_audit_record_free (CimsAuditRecord *record)
 
 /* ---- checks before storing ------------------------------------------------- */
 
-/* Fails when @value is NULL or empty. @what names the record for the message,
- * e.g. "grant for owner boston". */
+/* Fails when @value is NULL or empty. @record_name names the record in the
+ * message, e.g. "grant for owner boston". */
 static gboolean
-require_text (const char *value, const char *field, const char *operation, const char *what,
+require_text (const char *value, const char *field, const char *operation, const char *record_name,
               GError **error)
 {
   if (value != NULL && value[0] != '\0')
     return TRUE;
 
   g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID,
-               "Cannot %s %s: %s is missing", operation, what, field);
+               "Cannot %s %s: %s is missing", operation, record_name, field);
   return FALSE;
 }
 
 static gboolean
-require_window (gint64 starts_at_us, gint64 ends_at_us, const char *operation, const char *what,
+require_window (gint64 starts_at_us, gint64 ends_at_us, const char *operation, const char *record_name,
                 GError **error)
 {
   g_autofree char *start_text = NULL;
@@ -350,14 +350,14 @@ require_window (gint64 starts_at_us, gint64 ends_at_us, const char *operation, c
   start_text = cims_store_time_format (starts_at_us);
   end_text = cims_store_time_format (ends_at_us);
   g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID,
-               "Cannot %s %s: it ends (%s) no later than it starts (%s)", operation, what,
+               "Cannot %s %s: it ends (%s) no later than it starts (%s)", operation, record_name,
                end_text, start_text);
   return FALSE;
 }
 
 /* An empty list would cover nothing, which no caller means: NULL is "all". */
 static gboolean
-require_list_not_empty (char **list, const char *field, const char *operation, const char *what,
+require_list_not_empty (char **list, const char *field, const char *operation, const char *record_name,
                         GError **error)
 {
   if (list == NULL || list[0] != NULL)
@@ -365,63 +365,63 @@ require_list_not_empty (char **list, const char *field, const char *operation, c
 
   g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID,
                "Cannot %s %s: %s is an empty list; leave it unset to mean all", operation,
-               what, field);
+               record_name, field);
   return FALSE;
 }
 
 gboolean
 cims_store_grant_validate (const CimsGrant *grant, GError **error)
 {
-  g_autofree char *what = g_strdup_printf ("grant for owner %s",
+  g_autofree char *record_name = g_strdup_printf ("grant for owner %s",
                                            grant->owner != NULL ? grant->owner : "(none)");
   const char *op = "insert";
 
-  return require_text (grant->owner, "owner", op, what, error) &&
-         require_text (grant->grantee, "grantee", op, what, error) &&
-         require_text (grant->purpose, "purpose", op, what, error) &&
-         require_text (grant->authorized_by, "authorized_by", op, what, error) &&
-         require_list_not_empty (grant->cameras, "cameras", op, what, error) &&
-         require_window (grant->starts_at_us, grant->ends_at_us, op, what, error);
+  return require_text (grant->owner, "owner", op, record_name, error) &&
+         require_text (grant->grantee, "grantee", op, record_name, error) &&
+         require_text (grant->purpose, "purpose", op, record_name, error) &&
+         require_text (grant->authorized_by, "authorized_by", op, record_name, error) &&
+         require_list_not_empty (grant->cameras, "cameras", op, record_name, error) &&
+         require_window (grant->starts_at_us, grant->ends_at_us, op, record_name, error);
 }
 
 gboolean
 cims_store_incident_validate (const CimsIncident *incident, GError **error)
 {
-  g_autofree char *what = g_strdup_printf ("incident %s of owner %s",
+  g_autofree char *record_name = g_strdup_printf ("incident %s of owner %s",
                                            incident->incident_number != NULL
                                              ? incident->incident_number : "(no number)",
                                            incident->owner != NULL ? incident->owner : "(none)");
   const char *op = "insert";
 
-  return require_text (incident->owner, "owner", op, what, error) &&
-         require_text (incident->incident_number, "incident_number", op, what, error) &&
-         require_text (incident->declared_by, "declared_by", op, what, error) &&
-         require_list_not_empty (incident->cameras, "cameras", op, what, error) &&
-         require_list_not_empty (incident->partners, "partners", op, what, error) &&
-         require_window (incident->starts_at_us, incident->ends_at_us, op, what, error);
+  return require_text (incident->owner, "owner", op, record_name, error) &&
+         require_text (incident->incident_number, "incident_number", op, record_name, error) &&
+         require_text (incident->declared_by, "declared_by", op, record_name, error) &&
+         require_list_not_empty (incident->cameras, "cameras", op, record_name, error) &&
+         require_list_not_empty (incident->partners, "partners", op, record_name, error) &&
+         require_window (incident->starts_at_us, incident->ends_at_us, op, record_name, error);
 }
 
 gboolean
 cims_store_archive_request_validate (const CimsArchiveRequest *request, GError **error)
 {
-  g_autofree char *what = g_strdup_printf ("archive request for camera %s",
+  g_autofree char *record_name = g_strdup_printf ("archive request for camera %s",
                                            request->camera_id != NULL
                                              ? request->camera_id : "(none)");
   const char *op = "insert";
 
   if ((guint) request->requester_kind >= G_N_ELEMENTS (requester_kind_names)) {
     g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID,
-                 "Cannot insert %s: requester kind %d is unknown", what,
+                 "Cannot insert %s: requester kind %d is unknown", record_name,
                  (int) request->requester_kind);
     return FALSE;
   }
 
-  return require_text (request->camera_id, "camera_id", op, what, error) &&
-         require_text (request->owner, "owner", op, what, error) &&
-         require_text (request->requester_id, "requester_id", op, what, error) &&
-         require_text (request->requester_name, "requester_name", op, what, error) &&
-         require_text (request->purpose, "purpose", op, what, error) &&
-         require_window (request->from_us, request->to_us, op, what, error);
+  return require_text (request->camera_id, "camera_id", op, record_name, error) &&
+         require_text (request->owner, "owner", op, record_name, error) &&
+         require_text (request->requester_id, "requester_id", op, record_name, error) &&
+         require_text (request->requester_name, "requester_name", op, record_name, error) &&
+         require_text (request->purpose, "purpose", op, record_name, error) &&
+         require_window (request->from_us, request->to_us, op, record_name, error);
 }
 
 /* The canonical form hashes bytes, so text must be UTF-8 for two backends

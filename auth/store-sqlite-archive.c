@@ -94,8 +94,8 @@ request_bind_insert (sqlite3_stmt *stmt, const CimsArchiveRequest *request,
          sqlite3_bind_int64 (stmt, 12, request->created_at_us) == SQLITE_OK;
 }
 
-/* Stores @request as a new request and sets its id and first state; review
- * and decision fields start empty whatever @request holds. */
+/* Stores @request as a new request and sets its id and first state. Review
+ * and decision fields start empty whatever @request contains. */
 gboolean
 cims_store_sqlite_archive_request_insert (CimsStore *store, CimsArchiveRequest *request,
                                           GError **error)
@@ -167,15 +167,15 @@ request_get_locked (CimsStoreSqlite *sq, const char *request_id, GError **error)
  * no longer in the expected state. */
 static void
 request_update_explain (CimsStoreSqlite *sq, const char *request_id, CimsArchiveState expected,
-                        CimsArchiveState wanted, GError **error)
+                        CimsArchiveState new_state, GError **error)
 {
   g_autoptr(GError) get_error = NULL;
   g_autoptr(CimsArchiveRequest) request = request_get_locked (sq, request_id, &get_error);
-  const char *wanted_name = cims_archive_state_to_string (wanted);
+  const char *new_state_name = cims_archive_state_to_string (new_state);
 
   if (request == NULL) {
     g_set_error (error, CIMS_STORE_ERROR, get_error->code,
-                 "Cannot move archive request %s to %s: %s", request_id, wanted_name,
+                 "Cannot move archive request %s to %s: %s", request_id, new_state_name,
                  get_error->code == CIMS_STORE_ERROR_NOT_FOUND ? "no request has that id"
                                                                 : get_error->message);
     return;
@@ -183,7 +183,7 @@ request_update_explain (CimsStoreSqlite *sq, const char *request_id, CimsArchive
 
   g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CONFLICT,
                "Cannot move archive request %s to %s: it is %s, not %s", request_id,
-               wanted_name, cims_archive_state_to_string (request->state),
+               new_state_name, cims_archive_state_to_string (request->state),
                cims_archive_state_to_string (expected));
 }
 

@@ -96,7 +96,7 @@ record_describe (const CimsAuditRecord *record)
 /* Reads the last record's sequence and hash, or 0 and 64 zeros for an empty
  * log. Call inside the append's transaction. */
 static gboolean
-audit_read_last (CimsStoreSqlite *sq, guint64 *sequence, char **hash, const char *what,
+audit_read_last (CimsStoreSqlite *sq, guint64 *sequence, char **hash, const char *record_name,
                  GError **error)
 {
   g_autoptr(CimsSqliteCachedStmt) stmt = NULL;
@@ -114,7 +114,7 @@ audit_read_last (CimsStoreSqlite *sq, guint64 *sequence, char **hash, const char
   }
   if (rc != SQLITE_ROW) {
     cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
-                                 "Cannot append %s: reading the last record failed", what);
+                                 "Cannot append %s: reading the last record failed", record_name);
     return FALSE;
   }
 
@@ -126,7 +126,7 @@ audit_read_last (CimsStoreSqlite *sq, guint64 *sequence, char **hash, const char
 /* Fills in the chain fields and inserts @record. Call inside the append's
  * transaction. */
 static gboolean
-audit_insert_next (CimsStoreSqlite *sq, CimsAuditRecord *record, const char *what,
+audit_insert_next (CimsStoreSqlite *sq, CimsAuditRecord *record, const char *record_name,
                    GError **error)
 {
   g_autoptr(CimsSqliteCachedStmt) stmt = NULL;
@@ -135,7 +135,7 @@ audit_insert_next (CimsStoreSqlite *sq, CimsAuditRecord *record, const char *wha
   g_clear_pointer (&record->previous_hash, g_free);
   g_clear_pointer (&record->hash, g_free);
 
-  if (!audit_read_last (sq, &last_sequence, &record->previous_hash, what, error))
+  if (!audit_read_last (sq, &last_sequence, &record->previous_hash, record_name, error))
     return FALSE;
 
   record->sequence = last_sequence + 1;
@@ -147,7 +147,7 @@ audit_insert_next (CimsStoreSqlite *sq, CimsAuditRecord *record, const char *wha
 
   if (!record_bind_insert (stmt, record) || sqlite3_step (stmt) != SQLITE_DONE) {
     cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
-                                 "Cannot append %s as record %" G_GUINT64_FORMAT, what,
+                                 "Cannot append %s as record %" G_GUINT64_FORMAT, record_name,
                                  record->sequence);
     return FALSE;
   }
@@ -164,20 +164,20 @@ cims_store_sqlite_audit_append (CimsStore *store, CimsAuditRecord *record, GErro
 {
   CimsStoreSqlite *sq = store->data;
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&sq->lock);
-  g_autofree char *what = record_describe (record);
+  g_autofree char *record_name = record_describe (record);
 
   if (sqlite3_exec (sq->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
     cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
-                                 "Cannot append %s: BEGIN IMMEDIATE failed", what);
+                                 "Cannot append %s: BEGIN IMMEDIATE failed", record_name);
     goto fail;
   }
 
-  if (!audit_insert_next (sq, record, what, error))
+  if (!audit_insert_next (sq, record, record_name, error))
     goto rollback;
 
   if (sqlite3_exec (sq->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_WRITE,
-                                 "Cannot append %s: COMMIT failed", what);
+                                 "Cannot append %s: COMMIT failed", record_name);
     goto rollback;
   }
 
@@ -203,8 +203,8 @@ typedef struct {
 } QueryTextCondition;
 
 /* Builds the SELECT for @filter. Every condition present adds one AND clause
- * with its own numbered parameter; the jurisdiction uses its parameter
- * twice. Returns: (transfer full) */
+ * with its own numbered parameter, and the jurisdiction clause uses its
+ * parameter twice. Returns: (transfer full) */
 static sqlite3_stmt *
 audit_query_prepare (CimsStoreSqlite *sq, const CimsAuditFilter *filter, GError **error)
 {

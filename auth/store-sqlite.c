@@ -19,12 +19,12 @@
 /* How long a write waits for another connection's lock before failing. */
 #define SQLITE_BUSY_TIMEOUT_MS 5000
 
-/* Schema version n is reached by running migrations[n - 1]. Append new
- * steps; never edit a released one. */
+/* Schema version n is reached by running migrations[n - 1]. Add new steps
+ * at the end and never edit a released one. */
 static const char *const migrations[] = {
   /* 1: grants, incidents, archive-footage requests, the audit log. Times are
    * UTC microseconds except the audit log's time_ms. Camera and partner
-   * lists are JSON arrays of ids; NULL means all. */
+   * lists are JSON arrays of ids, and NULL means all. */
   "CREATE TABLE grants ("
   "  id TEXT PRIMARY KEY,"
   "  owner TEXT NOT NULL,"
@@ -147,13 +147,13 @@ cims_store_sqlite_set_error (CimsStoreSqlite *sq, GError **error, CimsStoreError
                              const char *format, ...)
 {
   va_list args;
-  g_autofree char *what = NULL;
+  g_autofree char *context = NULL;
 
   va_start (args, format);
-  what = g_strdup_vprintf (format, args);
+  context = g_strdup_vprintf (format, args);
   va_end (args);
 
-  g_set_error (error, CIMS_STORE_ERROR, code, "%s: %s", what, sqlite3_errmsg (sq->db));
+  g_set_error (error, CIMS_STORE_ERROR, code, "%s: %s", context, sqlite3_errmsg (sq->db));
 }
 
 CimsSqliteCachedStmt *
@@ -392,9 +392,10 @@ store_sqlite_migrate (CimsStoreSqlite *sq, gboolean is_read_only, gboolean *was_
   return TRUE;
 }
 
-/* Sets WAL, FULL sync, foreign keys and the busy timeout. WAL cannot be set
- * on a read-only connection, and a writable file whose folder is not
- * writable cannot switch to it either; both stay usable for reading. */
+/* Sets WAL, FULL sync, foreign keys and the busy timeout. A read-only
+ * connection cannot switch to WAL, so it is not asked to. A writable file in
+ * a folder that is not writable cannot switch either, and stays usable for
+ * reading in its current journal mode. */
 static gboolean
 store_sqlite_configure (CimsStoreSqlite *sq, gboolean is_read_only, GError **error)
 {
@@ -440,8 +441,8 @@ cims_store_sqlite_open (const char *path, GError **error)
 
   store_sqlite_precreate (path);
 
-  /* SQLITE_OPEN_URI makes "file:..." a URI; other names stay plain paths.
-   * SQLite opens a file it may not write read-only instead of failing. */
+  /* SQLITE_OPEN_URI makes "file:..." a URI, and other names stay plain
+   * paths. SQLite opens a file it may not write read-only instead of failing. */
   rc = sqlite3_open_v2 (path, &sq->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
   if (rc != SQLITE_OK) {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The state store interface: grants, major incidents, archive-footage
- * requests and the append-only audit log. store-sqlite.c implements it on
- * an embedded SQLite file; a PostgreSQL backend implements the same table
- * of functions. Callers never see SQL. */
+ * requests and the append-only audit log. The store-sqlite*.c files
+ * implement it on an embedded SQLite file, and a PostgreSQL backend would
+ * fill the same table of functions. Callers never see SQL. */
 #pragma once
 
 #include <glib.h>

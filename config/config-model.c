@@ -132,6 +132,7 @@ config_free (CimsConfig *config)
   g_strfreev (config->cors_origins);
   g_free (config->token_audience);
   g_free (config->default_profile);
+  g_strfreev (config->regional_auditors);
 
   /* The index borrows cameras, so it goes before the array that owns them. */
   g_clear_pointer (&config->camera_index, g_hash_table_unref);

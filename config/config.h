@@ -89,6 +89,9 @@ typedef struct {
   char **cors_origins;          /* NULL-terminated; "*" allowed for WHEP only */
   char *token_audience;         /* hub.token_audience, default "cimshub" */
   char *default_profile;        /* hub.default_profile, default: the first profile */
+  char **regional_auditors;     /* hub.regional_auditors, "PARTY:SUBJECT" entries naming auditors
+                                 * who may read every jurisdiction's audit records; NULL-terminated,
+                                 * empty by default */
 
   GPtrArray *jurisdictions;     /* of CimsConfigJurisdiction */
   GPtrArray *agencies;          /* of CimsConfigAgency */

@@ -19,6 +19,17 @@ quit_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+reload_cb (gpointer user_data)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_message ("SIGHUP received, reloading the configuration");
+  if (!cims_hub_reload (user_data, &error))
+    g_warning ("configuration not reloaded, the running one stays in force:\n%s", error->message);
+  return G_SOURCE_CONTINUE;
+}
+
 static int
 check_config (const char *path)
 {
@@ -66,6 +77,7 @@ run (const char *path)
   loop = g_main_loop_new (NULL, FALSE);
   g_unix_signal_add (SIGINT, quit_cb, loop);
   g_unix_signal_add (SIGTERM, quit_cb, loop);
+  g_unix_signal_add (SIGHUP, reload_cb, hub);
   g_main_loop_run (loop);
 
   cims_hub_free (hub);

@@ -90,6 +90,7 @@ struct _CimsHub {
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
+  GPtrArray *retired_configs;   /* of CimsConfig replaced by reloads, kept until the hub stops */
 
   SoupServer *http;
   guint16 http_port;

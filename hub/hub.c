@@ -90,6 +90,7 @@ cims_hub_new (CimsConfig *config, GError **error)
   }
 
   hub->keyring = g_steal_pointer (&keyring);
+  hub->retired_configs = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_config_unref);
   hub->dtls = g_steal_pointer (&dtls);
   hub->started_us = g_get_monotonic_time ();
   hub->main_context = g_main_context_ref_thread_default ();
@@ -187,6 +188,7 @@ cims_hub_free (CimsHub *hub)
   g_clear_pointer (&hub->store, cims_store_free);
   cims_dtls_identity_free (hub->dtls);
   cims_auth_keyring_free (hub->keyring);
+  g_ptr_array_unref (hub->retired_configs);
   cims_config_unref (hub->config);
   g_free (hub);
 }

@@ -42,6 +42,12 @@ void cims_hub_stop (CimsHub *hub);
 void cims_hub_free (CimsHub *hub);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsHub, cims_hub_free)
 
+/* Reloads the configuration file the hub was started with: cameras,
+ * jurisdictions, agencies and token keys change; sessions the new file no
+ * longer allows end. The listen address, ICE ports and DTLS certificate
+ * keep their old values until a restart. On error nothing changes. */
+gboolean cims_hub_reload (CimsHub *hub, GError **error);
+
 /* The port the HTTP server listens on (useful when configured as 0). */
 guint16 cims_hub_get_http_port (CimsHub *hub);
 

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Types shared by the files of cimshub-whep-viewer, a WHEP client that runs
+ * many WebRTC viewers in one process for tests and benchmarks. Each concept
+ * (offer and answer, DTLS, SRTP, statistics, one viewer's life) has its file. */
+#pragma once
+
+#include <glib.h>
+#include <libsoup/soup.h>
+
+#include <agent.h>
+#include <openssl/ssl.h>
+#include <srtp2/srtp.h>
+
+#include "pipelines/pipelines.h"
+
+G_BEGIN_DECLS
+
+#define CIMS_WHEP_VIEWER_ERROR (cims_whep_viewer_error_quark ())
+GQuark cims_whep_viewer_error_quark (void);
+
+typedef enum {
+  CIMS_WHEP_VIEWER_ERROR_FAILED,
+  CIMS_WHEP_VIEWER_ERROR_INVALID_ANSWER,
+  CIMS_WHEP_VIEWER_ERROR_TLS,
+  CIMS_WHEP_VIEWER_ERROR_SRTP,
+} CimsWhepViewerError;
+
+typedef enum {
+  CIMS_WHEP_VIEWER_SETUP_ACTPASS,
+  CIMS_WHEP_VIEWER_SETUP_ACTIVE,   /* DTLS client */
+  CIMS_WHEP_VIEWER_SETUP_PASSIVE,  /* DTLS server */
+} CimsWhepViewerSetup;
+
+const char *cims_whep_viewer_setup_to_string (CimsWhepViewerSetup setup);
+
+/* How a viewer's session ended; the strings are the "ended_by" JSON values. */
+typedef enum {
+  CIMS_WHEP_VIEWER_END_NONE,
+  CIMS_WHEP_VIEWER_END_CLOSE_NOTIFY,
+  CIMS_WHEP_VIEWER_END_ICE_FAILED,
+  CIMS_WHEP_VIEWER_END_IDLE,
+  CIMS_WHEP_VIEWER_END_DURATION,
+  CIMS_WHEP_VIEWER_END_POST_FAILED,
+  CIMS_WHEP_VIEWER_END_ANSWER_INVALID,
+  CIMS_WHEP_VIEWER_END_DTLS_FAILED,
+} CimsWhepViewerEnd;
+
+const char *cims_whep_viewer_end_to_string (CimsWhepViewerEnd end);
+
+/* Command-line settings, shared read-only by every viewer. */
+typedef struct {
+  char *base_url;
+  char *camera_id;
+  char *token;
+  char *incident_number;
+  char *client;
+  guint n_viewers;
+  guint ramp_ms;
+  guint duration_s;
+  guint idle_timeout_ms;
+  guint pli_interval_ms;
+  CimsWhepViewerSetup setup;
+  gboolean offers_vp8;
+  gboolean offers_h265;
+  gboolean has_bad_fingerprint;
+  guint expected_status;          /* 0 when --expect-status was not given */
+  char *srtp_profiles;            /* OpenSSL list, e.g. "SRTP_AES128_CM_SHA1_80" */
+  gboolean prints_json;
+  gboolean prints_events;
+} CimsWhepViewerOptions;
+
+/* ---- offer and answer (whep-viewer-sdp.c) ------------------------------- */
+
+typedef struct {
+  const char *ice_ufrag;
+  const char *ice_pwd;
+  const char *fingerprint_sha256;  /* "AB:CD:..." */
+  CimsWhepViewerSetup setup;
+  GPtrArray *candidates;           /* "candidate:..." lines, transfer none */
+  gboolean offers_vp8;
+  gboolean offers_h265;
+} CimsWhepViewerOfferParams;
+
+/* What the viewer needs from the hub's answer. */
+typedef struct {
+  char *ice_ufrag;
+  char *ice_pwd;
+  char *fingerprint_algorithm;     /* lowercase, e.g. "sha-256" */
+  guint8 fingerprint[EVP_MAX_MD_SIZE];
+  gsize fingerprint_size;
+  CimsWhepViewerSetup setup;       /* the hub's role: ACTIVE or PASSIVE */
+  guint8 payload_type;
+  CimsCodec codec;
+  guint32 ssrc;                    /* 0 when the answer has no a=ssrc */
+  GPtrArray *candidates;           /* "a=candidate:..." lines */
+} CimsWhepViewerAnswer;
+
+/* Returns (transfer full) the SDP text of a recvonly video offer. */
+char *cims_whep_viewer_offer_build (const CimsWhepViewerOfferParams *params);
+
+/* Parses @text into @answer (cleared first). Fails with
+ * CIMS_WHEP_VIEWER_ERROR_INVALID_ANSWER naming the missing or invalid part. */
+gboolean cims_whep_viewer_answer_parse (const char *text, gsize size, CimsWhepViewerAnswer *answer,
+                                        GError **error);
+void cims_whep_viewer_answer_clear (CimsWhepViewerAnswer *answer);
+
+/* ---- DTLS (whep-viewer-dtls.c) ----------------------------------------- */
+
+/* The process's one certificate and DTLS context, shared by every viewer. */
+typedef struct {
+  SSL_CTX *ssl_ctx;
+  char *fingerprint_sha256;
+} CimsWhepViewerIdentity;
+
+/* Makes an ECDSA P-256 self-signed certificate and a DTLS 1.2 context that
+ * offers @srtp_profiles (NULL: GCM when libsrtp has it, then
+ * SRTP_AES128_CM_SHA1_80). Returns (transfer full) or NULL with @error. */
+CimsWhepViewerIdentity *cims_whep_viewer_identity_new (const char *srtp_profiles, GError **error);
+void cims_whep_viewer_identity_free (CimsWhepViewerIdentity *identity);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsWhepViewerIdentity, cims_whep_viewer_identity_free)
+
+typedef enum {
+  CIMS_WHEP_VIEWER_DTLS_IN_PROGRESS,
+  CIMS_WHEP_VIEWER_DTLS_CONNECTED,     /* handshake finished just now */
+  CIMS_WHEP_VIEWER_DTLS_CLOSED,        /* the peer sent close_notify */
+  CIMS_WHEP_VIEWER_DTLS_FAILED,
+} CimsWhepViewerDtlsStatus;
+
+/* One viewer's DTLS connection over its ICE component. */
+typedef struct {
+  SSL *ssl;
+  NiceAgent *agent;                /* transfer none */
+  guint stream_id;
+  gboolean is_client;
+  gboolean is_connected;
+  gint64 started_us;
+} CimsWhepViewerDtls;
+
+gboolean cims_whep_viewer_dtls_start (CimsWhepViewerDtls *dtls, CimsWhepViewerIdentity *identity,
+                                      NiceAgent *agent, guint stream_id, gboolean is_client);
+CimsWhepViewerDtlsStatus cims_whep_viewer_dtls_handshake (CimsWhepViewerDtls *dtls);
+CimsWhepViewerDtlsStatus cims_whep_viewer_dtls_receive (CimsWhepViewerDtls *dtls, const guint8 *data,
+                                                        gsize size);
+void cims_whep_viewer_dtls_handle_timeout (CimsWhepViewerDtls *dtls);
+gboolean cims_whep_viewer_dtls_peer_matches (CimsWhepViewerDtls *dtls, const CimsWhepViewerAnswer *answer);
+void cims_whep_viewer_dtls_clear (CimsWhepViewerDtls *dtls);
+
+/* ---- SRTP (whep-viewer-srtp.c) ----------------------------------------- */
+
+typedef struct {
+  srtp_t inbound;                  /* the hub's RTP and RTCP */
+  srtp_t outbound;                 /* our RTCP */
+  const char *profile_name;        /* static string from OpenSSL */
+} CimsWhepViewerSrtp;
+
+gboolean cims_whep_viewer_srtp_start (CimsWhepViewerSrtp *srtp, SSL *ssl, gboolean is_client,
+                                      GError **error);
+/* Unprotects in place; returns the plain length or -1. */
+int cims_whep_viewer_srtp_unprotect_rtp (CimsWhepViewerSrtp *srtp, guint8 *packet, gsize size);
+int cims_whep_viewer_srtp_unprotect_rtcp (CimsWhepViewerSrtp *srtp, guint8 *packet, gsize size);
+/* Protects @size bytes of RTCP in @packet (room for the trailer is needed);
+ * returns the protected length or -1. */
+int cims_whep_viewer_srtp_protect_rtcp (CimsWhepViewerSrtp *srtp, guint8 *packet, gsize size);
+void cims_whep_viewer_srtp_clear (CimsWhepViewerSrtp *srtp);
+
+/* ---- statistics and keyframe tracking (whep-viewer-stats.c) ------------ */
+
+/* Reception statistics of one RTP stream; updated per packet without
+ * allocating. Times are g_get_monotonic_time() microseconds. */
+typedef struct {
+  CimsCodec codec;
+  guint32 clock_rate;
+
+  guint64 n_packets;
+  guint64 n_bytes;                 /* RTP bytes after SRTP removal */
+  guint64 n_lost;
+  gint64 first_packet_us;
+  gint64 last_packet_us;
+  gint64 first_keyframe_us;
+  guint width;
+  guint height;
+
+  /* Sequence tracking: extended highest sequence number and the reception
+   * bitmap of the 64 numbers up to it (bit 0 is the highest). */
+  gboolean has_sequence;
+  guint32 base_seq;
+  guint32 max_seq;
+  guint64 received_bits;
+  guint64 n_expected_prior;
+  guint64 n_received_prior;
+
+  /* RFC 3550 interarrival jitter, in RTP timestamp units scaled by 16. */
+  guint32 jitter_q4;
+  gint64 last_transit;
+  gboolean has_transit;
+
+  /* The access unit being received. */
+  guint32 unit_timestamp;
+  guint32 unit_next_seq;
+  guint unit_flags;
+  gboolean unit_is_open;
+  gboolean unit_is_contiguous;
+  gboolean unit_has_slices;
+  gboolean unit_has_vp8_keyframe;
+} CimsWhepViewerStats;
+
+void cims_whep_viewer_stats_init (CimsWhepViewerStats *stats, CimsCodec codec, guint32 clock_rate);
+
+/* Accounts one plain RTP packet. Returns TRUE when it completes the first
+ * whole keyframe (first_keyframe_us is then set). */
+gboolean cims_whep_viewer_stats_add (CimsWhepViewerStats *stats, const guint8 *packet, gsize size,
+                                     gint64 now_us);
+
+/* Counts the numbers still missing at the end of the session as lost. */
+void cims_whep_viewer_stats_finish (CimsWhepViewerStats *stats);
+
+guint32 cims_whep_viewer_stats_get_extended_max (const CimsWhepViewerStats *stats);
+/* Returns the RFC 3550 fraction lost since the previous call (0-255). */
+guint8 cims_whep_viewer_stats_take_fraction_lost (CimsWhepViewerStats *stats);
+
+/* Parses the coded size from an H.264 or H.265 SPS NAL unit (header
+ * included). Returns FALSE when the unit is truncated or unsupported. */
+gboolean cims_whep_viewer_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size,
+                                          guint *width, guint *height);
+
+/* ---- RTCP (whep-viewer-rtcp.c) ----------------------------------------- */
+
+typedef struct {
+  guint32 ssrc;                    /* ours */
+  guint32 media_ssrc;              /* the hub's */
+  guint32 last_sr_ntp_middle;      /* middle 32 bits of the last SR's NTP time */
+  gint64 last_sr_us;               /* when it arrived, 0 before any */
+} CimsWhepViewerRtcp;
+
+/* Writes a receiver report (with SDES CNAME), followed by a PLI when
+ * @with_pli, into @buffer. Returns the size, 0 when it does not fit. */
+gsize cims_whep_viewer_rtcp_build (CimsWhepViewerRtcp *rtcp, CimsWhepViewerStats *stats,
+                                   const char *cname, gboolean with_pli, gint64 now_us,
+                                   guint8 *buffer, gsize buffer_size);
+
+/* Notes the hub's sender reports in a plain compound RTCP packet. */
+void cims_whep_viewer_rtcp_parse (CimsWhepViewerRtcp *rtcp, const guint8 *packet, gsize size,
+                                  gint64 now_us);
+
+/* ---- one viewer (whep-viewer-session.c) -------------------------------- */
+
+typedef struct _CimsWhepViewer CimsWhepViewer;
+
+typedef void (*CimsWhepViewerEndedFunc) (CimsWhepViewer *viewer, gpointer user_data);
+
+/* Resources shared by every viewer of the process. */
+typedef struct {
+  const CimsWhepViewerOptions *options;
+  CimsWhepViewerIdentity *identity;
+  SoupSession *soup;
+  GMainContext *context;
+  gint64 real_minus_monotonic_us;  /* converts monotonic times to Unix times */
+  CimsWhepViewerEndedFunc ended_func;
+  gpointer ended_data;
+} CimsWhepViewerShared;
+
+/* Returns (transfer full) viewer number @index, not started yet. */
+CimsWhepViewer *cims_whep_viewer_new (const CimsWhepViewerShared *shared, guint index);
+void cims_whep_viewer_free (CimsWhepViewer *viewer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsWhepViewer, cims_whep_viewer_free)
+
+/* Gathers candidates, then POSTs the offer. Main context only. */
+void cims_whep_viewer_start (CimsWhepViewer *viewer);
+
+/* Runs the viewer's timers (DTLS retransmission, RTCP, PLI, idle timeout,
+ * duration); the caller calls it every few tens of milliseconds. */
+void cims_whep_viewer_tick (CimsWhepViewer *viewer, gint64 now_us);
+
+gboolean cims_whep_viewer_is_done (CimsWhepViewer *viewer);
+/* Whether the viewer met the exit-status conditions for @options. */
+gboolean cims_whep_viewer_is_successful (CimsWhepViewer *viewer);
+/* Returns the first-keyframe time in ms after the POST, or -1. */
+double cims_whep_viewer_get_first_keyframe_ms (CimsWhepViewer *viewer);
+/* Returns (transfer full) the per-viewer result as JSON text (one line). */
+char *cims_whep_viewer_result_to_json (CimsWhepViewer *viewer);
+/* Returns (transfer full) an --events line of @event ("first-keyframe", "ended"). */
+char *cims_whep_viewer_event_to_json (CimsWhepViewer *viewer, const char *event);
+
+G_END_DECLS

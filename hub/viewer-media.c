@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A viewer session's send path: rewriting and SRTP-protecting the source's
+ * packets, keyframe snapshots for joins and PLIs, NACK retransmissions and
+ * RTCP sender reports. The handshake that keys it is viewer-dtls.c. */
+#include "hub/viewer-session-private.h"
+
+#include <string.h>
+
+/* A PLI resends the whole keyframe cache, so one viewer may trigger that at
+ * most twice a second. */
+#define PLI_MIN_INTERVAL_US (500 * 1000)
+
+/* ---- sending ------------------------------------------------------------ */
+
+/* Protects and sends one rewritten packet in @buffer (@size bytes of RTP,
+ * with room for the SRTP trailer). Send lock held. */
+static void
+send_protected (CimsViewerSession *session, guint8 *buffer, gsize size)
+{
+  int length = (int) size;
+  int sent;
+
+  if (srtp_protect (session->srtp_out, buffer, &length) != srtp_err_status_ok) {
+    CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+    return;
+  }
+
+  sent = nice_agent_send (session->agent, session->stream_id, 1, (guint) length, (const char *) buffer);
+  if (sent < 0) {
+    CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+    return;
+  }
+
+  atomic_fetch_add_explicit (&session->packets_sent, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit (&session->bytes_sent, (guint64) length, memory_order_relaxed);
+  CIMS_METRIC_ADD (session->hub, packets_relayed, 1);
+  CIMS_METRIC_ADD (session->hub, bytes_relayed, (guint64) length);
+}
+
+static void
+send_packet_locked (CimsViewerSession *session, const CimsRtpPacket *packet)
+{
+  guint8 buffer[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
+  gsize size;
+
+  size = cims_rtp_rewriter_write (&session->rewriter, packet, buffer, CIMS_RTP_MAX_PACKET);
+  if (size == 0) {
+    CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+    return;
+  }
+
+  send_protected (session, buffer, size);
+}
+
+static void
+send_snapshot_locked (CimsViewerSession *session, GPtrArray *snapshot)
+{
+  cims_rtp_rewriter_begin_catch_up (&session->rewriter);
+  for (guint i = 0; i < snapshot->len; i++)
+    send_packet_locked (session, g_ptr_array_index (snapshot, i));
+  cims_rtp_rewriter_end_catch_up (&session->rewriter);
+
+  session->waiting_for_keyframe = FALSE;
+  session->last_snapshot_us = g_get_monotonic_time ();
+  CIMS_METRIC_ADD (session->hub, keyframe_snapshots_sent, 1);
+}
+
+static gboolean
+session_takes_pli (CimsViewerSession *session)
+{
+  if (!atomic_exchange (&session->wants_keyframe, 0))
+    return FALSE;
+
+  return g_get_monotonic_time () - session->last_snapshot_us >= PLI_MIN_INTERVAL_US;
+}
+
+void
+cims_viewer_session_deliver (CimsViewerSession *session, CimsSource *source,
+                             CimsKeyframeCache *cache, CimsRtpPacket *packet,
+                             gboolean starts_keyframe)
+{
+  gboolean wants_snapshot;
+
+  if (!atomic_load (&session->is_media_ready) || atomic_load (&session->is_closed))
+    return;
+
+  g_mutex_lock (&session->send_lock);
+
+  wants_snapshot = session->waiting_for_keyframe || session_takes_pli (session);
+  if (!wants_snapshot) {
+    send_packet_locked (session, packet);
+  } else if (cims_keyframe_cache_has_keyframe (cache)) {
+    g_autoptr (GPtrArray) snapshot = cims_keyframe_cache_snapshot (cache);
+    send_snapshot_locked (session, snapshot);
+  } else if (!session->waiting_for_keyframe) {
+    /* A PLI with no keyframe cached: the next keyframe reaches this viewer
+     * in the normal stream. */
+    send_packet_locked (session, packet);
+  }
+
+  g_mutex_unlock (&session->send_lock);
+}
+
+/* ---- RTCP ---------------------------------------------------------------- */
+
+static guint64
+ntp_time_now (void)
+{
+  /* NTP counts from 1900, Unix from 1970: 2208988800 s apart. */
+  gint64 now_us = g_get_real_time ();
+  guint64 seconds = (guint64) (now_us / G_USEC_PER_SEC) + G_GUINT64_CONSTANT (2208988800);
+  guint64 fraction = ((guint64) (now_us % G_USEC_PER_SEC) << 32) / G_USEC_PER_SEC;
+
+  return (seconds << 32) | fraction;
+}
+
+static gboolean
+report_timer_cb (gpointer user_data)
+{
+  CimsViewerSession *session = user_data;
+  guint8 buffer[256 + SRTP_MAX_OVERHEAD];
+  CimsRtpRewriter *rewriter = &session->rewriter;
+  gsize size;
+  int length;
+  guint32 rtp_ts;
+
+  g_mutex_lock (&session->send_lock);
+  if (session->srtp_out == NULL || !rewriter->started) {
+    g_mutex_unlock (&session->send_lock);
+    return G_SOURCE_CONTINUE;
+  }
+
+  /* The RTP time now, extrapolated from the last packet sent. */
+  rtp_ts = rewriter->last_out_ts
+           + (guint32) ((g_get_monotonic_time () - rewriter->last_out_us) * rewriter->clock_rate
+                        / G_USEC_PER_SEC);
+  size = cims_rtcp_build_sender_report (buffer, 256, rewriter->ssrc, ntp_time_now (), rtp_ts,
+                                        (guint32) rewriter->packets_sent,
+                                        (guint32) rewriter->octets_sent, session->cname);
+  length = (int) size;
+  if (size > 0 && srtp_protect_rtcp (session->srtp_out, buffer, &length) == srtp_err_status_ok)
+    nice_agent_send (session->agent, session->stream_id, 1, (guint) length, (const char *) buffer);
+
+  g_mutex_unlock (&session->send_lock);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+retransmit (CimsViewerSession *session, guint16 out_seq)
+{
+  guint8 buffer[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
+  g_autoptr (CimsRtpPacket) packet = NULL;
+  CimsRtpRewriter copy;
+  guint16 src_seq;
+  gsize size;
+
+  g_mutex_lock (&session->send_lock);
+  if (!cims_rtp_rewriter_map_seq_to_source (&session->rewriter, out_seq, &src_seq)) {
+    g_mutex_unlock (&session->send_lock);
+    return;
+  }
+  g_mutex_unlock (&session->send_lock);
+
+  packet = cims_source_lookup_packet (session->source, src_seq);
+  if (packet == NULL)
+    return;
+
+  /* A copy of the rewriter maps the old packet to the sequence number and
+   * timestamp it had, without moving the live stream's state. */
+  g_mutex_lock (&session->send_lock);
+  copy = session->rewriter;
+  size = cims_rtp_rewriter_write (&copy, packet, buffer, CIMS_RTP_MAX_PACKET);
+  if (size > 0) {
+    send_protected (session, buffer, size);
+    CIMS_METRIC_ADD (session->hub, retransmissions_sent, 1);
+  }
+  g_mutex_unlock (&session->send_lock);
+}
+
+void
+cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data, gsize size)
+{
+  guint8 buffer[CIMS_RTP_MAX_PACKET];
+  g_autoptr (GArray) nacked = g_array_new (FALSE, FALSE, sizeof (guint16));
+  CimsRtcpSummary summary = { .nacked_seqs = nacked };
+  int length = (int) size;
+
+  if (size > sizeof buffer || session->srtp_in == NULL)
+    return;
+
+  memcpy (buffer, data, size);
+  /* Replayed or damaged SRTCP is routine on lossy links: debug only. */
+  if (srtp_unprotect_rtcp (session->srtp_in, buffer, &length) != srtp_err_status_ok) {
+    cims_session_debug (session, "SRTCP packet of %" G_GSIZE_FORMAT " bytes failed to unprotect", size);
+    return;
+  }
+
+  cims_rtcp_parse_compound (buffer, (gsize) length, session->ssrc, &summary);
+
+  if (summary.feedback & (CIMS_RTCP_FEEDBACK_PLI | CIMS_RTCP_FEEDBACK_FIR)) {
+    CIMS_METRIC_ADD (session->hub, plis_received, 1);
+    atomic_store (&session->wants_keyframe, 1);
+  }
+
+  if (summary.feedback & CIMS_RTCP_FEEDBACK_NACK) {
+    CIMS_METRIC_ADD (session->hub, nacks_received, 1);
+    for (guint i = 0; i < nacked->len; i++)
+      retransmit (session, g_array_index (nacked, guint16, i));
+  }
+}
+
+void
+cims_viewer_session_media_start (CimsViewerSession *session)
+{
+  g_mutex_lock (&session->send_lock);
+  cims_rtp_rewriter_init (&session->rewriter, session->ssrc, session->codec.payload_type,
+                          session->codec.clock_rate ? session->codec.clock_rate : 90000,
+                          (guint16) cims_viewer_session_random_u32 (), cims_viewer_session_random_u32 ());
+  session->waiting_for_keyframe = TRUE;
+  g_mutex_unlock (&session->send_lock);
+
+  atomic_store (&session->is_media_ready, 1);
+  cims_source_add_subscriber (session->source, session);
+
+  session->report_timer = g_timeout_source_new (SENDER_REPORT_INTERVAL_MS);
+  g_source_set_callback (session->report_timer, report_timer_cb, session, NULL);
+  g_source_attach (session->report_timer, session->hub->media_context);
+}
+

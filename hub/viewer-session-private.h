@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The viewer session's state shared by its three files: lifecycle and ICE
+ * (viewer-session.c), DTLS-SRTP (viewer-dtls.c) and the send path with RTCP
+ * (viewer-media.c). Only those files include it. */
+#pragma once
+
+#include "hub/hub-runtime.h"
+
+#include <stdatomic.h>
+
+#include <agent.h>
+#include <openssl/ssl.h>
+#include <srtp2/srtp.h>
+
+G_BEGIN_DECLS
+
+#define SENDER_REPORT_INTERVAL_MS 1000
+/* Room for the SRTP authentication tag and SRTCP index after a packet. */
+#define SRTP_MAX_OVERHEAD 32
+
+struct _CimsViewerSession {
+  gatomicrefcount ref_count;
+  CimsHub *hub;
+
+  char *id;
+  char *camera_id;
+  char *owner_jurisdiction;
+  char *jurisdiction;
+  char *subject;
+  char *user_name;
+  char *client;
+  char *remote_address;
+  char *rule_name;
+  char *grant_id;
+  char *incident_id;
+  char *incident_number;
+  CimsAuthIdentity *identity;
+  char *cname;
+  guint32 ssrc;                 /* announced in the answer */
+  gint64 allowed_until_us;
+  gint64 started_real_us;
+  gint64 started_us;
+
+  /* Media thread only. */
+  NiceAgent *agent;
+  guint stream_id;
+  SSL *ssl;
+  CimsDtlsSetup role;
+  gboolean dtls_done;
+  gint64 dtls_started_us;
+  char *fingerprint_algorithm;
+  guint8 fingerprint[64];
+  gsize fingerprint_size;
+  srtp_t srtp_in;
+  GSource *dtls_timer;
+  GSource *report_timer;
+  GPtrArray *remote_candidates;
+  char *remote_ufrag;
+  char *remote_pwd;
+  const CimsSdpOffer *offer;    /* borrowed until the answer is delivered */
+  CimsSdpCodec codec;
+  char *answer_fmtp;
+  CimsViewerAnswerFunc answer_func;
+  gpointer answer_data;
+  gboolean answer_sent;
+
+  /* Send path: rewriter and outbound SRTP, used by the source's streaming
+   * thread and the media thread. */
+  GMutex send_lock;
+  srtp_t srtp_out;
+  CimsRtpRewriter rewriter;
+  gboolean waiting_for_keyframe;
+  gint64 last_snapshot_us;
+
+  CimsSource *source;
+  atomic_int is_media_ready;
+  atomic_int wants_keyframe;
+  atomic_int is_closed;
+  atomic_uint_fast64_t bytes_sent;
+  atomic_uint_fast64_t packets_sent;
+};
+
+/* Asks the main context to end the session for @reason; media thread. */
+void cims_viewer_session_fail (CimsViewerSession *session, const char *reason);
+guint32 cims_viewer_session_random_u32 (void);
+
+/* viewer-dtls.c, media thread */
+void cims_viewer_session_dtls_start (CimsViewerSession *session);
+void cims_viewer_session_handle_dtls (CimsViewerSession *session, const guint8 *data, gsize size);
+
+/* viewer-media.c */
+void cims_viewer_session_media_start (CimsViewerSession *session);
+void cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data, gsize size);
+
+G_END_DECLS
