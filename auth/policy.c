@@ -549,7 +549,7 @@ policy_decide_cross (const CimsConfig *config, const CimsAuthIdentity *identity,
  * request's incident number. The rules apply in this order:
  * 1. A camera that is out of service is denied to everyone.
  * 2. A restricted camera is allowed only to users of its own jurisdiction
- *    who hold both `view` and `restrict`; no grant, incident or border
+ *    who hold both `view` and `restrict`. No grant, incident or border
  *    sharing covers it.
  * 3. A user of the owning jurisdiction, or of a jurisdiction the camera is
  *    shared with, needs `view` and no incident number.

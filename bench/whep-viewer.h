@@ -43,6 +43,7 @@ typedef enum {
   CIMS_WHEP_VIEWER_END_POST_FAILED,
   CIMS_WHEP_VIEWER_END_ANSWER_INVALID,
   CIMS_WHEP_VIEWER_END_DTLS_FAILED,
+  CIMS_WHEP_VIEWER_END_INTERRUPTED,  /* SIGINT or SIGTERM */
 } CimsWhepViewerEnd;
 
 const char *cims_whep_viewer_end_to_string (CimsWhepViewerEnd end);
@@ -187,7 +188,7 @@ typedef struct {
   guint32 max_seq;
   guint64 received_bits;
   guint64 n_expected_prior;
-  guint64 n_received_prior;
+  guint64 n_lost_prior;
 
   /* RFC 3550 interarrival jitter, in RTP timestamp units scaled by 16. */
   guint32 jitter_q4;
@@ -270,6 +271,9 @@ void cims_whep_viewer_start (CimsWhepViewer *viewer);
 /* Runs the viewer's timers (DTLS retransmission, RTCP, PLI, idle timeout,
  * duration); the caller calls it every few tens of milliseconds. */
 void cims_whep_viewer_tick (CimsWhepViewer *viewer, gint64 now_us);
+
+/* Ends the viewer as "interrupted" and DELETEs its session. */
+void cims_whep_viewer_interrupt (CimsWhepViewer *viewer);
 
 gboolean cims_whep_viewer_is_done (CimsWhepViewer *viewer);
 /* Whether the viewer met the exit-status conditions for @options. */

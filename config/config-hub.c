@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Parsing the `hub` group: listen address, ICE port range and announced
- * addresses, state directory, source timings, DTLS identity, CORS and the
- * token audience. It runs last because default_profile names a profile. */
+ * addresses, state directory, source timings, DTLS identity, CORS, the
+ * token audience and the regional auditors. It runs last because
+ * default_profile names a profile and regional_auditors names parties. */
 #include "config/config-private.h"
+
+#include <string.h>
 
 #define HUB_SUBJECT "hub"
 
@@ -13,6 +16,8 @@
 #define HUB_MAX_INGEST_LATENCY_MS 10000
 /* A major incident may be declared for at most 30 days at once. */
 #define HUB_MAX_INCIDENT_S (30 * 24 * 3600)
+#define HUB_MAX_RATE 100000
+#define HUB_MAX_SESSIONS 1000000
 
 static void
 hub_read_http_listen (CimsConfigLoader *loader, const config_setting_t *hub)
@@ -98,6 +103,21 @@ hub_read_timings (CimsConfigLoader *loader, const config_setting_t *hub)
 }
 
 static void
+hub_read_limits (CimsConfigLoader *loader, const config_setting_t *hub)
+{
+  CimsConfig *config = loader->config;
+
+  cims_config_read_uint (loader, hub, "whep_rate_per_client", HUB_SUBJECT, FALSE,
+                         1, HUB_MAX_RATE, &config->whep_rate_per_client);
+  cims_config_read_uint (loader, hub, "whep_rate_total", HUB_SUBJECT, FALSE,
+                         1, HUB_MAX_RATE, &config->whep_rate_total);
+  cims_config_read_uint (loader, hub, "max_sessions_per_user", HUB_SUBJECT, FALSE,
+                         1, HUB_MAX_SESSIONS, &config->max_sessions_per_user);
+  cims_config_read_uint (loader, hub, "max_sessions_per_camera", HUB_SUBJECT, FALSE,
+                         1, HUB_MAX_SESSIONS, &config->max_sessions_per_camera);
+}
+
+static void
 hub_read_dtls_identity (CimsConfigLoader *loader, const config_setting_t *hub)
 {
   CimsConfig *config = loader->config;
@@ -131,6 +151,62 @@ hub_read_cors_origins (CimsConfigLoader *loader, const config_setting_t *hub)
         cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
                                    "cors_origins entry \"%s\" is not \"*\" or an origin such as "
                                    "\"https://viewer.example\"", config->cors_origins[i]);
+    }
+}
+
+/* Checks one "PARTY:SUBJECT" entry: PARTY is a configured jurisdiction or
+ * agency id and SUBJECT is the auditor's token subject (`sub`), which may
+ * itself contain colons. Returns the problem, or NULL. (transfer full) */
+static char *
+regional_auditor_check (const CimsConfig *config, const char *entry)
+{
+  const char *colon = strchr (entry, ':');
+  g_autofree char *party = NULL;
+
+  if (colon == NULL || colon == entry || colon[1] == '\0')
+    return g_strdup_printf ("regional_auditors entry \"%s\" is not \"PARTY:SUBJECT\" "
+                            "(e.g. \"boston:auditor-17\")", entry);
+
+  party = g_strndup (entry, colon - entry);
+  if (cims_config_find_jurisdiction (config, party) == NULL && cims_config_find_agency (config, party) == NULL)
+    return g_strdup_printf ("regional_auditors entry \"%s\": \"%s\" is not a configured jurisdiction "
+                            "or agency", entry, party);
+
+  for (const char *p = colon + 1; *p != '\0'; p++)
+    {
+      if (g_ascii_iscntrl (*p))
+        return g_strdup_printf ("regional_auditors entry \"%s\": the subject contains a control character",
+                                entry);
+    }
+
+  return NULL;
+}
+
+/* Reads regional_auditors: the auditors who may query every jurisdiction's
+ * audit records instead of only their own jurisdiction's. */
+static void
+hub_read_regional_auditors (CimsConfigLoader *loader, const config_setting_t *hub)
+{
+  const config_setting_t *setting = config_setting_get_member (hub, "regional_auditors");
+  CimsConfig *config = loader->config;
+
+  config->regional_auditors = cims_config_read_strv (loader, hub, "regional_auditors", HUB_SUBJECT, FALSE);
+  if (config->regional_auditors == NULL)
+    return;
+
+  for (guint i = 0; config->regional_auditors[i] != NULL; i++)
+    {
+      const char *entry = config->regional_auditors[i];
+      g_autofree char *problem = regional_auditor_check (config, entry);
+
+      for (guint j = 0; problem == NULL && j < i; j++)
+        {
+          if (g_str_equal (config->regional_auditors[j], entry))
+            problem = g_strdup_printf ("regional_auditors entry \"%s\" is listed twice", entry);
+        }
+
+      if (problem != NULL)
+        cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT, "%s", problem);
     }
 }
 
@@ -180,7 +256,9 @@ cims_config_parse_hub (CimsConfigLoader *loader, const config_setting_t *root)
   hub_read_public_addresses (loader, hub);
   loader->config->state_dir = cims_config_read_path (loader, hub, "state_dir", HUB_SUBJECT, TRUE);
   hub_read_timings (loader, hub);
+  hub_read_limits (loader, hub);
   hub_read_dtls_identity (loader, hub);
   hub_read_cors_origins (loader, hub);
   hub_read_names (loader, hub);
+  hub_read_regional_auditors (loader, hub);
 }

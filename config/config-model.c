@@ -91,6 +91,10 @@ cims_config_new_empty (const char *path)
   config->reconnect_max_ms = 30000;
   config->ingest_latency_ms = 50;
   config->incident_max_s = 72 * 3600;
+  config->whep_rate_per_client = 10;
+  config->whep_rate_total = 200;
+  config->max_sessions_per_user = 16;
+  config->max_sessions_per_camera = 2000;
   config->token_audience = g_strdup ("cimshub");
 
   config->jurisdictions = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_config_jurisdiction_free);

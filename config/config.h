@@ -84,6 +84,10 @@ typedef struct {
   guint reconnect_max_ms;
   guint ingest_latency_ms;      /* hub.ingest_latency_ms, rtspsrc jitter buffer, default 50 */
   guint incident_max_s;         /* hub.incident_max_s, longest major incident, default 72 h */
+  guint whep_rate_per_client;   /* hub.whep_rate_per_client, WHEP requests/s per address, default 10 */
+  guint whep_rate_total;        /* hub.whep_rate_total, WHEP requests/s in all, default 200 */
+  guint max_sessions_per_user;  /* hub.max_sessions_per_user, default 16 */
+  guint max_sessions_per_camera;/* hub.max_sessions_per_camera, default 2000 */
   char *dtls_certificate_path;  /* optional PEM; NULL: make an ECDSA P-256 one at start */
   char *dtls_private_key_path;
   char **cors_origins;          /* NULL-terminated; "*" allowed for WHEP only */

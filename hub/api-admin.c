@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The admin API under /api/v1: grants, major incidents and sessions. Every
+/* The admin API under /api/v1: grants, major incidents and sessions, and
+ * the routing to the audit, archive-request and report resources. Every
  * call is checked against the caller's roles and jurisdiction; errors are
  * JSON naming the rule. The camera list is in http-server.c. */
 #include "hub/hub-runtime.h"
@@ -704,10 +705,43 @@ collection_dispatch (CimsHub *hub, SoupServerMessage *msg, const Collection *col
   }
 }
 
+/* Resources that route their own sub-paths and methods. */
+typedef void (*ResourceFunc) (CimsHub *, SoupServerMessage *, const CimsAuthIdentity *, const char *,
+                              GHashTable *);
+
+typedef struct {
+  const char *prefix;
+  ResourceFunc handle;
+} Resource;
+
+static const Resource resources[] = {
+  { "/api/v1/audit", cims_api_audit_handle },
+  { "/api/v1/archive-requests", cims_api_archive_handle },
+  { "/api/v1/reports", cims_api_reports_handle },
+};
+
+static gboolean
+path_has_prefix (const char *path, const char *prefix)
+{
+  gsize length = strlen (prefix);
+
+  return strncmp (path, prefix, length) == 0 && (path[length] == '\0' || path[length] == '/');
+}
+
 void
 cims_api_handle (CimsHub *hub, SoupServerMessage *msg, const char *path, GHashTable *query)
 {
   g_autoptr (CimsAuthIdentity) identity = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (resources); i++) {
+    if (!path_has_prefix (path, resources[i].prefix))
+      continue;
+
+    identity = cims_http_authenticate (hub, msg);
+    if (identity != NULL)
+      resources[i].handle (hub, msg, identity, path + strlen (resources[i].prefix), query);
+    return;
+  }
 
   for (guint i = 0; i < G_N_ELEMENTS (collections); i++) {
     const Collection *collection = &collections[i];

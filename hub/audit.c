@@ -4,6 +4,8 @@
  * chained log itself is auth/store-*.c. */
 #include "hub/hub-runtime.h"
 
+#include "auth/report.h"
+
 static CimsAuditRecord *
 record_new (const char *event)
 {
@@ -56,6 +58,34 @@ record_append (CimsHub *hub, CimsAuditRecord *record, GError **error)
   return FALSE;
 }
 
+static void
+builder_add_strv_member (JsonBuilder *builder, const char *member, char **values)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_begin_array (builder);
+  for (guint i = 0; values != NULL && values[i] != NULL; i++)
+    json_builder_add_string_value (builder, values[i]);
+  json_builder_end_array (builder);
+}
+
+/* Returns the viewer's token permissions and roles as the details JSON of
+ * a session-start record, {"permissions": [...], "roles": [...]}; the
+ * annual report counts users per permission from it. (transfer full) */
+static char *
+identity_rights_to_json (const CimsAuthIdentity *identity)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  builder_add_strv_member (builder, "permissions", identity != NULL ? identity->permissions : NULL);
+  builder_add_strv_member (builder, "roles", identity != NULL ? identity->roles : NULL);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
 gboolean
 cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
                               const CimsConfigCamera *camera, GError **error)
@@ -72,6 +102,7 @@ cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
   record->incident_number = g_strdup (cims_viewer_session_get_incident_number (session));
   record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
   record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
+  record->details = identity_rights_to_json (cims_viewer_session_get_identity (session));
   return record_append (hub, record, error);
 }
 
@@ -155,4 +186,57 @@ cims_hub_audit_event (CimsHub *hub, const char *event, const CimsConfigCamera *c
   record->reason = g_strdup (reason);
   record->details = g_strdup (details);
   record_append (hub, record, NULL);
+}
+
+/* Returns the details JSON of an archive-request record: the request's id,
+ * requester, footage period, state and the step's note. (transfer full) */
+static char *
+archive_request_details (const CimsArchiveRequest *request, const char *note)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *from = cims_audit_time_format_ms (request->from_us / 1000);
+  g_autofree char *to = cims_audit_time_format_ms (request->to_us / 1000);
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "request_id");
+  json_builder_add_string_value (builder, request->id);
+  json_builder_set_member_name (builder, "requester_kind");
+  json_builder_add_string_value (builder, cims_archive_requester_kind_to_string (request->requester_kind));
+  json_builder_set_member_name (builder, "requester_id");
+  json_builder_add_string_value (builder, request->requester_id);
+  json_builder_set_member_name (builder, "requester_name");
+  json_builder_add_string_value (builder, request->requester_name);
+  json_builder_set_member_name (builder, "footage_from");
+  json_builder_add_string_value (builder, from);
+  json_builder_set_member_name (builder, "footage_to");
+  json_builder_add_string_value (builder, to);
+  json_builder_set_member_name (builder, "state");
+  json_builder_add_string_value (builder, cims_archive_state_to_string (request->state));
+  json_builder_set_member_name (builder, "note");
+  json_builder_add_string_value (builder, note);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
+gboolean
+cims_hub_audit_archive_request (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
+                                const CimsArchiveRequest *request, const char *reason,
+                                const char *note, GError **error)
+{
+  const CimsConfigCamera *camera = cims_config_find_camera (hub->config, request->camera_id);
+  CimsAuditRecord *record = record_new (event);
+
+  record_set_person (record, actor);
+  record_set_camera (record, camera);
+  if (camera == NULL) {
+    record->camera_id = g_strdup (request->camera_id);
+    record->camera_owner = g_strdup (request->owner);
+  }
+  record->incident_number = g_strdup (request->incident_number);
+  record->reason = g_strdup (reason);
+  record->details = archive_request_details (request, note);
+  return record_append (hub, record, error);
 }

@@ -15,7 +15,7 @@
 /* Seconds a request may take, from connecting to the last byte. */
 #define REQUEST_TIMEOUT_S 30
 
-/* Largest token file read, in bytes. Real tokens are a few KiB. */
+/* Maximum size of a token file, in bytes. Real tokens are a few KiB. */
 #define TOKEN_FILE_MAX_LEN 65536
 
 struct _CimsCtlClient {
@@ -227,6 +227,10 @@ cims_ctl_client_new (const CimsCtlClientOptions *options, GError **error)
                                                    "user-agent", "cimshubctl/" CIMS_VERSION,
                                                    NULL);
 
+  /* NOTE: HTTP proxies from the environment are ignored, so the Bearer
+   * token goes only to the hub; a hub behind a proxy is not reachable. */
+  soup_session_set_proxy_resolver (client->session, NULL);
+
   return g_steal_pointer (&client);
 }
 
@@ -316,7 +320,7 @@ response_print_error (SoupMessage *msg, JsonNode *root)
   if (reason != NULL)
     fprintf (stderr, "%s: %s (HTTP %u)\n", g_get_prgname (), reason, status);
   else
-    fprintf (stderr, "%s: the hub answered HTTP %u %s\n", g_get_prgname (), status,
+    fprintf (stderr, "%s: the hub responded with HTTP %u %s\n", g_get_prgname (), status,
              phrase != NULL ? phrase : "");
 }
 

@@ -13,13 +13,8 @@
 
 #include "auth/auth.h"
 #include "config/config.h"
-
-/* Exit statuses: 1 when the work failed, 2 when the command line is wrong. */
-enum {
-  CTL_EXIT_OK = 0,
-  CTL_EXIT_FAILED = 1,
-  CTL_EXIT_USAGE = 2,
-};
+#include "hub/cimshubctl-private.h"
+#include "hub/cimshubctl-store.h"
 
 typedef struct {
   const char *name;             /* one or more words, e.g. "token mint" */
@@ -34,6 +29,19 @@ static int command_check_config_run (int argc, char **argv);
 static int command_help_run (int argc, char **argv);
 
 static const CtlCommand commands[] = {
+  { "cameras list", "List the cameras and whether you may watch each now", cims_ctl_cameras_list_run },
+  { "grants list", "List grants", cims_ctl_grants_list_run },
+  { "grants show", "Print one grant", cims_ctl_grants_show_run },
+  { "grants create", "Grant another jurisdiction or agency live viewing", cims_ctl_grants_create_run },
+  { "grants revoke", "Revoke a grant and end the sessions under it", cims_ctl_grants_revoke_run },
+  { "incidents list", "List major incidents", cims_ctl_incidents_list_run },
+  { "incidents start", "Start mass sharing for a major incident", cims_ctl_incidents_start_run },
+  { "incidents end", "End a major incident and the sessions under it", cims_ctl_incidents_end_run },
+  { "sessions list", "List live viewing sessions", cims_ctl_sessions_list_run },
+  { "sessions end", "End one viewing session", cims_ctl_sessions_end_run },
+  { "audit verify", "Check the audit log's hash chain in the state database", cims_ctl_audit_verify_run },
+  { "audit list", "List audit records from the state database", cims_ctl_audit_list_run },
+  { "report annual", "Compute the annual transparency report from the state database", cims_ctl_report_annual_run },
   { "token mint", "Print a signed development token (ES256 or RS256)", command_token_mint_run },
   { "check-config", "Validate a configuration file and load its token keys", command_check_config_run },
   { "help", "List the subcommands", command_help_run },
@@ -45,7 +53,9 @@ ctl_print_usage (FILE *stream)
   fprintf (stream,
            "Usage: cimshubctl SUBCOMMAND [OPTION...]\n"
            "\n"
-           "Administers a cimshub deployment from the shell.\n"
+           "Administers a cimshub deployment from the shell. The admin subcommands\n"
+           "(cameras, grants, incidents, sessions) call the hub's admin API at --hub\n"
+           "with the Bearer token from --token, --token-file or CIMSHUB_TOKEN.\n"
            "\n"
            "Subcommands:\n");
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
@@ -108,14 +118,6 @@ command_lookup (int n_args, char **args, int *n_words)
   return NULL;
 }
 
-/* Prints an option-parsing error of a subcommand and returns CTL_EXIT_USAGE. */
-static int
-ctl_usage_error (const char *message)
-{
-  fprintf (stderr, "%s: %s\nRun '%s --help' for its options.\n",
-           g_get_prgname (), message, g_get_prgname ());
-  return CTL_EXIT_USAGE;
-}
 
 /* ------------------------------------------------------------------ */
 /* token mint */
@@ -148,23 +150,6 @@ mint_options_clear (MintOptions *options)
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MintOptions, mint_options_clear)
-
-/* Splits a comma-separated list, dropping blanks around and between items.
- * Returns: (transfer full): a NULL-terminated array, empty for NULL. */
-static char **
-split_list (const char *list)
-{
-  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
-  g_auto(GStrv) items = list ? g_strsplit (list, ",", -1) : NULL;
-
-  for (guint i = 0; items != NULL && items[i] != NULL; i++) {
-    g_strstrip (items[i]);
-    if (items[i][0] != '\0')
-      g_strv_builder_add (builder, items[i]);
-  }
-
-  return g_strv_builder_end (builder);
-}
 
 /* Returns the name of the first required option that is missing, or NULL. */
 static const char *
@@ -241,10 +226,10 @@ command_token_mint_run (int argc, char **argv)
   int status;
 
   if (!mint_options_parse (&options, argc, argv, &error))
-    return ctl_usage_error (error->message);
+    return cims_ctl_usage_error (error->message);
 
-  roles = split_list (options.roles);
-  permissions = split_list (options.permissions);
+  roles = cims_ctl_split_list (options.roles);
+  permissions = cims_ctl_split_list (options.permissions);
   claims = (CimsAuthTokenClaims) {
     .issuer = options.issuer, .subject = options.subject, .name = options.name,
     .jurisdiction = options.jurisdiction,
@@ -280,10 +265,10 @@ command_check_config_run (int argc, char **argv)
                                 "it names. Prints \"FILE: OK (...)\" with the counts, or the "
                                 "errors as FILE:LINE: message and exits with status 1.");
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return ctl_usage_error (error->message);
+    return cims_ctl_usage_error (error->message);
 
   if (argc != 2)
-    return ctl_usage_error ("expected exactly one configuration FILE");
+    return cims_ctl_usage_error ("expected exactly one configuration FILE");
 
   config = cims_config_load (argv[1], &error);
   if (config == NULL) {

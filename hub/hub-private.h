@@ -59,6 +59,8 @@ typedef struct {
   gboolean video_is_recvonly_or_sendrecv;
   gboolean has_rtcp_rsize;      /* a=rtcp-rsize on the video m-line (RFC 5506) */
   GArray *mlines;               /* of CimsSdpMline, every m-line in offer order */
+  GPtrArray *video_encodings;   /* of char*, the a=rtpmap encoding name of every video
+                                 * payload type in offer order, hub codec or not ("AV1") */
 } CimsSdpOffer;
 
 /**

@@ -20,6 +20,7 @@
 G_BEGIN_DECLS
 
 typedef struct _CimsSource CimsSource;
+typedef struct _CimsRateLimiter CimsRateLimiter;
 typedef struct _CimsViewerSession CimsViewerSession;
 
 /* ---- metrics (metrics.c) ---------------------------------------------- */
@@ -47,6 +48,7 @@ typedef struct {
   atomic_uint_fast64_t ice_failures;
   atomic_uint_fast64_t audit_failures;      /* audit records that could not be written */
   atomic_uint_fast64_t sessions_refused_audit; /* WHEP requests refused because the audit log failed */
+  atomic_uint_fast64_t whep_rate_limited;   /* WHEP requests answered 429 */
 } CimsMetrics;
 
 #define CIMS_METRIC_ADD(hub, field, n) \
@@ -90,7 +92,8 @@ struct _CimsHub {
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
-  GPtrArray *retired_configs;   /* of CimsConfig replaced by reloads, kept until the hub stops */
+  GPtrArray *retired_configs;
+  CimsRateLimiter *whep_limiter;   /* of CimsConfig replaced by reloads, kept until the hub stops */
 
   SoupServer *http;
   guint16 http_port;
@@ -167,6 +170,28 @@ void cims_hub_audit_incident (CimsHub *hub, const char *event, const CimsAuthIde
                               const CimsIncident *incident, const char *details);
 void cims_hub_audit_event (CimsHub *hub, const char *event, const CimsConfigCamera *camera,
                            const char *reason, const char *details);
+/* Appends one step of an archive-footage request: @event is
+ * "archive-requested", "archive-legal-reviewed", "archive-approved" or
+ * "archive-denied", @actor the person who took the step, @reason the
+ * purpose or the decision, @note the reviewer's note (may be NULL). The
+ * record carries the camera, its owner and the incident number; details
+ * name the request, requester and footage period. FALSE (logged, counted)
+ * when the audit log cannot be written. Main context. */
+gboolean cims_hub_audit_archive_request (CimsHub *hub, const char *event,
+                                         const CimsAuthIdentity *actor,
+                                         const CimsArchiveRequest *request, const char *reason,
+                                         const char *note, GError **error);
+
+/* ---- admission limits (rate-limit.c) ---------------------------------- */
+
+CimsRateLimiter *cims_rate_limiter_new (void);
+void cims_rate_limiter_free (CimsRateLimiter *limiter);
+
+/* Counts one request from @address against both limits (requests per
+ * second). Returns 0 when it may proceed, else the seconds to wait for
+ * Retry-After. Main context only. */
+guint cims_rate_limiter_check (CimsRateLimiter *limiter, const char *address,
+                               guint per_client_rate, guint total_rate);
 
 /* ---- crash recovery (recovery.c) -------------------------------------- */
 
@@ -178,6 +203,34 @@ void cims_hub_recover_sessions (CimsHub *hub);
 /* ---- admin API (api-admin.c) ------------------------------------------ */
 
 void cims_api_handle (CimsHub *hub, SoupServerMessage *msg, const char *path, GHashTable *query);
+
+/* Resources that route their own sub-paths and methods. @rest is the path
+ * after the resource's prefix ("" or "/..."); @query may be NULL. Main
+ * context. GET /api/v1/audit (api-audit.c), /api/v1/archive-requests
+ * (api-archive.c), GET /api/v1/reports/annual (api-reports.c). */
+void cims_api_audit_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
+                            const char *rest, GHashTable *query);
+void cims_api_archive_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
+                              const char *rest, GHashTable *query);
+void cims_api_reports_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
+                              const char *rest, GHashTable *query);
+
+/* Reply helpers of those resources (api-json.c). reply_object takes
+ * @object (transfer full). body_parse returns (transfer none) the body's
+ * object, owned by @parser, or NULL after replying 400 or 413. The member
+ * readers reply 400 naming the member and return FALSE when it is missing
+ * (if @required), empty, or of another type; get_time wants ISO 8601 with
+ * a zone. set_time writes null for 0. */
+void cims_api_reply_object (SoupServerMessage *msg, guint status, JsonObject *object);
+void cims_api_reply_forbidden (SoupServerMessage *msg, const char *rule, const char *reason);
+void cims_api_reply_store_error (SoupServerMessage *msg, const GError *error);
+void cims_api_reply_method_not_allowed (SoupServerMessage *msg, const char *allow);
+JsonObject *cims_api_body_parse (SoupServerMessage *msg, JsonParser *parser);
+gboolean cims_api_member_get_string (SoupServerMessage *msg, JsonObject *object, const char *member,
+                                     gboolean required, const char **out);
+gboolean cims_api_member_get_time (SoupServerMessage *msg, JsonObject *object, const char *member,
+                                   gint64 *out_us);
+void cims_api_object_set_time (JsonObject *object, const char *member, gint64 time_us);
 
 /* ---- camera sources (source.c) ---------------------------------------- */
 

@@ -91,6 +91,7 @@ cims_hub_new (CimsConfig *config, GError **error)
 
   hub->keyring = g_steal_pointer (&keyring);
   hub->retired_configs = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_config_unref);
+  hub->whep_limiter = cims_rate_limiter_new ();
   hub->dtls = g_steal_pointer (&dtls);
   hub->started_us = g_get_monotonic_time ();
   hub->main_context = g_main_context_ref_thread_default ();
@@ -189,6 +190,7 @@ cims_hub_free (CimsHub *hub)
   cims_dtls_identity_free (hub->dtls);
   cims_auth_keyring_free (hub->keyring);
   g_ptr_array_unref (hub->retired_configs);
+  cims_rate_limiter_free (hub->whep_limiter);
   cims_config_unref (hub->config);
   g_free (hub);
 }

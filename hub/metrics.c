@@ -31,6 +31,13 @@ cims_metrics_format (CimsHub *hub)
   metric_append (out, "cimshub_whep_requests_total", "counter",
                  "WHEP session requests received.", CIMS_METRIC_GET (hub, whep_requests));
   metric_append_responses (out, hub);
+  metric_append (out, "cimshub_whep_rate_limited_total", "counter",
+                 "WHEP requests answered 429 Too Many Requests.", CIMS_METRIC_GET (hub, whep_rate_limited));
+  metric_append (out, "cimshub_audit_failures_total", "counter",
+                 "Audit records that could not be written.", CIMS_METRIC_GET (hub, audit_failures));
+  metric_append (out, "cimshub_sessions_refused_audit_total", "counter",
+                 "WHEP requests refused because the audit log could not be written.",
+                 CIMS_METRIC_GET (hub, sessions_refused_audit));
 
   metric_append (out, "cimshub_sessions_started_total", "counter",
                  "Viewer sessions that received an SDP answer.", CIMS_METRIC_GET (hub, sessions_started));

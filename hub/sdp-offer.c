@@ -645,6 +645,8 @@ video_format_add (CimsSdpOffer *offer, const GstSDPMedia *video, guint8 payload_
                         payload_type, shown);
   }
 
+  g_ptr_array_add (offer->video_encodings, g_strdup (encoding));
+
   /* RFC 6184, RFC 7798 and RFC 7741 fix the video clock at 90 kHz. */
   codec.codec = codec_from_encoding_name (encoding);
   if (codec.codec == CIMS_CODEC_UNKNOWN || clock_rate != 90000)
@@ -885,6 +887,7 @@ sdp_offer_new (void)
   offer->mlines = g_array_new (FALSE, TRUE, sizeof (CimsSdpMline));
   g_array_set_clear_func (offer->mlines, sdp_mline_clear);
   offer->remote_candidates = g_ptr_array_new_with_free_func (g_free);
+  offer->video_encodings = g_ptr_array_new_with_free_func (g_free);
 
   return offer;
 }
@@ -956,6 +959,7 @@ cims_sdp_offer_free (CimsSdpOffer *offer)
   g_clear_pointer (&offer->video_codecs, g_array_unref);
   g_clear_pointer (&offer->mlines, g_array_unref);
   g_clear_pointer (&offer->remote_candidates, g_ptr_array_unref);
+  g_clear_pointer (&offer->video_encodings, g_ptr_array_unref);
   g_free (offer);
 }
 

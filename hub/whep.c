@@ -7,6 +7,8 @@
 #include <string.h>
 
 #define MAX_OFFER_SIZE (64 * 1024)
+/* RFC 6585; libsoup 3.2 has no name for it. */
+#define CIMS_HTTP_STATUS_TOO_MANY_REQUESTS 429
 
 typedef struct {
   CimsHub *hub;
@@ -189,6 +191,61 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
 /* ---- admission -------------------------------------------------------------- */
 
 static gboolean
+check_rate (CimsHub *hub, SoupServerMessage *msg)
+{
+  const char *address = soup_server_message_get_remote_host (msg);
+  guint wait_s = cims_rate_limiter_check (hub->whep_limiter, address, hub->config->whep_rate_per_client,
+                                          hub->config->whep_rate_total);
+  g_autofree char *retry = NULL;
+
+  if (wait_s == 0)
+    return TRUE;
+
+  CIMS_METRIC_ADD (hub, whep_rate_limited, 1);
+  retry = g_strdup_printf ("%u", wait_s);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After", retry);
+  reply_error_counted (hub, msg, CIMS_HTTP_STATUS_TOO_MANY_REQUESTS, "too-many-requests",
+                       "Too many WHEP requests from this address or in total; retry after the "
+                       "Retry-After delay.");
+  return FALSE;
+}
+
+/* Refuses a session past the per-user or per-camera cap. */
+static gboolean
+check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
+                    const CimsConfigCamera *camera)
+{
+  guint n_user = 0;
+  guint n_camera = 0;
+  GHashTableIter iter;
+  gpointer value;
+  g_autofree char *reason = NULL;
+
+  g_hash_table_iter_init (&iter, hub->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CimsViewerSession *session = cims_hub_session_entry_get_session (value);
+    const CimsAuthIdentity *other = cims_viewer_session_get_identity (session);
+
+    if (g_str_equal (other->subject, identity->subject) && g_str_equal (other->issuer, identity->issuer))
+      n_user++;
+    if (g_str_equal (cims_viewer_session_get_camera_id (session), camera->id))
+      n_camera++;
+  }
+
+  if (n_user >= hub->config->max_sessions_per_user)
+    reason = g_strdup_printf ("%s already has %u sessions open, the most one person may have.",
+                              identity->subject, n_user);
+  else if (n_camera >= hub->config->max_sessions_per_camera)
+    reason = g_strdup_printf ("Camera %s already has %u viewers, the most it may have.", camera->id, n_camera);
+  if (reason == NULL)
+    return TRUE;
+
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After", "30");
+  reply_error_counted (hub, msg, CIMS_HTTP_STATUS_TOO_MANY_REQUESTS, "too-many-sessions", reason);
+  return FALSE;
+}
+
+static gboolean
 check_content_type (CimsHub *hub, SoupServerMessage *msg)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
@@ -254,7 +311,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
 
   CIMS_METRIC_ADD (hub, whep_requests, 1);
 
-  if (!check_content_type (hub, msg))
+  if (!check_rate (hub, msg) || !check_content_type (hub, msg))
     return;
 
   identity = cims_http_authenticate (hub, msg);
@@ -264,7 +321,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   }
 
   camera = find_camera (hub, msg, camera_id);
-  if (camera == NULL)
+  if (camera == NULL || !check_session_caps (hub, msg, identity, camera))
     return;
 
   incident_number = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),

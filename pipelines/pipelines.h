@@ -196,4 +196,134 @@ void cims_ingest_free (CimsIngest *ingest);
 CimsIngestState cims_ingest_get_state (CimsIngest *ingest);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsIngest, cims_ingest_free)
 
+/* ---- transcode ---------------------------------------------------------- */
+
+/* Decodes one camera's RTP, scales it to fit an output profile and encodes
+ * it again as H.264 (constrained baseline) or VP8 RTP, for viewers that
+ * cannot play the camera's own stream. One transcoder serves every viewer
+ * of one (camera, output profile) pair. Sending to viewers is the hub's job. */
+typedef struct _CimsTranscoder CimsTranscoder;
+
+typedef struct {
+  const char *camera_id;        /* for logs */
+  const char *profile_name;     /* for logs */
+  CimsCodec output_codec;       /* CIMS_CODEC_H264 or CIMS_CODEC_VP8 */
+  guint max_width;              /* 0: no limit; the picture is never upscaled */
+  guint max_height;             /* 0: no limit */
+  guint max_fps;                /* 0: the camera's frame rate */
+  guint max_kbps;               /* encoder target bitrate, > 0 */
+  guint8 payload_type;          /* of the output RTP packets */
+  guint32 ssrc;                 /* of the output RTP packets; 0 picks a random one */
+} CimsTranscoderSettings;
+
+typedef enum {
+  CIMS_TRANSCODER_STATE_STOPPED,
+  CIMS_TRANSCODER_STATE_WAITING,    /* started; no input format or no output yet */
+  CIMS_TRANSCODER_STATE_RUNNING,    /* encoded packets are flowing */
+  CIMS_TRANSCODER_STATE_RESTARTING, /* the pipeline failed and is rebuilt shortly */
+} CimsTranscoderState;
+
+typedef struct {
+  /* Called on a GStreamer streaming thread for every encoded RTP packet, in
+   * order. The packet's epoch increments each time the transcoder rebuilds
+   * its pipeline, when sequence numbers and timestamps restart. (transfer none) */
+  void (*on_packet) (CimsRtpPacket *packet, gpointer user_data);
+  /* Called on the main context when the state changes. @message says why. */
+  void (*on_state) (CimsTranscoderState state, const char *message, gpointer user_data);
+} CimsTranscoderCallbacks;
+
+typedef struct {
+  CimsTranscoderState state;
+  gboolean is_running;              /* state == RUNNING */
+  guint64 n_packets_in;             /* RTP packets accepted by cims_transcoder_push() */
+  guint64 n_packets_dropped;        /* pushed while no pipeline ran, or the input queue was full */
+  guint64 n_packets_out;
+  guint64 n_frames_in;              /* decoded frames */
+  guint64 n_frames_out;             /* encoded frames */
+  guint64 n_frames_dropped;         /* by the frame-rate limit and by QoS */
+  guint64 n_keyframe_requests;      /* forwarded to the encoder */
+  guint64 n_keyframe_requests_suppressed; /* within 500 ms of the previous forwarded one */
+  guint64 n_forced_keyframes_out;   /* keyframes the encoder made on request */
+  guint64 mean_encode_us;           /* per frame, from the encoder's sink pad to its src pad */
+  guint64 max_encode_us;
+  guint32 epoch;                    /* of the current output; 0 before the first pipeline */
+  guint n_restarts;                 /* pipeline rebuilds after the first */
+  guint input_width;                /* decoded size; 0 until the first frame is decoded */
+  guint input_height;
+  guint output_width;               /* 0 until the first frame is scaled */
+  guint output_height;
+} CimsTranscoderStats;
+
+/**
+ * cims_transcoder_new:
+ * Prepares a transcoder; nothing runs until cims_transcoder_start(). Copies
+ * @settings and @callbacks; on_packet is required. Must be created,
+ * started, stopped and freed on one main context, the thread-default one at
+ * this call.
+ * Returns: (transfer full)
+ */
+CimsTranscoder *cims_transcoder_new (const CimsTranscoderSettings *settings,
+                                     const CimsTranscoderCallbacks *callbacks,
+                                     gpointer user_data);
+
+/**
+ * cims_transcoder_set_input_format:
+ * Sets the camera's video format: codec (H.264 or H.265), RTP clock rate,
+ * fmtp as in the camera's SDP ("key=value;key=value", may be NULL) and
+ * out-of-band parameter sets (GBytes NAL units, may be NULL; used when the
+ * fmtp has no sprop-* fields). Call it when the format is first known and
+ * again on each new camera epoch. The same codec and clock rate update the
+ * running pipeline's input caps in place; another codec or clock rate
+ * rebuilds the pipeline. Any thread except the transcoder's own streaming
+ * threads; it may block while a pipeline is rebuilt. (transfer none)
+ */
+void cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec,
+                                       guint clock_rate, const char *fmtp,
+                                       GPtrArray *parameter_sets);
+
+/**
+ * cims_transcoder_push:
+ * Feeds one camera RTP packet (transfer none: the data are copied). Packets
+ * of a new epoch continue the previous sequence numbers, so the depayloader
+ * sees a discontinuity and not a restarted stream. Dropped and counted when
+ * the transcoder is not started, has no input format or its input queue is
+ * full. Called on the source's streaming thread, never blocks on encoding.
+ */
+void cims_transcoder_push (CimsTranscoder *transcoder, CimsRtpPacket *packet);
+
+/**
+ * cims_transcoder_request_keyframe:
+ * Asks the encoder for a keyframe (a viewer joined or sent PLI/FIR). At most
+ * one request per 500 ms reaches the encoder, however many viewers ask;
+ * the others are counted in n_keyframe_requests_suppressed. Any thread.
+ */
+void cims_transcoder_request_keyframe (CimsTranscoder *transcoder);
+
+/* Starts the transcoder: builds the pipeline when the input format is known,
+ * otherwise when cims_transcoder_set_input_format() brings it. Main context. */
+void cims_transcoder_start (CimsTranscoder *transcoder);
+
+/* Stops the pipeline; no callback runs after this returns. Main context. */
+void cims_transcoder_stop (CimsTranscoder *transcoder);
+
+/* Stops the transcoder if needed and frees it. Main context. */
+void cims_transcoder_free (CimsTranscoder *transcoder);
+
+/* Fills @stats (caller-allocated) with a consistent copy. Any thread. */
+void cims_transcoder_get_stats (CimsTranscoder *transcoder, CimsTranscoderStats *stats);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsTranscoder, cims_transcoder_free)
+
+/**
+ * cims_transcode_fit_size:
+ * Computes the largest picture that fits @max_width x @max_height (0: no
+ * limit) with the display aspect ratio of a @width x @height picture of
+ * pixel aspect ratio @par_n/@par_d, never larger than the input and with
+ * even dimensions of at least 2, for square output pixels. Returns FALSE
+ * when the input size or pixel aspect ratio is 0.
+ */
+gboolean cims_transcode_fit_size (guint width, guint height, guint par_n, guint par_d,
+                                  guint max_width, guint max_height,
+                                  guint *out_width, guint *out_height);
+
 G_END_DECLS

@@ -386,6 +386,29 @@ test_config_load_applies_defaults (Fixture *fixture, gconstpointer data)
 }
 
 static void
+test_config_load_regional_auditors (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *text = text_replace (base_config, "  token_audience = \"cims-test\";\n",
+                                        "  token_audience = \"cims-test\";\n"
+                                        "  regional_auditors = [\"boston:auditor-1\", "
+                                        "\"state-police:urn:ig:7\"];\n");
+  g_autofree char *path = fixture_write (fixture, "auditors.conf", text);
+  g_autofree char *default_path = fixture_write (fixture, "no-auditors.conf", base_config);
+  const char *const expected[] = { "boston:auditor-1", "state-police:urn:ig:7", NULL };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsConfig) config = cims_config_load (path, &error);
+  g_autoptr (CimsConfig) default_config = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (g_strv_equal ((const char *const *) config->regional_auditors, expected));
+
+  default_config = cims_config_load (default_path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (default_config->regional_auditors);
+  g_assert_null (default_config->regional_auditors[0]);
+}
+
+static void
 test_config_load_resolves_relative_config_path (Fixture *fixture, gconstpointer data)
 {
   g_autofree char *path = fixture_write (fixture, "relative.conf", base_config);
@@ -557,6 +580,20 @@ static const RejectCase reject_cases[] = {
     "cors_origins", 1, "cors_origins entry \"https://viewer.example/app\" is not \"*\" or an origin" },
   { "default-profile-unknown", "default_profile = \"legacy-640\";", "default_profile = \"mobile\";",
     "default_profile", 1, "hub: default_profile \"mobile\" is not a configured viewer profile" },
+
+  /* Regional auditors. */
+  { "regional-auditor-no-colon", "  token_audience = \"cims-test\";\n",
+    "  token_audience = \"cims-test\";\n  regional_auditors = [\"boston-auditor\"];\n",
+    "regional_auditors", 1, "hub: regional_auditors entry \"boston-auditor\" is not \"PARTY:SUBJECT\"" },
+  { "regional-auditor-empty-subject", "  token_audience = \"cims-test\";\n",
+    "  token_audience = \"cims-test\";\n  regional_auditors = [\"boston:\"];\n",
+    "regional_auditors", 1, "hub: regional_auditors entry \"boston:\" is not \"PARTY:SUBJECT\"" },
+  { "regional-auditor-unknown-party", "  token_audience = \"cims-test\";\n",
+    "  token_audience = \"cims-test\";\n  regional_auditors = [\"revere:a-1\"];\n",
+    "regional_auditors", 1, "hub: regional_auditors entry \"revere:a-1\": \"revere\" is not a configured" },
+  { "regional-auditor-twice", "  token_audience = \"cims-test\";\n",
+    "  token_audience = \"cims-test\";\n  regional_auditors = [\"boston:a-1\",\n    \"boston:a-1\"];\n",
+    "\"boston:a-1\"];", 1, "hub: regional_auditors entry \"boston:a-1\" is listed twice" },
 
   /* Lists that must not be empty, and viewer profiles. */
   { "no-jurisdictions", "jurisdictions = (\n", "jurisdictions = ();\nunused_jurisdictions = (\n",
@@ -928,6 +965,7 @@ main (int argc, char **argv)
   add_fixture_test ("/config/load/resolves-relative-config-path", NULL,
                     test_config_load_resolves_relative_config_path);
   add_fixture_test ("/config/load/ref-counts", NULL, test_config_load_ref_counts);
+  add_fixture_test ("/config/load/regional-auditors", NULL, test_config_load_regional_auditors);
   add_fixture_test ("/config/load/accepts-ipv6-listen", NULL, test_config_load_accepts_ipv6_listen);
 
   for (guint i = 0; i < G_N_ELEMENTS (reject_cases); i++)

@@ -1,0 +1,736 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Renders an annual transparency report as JSON, CSV and a printable,
+ * self-contained HTML page with an SVG chart. The figures themselves are
+ * computed in report.c; this file only lays them out. */
+#include "auth/report.h"
+
+#include <string.h>
+
+static const char *const month_names[12] = {
+  "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+};
+
+/* Chart colors (Okabe-Ito and Tableau hues readable on white and in print);
+ * series past the end get golden-angle hues. */
+static const char *const series_colors[] = {
+  "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
+  "#000000", "#8c564b", "#7f7f7f", "#17becf", "#bcbd22", "#9467bd",
+};
+
+gboolean
+cims_report_format_from_string (const char *name, CimsReportFormat *out)
+{
+  if (g_strcmp0 (name, "json") == 0)
+    *out = CIMS_REPORT_FORMAT_JSON;
+  else if (g_strcmp0 (name, "csv") == 0)
+    *out = CIMS_REPORT_FORMAT_CSV;
+  else if (g_strcmp0 (name, "html") == 0)
+    *out = CIMS_REPORT_FORMAT_HTML;
+  else
+    return FALSE;
+
+  return TRUE;
+}
+
+const char *
+cims_report_format_content_type (CimsReportFormat format)
+{
+  switch (format) {
+  case CIMS_REPORT_FORMAT_CSV:
+    return "text/csv; charset=utf-8; header=present";
+  case CIMS_REPORT_FORMAT_HTML:
+    return "text/html; charset=utf-8";
+  case CIMS_REPORT_FORMAT_JSON:
+  default:
+    return "application/json";
+  }
+}
+
+static const char *
+party_kind_to_string (CimsReportPartyKind kind)
+{
+  switch (kind) {
+  case CIMS_REPORT_PARTY_JURISDICTION:
+    return "jurisdiction";
+  case CIMS_REPORT_PARTY_AGENCY:
+    return "agency";
+  case CIMS_REPORT_PARTY_UNCONFIGURED:
+  default:
+    return "unconfigured";
+  }
+}
+
+static double
+ms_to_hours (gint64 ms)
+{
+  return (double) ms / (3600.0 * 1000.0);
+}
+
+/* Owner tables (cameras, archive approvals, real-time access) list every
+ * jurisdiction, and an agency or unconfigured party only when it has a
+ * figure there, since agencies own no cameras. */
+static gboolean
+party_is_owner_row (const CimsReportParty *party)
+{
+  return party->kind == CIMS_REPORT_PARTY_JURISDICTION || party->n_cameras_in_service > 0
+         || party->n_archive_requests_approved > 0 || party->n_grants_created > 0
+         || party->n_incidents_started > 0;
+}
+
+/* ---- JSON -------------------------------------------------------------------- */
+
+static void
+builder_add_counts (JsonBuilder *builder, const char *member, char **names, const guint *counts)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_begin_object (builder);
+  for (guint i = 0; names[i] != NULL; i++) {
+    json_builder_set_member_name (builder, names[i]);
+    json_builder_add_int_value (builder, counts[i]);
+  }
+  json_builder_end_object (builder);
+}
+
+static void
+builder_add_int (JsonBuilder *builder, const char *member, gint64 value)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_add_int_value (builder, value);
+}
+
+static void
+builder_add_party (JsonBuilder *builder, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "id");
+  json_builder_add_string_value (builder, party->id);
+  json_builder_set_member_name (builder, "name");
+  json_builder_add_string_value (builder, party->name);
+  json_builder_set_member_name (builder, "kind");
+  json_builder_add_string_value (builder, party_kind_to_string (party->kind));
+
+  json_builder_set_member_name (builder, "cameras_in_service");
+  if (report->has_camera_counts)
+    json_builder_add_int_value (builder, party->n_cameras_in_service);
+  else
+    json_builder_add_null_value (builder);
+
+  builder_add_int (builder, "users", party->n_users);
+  builder_add_counts (builder, "users_by_permission", report->permission_names, party->users_by_permission);
+  builder_add_counts (builder, "users_by_role", report->role_names, party->users_by_role);
+  builder_add_int (builder, "users_without_permissions", party->n_users_without_permissions);
+  builder_add_int (builder, "users_rights_unrecorded", party->n_users_rights_unrecorded);
+  builder_add_int (builder, "archive_requests_approved", party->n_archive_requests_approved);
+  builder_add_int (builder, "grants_created", party->n_grants_created);
+  builder_add_int (builder, "incidents_started", party->n_incidents_started);
+  builder_add_int (builder, "real_time_access_granted", party->n_grants_created + party->n_incidents_started);
+  builder_add_int (builder, "viewing_sessions", party->n_viewing_sessions);
+  builder_add_int (builder, "viewing_ms", party->viewing_ms);
+  json_builder_set_member_name (builder, "viewing_hours");
+  json_builder_add_double_value (builder, ms_to_hours (party->viewing_ms));
+
+  json_builder_set_member_name (builder, "monthly_sessions");
+  json_builder_begin_array (builder);
+  for (guint month = 0; month < 12; month++)
+    json_builder_add_int_value (builder, party->monthly_sessions[month]);
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+}
+
+static char *
+report_to_json (const CimsAnnualReport *report)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonGenerator) generator = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (CimsReportParty) total = cims_annual_report_sum (report);
+  g_autofree char *from = cims_audit_time_format_ms (report->from_ms);
+  g_autofree char *to = cims_audit_time_format_ms (report->to_ms);
+
+  json_builder_begin_object (builder);
+  builder_add_int (builder, "year", report->year);
+  json_builder_set_member_name (builder, "from");
+  json_builder_add_string_value (builder, from);
+  json_builder_set_member_name (builder, "to");
+  json_builder_add_string_value (builder, to);
+  builder_add_int (builder, "audit_records", report->n_audit_records);
+  builder_add_int (builder, "first_sequence", (gint64) report->first_sequence);
+  builder_add_int (builder, "last_sequence", (gint64) report->last_sequence);
+
+  json_builder_set_member_name (builder, "jurisdictions");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < report->parties->len; i++)
+    builder_add_party (builder, report, g_ptr_array_index (report->parties, i));
+  json_builder_end_array (builder);
+
+  json_builder_set_member_name (builder, "total");
+  builder_add_party (builder, report, total);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  json_generator_set_root (generator, root);
+  json_generator_set_pretty (generator, TRUE);
+  return json_generator_to_data (generator, NULL);
+}
+
+/* Adds @value (transfer full) to @builder. */
+static void
+strv_builder_take (GStrvBuilder *builder, char *value)
+{
+  g_strv_builder_add (builder, value);
+  g_free (value);
+}
+
+/* ---- CSV ---------------------------------------------------------------------- */
+
+/* Appends one field, quoted as RFC 4180 section 2 says when it contains a
+ * comma, a quote, CR or LF: inside quotes a quote is doubled. */
+static void
+csv_add_field (GString *out, gboolean is_first, const char *text)
+{
+  if (!is_first)
+    g_string_append_c (out, ',');
+
+  if (strpbrk (text, ",\"\r\n") == NULL) {
+    g_string_append (out, text);
+    return;
+  }
+
+  g_string_append_c (out, '"');
+  for (const char *p = text; *p != '\0'; p++) {
+    if (*p == '"')
+      g_string_append_c (out, '"');
+    g_string_append_c (out, *p);
+  }
+  g_string_append_c (out, '"');
+}
+
+static void
+csv_add_uint (GString *out, guint64 value)
+{
+  g_string_append_printf (out, ",%" G_GUINT64_FORMAT, value);
+}
+
+static void
+csv_end_row (GString *out)
+{
+  g_string_append (out, "\r\n");
+}
+
+static void
+csv_begin_table (GString *out, const char *title, const char *const *columns)
+{
+  if (out->len > 0)
+    csv_end_row (out);
+  csv_add_field (out, TRUE, title);
+  csv_end_row (out);
+  for (guint i = 0; columns[i] != NULL; i++)
+    csv_add_field (out, i == 0, columns[i]);
+}
+
+static void
+csv_begin_row (GString *out, const CimsReportParty *party)
+{
+  csv_end_row (out);
+  csv_add_field (out, TRUE, party->id);
+  csv_add_field (out, FALSE, party->name);
+}
+
+typedef void (*CsvRowFunc) (GString *out, const CimsAnnualReport *report, const CimsReportParty *party);
+
+/* Writes one row per party (owner rows only when @owner_rows) and a total row. */
+static void
+csv_add_rows (GString *out, const CimsAnnualReport *report, const CimsReportParty *total,
+              gboolean owner_rows, CsvRowFunc add_figures)
+{
+  for (guint i = 0; i < report->parties->len; i++) {
+    const CimsReportParty *party = g_ptr_array_index (report->parties, i);
+
+    if (owner_rows && !party_is_owner_row (party))
+      continue;
+    csv_begin_row (out, party);
+    add_figures (out, report, party);
+  }
+  csv_begin_row (out, total);
+  add_figures (out, report, total);
+  csv_end_row (out);
+}
+
+static void
+csv_cameras (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  if (report->has_camera_counts)
+    csv_add_uint (out, party->n_cameras_in_service);
+  else
+    g_string_append_c (out, ',');
+}
+
+static void
+csv_users (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  csv_add_uint (out, party->n_users);
+  for (guint i = 0; report->permission_names[i] != NULL; i++)
+    csv_add_uint (out, party->users_by_permission[i]);
+  for (guint i = 0; report->role_names[i] != NULL; i++)
+    csv_add_uint (out, party->users_by_role[i]);
+  csv_add_uint (out, party->n_users_without_permissions);
+  csv_add_uint (out, party->n_users_rights_unrecorded);
+}
+
+static void
+csv_archive (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  csv_add_uint (out, party->n_archive_requests_approved);
+}
+
+static void
+csv_real_time (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  csv_add_uint (out, party->n_grants_created);
+  csv_add_uint (out, party->n_incidents_started);
+  csv_add_uint (out, party->n_grants_created + party->n_incidents_started);
+}
+
+static void
+csv_viewing (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  csv_add_uint (out, party->n_viewing_sessions);
+  g_string_append_printf (out, ",%.2f", ms_to_hours (party->viewing_ms));
+  g_string_append_printf (out, ",%" G_GINT64_FORMAT, party->viewing_ms);
+}
+
+static void
+csv_monthly (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  for (guint month = 0; month < 12; month++)
+    csv_add_uint (out, party->monthly_sessions[month]);
+  csv_add_uint (out, party->n_viewing_sessions);
+}
+
+static char **
+csv_users_columns (const CimsAnnualReport *report)
+{
+  g_autoptr (GStrvBuilder) columns = g_strv_builder_new ();
+
+  g_strv_builder_add_many (columns, "jurisdiction", "name", "users", NULL);
+  for (guint i = 0; report->permission_names[i] != NULL; i++)
+    strv_builder_take (columns, g_strconcat ("permission:", report->permission_names[i], NULL));
+  for (guint i = 0; report->role_names[i] != NULL; i++)
+    strv_builder_take (columns, g_strconcat ("role:", report->role_names[i], NULL));
+  g_strv_builder_add_many (columns, "without_permissions", "rights_not_recorded", NULL);
+  return g_strv_builder_end (columns);
+}
+
+static char **
+csv_monthly_columns (const CimsAnnualReport *report)
+{
+  g_autoptr (GStrvBuilder) columns = g_strv_builder_new ();
+
+  g_strv_builder_add_many (columns, "jurisdiction", "name", NULL);
+  for (guint month = 1; month <= 12; month++)
+    strv_builder_take (columns, g_strdup_printf ("%04d-%02u", report->year, month));
+  g_strv_builder_add (columns, "total");
+  return g_strv_builder_end (columns);
+}
+
+static char *
+report_to_csv (const CimsAnnualReport *report)
+{
+  GString *out = g_string_new (NULL);
+  g_autoptr (CimsReportParty) total = cims_annual_report_sum (report);
+  g_auto (GStrv) users_columns = csv_users_columns (report);
+  g_auto (GStrv) monthly_columns = csv_monthly_columns (report);
+  g_autofree char *title = g_strdup_printf ("Annual transparency report %d (UTC)", report->year);
+  const char *const summary_columns[] = { "year", "audit_records", "first_sequence", "last_sequence", NULL };
+  const char *const camera_columns[] = { "jurisdiction", "name", "cameras_in_service", NULL };
+  const char *const archive_columns[] = { "jurisdiction", "name", "archive_requests_approved", NULL };
+  const char *const real_time_columns[] = {
+    "jurisdiction", "name", "grants_created", "incidents_started", "real_time_access_granted", NULL,
+  };
+  const char *const viewing_columns[] = { "jurisdiction", "name", "sessions", "viewing_hours", "viewing_ms", NULL };
+
+  csv_begin_table (out, title, summary_columns);
+  csv_end_row (out);
+  g_string_append_printf (out, "%d,%u,%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "\r\n", report->year,
+                          report->n_audit_records, report->first_sequence, report->last_sequence);
+
+  csv_begin_table (out, "Cameras in service", camera_columns);
+  csv_add_rows (out, report, total, TRUE, csv_cameras);
+  csv_begin_table (out, "Users and permission levels (by user jurisdiction)",
+                   (const char *const *) users_columns);
+  csv_add_rows (out, report, total, FALSE, csv_users);
+  csv_begin_table (out, "Archive-footage requests approved (by owning jurisdiction)", archive_columns);
+  csv_add_rows (out, report, total, TRUE, csv_archive);
+  csv_begin_table (out, "Real-time access granted to other agencies (by owning jurisdiction)",
+                   real_time_columns);
+  csv_add_rows (out, report, total, TRUE, csv_real_time);
+  csv_begin_table (out, "Viewing sessions (by viewer jurisdiction)", viewing_columns);
+  csv_add_rows (out, report, total, FALSE, csv_viewing);
+  csv_begin_table (out, "Monthly viewing sessions (by viewer jurisdiction)",
+                   (const char *const *) monthly_columns);
+  csv_add_rows (out, report, total, FALSE, csv_monthly);
+
+  return g_string_free (out, FALSE);
+}
+
+/* ---- HTML --------------------------------------------------------------------- */
+
+static const char html_style[] =
+  "body{font-family:\"DejaVu Sans\",Arial,sans-serif;color:#111;margin:2em auto;max-width:60em;"
+  "padding:0 1em;line-height:1.4}"
+  "h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em}"
+  "p.meta{color:#444;margin-top:0}"
+  "table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}"
+  "th,td{border:1px solid #999;padding:.25em .6em}"
+  "th{background:#eee;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+  "tr.total td{font-weight:bold;background:#f6f6f6}"
+  "figure{margin:1em 0}figcaption{font-size:.9em;color:#444}"
+  "svg text{font-family:\"DejaVu Sans\",Arial,sans-serif}"
+  "@page{size:auto;margin:15mm}"
+  "@media print{body{margin:0;max-width:none;font-size:10pt}"
+  "section{break-inside:avoid;page-break-inside:avoid}"
+  "th{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}"
+  "svg{-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
+
+static void
+html_add_text (GString *out, const char *text)
+{
+  g_autofree char *escaped = g_markup_escape_text (text, -1);
+
+  g_string_append (out, escaped);
+}
+
+static void
+html_begin_table (GString *out, const char *title, const char *const *columns)
+{
+  g_string_append (out, "<section>\n<h2>");
+  html_add_text (out, title);
+  g_string_append (out, "</h2>\n<table>\n<thead><tr>");
+  for (guint i = 0; columns[i] != NULL; i++) {
+    g_string_append (out, "<th>");
+    html_add_text (out, columns[i]);
+    g_string_append (out, "</th>");
+  }
+  g_string_append (out, "</tr></thead>\n<tbody>\n");
+}
+
+static void
+html_end_table (GString *out)
+{
+  g_string_append (out, "</tbody>\n</table>\n</section>\n");
+}
+
+static void
+html_add_number (GString *out, guint64 value)
+{
+  g_string_append_printf (out, "<td class=\"n\">%" G_GUINT64_FORMAT "</td>", value);
+}
+
+typedef void (*HtmlRowFunc) (GString *out, const CimsAnnualReport *report, const CimsReportParty *party);
+
+static void
+html_add_rows (GString *out, const CimsAnnualReport *report, const CimsReportParty *total,
+               gboolean owner_rows, HtmlRowFunc add_figures)
+{
+  for (guint i = 0; i <= report->parties->len; i++) {
+    const CimsReportParty *party = i < report->parties->len ? g_ptr_array_index (report->parties, i) : total;
+
+    if (party != total && owner_rows && !party_is_owner_row (party))
+      continue;
+    g_string_append_printf (out, "<tr%s><td>", party == total ? " class=\"total\"" : "");
+    html_add_text (out, party->name);
+    g_string_append (out, "</td>");
+    add_figures (out, report, party);
+    g_string_append (out, "</tr>\n");
+  }
+}
+
+static void
+html_cameras (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  if (report->has_camera_counts)
+    html_add_number (out, party->n_cameras_in_service);
+  else
+    g_string_append (out, "<td class=\"n\">n/a</td>");
+}
+
+static void
+html_users (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  html_add_number (out, party->n_users);
+  for (guint i = 0; report->permission_names[i] != NULL; i++)
+    html_add_number (out, party->users_by_permission[i]);
+  for (guint i = 0; report->role_names[i] != NULL; i++)
+    html_add_number (out, party->users_by_role[i]);
+  html_add_number (out, party->n_users_without_permissions);
+  html_add_number (out, party->n_users_rights_unrecorded);
+}
+
+static void
+html_archive (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  html_add_number (out, party->n_archive_requests_approved);
+}
+
+static void
+html_real_time (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  html_add_number (out, party->n_grants_created);
+  html_add_number (out, party->n_incidents_started);
+  html_add_number (out, party->n_grants_created + party->n_incidents_started);
+}
+
+static void
+html_viewing (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  html_add_number (out, party->n_viewing_sessions);
+  g_string_append_printf (out, "<td class=\"n\">%.2f</td>", ms_to_hours (party->viewing_ms));
+}
+
+static void
+html_monthly (GString *out, const CimsAnnualReport *report, const CimsReportParty *party)
+{
+  for (guint month = 0; month < 12; month++)
+    html_add_number (out, party->monthly_sessions[month]);
+  html_add_number (out, party->n_viewing_sessions);
+}
+
+static char **
+html_users_columns (const CimsAnnualReport *report)
+{
+  g_autoptr (GStrvBuilder) columns = g_strv_builder_new ();
+
+  g_strv_builder_add_many (columns, "Jurisdiction", "Users", NULL);
+  for (guint i = 0; report->permission_names[i] != NULL; i++)
+    strv_builder_take (columns, g_strdup_printf ("Permission %s", report->permission_names[i]));
+  for (guint i = 0; report->role_names[i] != NULL; i++)
+    strv_builder_take (columns, g_strdup_printf ("Role %s", report->role_names[i]));
+  g_strv_builder_add_many (columns, "No permissions", "Rights not recorded", NULL);
+  return g_strv_builder_end (columns);
+}
+
+/* ---- SVG chart ------------------------------------------------------------------ */
+
+#define CHART_WIDTH 760
+#define CHART_HEIGHT 340
+#define CHART_LEFT 64
+#define CHART_RIGHT 190
+#define CHART_TOP 20
+#define CHART_BOTTOM 56
+#define CHART_N_TICKS 5
+
+/* Rounds @max up to 1, 2 or 5 times a power of ten, at least 1, so the
+ * axis ticks fall on round numbers. */
+static guint
+chart_axis_max (guint max)
+{
+  guint step = 1;
+
+  while (TRUE) {
+    if (max <= step)
+      return step;
+    if (max <= 2 * step)
+      return 2 * step;
+    if (max <= 5 * step)
+      return 5 * step;
+    step *= 10;
+  }
+}
+
+static char *
+chart_color (guint index)
+{
+  if (index < G_N_ELEMENTS (series_colors))
+    return g_strdup (series_colors[index]);
+
+  return g_strdup_printf ("hsl(%u,65%%,38%%)", (guint) (index * 137.508) % 360);
+}
+
+static double
+chart_x (guint month)
+{
+  double plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT;
+
+  return CHART_LEFT + plot_width * (month + 0.5) / 12.0;
+}
+
+static double
+chart_y (guint value, guint axis_max)
+{
+  double plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM;
+
+  return CHART_TOP + plot_height * (1.0 - (double) value / axis_max);
+}
+
+static void
+chart_add_axes (GString *out, int year, guint axis_max)
+{
+  double bottom = CHART_HEIGHT - CHART_BOTTOM;
+  double right = CHART_WIDTH - CHART_RIGHT;
+
+  for (guint tick = 0; tick <= CHART_N_TICKS; tick++) {
+    guint value = axis_max * tick / CHART_N_TICKS;
+    double y = chart_y (value, axis_max);
+
+    g_string_append_printf (out, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                            "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%u</text>\n",
+                            CHART_LEFT, y, right, y, CHART_LEFT - 6, y + 4, value);
+  }
+  for (guint month = 0; month < 12; month++)
+    g_string_append_printf (out, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"middle\">%s</text>\n",
+                            chart_x (month), bottom + 16, month_names[month]);
+
+  g_string_append_printf (out, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
+                          "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n",
+                          CHART_LEFT, CHART_TOP, CHART_LEFT, bottom, CHART_LEFT, bottom, right, bottom);
+  g_string_append_printf (out, "<text x=\"%.1f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">"
+                          "Month of %d (UTC)</text>\n",
+                          (CHART_LEFT + right) / 2.0, CHART_HEIGHT - 12, year);
+  g_string_append_printf (out, "<text x=\"16\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\" "
+                          "transform=\"rotate(-90 16 %.1f)\">Viewing sessions</text>\n",
+                          (CHART_TOP + bottom) / 2.0, (CHART_TOP + bottom) / 2.0);
+}
+
+static void
+chart_add_series (GString *out, const CimsReportParty *party, guint index, guint axis_max)
+{
+  g_autofree char *color = chart_color (index);
+  g_autofree char *id = g_markup_escape_text (party->id, -1);
+  g_autofree char *name = g_markup_escape_text (party->name, -1);
+  double legend_y = CHART_TOP + 8 + 18.0 * index;
+
+  g_string_append_printf (out, "<g class=\"series\" data-jurisdiction=\"%s\">\n"
+                          "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", id, color);
+  for (guint month = 0; month < 12; month++)
+    g_string_append_printf (out, "%s%.1f,%.1f", month == 0 ? "" : " ", chart_x (month),
+                            chart_y (party->monthly_sessions[month], axis_max));
+  g_string_append (out, "\"/>\n");
+
+  for (guint month = 0; month < 12; month++)
+    g_string_append_printf (out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\">"
+                            "<title>%s, %s: %u</title></circle>\n",
+                            chart_x (month), chart_y (party->monthly_sessions[month], axis_max), color,
+                            name, month_names[month], party->monthly_sessions[month]);
+
+  /* The legend entry sits right of the plot, one line per series. */
+  g_string_append_printf (out, "<rect x=\"%d\" y=\"%.1f\" width=\"14\" height=\"4\" fill=\"%s\"/>"
+                          "<text x=\"%d\" y=\"%.1f\" font-size=\"12\">%s</text>\n</g>\n",
+                          CHART_WIDTH - CHART_RIGHT + 16, legend_y - 4, color,
+                          CHART_WIDTH - CHART_RIGHT + 36, legend_y + 1, name);
+}
+
+/* A line chart with one series per party that had viewing sessions. */
+static void
+html_add_chart (GString *out, const CimsAnnualReport *report)
+{
+  guint max = 0;
+  guint n_series = 0;
+  guint axis_max;
+
+  for (guint i = 0; i < report->parties->len; i++) {
+    const CimsReportParty *party = g_ptr_array_index (report->parties, i);
+
+    for (guint month = 0; month < 12; month++)
+      max = MAX (max, party->monthly_sessions[month]);
+  }
+  axis_max = chart_axis_max (max);
+
+  g_string_append (out, "<section>\n<h2>Monthly viewing sessions per jurisdiction</h2>\n<figure>\n");
+  g_string_append_printf (out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                          "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"Monthly viewing sessions "
+                          "per viewer jurisdiction in %d\">\n",
+                          CHART_WIDTH, CHART_HEIGHT, CHART_WIDTH, CHART_HEIGHT, report->year);
+  chart_add_axes (out, report->year, axis_max);
+  for (guint i = 0; i < report->parties->len; i++) {
+    const CimsReportParty *party = g_ptr_array_index (report->parties, i);
+
+    if (party->n_viewing_sessions > 0)
+      chart_add_series (out, party, n_series++, axis_max);
+  }
+  if (n_series == 0)
+    g_string_append_printf (out, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\">"
+                            "No viewing sessions in %d</text>\n",
+                            (CHART_LEFT + CHART_WIDTH - CHART_RIGHT) / 2.0, CHART_HEIGHT / 2.0, report->year);
+  g_string_append (out, "</svg>\n<figcaption>Sessions ended in each month, by the viewer's "
+                   "jurisdiction or agency.</figcaption>\n</figure>\n</section>\n");
+}
+
+static void
+html_add_header (GString *out, const CimsAnnualReport *report)
+{
+  g_autofree char *from = cims_audit_time_format_ms (report->from_ms);
+  g_autofree char *to = cims_audit_time_format_ms (report->to_ms);
+
+  g_string_append_printf (out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                          "<title>Camera network transparency report %d</title>\n<style>%s</style>\n"
+                          "</head>\n<body>\n<h1>Camera network transparency report %d</h1>\n",
+                          report->year, html_style, report->year);
+  g_string_append_printf (out, "<p class=\"meta\">From %s to %s (exclusive). Computed from %u audit "
+                          "records", from, to, report->n_audit_records);
+  if (report->n_audit_records > 0)
+    g_string_append_printf (out, ", sequence %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
+                            report->first_sequence, report->last_sequence);
+  g_string_append (out, ", and the camera inventory in the hub's configuration.</p>\n");
+}
+
+static char *
+report_to_html (const CimsAnnualReport *report)
+{
+  GString *out = g_string_new (NULL);
+  g_autoptr (CimsReportParty) total = cims_annual_report_sum (report);
+  g_auto (GStrv) users_columns = html_users_columns (report);
+  g_auto (GStrv) monthly_columns = g_new0 (char *, 15);
+  const char *const camera_columns[] = { "Jurisdiction", "Cameras in service", NULL };
+  const char *const archive_columns[] = { "Owning jurisdiction", "Requests approved", NULL };
+  const char *const real_time_columns[] = {
+    "Owning jurisdiction", "Grants created", "Major incidents started", "Total", NULL,
+  };
+  const char *const viewing_columns[] = { "Viewer jurisdiction", "Sessions", "Viewing hours", NULL };
+
+  monthly_columns[0] = g_strdup ("Viewer jurisdiction");
+  for (guint month = 0; month < 12; month++)
+    monthly_columns[month + 1] = g_strdup (month_names[month]);
+  monthly_columns[13] = g_strdup ("Total");
+
+  html_add_header (out, report);
+  html_begin_table (out, "Cameras in service", camera_columns);
+  html_add_rows (out, report, total, TRUE, html_cameras);
+  html_end_table (out);
+  html_begin_table (out, "Users on the network and their permission levels",
+                    (const char *const *) users_columns);
+  html_add_rows (out, report, total, FALSE, html_users);
+  html_end_table (out);
+  html_begin_table (out, "Archive-footage requests approved", archive_columns);
+  html_add_rows (out, report, total, TRUE, html_archive);
+  html_end_table (out);
+  html_begin_table (out, "Real-time access granted to another agency", real_time_columns);
+  html_add_rows (out, report, total, TRUE, html_real_time);
+  html_end_table (out);
+  html_begin_table (out, "Viewing sessions and hours", viewing_columns);
+  html_add_rows (out, report, total, FALSE, html_viewing);
+  html_end_table (out);
+  html_begin_table (out, "Monthly viewing sessions", (const char *const *) monthly_columns);
+  html_add_rows (out, report, total, FALSE, html_monthly);
+  html_end_table (out);
+  html_add_chart (out, report);
+  g_string_append (out, "</body>\n</html>\n");
+
+  return g_string_free (out, FALSE);
+}
+
+char *
+cims_annual_report_render (const CimsAnnualReport *report, CimsReportFormat format)
+{
+  g_return_val_if_fail (report != NULL, NULL);
+
+  switch (format) {
+  case CIMS_REPORT_FORMAT_CSV:
+    return report_to_csv (report);
+  case CIMS_REPORT_FORMAT_HTML:
+    return report_to_html (report);
+  case CIMS_REPORT_FORMAT_JSON:
+  default:
+    return report_to_json (report);
+  }
+}

@@ -1,0 +1,601 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Computes the annual transparency report from one year of audit records
+ * and the configuration, and converts audit records and their times to
+ * JSON and text. Rendering the report is report-render.c. */
+#include "auth/report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Listed first, in this order, so that every report has the same columns. */
+static const char *const standard_permissions[] = { "view", "rewind", "download", "restrict", NULL };
+static const char *const standard_roles[] = {
+  "viewer", "system-administrator", "grant-authority", "commander", "auditor", "legal", NULL,
+};
+
+/* A person seen in the year's records. */
+typedef struct {
+  char *jurisdiction;
+  char **permissions;           /* from the latest session-start with rights, or NULL */
+  char **roles;
+  gboolean has_rights;
+} ReportUser;
+
+static void
+report_user_free (ReportUser *user)
+{
+  g_free (user->jurisdiction);
+  g_strfreev (user->permissions);
+  g_strfreev (user->roles);
+  g_free (user);
+}
+
+/* State of one computation. */
+typedef struct {
+  CimsAnnualReport *report;
+  const CimsConfig *config;
+  GHashTable *parties;          /* id -> CimsReportParty (borrowed from report->parties or unconfigured) */
+  GPtrArray *unconfigured;      /* of CimsReportParty, owned until appended */
+  GHashTable *users;            /* "JURISDICTION\x1fPERSON" -> ReportUser */
+} ReportBuilder;
+
+void
+cims_report_party_free (CimsReportParty *party)
+{
+  if (party == NULL)
+    return;
+
+  g_free (party->id);
+  g_free (party->name);
+  g_free (party->users_by_permission);
+  g_free (party->users_by_role);
+  g_free (party);
+}
+
+void
+cims_annual_report_free (CimsAnnualReport *report)
+{
+  if (report == NULL)
+    return;
+
+  g_strfreev (report->permission_names);
+  g_strfreev (report->role_names);
+  g_clear_pointer (&report->parties, g_ptr_array_unref);
+  g_free (report);
+}
+
+static CimsReportParty *
+party_new (const char *id, const char *name, CimsReportPartyKind kind)
+{
+  CimsReportParty *party = g_new0 (CimsReportParty, 1);
+
+  party->id = g_strdup (id);
+  party->name = g_strdup (name != NULL ? name : id);
+  party->kind = kind;
+  return party;
+}
+
+/* Returns the row of @id, making an unconfigured one on first sight. */
+static CimsReportParty *
+builder_get_party (ReportBuilder *builder, const char *id)
+{
+  CimsReportParty *party = g_hash_table_lookup (builder->parties, id);
+
+  if (party != NULL)
+    return party;
+
+  party = party_new (id, NULL, CIMS_REPORT_PARTY_UNCONFIGURED);
+  g_ptr_array_add (builder->unconfigured, party);
+  g_hash_table_insert (builder->parties, party->id, party);
+  return party;
+}
+
+static void
+builder_add_configured_parties (ReportBuilder *builder)
+{
+  const CimsConfig *config = builder->config;
+
+  if (config == NULL)
+    return;
+
+  for (guint i = 0; i < config->jurisdictions->len; i++) {
+    const CimsConfigJurisdiction *jurisdiction = g_ptr_array_index (config->jurisdictions, i);
+    CimsReportParty *party = party_new (jurisdiction->id, jurisdiction->name,
+                                        CIMS_REPORT_PARTY_JURISDICTION);
+
+    g_ptr_array_add (builder->report->parties, party);
+    g_hash_table_insert (builder->parties, party->id, party);
+  }
+
+  for (guint i = 0; i < config->agencies->len; i++) {
+    const CimsConfigAgency *agency = g_ptr_array_index (config->agencies, i);
+    CimsReportParty *party = party_new (agency->id, agency->name, CIMS_REPORT_PARTY_AGENCY);
+
+    g_ptr_array_add (builder->report->parties, party);
+    g_hash_table_insert (builder->parties, party->id, party);
+  }
+}
+
+/* ---- cameras ----------------------------------------------------------------- */
+
+/* Parses "YYYY-MM-DD" as 00:00 UTC that day. */
+static gboolean
+date_parse_us (const char *text, gint64 *time_us)
+{
+  static const char pattern[] = "dddd-dd-dd";
+  g_autoptr (GDateTime) time = NULL;
+
+  if (text == NULL || strlen (text) != sizeof pattern - 1)
+    return FALSE;
+
+  for (gsize i = 0; pattern[i] != '\0'; i++) {
+    if (pattern[i] == 'd' ? !g_ascii_isdigit (text[i]) : text[i] != pattern[i])
+      return FALSE;
+  }
+
+  time = g_date_time_new_utc (atoi (text), atoi (text + 5), atoi (text + 8), 0, 0, 0);
+  if (time == NULL)
+    return FALSE;
+
+  *time_us = g_date_time_to_unix (time) * G_USEC_PER_SEC;
+  return TRUE;
+}
+
+/* TRUE when some instant of [start_us, end_us) is outside every
+ * out-of-service period of @camera. The periods may overlap and come in any
+ * order, so the cursor moves past each period covering it until none does. */
+static gboolean
+camera_in_service_between (const CimsConfigCamera *camera, gint64 start_us, gint64 end_us)
+{
+  gint64 cursor_us = start_us;
+  gboolean has_moved = TRUE;
+
+  while (has_moved && cursor_us < end_us) {
+    has_moved = FALSE;
+    for (guint i = 0; camera->out_of_service != NULL && i < camera->out_of_service->len; i++) {
+      const CimsConfigPeriod *period = &g_array_index (camera->out_of_service, CimsConfigPeriod, i);
+
+      if (period->from_us <= cursor_us && cursor_us < period->to_us) {
+        cursor_us = period->to_us;
+        has_moved = TRUE;
+      }
+    }
+  }
+
+  return cursor_us < end_us;
+}
+
+/* NOTE: the inventory is the configuration in force now, so a camera that
+ * was removed from it is not counted for past years. */
+static void
+builder_count_cameras (ReportBuilder *builder)
+{
+  const CimsConfig *config = builder->config;
+  gint64 year_start_us = builder->report->from_ms * 1000;
+  gint64 year_end_us = builder->report->to_ms * 1000;
+
+  for (guint i = 0; config != NULL && i < config->cameras->len; i++) {
+    const CimsConfigCamera *camera = g_ptr_array_index (config->cameras, i);
+    gint64 installed_us = 0;
+
+    if (!date_parse_us (camera->installed, &installed_us) || installed_us >= year_end_us)
+      continue;
+
+    if (camera_in_service_between (camera, MAX (installed_us, year_start_us), year_end_us))
+      builder_get_party (builder, camera->jurisdiction)->n_cameras_in_service++;
+  }
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+static char **
+json_member_dup_strv (JsonObject *object, const char *member)
+{
+  g_autoptr (GPtrArray) values = NULL;
+  JsonNode *node = json_object_get_member (object, member);
+  JsonArray *array;
+
+  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
+    return NULL;
+
+  /* A name listed twice still counts the user once. */
+  array = json_node_get_array (node);
+  values = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < json_array_get_length (array); i++) {
+    JsonNode *element = json_array_get_element (array, i);
+    const char *value = JSON_NODE_HOLDS_VALUE (element) ? json_node_get_string (element) : NULL;
+
+    if (value != NULL && !g_ptr_array_find_with_equal_func (values, value, g_str_equal, NULL))
+      g_ptr_array_add (values, g_strdup (value));
+  }
+  g_ptr_array_add (values, NULL);
+  return (char **) g_ptr_array_free (g_steal_pointer (&values), FALSE);
+}
+
+/* Keeps the rights of a session-start record when its details carry them:
+ * records written before rights were recorded have no details. */
+static void
+user_take_rights (ReportUser *user, const CimsAuditRecord *record)
+{
+  g_autoptr (JsonNode) root = NULL;
+  char **permissions;
+
+  if (record->details == NULL)
+    return;
+
+  root = json_from_string (record->details, NULL);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+
+  permissions = json_member_dup_strv (json_node_get_object (root), "permissions");
+  if (permissions == NULL)
+    return;
+
+  g_strfreev (user->permissions);
+  g_strfreev (user->roles);
+  user->permissions = permissions;
+  user->roles = json_member_dup_strv (json_node_get_object (root), "roles");
+  user->has_rights = TRUE;
+}
+
+static void
+builder_note_person (ReportBuilder *builder, const CimsAuditRecord *record)
+{
+  g_autofree char *key = NULL;
+  ReportUser *user;
+
+  if (record->person_id == NULL || record->person_jurisdiction == NULL)
+    return;
+
+  key = g_strconcat (record->person_jurisdiction, "\x1f", record->person_id, NULL);
+  user = g_hash_table_lookup (builder->users, key);
+  if (user == NULL) {
+    user = g_new0 (ReportUser, 1);
+    user->jurisdiction = g_strdup (record->person_jurisdiction);
+    g_hash_table_insert (builder->users, g_steal_pointer (&key), user);
+  }
+
+  /* Records come in sequence order, so the last one seen is the latest. */
+  if (g_strcmp0 (record->event, "session-start") == 0)
+    user_take_rights (user, record);
+}
+
+static guint
+record_month (gint64 time_ms)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (time_ms / 1000);
+
+  return time != NULL ? (guint) g_date_time_get_month (time) - 1 : 0;
+}
+
+static void
+builder_count_record (ReportBuilder *builder, const CimsAuditRecord *record)
+{
+  const char *event = record->event;
+  CimsReportParty *party;
+
+  builder_note_person (builder, record);
+
+  if (g_strcmp0 (event, "session-stop") == 0 && record->person_jurisdiction != NULL) {
+    party = builder_get_party (builder, record->person_jurisdiction);
+    party->n_viewing_sessions++;
+    party->viewing_ms += record->duration_ms;
+    party->monthly_sessions[record_month (record->time_ms)]++;
+    return;
+  }
+
+  if (record->camera_owner == NULL)
+    return;
+
+  if (g_strcmp0 (event, "archive-approved") == 0)
+    builder_get_party (builder, record->camera_owner)->n_archive_requests_approved++;
+  else if (g_strcmp0 (event, "grant-created") == 0)
+    builder_get_party (builder, record->camera_owner)->n_grants_created++;
+  else if (g_strcmp0 (event, "incident-started") == 0)
+    builder_get_party (builder, record->camera_owner)->n_incidents_started++;
+}
+
+/* ---- users and their rights ------------------------------------------------------ */
+
+static int
+string_compare_indirect (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* Returns the standard names followed by every other name the users have,
+ * sorted. (transfer full) */
+static char **
+names_collect (const char *const *standard, GHashTable *users, gboolean roles)
+{
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  g_autoptr (GPtrArray) extra = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_strv_builder_addv (names, (const char **) standard);
+
+  g_hash_table_iter_init (&iter, users);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    ReportUser *user = value;
+    char **list = roles ? user->roles : user->permissions;
+
+    for (guint i = 0; list != NULL && list[i] != NULL; i++) {
+      if (!g_strv_contains (standard, list[i]) && !g_ptr_array_find_with_equal_func (extra, list[i], g_str_equal, NULL))
+        g_ptr_array_add (extra, list[i]);
+    }
+  }
+
+  g_ptr_array_sort (extra, string_compare_indirect);
+  for (guint i = 0; i < extra->len; i++)
+    g_strv_builder_add (names, g_ptr_array_index (extra, i));
+  return g_strv_builder_end (names);
+}
+
+static void
+count_names (guint *counts, char **names, char **held)
+{
+  for (guint i = 0; names[i] != NULL; i++) {
+    if (held != NULL && g_strv_contains ((const char *const *) held, names[i]))
+      counts[i]++;
+  }
+}
+
+static void
+builder_count_users (ReportBuilder *builder)
+{
+  CimsAnnualReport *report = builder->report;
+  GHashTableIter iter;
+  gpointer value;
+
+  report->permission_names = names_collect (standard_permissions, builder->users, FALSE);
+  report->role_names = names_collect (standard_roles, builder->users, TRUE);
+
+  /* Every party gets its count arrays, whether or not it has users, so
+   * the rows are made first. */
+  g_hash_table_iter_init (&iter, builder->users);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    builder_get_party (builder, ((ReportUser *) value)->jurisdiction);
+
+  g_hash_table_iter_init (&iter, builder->parties);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    CimsReportParty *party = value;
+
+    party->users_by_permission = g_new0 (guint, g_strv_length (report->permission_names));
+    party->users_by_role = g_new0 (guint, g_strv_length (report->role_names));
+  }
+
+  g_hash_table_iter_init (&iter, builder->users);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    ReportUser *user = value;
+    CimsReportParty *party = builder_get_party (builder, user->jurisdiction);
+
+    party->n_users++;
+    if (!user->has_rights) {
+      party->n_users_rights_unrecorded++;
+      continue;
+    }
+    if (user->permissions[0] == NULL)
+      party->n_users_without_permissions++;
+    count_names (party->users_by_permission, report->permission_names, user->permissions);
+    count_names (party->users_by_role, report->role_names, user->roles);
+  }
+}
+
+/* ---- the report ------------------------------------------------------------------- */
+
+static gint64
+year_start_ms (int year)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_utc (year, 1, 1, 0, 0, 0);
+
+  return g_date_time_to_unix (time) * 1000;
+}
+
+static int
+party_compare_ids (gconstpointer a, gconstpointer b)
+{
+  const CimsReportParty *left = *(CimsReportParty *const *) a;
+  const CimsReportParty *right = *(CimsReportParty *const *) b;
+
+  return strcmp (left->id, right->id);
+}
+
+CimsAnnualReport *
+cims_annual_report_compute_from_records (GPtrArray *records, const CimsConfig *config, int year)
+{
+  CimsAnnualReport *report = g_new0 (CimsAnnualReport, 1);
+  ReportBuilder builder = { report, config, NULL, NULL, NULL };
+
+  g_return_val_if_fail (year >= CIMS_REPORT_MIN_YEAR && year <= CIMS_REPORT_MAX_YEAR, NULL);
+
+  report->year = year;
+  report->from_ms = year_start_ms (year);
+  report->to_ms = year_start_ms (year + 1);
+  report->has_camera_counts = config != NULL;
+  report->parties = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_report_party_free);
+  builder.parties = g_hash_table_new (g_str_hash, g_str_equal);
+  builder.unconfigured = g_ptr_array_new ();
+  builder.users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) report_user_free);
+
+  builder_add_configured_parties (&builder);
+  builder_count_cameras (&builder);
+
+  for (guint i = 0; records != NULL && i < records->len; i++) {
+    const CimsAuditRecord *record = g_ptr_array_index (records, i);
+
+    if (record->time_ms < report->from_ms || record->time_ms >= report->to_ms)
+      continue;
+
+    if (report->n_audit_records == 0)
+      report->first_sequence = record->sequence;
+    report->last_sequence = record->sequence;
+    report->n_audit_records++;
+    builder_count_record (&builder, record);
+  }
+
+  builder_count_users (&builder);
+
+  /* Parties the log names but the configuration does not go last, by id. */
+  g_ptr_array_sort (builder.unconfigured, party_compare_ids);
+  for (guint i = 0; i < builder.unconfigured->len; i++)
+    g_ptr_array_add (report->parties, g_ptr_array_index (builder.unconfigured, i));
+
+  g_ptr_array_unref (builder.unconfigured);
+  g_hash_table_unref (builder.parties);
+  g_hash_table_unref (builder.users);
+  return report;
+}
+
+/* NOTE: the whole year's records are held in memory while the report is
+ * computed; a log of millions of records a year needs that much memory. */
+CimsAnnualReport *
+cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year, GError **error)
+{
+  CimsAuditFilter filter = { 0 };
+  g_autoptr (GPtrArray) records = NULL;
+
+  if (year < CIMS_REPORT_MIN_YEAR || year > CIMS_REPORT_MAX_YEAR) {
+    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID,
+                 "year %d is out of range: expected %d to %d", year, CIMS_REPORT_MIN_YEAR,
+                 CIMS_REPORT_MAX_YEAR);
+    return NULL;
+  }
+
+  filter.from_ms = year_start_ms (year);
+  filter.to_ms = year_start_ms (year + 1);
+  records = cims_store_audit_query (store, &filter, error);
+  if (records == NULL)
+    return NULL;
+
+  return cims_annual_report_compute_from_records (records, config, year);
+}
+
+static void
+counts_add (guint *sum, const guint *counts, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    sum[i] += counts[i];
+}
+
+CimsReportParty *
+cims_annual_report_sum (const CimsAnnualReport *report)
+{
+  CimsReportParty *sum = party_new ("total", "Total", CIMS_REPORT_PARTY_UNCONFIGURED);
+  guint n_permissions = g_strv_length (report->permission_names);
+  guint n_roles = g_strv_length (report->role_names);
+
+  sum->users_by_permission = g_new0 (guint, n_permissions);
+  sum->users_by_role = g_new0 (guint, n_roles);
+
+  for (guint i = 0; i < report->parties->len; i++) {
+    const CimsReportParty *party = g_ptr_array_index (report->parties, i);
+
+    sum->n_cameras_in_service += party->n_cameras_in_service;
+    sum->n_users += party->n_users;
+    counts_add (sum->users_by_permission, party->users_by_permission, n_permissions);
+    counts_add (sum->users_by_role, party->users_by_role, n_roles);
+    sum->n_users_without_permissions += party->n_users_without_permissions;
+    sum->n_users_rights_unrecorded += party->n_users_rights_unrecorded;
+    sum->n_archive_requests_approved += party->n_archive_requests_approved;
+    sum->n_grants_created += party->n_grants_created;
+    sum->n_incidents_started += party->n_incidents_started;
+    sum->n_viewing_sessions += party->n_viewing_sessions;
+    sum->viewing_ms += party->viewing_ms;
+    counts_add (sum->monthly_sessions, party->monthly_sessions, 12);
+  }
+
+  return sum;
+}
+
+/* ---- audit records in JSON and times ------------------------------------------- */
+
+char *
+cims_audit_time_format_ms (gint64 time_ms)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (time_ms / 1000);
+  g_autofree char *seconds = NULL;
+
+  if (time == NULL)
+    return g_strdup_printf ("%" G_GINT64_FORMAT " ms", time_ms);
+
+  seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
+  return g_strdup_printf ("%s.%03dZ", seconds, (int) (time_ms % 1000));
+}
+
+gboolean
+cims_audit_time_parse_ms (const char *text, gint64 *time_ms)
+{
+  g_autoptr (GDateTime) time = NULL;
+  gint64 midnight_us = 0;
+
+  if (text == NULL)
+    return FALSE;
+
+  if (date_parse_us (text, &midnight_us)) {
+    *time_ms = midnight_us / 1000;
+    return TRUE;
+  }
+
+  time = g_date_time_new_from_iso8601 (text, NULL);
+  if (time == NULL)
+    return FALSE;
+
+  *time_ms = g_date_time_to_unix (time) * 1000 + g_date_time_get_microsecond (time) / 1000;
+  return TRUE;
+}
+
+static void
+object_set_details (JsonObject *object, const char *details)
+{
+  JsonNode *node;
+
+  if (details == NULL) {
+    json_object_set_null_member (object, "details");
+    return;
+  }
+
+  node = json_from_string (details, NULL);
+  if (node != NULL)
+    json_object_set_member (object, "details", node);
+  else
+    json_object_set_string_member (object, "details", details);
+}
+
+JsonObject *
+cims_audit_record_to_json (const CimsAuditRecord *record)
+{
+  JsonObject *object = json_object_new ();
+  g_autofree char *time = cims_audit_time_format_ms (record->time_ms);
+  const struct {
+    const char *member;
+    const char *value;
+  } texts[] = {
+    { "event", record->event },
+    { "person_id", record->person_id },
+    { "person_name", record->person_name },
+    { "person_jurisdiction", record->person_jurisdiction },
+    { "camera_id", record->camera_id },
+    { "camera_owner", record->camera_owner },
+    { "camera_location", record->camera_location },
+    { "session_id", record->session_id },
+    { "grant_id", record->grant_id },
+    { "incident_id", record->incident_id },
+    { "incident_number", record->incident_number },
+    { "viewer_address", record->viewer_address },
+    { "client_version", record->client_version },
+    { "reason", record->reason },
+  };
+
+  json_object_set_int_member (object, "sequence", (gint64) record->sequence);
+  json_object_set_string_member (object, "time", time);
+  json_object_set_int_member (object, "time_ms", record->time_ms);
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    json_object_set_string_member (object, texts[i].member, texts[i].value);
+  object_set_details (object, record->details);
+  json_object_set_int_member (object, "bytes_sent", record->bytes_sent);
+  json_object_set_int_member (object, "duration_ms", record->duration_ms);
+  json_object_set_string_member (object, "previous_hash", record->previous_hash);
+  json_object_set_string_member (object, "hash", record->hash);
+  return object;
+}

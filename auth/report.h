@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The annual transparency report, computed from one year of audit records
+ * and the configuration only, so that report and log reconcile; its JSON,
+ * CSV and HTML forms; and the JSON and time forms of audit records that the
+ * admin API and cimshubctl share. Reading the log is auth/store.h's job. */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "auth/store.h"
+#include "config/config.h"
+
+G_BEGIN_DECLS
+
+/* Years a report may cover. */
+#define CIMS_REPORT_MIN_YEAR 2000
+#define CIMS_REPORT_MAX_YEAR 9999
+
+typedef enum {
+  CIMS_REPORT_PARTY_JURISDICTION,
+  CIMS_REPORT_PARTY_AGENCY,
+  CIMS_REPORT_PARTY_UNCONFIGURED,   /* named by the log but not by the configuration */
+} CimsReportPartyKind;
+
+/* The figures of one jurisdiction or agency. Owner figures (cameras,
+ * archive approvals, real-time access granted) count what the party owns;
+ * user and viewing figures count what its staff did. */
+typedef struct {
+  char *id;
+  char *name;                       /* from the configuration, else the id */
+  CimsReportPartyKind kind;
+  guint n_cameras_in_service;
+  guint n_users;                    /* distinct person_id in the year's records */
+  guint *users_by_permission;       /* parallel to the report's permission_names */
+  guint *users_by_role;             /* parallel to the report's role_names */
+  guint n_users_without_permissions; /* latest session-start listed no permission */
+  guint n_users_rights_unrecorded;  /* no session-start with rights in the year */
+  guint n_archive_requests_approved;
+  guint n_grants_created;
+  guint n_incidents_started;
+  guint n_viewing_sessions;         /* session-stop records */
+  gint64 viewing_ms;                /* sum of their duration_ms */
+  guint monthly_sessions[12];       /* session-stop records per UTC month */
+} CimsReportParty;
+
+typedef struct {
+  int year;
+  gint64 from_ms;                   /* 1 January 00:00 UTC */
+  gint64 to_ms;                     /* 1 January of the next year, exclusive */
+  gboolean has_camera_counts;       /* FALSE when computed without a configuration */
+  char **permission_names;          /* NULL-terminated, the standard ones first */
+  char **role_names;
+  GPtrArray *parties;               /* of CimsReportParty: configured jurisdictions, agencies, then others */
+  guint n_audit_records;            /* records of the year that were read */
+  guint64 first_sequence;           /* 0 when the year has no records */
+  guint64 last_sequence;
+} CimsAnnualReport;
+
+void cims_annual_report_free (CimsAnnualReport *report);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAnnualReport, cims_annual_report_free)
+
+/**
+ * cims_annual_report_compute_from_records:
+ * Computes the report of @year (CIMS_REPORT_MIN_YEAR to CIMS_REPORT_MAX_YEAR)
+ * from @records (CimsAuditRecord, in sequence order; records outside the
+ * year are skipped) and @config (may be NULL: then cameras are not counted
+ * and only parties named by the log appear). Times are UTC.
+ * Cameras in service: cameras in the configuration installed on or before
+ * 31 December and not out of service for the whole rest of the year.
+ * Users: distinct person_id per person_jurisdiction; their permissions and
+ * roles come from the details of each person's latest session-start record.
+ * Archive approvals: archive-approved records by camera_owner. Real-time
+ * access granted: grant-created and incident-started records by
+ * camera_owner. Viewing: session-stop records by person_jurisdiction, with
+ * the sum of duration_ms, in the month of the stop.
+ * Returns: (transfer full)
+ */
+CimsAnnualReport *cims_annual_report_compute_from_records (GPtrArray *records,
+                                                           const CimsConfig *config, int year);
+
+/**
+ * cims_annual_report_compute:
+ * Reads the audit records of @year from @store and computes the report as
+ * cims_annual_report_compute_from_records() does.
+ * Returns: (transfer full) the report, or NULL with CIMS_STORE_ERROR_INVALID
+ * for a year out of range or the store's read error.
+ */
+CimsAnnualReport *cims_annual_report_compute (CimsStore *store, const CimsConfig *config,
+                                              int year, GError **error);
+
+/* Totals over every party, in a CimsReportParty with id "total". (transfer full) */
+CimsReportParty *cims_annual_report_sum (const CimsAnnualReport *report);
+void cims_report_party_free (CimsReportParty *party);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsReportParty, cims_report_party_free)
+
+typedef enum {
+  CIMS_REPORT_FORMAT_JSON,
+  CIMS_REPORT_FORMAT_CSV,
+  CIMS_REPORT_FORMAT_HTML,
+} CimsReportFormat;
+
+/* "json", "csv", "html". from_string returns FALSE for another name and
+ * leaves *out unchanged. content_type returns a static MIME type with its
+ * charset. */
+gboolean cims_report_format_from_string (const char *name, CimsReportFormat *out);
+const char *cims_report_format_content_type (CimsReportFormat format);
+
+/* Renders @report: JSON, CSV (RFC 4180, CRLF, one titled table per
+ * section, tables separated by an empty line) or a printable, self-contained
+ * HTML page (inline CSS, no scripts, no external resources) with a table
+ * per section and an SVG line chart of monthly sessions per viewer
+ * jurisdiction. Returns: (transfer full) UTF-8 text. */
+char *cims_annual_report_render (const CimsAnnualReport *report, CimsReportFormat format);
+
+/* ---- audit records in JSON and times ------------------------------------ */
+
+/* Returns: (transfer full) an object with every field of @record; time is
+ * both "time" (ISO 8601 UTC) and "time_ms"; details is the parsed JSON value
+ * when it parses, else its text; missing strings are null. */
+JsonObject *cims_audit_record_to_json (const CimsAuditRecord *record);
+
+/* Formats UTC milliseconds as "2025-03-01T10:00:00.000Z". (transfer full) */
+char *cims_audit_time_format_ms (gint64 time_ms);
+
+/* Parses an ISO 8601 time with a zone ("2025-03-01T10:00:00Z") or a date
+ * ("2025-03-01", 00:00 UTC) into UTC milliseconds. FALSE when invalid. */
+gboolean cims_audit_time_parse_ms (const char *text, gint64 *time_ms);
+
+G_END_DECLS

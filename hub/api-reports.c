@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* GET /api/v1/reports/annual?year=Y&format=json|csv|html: the annual
+ * transparency report for auditors, System Administrators and commanders.
+ * The figures are computed by auth/report.c from the audit log and the
+ * configuration. */
+#include "hub/hub-runtime.h"
+
+#include <string.h>
+
+#include "auth/report.h"
+
+static const char *const report_roles[] = { "auditor", "system-administrator", "commander" };
+
+static gboolean
+may_read_reports (const CimsAuthIdentity *identity)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (report_roles); i++) {
+    if (cims_auth_identity_has_role (identity, report_roles[i]))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean
+query_get_year (SoupServerMessage *msg, GHashTable *query, int *year)
+{
+  const char *text = query != NULL ? g_hash_table_lookup (query, "year") : NULL;
+  g_autofree char *reason = NULL;
+  guint64 value = 0;
+
+  if (text != NULL && g_ascii_string_to_unsigned (text, 10, CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR,
+                                                  &value, NULL)) {
+    *year = (int) value;
+    return TRUE;
+  }
+
+  reason = g_strdup_printf ("Query parameter year must be a year from %d to %d, e.g. year=2025.",
+                            CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter", reason);
+  return FALSE;
+}
+
+static gboolean
+query_get_format (SoupServerMessage *msg, GHashTable *query, CimsReportFormat *format)
+{
+  const char *text = query != NULL ? g_hash_table_lookup (query, "format") : NULL;
+
+  *format = CIMS_REPORT_FORMAT_JSON;
+  if (text == NULL || cims_report_format_from_string (text, format))
+    return TRUE;
+
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter",
+                         "Query parameter format must be json, csv or html.");
+  return FALSE;
+}
+
+/* Sends the rendered report. The HTML page needs no script and no outside
+ * resource, so its Content-Security-Policy allows inline styles only. */
+static void
+reply_report (SoupServerMessage *msg, const CimsAnnualReport *report, CimsReportFormat format)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  char *body = cims_annual_report_render (report, format);
+  g_autofree char *disposition = NULL;
+
+  if (format == CIMS_REPORT_FORMAT_HTML)
+    soup_message_headers_replace (headers, "Content-Security-Policy",
+                                  "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
+  if (format == CIMS_REPORT_FORMAT_CSV) {
+    disposition = g_strdup_printf ("attachment; filename=\"cimshub-annual-report-%d.csv\"", report->year);
+    soup_message_headers_replace (headers, "Content-Disposition", disposition);
+  }
+  soup_message_headers_replace (headers, "Cache-Control", "no-store");
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, cims_report_format_content_type (format), SOUP_MEMORY_TAKE, body,
+                                    strlen (body));
+}
+
+/* NOTE: the report is computed on the main context, so HTTP requests and
+ * session starts wait while a large year's log is read. */
+static void
+report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, GHashTable *query)
+{
+  g_autoptr (CimsAnnualReport) report = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reason = NULL;
+  CimsReportFormat format;
+  int year = 0;
+
+  if (!may_read_reports (identity)) {
+    reason = g_strdup_printf ("The annual report needs the auditor, system-administrator or commander role; "
+                              "%s (%s) has none of them.", identity->subject, identity->jurisdiction);
+    cims_api_reply_forbidden (msg, "role-required", reason);
+    return;
+  }
+  if (!query_get_year (msg, query, &year) || !query_get_format (msg, query, &format))
+    return;
+  if (hub->store == NULL) {
+    cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-unavailable",
+                           "The audit log is not open.");
+    return;
+  }
+
+  report = cims_annual_report_compute (hub->store, hub->config, year, &error);
+  if (report == NULL) {
+    g_warning ("annual report %d for %s (%s) failed: %s", year, identity->subject, identity->jurisdiction,
+               error->message);
+    cims_api_reply_store_error (msg, error);
+    return;
+  }
+
+  reply_report (msg, report, format);
+}
+
+void
+cims_api_reports_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
+                         const char *rest, GHashTable *query)
+{
+  if (!g_str_equal (rest, "/annual")) {
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found",
+                           "No such report; the annual report is /api/v1/reports/annual?year=Y.");
+    return;
+  }
+  if (!g_str_equal (soup_server_message_get_method (msg), "GET")) {
+    cims_api_reply_method_not_allowed (msg, "GET");
+    return;
+  }
+
+  report_annual (hub, msg, identity, query);
+}
