@@ -183,7 +183,7 @@ strv_builder_take (GStrvBuilder *builder, char *value)
 
 /* ---- CSV ---------------------------------------------------------------------- */
 
-/* Appends one field, quoted as RFC 4180 section 2 says when it contains a
+/* Appends one field, quoted as RFC 4180 section 2 requires when it contains a
  * comma, a quote, CR or LF: inside quotes a quote is doubled. */
 static void
 csv_add_field (GString *out, gboolean is_first, const char *text)

@@ -448,7 +448,7 @@ cims_annual_report_compute_from_records (GPtrArray *records, const CimsConfig *c
 }
 
 /* NOTE: the whole year's records are held in memory while the report is
- * computed; a log of millions of records a year needs that much memory. */
+ * computed, so a log of millions of records a year needs that much memory. */
 CimsAnnualReport *
 cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year, GError **error)
 {

@@ -115,9 +115,9 @@ char *cims_annual_report_render (const CimsAnnualReport *report, CimsReportForma
 
 /* ---- audit records in JSON and times ------------------------------------ */
 
-/* Returns: (transfer full) an object with every field of @record; time is
- * both "time" (ISO 8601 UTC) and "time_ms"; details is the parsed JSON value
- * when it parses, else its text; missing strings are null. */
+/* Returns: (transfer full) an object with every field of @record. The time
+ * is both "time" (ISO 8601 UTC) and "time_ms". Details is the parsed JSON
+ * value when it parses, else its text. Missing strings are null. */
 JsonObject *cims_audit_record_to_json (const CimsAuditRecord *record);
 
 /* Formats UTC milliseconds as "2025-03-01T10:00:00.000Z". (transfer full) */

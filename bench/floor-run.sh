@@ -15,7 +15,7 @@ top_dir=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${FLOOR_BUILD_DIR:-"$top_dir/build-floor"}
 libsrtp_prefix=${FLOOR_LIBSRTP_PREFIX:-"$top_dir/build-libsrtp-openssl"}
 
-"$top_dir/bench/build-libsrtp-openssl.sh" "$libsrtp_prefix"
+"$top_dir/deploy/build-libsrtp-openssl.sh" "$libsrtp_prefix"
 
 if [ -f "$build_dir/build.ninja" ]; then
   meson configure "$build_dir" -Dlibsrtp_openssl="$libsrtp_prefix"

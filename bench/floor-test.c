@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-/* Runs cimshub-floor with @extra_args after the program path and returns its
- * standard output; stores the wait status in @wait_status. */
+/* Runs cimshub-floor with @extra_args after the program path, stores the wait
+ * status in @wait_status and returns the standard output. */
 static char *
 floor_run (const char * const *extra_args, int *wait_status)
 {

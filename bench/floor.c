@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cimshub-floor: the relay's hardware floor. One pinned thread turns each
- * 1200-byte H.264 RTP packet into K viewers' packets (hub rewriter, the
- * viewer's own srtp_protect, sendmmsg to loopback) and nothing else. */
+/* cimshub-floor: the relay's hardware floor. One thread, pinned to a core by
+ * default, turns each 1200-byte H.264 RTP packet into K viewers' packets (hub
+ * rewriter, the viewer's own srtp_protect, sendmmsg to loopback) and does
+ * nothing else. */
 
 #include <glib.h>
 
@@ -19,8 +20,8 @@
 
 #include <srtp2/srtp.h>
 
-/* The rewriter is the hub's own per-viewer packet code, so the floor pays
- * exactly what the relay pays for it. */
+/* The rewriter is the hub's own per-viewer packet code, so the floor runs the
+ * same rewriting code as the relay. */
 #include "hub/hub-private.h"
 
 #define FLOOR_BATCH_MAX 64
@@ -352,9 +353,12 @@ batch_init (FloorBatch *batch, guint size)
   }
 }
 
-/* Sends the queued messages. Loopback UDP on a blocking socket either takes
- * a datagram or fails it, so a receiver that falls behind costs drops at its
- * socket, never a stall here. */
+/* Sends the queued messages. On loopback the kernel hands each datagram
+ * straight to the receiving socket and drops it there when that socket's
+ * buffer is full, so a receiver that falls behind costs drops, not a stall.
+ * NOTE: that receive-side delivery runs in this thread's softirq context and,
+ * on kernels without IRQ time accounting, counts in its system time, so the
+ * kernel share here is higher than for a send to a network card. */
 static void
 batch_flush (FloorBatch *batch, int fd, FloorResult *result)
 {
@@ -406,6 +410,8 @@ relay_packet (const CimsRtpPacket *packet, FloorViewer *viewers, guint n_viewers
     batch_flush (batch, fd, result);
 }
 
+/* NOTE: all viewers share this one socket so that sendmmsg can batch across
+ * them, whereas the hub sends through one libnice socket per viewer. */
 static int
 sender_open_socket (void)
 {

@@ -5,7 +5,9 @@
  * files; whep-viewer.c runs many of these. */
 #include "bench/whep-viewer.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <json-glib/json-glib.h>
 
@@ -13,6 +15,12 @@
 #define REPORT_INTERVAL_US G_USEC_PER_SEC
 #define SRTP_MAX_TRAILER 32
 #define RECEIVE_BUFFER_SIZE 2048
+/* The hub sends a whole cached keyframe at once. On loopback each datagram
+ * costs the socket several times its size, so the kernel's default
+ * receive buffer (212992 bytes on Debian 12) overflows on a 640x480 keyframe
+ * when the process is descheduled for a moment. Linux caps the request at
+ * net.core.rmem_max. */
+#define SOCKET_RECEIVE_BUFFER_BYTES (4 * 1024 * 1024)
 
 struct _CimsWhepViewer {
   const CimsWhepViewerShared *shared;
@@ -24,7 +32,9 @@ struct _CimsWhepViewer {
   gboolean is_ice_connected;
   GCancellable *cancellable;
   SoupMessage *post;
+  SoupMessage *delete;
   guint status;
+  guint delete_status;             /* 0 until a DELETE got a response */
   char *session_url;
   char *error_message;
 
@@ -33,6 +43,7 @@ struct _CimsWhepViewer {
   CimsWhepViewerSrtp srtp;
   CimsWhepViewerStats stats;
   CimsWhepViewerRtcp rtcp;
+  const char *srtp_profile_name;   /* static string from OpenSSL */
   guint n_undecryptable;
 
   /* g_get_monotonic_time() microseconds, 0 until it happens. */
@@ -101,6 +112,7 @@ cims_whep_viewer_free (CimsWhepViewer *viewer)
   viewer_transport_clear (viewer);
   cims_whep_viewer_answer_clear (&viewer->answer);
   g_clear_object (&viewer->post);
+  g_clear_object (&viewer->delete);
   g_clear_object (&viewer->cancellable);
   g_free (viewer->session_url);
   g_free (viewer->error_message);
@@ -147,19 +159,20 @@ delete_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
   if (body == NULL)
     g_warning ("viewer %u: DELETE %s failed: %s", viewer->index, viewer->session_url, error->message);
+  else
+    viewer->delete_status = soup_message_get_status (viewer->delete);
 
   viewer_done (viewer);
 }
 
-/* Leaves the session with DELETE (WHEP section 4.4) when the viewer itself
- * ended it; the hub has already dropped a session it ended. */
+/* Frees the transport, then sends DELETE to the session URL when the viewer
+ * itself ended the session. The hub has already dropped a session it ended. */
 static gboolean
 teardown_cb (gpointer user_data)
 {
   CimsWhepViewer *viewer = user_data;
   gboolean is_own_end = viewer->end == CIMS_WHEP_VIEWER_END_IDLE || viewer->end == CIMS_WHEP_VIEWER_END_DURATION
                         || viewer->end == CIMS_WHEP_VIEWER_END_INTERRUPTED;
-  g_autoptr (SoupMessage) msg = NULL;
   g_autofree char *authorization = NULL;
 
   viewer_transport_clear (viewer);
@@ -168,15 +181,15 @@ teardown_cb (gpointer user_data)
     return G_SOURCE_REMOVE;
   }
 
-  msg = soup_message_new ("DELETE", viewer->session_url);
-  if (msg == NULL) {
+  viewer->delete = soup_message_new ("DELETE", viewer->session_url);
+  if (viewer->delete == NULL) {
     viewer_done (viewer);
     return G_SOURCE_REMOVE;
   }
   authorization = g_strdup_printf ("Bearer %s", viewer->shared->options->token);
-  soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", authorization);
-  soup_session_send_and_read_async (viewer->shared->soup, msg, G_PRIORITY_DEFAULT, NULL, delete_done_cb,
-                                    viewer);
+  soup_message_headers_replace (soup_message_get_request_headers (viewer->delete), "Authorization", authorization);
+  soup_session_send_and_read_async (viewer->shared->soup, viewer->delete, G_PRIORITY_DEFAULT, NULL,
+                                    delete_done_cb, viewer);
   return G_SOURCE_REMOVE;
 }
 
@@ -234,6 +247,7 @@ dtls_connected (CimsWhepViewer *viewer)
     return;
   }
 
+  viewer->srtp_profile_name = viewer->srtp.profile_name;
   viewer->next_report_us = g_get_monotonic_time ();
   viewer->next_pli_us = viewer->next_report_us + viewer->shared->options->pli_interval_ms * 1000;
 }
@@ -407,7 +421,7 @@ answer_apply (CimsWhepViewer *viewer)
   GSList *candidates = NULL;
   gboolean is_client;
 
-  /* RFC 5763 section 5: the answerer takes the role the offer left open. */
+  /* The answerer takes the DTLS role that the offer left to it (RFC 5763). */
   if ((offered == CIMS_WHEP_VIEWER_SETUP_ACTIVE && answered != CIMS_WHEP_VIEWER_SETUP_PASSIVE)
       || (offered == CIMS_WHEP_VIEWER_SETUP_PASSIVE && answered != CIMS_WHEP_VIEWER_SETUP_ACTIVE)) {
     viewer_end (viewer, CIMS_WHEP_VIEWER_END_ANSWER_INVALID, "The offer said a=setup:%s and the answer a=setup:%s",
@@ -589,6 +603,19 @@ gathering_done_cb (NiceAgent *agent, guint stream_id, gpointer user_data)
 }
 
 static void
+socket_receive_buffer_enlarge (CimsWhepViewer *viewer)
+{
+  g_autoptr (GSocket) socket = nice_agent_get_selected_socket (viewer->agent, viewer->stream_id, 1);
+  int size = SOCKET_RECEIVE_BUFFER_BYTES;
+
+  if (socket == NULL)
+    return;
+
+  if (setsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0)
+    g_warning ("viewer %u: setsockopt(SO_RCVBUF, %d) failed: %s", viewer->index, size, g_strerror (errno));
+}
+
+static void
 ice_state_changed_cb (NiceAgent *agent, guint stream_id, guint component_id, guint state, gpointer user_data)
 {
   CimsWhepViewer *viewer = user_data;
@@ -597,6 +624,8 @@ ice_state_changed_cb (NiceAgent *agent, guint stream_id, guint component_id, gui
     return;
 
   if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
+    if (!viewer->is_ice_connected)
+      socket_receive_buffer_enlarge (viewer);
     viewer->is_ice_connected = TRUE;
     if (viewer->dtls.ssl != NULL && viewer->dtls.is_client)
       dtls_status_handle (viewer, cims_whep_viewer_dtls_handshake (&viewer->dtls));
@@ -615,7 +644,7 @@ cims_whep_viewer_start (CimsWhepViewer *viewer)
   viewer->agent = nice_agent_new (viewer->shared->context, NICE_COMPATIBILITY_RFC5245);
   g_object_set (viewer->agent, "controlling-mode", TRUE, "ice-tcp", FALSE, "upnp", FALSE, NULL);
 
-  /* Only 127.0.0.1: the hub answers with loopback candidates as well. */
+  /* Host candidates on 127.0.0.1 only, because the viewer and hub share loopback. */
   nice_address_init (&address);
   nice_address_set_from_string (&address, "127.0.0.1");
   nice_agent_add_local_address (viewer->agent, &address);
@@ -724,7 +753,7 @@ result_media_add (JsonBuilder *builder, CimsWhepViewer *viewer)
     json_builder_add_int_value (builder, stats->height);
   else
     json_builder_add_null_value (builder);
-  member_string_add (builder, "srtp_profile", viewer->srtp.profile_name);
+  member_string_add (builder, "srtp_profile", viewer->srtp_profile_name);
   member_string_add (builder, "dtls_role", viewer->answer.setup == CIMS_WHEP_VIEWER_SETUP_PASSIVE ? "client"
                                            : viewer->answer.setup == CIMS_WHEP_VIEWER_SETUP_ACTIVE ? "server"
                                            : NULL);
@@ -739,6 +768,11 @@ cims_whep_viewer_result_to_json (CimsWhepViewer *viewer)
   member_int_add (builder, "viewer", viewer->index);
   member_int_add (builder, "status", viewer->status);
   member_string_add (builder, "session_url", viewer->session_url);
+  json_builder_set_member_name (builder, "delete_status");
+  if (viewer->delete_status != 0)
+    json_builder_add_int_value (builder, viewer->delete_status);
+  else
+    json_builder_add_null_value (builder);
   member_ms_add (builder, "first_packet_ms", ms_since_post (viewer, viewer->stats.first_packet_us));
   member_ms_add (builder, "first_keyframe_ms", ms_since_post (viewer, viewer->stats.first_keyframe_us));
   result_media_add (builder, viewer);

@@ -96,6 +96,8 @@ sequence_update (CimsWhepViewerStats *stats, guint16 seq)
   }
 
   delta = (gint16) (seq - (guint16) stats->max_seq);
+  if (delta > 1 || delta < 0)
+    g_debug ("RTP sequence number %u after %u", seq, (guint16) stats->max_seq);
   if (delta > 0) {
     stats->max_seq += (guint32) delta;
     stats->received_bits = delta >= HISTORY_BITS ? 0 : stats->received_bits << delta;

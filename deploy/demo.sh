@@ -12,8 +12,17 @@ SIM_PORT=8554
 
 "$ROOT/deploy/setup.sh"
 
+# libsrtp on OpenSSL serves far more viewers per core than Debian's NSS
+# build; without it (no source package reachable) the hub uses Debian's.
+SRTP_OPTION=""
+if "$ROOT/deploy/build-libsrtp-openssl.sh" "$ROOT/build-libsrtp-openssl" >/dev/null 2>&1; then
+  SRTP_OPTION="-Dlibsrtp_openssl=$ROOT/build-libsrtp-openssl"
+else
+  echo "note: libsrtp on OpenSSL could not be built; using Debian's libsrtp2" >&2
+fi
+
 if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" "$ROOT" >/dev/null
+  meson setup $SRTP_OPTION "$BUILD" "$ROOT" >/dev/null
 fi
 ninja -C "$BUILD" hub/cimshub hub/cimshubctl pipelines/cimshub-camera-sim >/dev/null
 

@@ -9,8 +9,17 @@ BUILD=${CIMSHUB_TEST_BUILD:-$ROOT/build-tests}
 
 "$ROOT/deploy/setup.sh"
 
+# libsrtp on OpenSSL serves far more viewers per core than Debian's NSS
+# build; without it (no source package reachable) the hub uses Debian's.
+SRTP_OPTION=""
+if "$ROOT/deploy/build-libsrtp-openssl.sh" "$ROOT/build-libsrtp-openssl" >/dev/null 2>&1; then
+  SRTP_OPTION="-Dlibsrtp_openssl=$ROOT/build-libsrtp-openssl"
+else
+  echo "note: libsrtp on OpenSSL could not be built; using Debian's libsrtp2" >&2
+fi
+
 if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" "$ROOT"
+  meson setup $SRTP_OPTION "$BUILD" "$ROOT"
 fi
 ninja -C "$BUILD"
 

@@ -239,7 +239,7 @@ static const ArchiveStep archive_steps[] = {
     CIMS_ARCHIVE_STATE_APPROVED, "archive-approved", "archive-denied" },
 };
 
-/* Checks that @identity holds the step's role in the owning jurisdiction
+/* Checks that @identity has the step's role in the owning jurisdiction
  * and that the request waits for this step; replies 403 or 409 if not. */
 static gboolean
 archive_step_allowed (SoupServerMessage *msg, const ArchiveStep *step, const CimsAuthIdentity *identity,

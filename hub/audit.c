@@ -11,6 +11,8 @@ record_new (const char *event)
 {
   CimsAuditRecord *record = g_new0 (CimsAuditRecord, 1);
 
+  /* The store keeps the time it is given; the report and queries need it. */
+  record->time_ms = g_get_real_time () / 1000;
   record->event = g_strdup (event);
   return record;
 }

@@ -206,7 +206,7 @@ cims_ctl_audit_list_run (int argc, char **argv)
   if (store == NULL)
     return cims_ctl_store_open_failed (error);
 
-  /* One more than the limit tells whether more records match. */
+  /* One more than the limit shows whether more records match. */
   filter.camera_id = options.camera;
   filter.person_id = options.person;
   filter.jurisdiction = options.jurisdiction;

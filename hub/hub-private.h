@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "config/config.h"
 #include "pipelines/pipelines.h"
 
 G_BEGIN_DECLS
@@ -218,5 +219,51 @@ gsize cims_rtcp_build_sender_report (guint8 *out, gsize out_size, guint32 ssrc,
                                      guint64 ntp_time, guint32 rtp_ts,
                                      guint32 packet_count, guint32 octet_count,
                                      const char *cname);
+
+/* ---- relay or transcode (negotiate.c) ---------------------------------- */
+
+typedef enum {
+  CIMS_NEGOTIATION_NONE,        /* nothing the viewer offered can be sent */
+  CIMS_NEGOTIATION_RELAY,       /* the camera's own packets, rewritten per viewer */
+  CIMS_NEGOTIATION_TRANSCODE,   /* a shared transcode for (camera, profile) */
+} CimsNegotiationMode;
+
+/* What the hub knows of a camera's video when a viewer asks. */
+typedef struct {
+  CimsCodec codec;
+  guint32 h264_profile_level_id; /* from the camera's fmtp; 0 when unknown */
+  guint width;                  /* 0 when unknown */
+  guint height;                 /* 0 when unknown */
+  guint fps;                    /* 0 when unknown */
+} CimsCameraVideo;
+
+typedef struct {
+  CimsNegotiationMode mode;
+  const CimsSdpCodec *offer_codec; /* (transfer none) the offer's entry to answer; NULL for NONE */
+  CimsCodec output_codec;
+  guint output_width;           /* relay: the camera's, 0 when unknown */
+  guint output_height;
+  guint output_fps;             /* 0 when unknown */
+  guint output_kbps;            /* transcode: the profile's max_kbps; relay: 0 (the camera's) */
+  char reason[320];             /* one sentence for the log, or the error for NONE */
+} CimsNegotiation;
+
+/**
+ * cims_negotiation_decide:
+ * Decides how a viewer with @offer and viewer profile @profile gets a
+ * camera's @video. Relay when the offer accepts the camera's codec (H.264
+ * with packetization-mode=1 and the same profile_idc, H.265 as offered),
+ * the profile allows that codec (and, for H.264, the camera's
+ * profile-level-id when the profile lists h264_profiles), and the camera's
+ * size and rate are within the profile's maxima where known. Otherwise
+ * transcode to H.264 constrained baseline (offer entries 42e0 first, then
+ * other baseline, main and high entries, which all decode it), or to VP8
+ * when the offer has no usable H.264 or the profile does not allow it.
+ * NONE when neither fits, with a reason that names what the offer has and
+ * what the hub could send. Pure: no I/O, any thread. Fills @negotiation
+ * (caller-allocated); its offer_codec points into @offer (transfer none).
+ */
+void cims_negotiation_decide (const CimsSdpOffer *offer, const CimsCameraVideo *video,
+                              const CimsConfigProfile *profile, CimsNegotiation *negotiation);
 
 G_END_DECLS

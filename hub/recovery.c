@@ -74,6 +74,7 @@ recover_session (CimsHub *hub, const CimsAuditRecord *start, gint64 last_alive_m
   gint64 end_ms = MAX (last_alive_ms, start->time_ms);
 
   stop->event = g_strdup ("session-stop");
+  stop->time_ms = g_get_real_time () / 1000;
   stop->person_id = g_strdup (start->person_id);
   stop->person_name = g_strdup (start->person_name);
   stop->person_jurisdiction = g_strdup (start->person_jurisdiction);

@@ -26,18 +26,12 @@
  * zero-latency H.264 and VP8 without lag hold one at a time. */
 #define TRANSCODE_ENCODE_SLOTS 16
 
-typedef struct {
-  GstClockTime pts;
-  gint64 start_us;
-} EncodeSlot;
-
 /* One build of the pipeline. Refcounted because the bus watch and pending
  * main-context callbacks may outlive it. */
 typedef struct {
   CimsTranscoder *transcoder;   /* atomic; cleared when the pipeline is closed */
   GstElement *pipeline;
   GstElement *appsrc;
-  GstElement *videorate;
   GstElement *size_filter;
   GstPad *encoder_src;
   GSource *bus_source;
@@ -48,8 +42,9 @@ typedef struct {
   GHashTable *qos_dropped;      /* element name -> guint64 in a pointer */
 
   /* Under the transcoder's stats_lock. */
-  EncodeSlot encode_slots[TRANSCODE_ENCODE_SLOTS];
-  guint next_encode_slot;
+  gint64 encode_start_us[TRANSCODE_ENCODE_SLOTS]; /* FIFO of frames in the encoder */
+  guint encode_first;
+  guint n_encoding;
 } TranscodePipeline;
 
 struct _CimsTranscoder {
@@ -93,7 +88,7 @@ struct _CimsTranscoder {
   CimsTranscoderStats stats;
   guint64 total_encode_us;
   guint64 n_timed_frames;
-  guint64 n_frames_dropped_closed; /* by pipelines already closed */
+  guint64 n_frames_to_encoder;  /* decoded frames that passed the rate limit */
 
   /* Main context only. */
   CimsTranscoderState state;
@@ -346,9 +341,6 @@ pipeline_unref (TranscodePipeline *pipeline)
 static void
 pipeline_close (TranscodePipeline *pipeline)
 {
-  CimsTranscoder *transcoder = g_atomic_pointer_get (&pipeline->transcoder);
-  guint64 n_dropped = 0;
-
   if (pipeline->bus_source != NULL)
     {
       g_source_destroy (pipeline->bus_source);
@@ -356,15 +348,10 @@ pipeline_close (TranscodePipeline *pipeline)
     }
 
   gst_element_set_state (pipeline->pipeline, GST_STATE_NULL);
-  g_object_get (pipeline->videorate, "drop", &n_dropped, NULL);
-  g_mutex_lock (&transcoder->stats_lock);
-  transcoder->n_frames_dropped_closed += n_dropped;
-  g_mutex_unlock (&transcoder->stats_lock);
 
   gst_clear_object (&pipeline->encoder_src);
   gst_clear_object (&pipeline->pipeline);
   pipeline->appsrc = NULL;
-  pipeline->videorate = NULL;
   pipeline->size_filter = NULL;
 
   g_atomic_pointer_set (&pipeline->transcoder, NULL);
@@ -440,44 +427,45 @@ encoder_sink_probe_cb (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   TranscodePipeline *pipeline = user_data;
   CimsTranscoder *transcoder = pipeline->transcoder;
-  GstBuffer *buffer = GST_PAD_PROBE_INFO_BUFFER (info);
-  EncodeSlot *slot;
 
   g_mutex_lock (&transcoder->stats_lock);
-  slot = &pipeline->encode_slots[pipeline->next_encode_slot];
-  slot->pts = GST_BUFFER_PTS (buffer);
-  slot->start_us = g_get_monotonic_time ();
-  pipeline->next_encode_slot = (pipeline->next_encode_slot + 1) % TRANSCODE_ENCODE_SLOTS;
+  transcoder->n_frames_to_encoder++;
+
+  /* Full only when the encoder holds frames back; the oldest is forgotten. */
+  if (pipeline->n_encoding == TRANSCODE_ENCODE_SLOTS)
+    {
+      pipeline->encode_first = (pipeline->encode_first + 1) % TRANSCODE_ENCODE_SLOTS;
+      pipeline->n_encoding--;
+    }
+  pipeline->encode_start_us[(pipeline->encode_first + pipeline->n_encoding) % TRANSCODE_ENCODE_SLOTS] =
+    g_get_monotonic_time ();
+  pipeline->n_encoding++;
   g_mutex_unlock (&transcoder->stats_lock);
 
   return GST_PAD_PROBE_OK;
 }
 
-/* Both encoders keep each frame's PTS, so an output frame is matched to the
- * input frame of the same PTS. Called with stats_lock held. */
+/* Matches an output frame to the oldest input frame: both encoders, as
+ * configured, put frames out in input order, one for one. Their output PTS
+ * cannot be matched to the input's, because x264enc shifts timestamps by
+ * 1000 hours. Called with stats_lock held. */
 static void
-pipeline_account_encoded_locked (TranscodePipeline *pipeline, GstBuffer *buffer)
+pipeline_account_encoded_locked (TranscodePipeline *pipeline)
 {
   CimsTranscoder *transcoder = pipeline->transcoder;
-  gint64 now_us = g_get_monotonic_time ();
+  guint64 elapsed_us;
 
   transcoder->stats.n_frames_out++;
+  if (pipeline->n_encoding == 0)
+    return;
 
-  for (guint i = 0; i < TRANSCODE_ENCODE_SLOTS; i++)
-    {
-      EncodeSlot *slot = &pipeline->encode_slots[i];
-      guint64 elapsed_us;
+  elapsed_us = g_get_monotonic_time () - pipeline->encode_start_us[pipeline->encode_first];
+  pipeline->encode_first = (pipeline->encode_first + 1) % TRANSCODE_ENCODE_SLOTS;
+  pipeline->n_encoding--;
 
-      if (slot->start_us == 0 || slot->pts != GST_BUFFER_PTS (buffer))
-        continue;
-
-      elapsed_us = now_us - slot->start_us;
-      slot->start_us = 0;
-      transcoder->total_encode_us += elapsed_us;
-      transcoder->n_timed_frames++;
-      transcoder->stats.max_encode_us = MAX (transcoder->stats.max_encode_us, elapsed_us);
-      return;
-    }
+  transcoder->total_encode_us += elapsed_us;
+  transcoder->n_timed_frames++;
+  transcoder->stats.max_encode_us = MAX (transcoder->stats.max_encode_us, elapsed_us);
 }
 
 /* Counts encoded frames, and keyframes made on request: the video encoder
@@ -491,7 +479,7 @@ encoder_src_probe_cb (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 
   g_mutex_lock (&transcoder->stats_lock);
   if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER)
-    pipeline_account_encoded_locked (pipeline, GST_PAD_PROBE_INFO_BUFFER (info));
+    pipeline_account_encoded_locked (pipeline);
   else if (gst_video_event_is_force_key_unit (GST_PAD_PROBE_INFO_EVENT (info)))
     transcoder->stats.n_forced_keyframes_out++;
   g_mutex_unlock (&transcoder->stats_lock);
@@ -884,6 +872,7 @@ pipeline_new (CimsTranscoder *transcoder, GError **error)
   GstElement *decoder;
   GstElement *convert;
   GstElement *scale;
+  GstElement *videorate;
   GstElement *encoder;
   GstElement *payloader = NULL;
   GstElement *appsink;
@@ -897,20 +886,20 @@ pipeline_new (CimsTranscoder *transcoder, GError **error)
   if (decoder == NULL
       || (convert = bin_add_element (bin, "videoconvert", error)) == NULL
       || (scale = bin_add_element (bin, "videoscale", error)) == NULL
-      || (pipeline->videorate = bin_add_element (bin, "videorate", error)) == NULL
+      || (videorate = bin_add_element (bin, "videorate", error)) == NULL
       || (pipeline->size_filter = bin_add_element (bin, "capsfilter", error)) == NULL
       || (encoder = pipeline_add_encoder (pipeline, transcoder, &payloader, error)) == NULL
       || (appsink = bin_add_element (bin, "appsink", error)) == NULL)
     goto failed;
 
   /* drop-only: a camera slower than max_fps is never padded with copies. */
-  g_object_set (pipeline->videorate, "drop-only", TRUE, NULL);
+  g_object_set (videorate, "drop-only", TRUE, NULL);
   if (transcoder->max_fps > 0)
-    g_object_set (pipeline->videorate, "max-rate", (int) transcoder->max_fps, NULL);
+    g_object_set (videorate, "max-rate", (int) transcoder->max_fps, NULL);
   g_object_set (pipeline->size_filter, "caps", raw_caps, NULL);
   appsink_configure (pipeline, appsink);
 
-  if (!gst_element_link_many (decoder, convert, scale, pipeline->videorate, pipeline->size_filter, encoder, NULL)
+  if (!gst_element_link_many (decoder, convert, scale, videorate, pipeline->size_filter, encoder, NULL)
       || !gst_element_link (payloader, appsink))
     {
       g_set_error (error, CIMS_PIPELINES_ERROR, CIMS_PIPELINES_ERROR_FAILED,
@@ -1315,27 +1304,18 @@ cims_transcoder_free (CimsTranscoder *transcoder)
   g_free (transcoder);
 }
 
-/* See pipelines.h. The frame-rate limiter's drop count is read from the
- * running videorate, so it is current at every call. */
+/* See pipelines.h. Frames dropped are the QoS drops plus the decoded frames
+ * that never reached the encoder, which are the frame-rate limiter's drops
+ * and at most the one frame on its way between the two. */
 void
 cims_transcoder_get_stats (CimsTranscoder *transcoder, CimsTranscoderStats *stats)
 {
-  g_autoptr(GstElement) videorate = NULL;
-  guint64 n_rate_dropped = 0;
-
   g_return_if_fail (transcoder != NULL && stats != NULL);
-
-  g_mutex_lock (&transcoder->lock);
-  if (transcoder->pipeline != NULL)
-    videorate = gst_object_ref (transcoder->pipeline->videorate);
-  g_mutex_unlock (&transcoder->lock);
-
-  if (videorate != NULL)
-    g_object_get (videorate, "drop", &n_rate_dropped, NULL);
 
   g_mutex_lock (&transcoder->stats_lock);
   *stats = transcoder->stats;
-  stats->n_frames_dropped += transcoder->n_frames_dropped_closed + n_rate_dropped;
+  stats->n_frames_dropped += transcoder->stats.n_frames_in - MIN (transcoder->stats.n_frames_in,
+                                                                  transcoder->n_frames_to_encoder);
   stats->mean_encode_us = transcoder->n_timed_frames > 0 ? transcoder->total_encode_us / transcoder->n_timed_frames : 0;
   g_mutex_unlock (&transcoder->stats_lock);
 }

@@ -122,14 +122,16 @@ class Rig:
     # ---- set-up -------------------------------------------------------------
 
     def camera_specs(self):
+        """Simulator cameras that accept RTSP over TCP only, so that a loss the
+        viewer counts happened between the hub and the viewer."""
         if self.footage:
             h264 = (f"path={H264_CAMERA},codec=h264,width=768,height=576,fps=10,keyint=20,"
-                    "source=file")
+                    "source=file,transport=tcp")
         else:
             h264 = (f"path={H264_CAMERA},codec=h264,width=640,height=480,fps=25,keyint=20,"
-                    "source=pattern")
+                    "source=pattern,transport=tcp")
         h265 = (f"path={H265_CAMERA},codec=h265,width={H265_SIZE[0]},height={H265_SIZE[1]},"
-                "fps=25,keyint=20,source=pattern")
+                "fps=25,keyint=20,source=pattern,transport=tcp")
         return [h264, h265]
 
     def setup(self):
@@ -203,7 +205,10 @@ class Rig:
         return ViewerRun(result.returncode, viewers, summary, events, result.stderr)
 
     def metric(self, name):
-        return read_metric_sum(self.hub_url, name) or 0.0
+        """Returns the metric's value, or NaN when /metrics or the metric is
+        missing, so that every comparison with it fails."""
+        value = read_metric_sum(self.hub_url, name)
+        return float("nan") if value is None else value
 
     def wait_sessions_active(self, expected, timeout_s=5):
         end = time.monotonic() + self.deadline.left(timeout_s)
@@ -245,6 +250,8 @@ class Rig:
                 problems.append(f"{tag}: only {viewer.get('packets')} packets in {WATCH_S} s")
             if viewer.get("ended_by") != "duration":
                 problems.append(f"{tag}: ended by {viewer.get('ended_by')} ({viewer.get('error')})")
+            elif viewer.get("delete_status") != 200:
+                problems.append(f"{tag}: DELETE returned {viewer.get('delete_status')}")
             if not (viewer.get("session_url") or "").startswith(self.hub_url + "/whep/sessions/"):
                 problems.append(f"{tag}: session URL {viewer.get('session_url')!r}")
         urls = [v.get("session_url") for v in run.viewers]
@@ -262,7 +269,7 @@ class Rig:
         problems = self.watch_problems(run, 1, self.h264_size)
         received = sum(v.get("packets", 0) for v in run.viewers)
         # The viewer may miss the last packets sent before the DELETE, never more.
-        if not (0 < received <= relayed and received >= 0.9 * relayed):
+        if not (0 < received <= relayed + 2 and received >= 0.9 * relayed):
             problems.append(f"viewer received {received} packets, hub relayed {relayed:.0f}")
         if not self.wait_sessions_active(0):
             problems.append("cimshub_sessions_active is not 0 after the DELETE")
@@ -318,10 +325,10 @@ class Rig:
         if elapsed_s > 2.5:
             problems.append(f"the viewer ran {elapsed_s:.1f} s")
         mismatches = self.metric("cimshub_dtls_fingerprint_mismatches_total") - mismatches_before
-        if mismatches != 1:
+        if not mismatches == 1:
             problems.append(f"cimshub_dtls_fingerprint_mismatches_total rose by {mismatches:.0f}")
         relayed = self.metric("cimshub_rtp_packets_relayed_total") - relayed_before
-        if relayed != 0:
+        if not relayed == 0:
             problems.append(f"the hub relayed {relayed:.0f} packets")
         if not self.wait_sessions_active(0):
             problems.append("cimshub_sessions_active is not 0")
@@ -348,7 +355,7 @@ class Rig:
         run = self.run_viewer("--pli-interval", "500", "--duration", str(WATCH_S))
         plis = self.metric("cimshub_rtcp_plis_received_total") - plis_before
         problems = self.watch_problems(run, 1, self.h264_size)
-        if plis < WATCH_S * 2 - 2:
+        if not plis >= WATCH_S * 2 - 2:
             problems.append(f"the hub counted {plis:.0f} PLIs, expected about {WATCH_S * 2}")
         self.record("pli", problems, describe(run) + f" plis={plis:.0f}")
 

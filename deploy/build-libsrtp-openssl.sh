@@ -1,12 +1,13 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Builds libsrtp2 from Debian 12's own source package with the OpenSSL crypto
-# backend (Debian's binary package uses NSS) into a private prefix, for
-# bench/floor-run.sh. Prints the PKG_CONFIG_PATH to use. Runs as root.
+# backend (Debian's binary package uses NSS) into a private prefix, which
+# the hub's build links with -Dlibsrtp_openssl=PREFIX. Prints the
+# PKG_CONFIG_PATH to use. Runs as root.
 #
-# Usage: bench/build-libsrtp-openssl.sh [PREFIX]
+# Usage: deploy/build-libsrtp-openssl.sh [PREFIX]
 #   PREFIX defaults to build-libsrtp-openssl/ at the top of the source tree.
-# When PREFIX already holds a libsrtp2 built against OpenSSL, the script
+# When PREFIX already contains a libsrtp2 built against OpenSSL, the script
 # only prints the path and exits.
 
 set -eu
@@ -66,6 +67,8 @@ fi
 mkdir -p "$src_dir"
 cd "$src_dir"
 if ! ls -d libsrtp2-*/ >/dev/null 2>&1; then
+  # apt checks the files against the signed source index, so dpkg-source's
+  # warning that it cannot verify the .dsc signature itself is expected.
   apt-get source --download-only libsrtp2
   dpkg-source -x libsrtp2_*.dsc
 fi

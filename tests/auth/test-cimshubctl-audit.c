@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Runs the built cimshubctl (path in CIMSHUBCTL) on a state database made
+ * here: audit verify passes on a fresh log and names the edited record
+ * after an edit made with the triggers dropped, audit list filters, and
+ * report annual renders. */
+#include <string.h>
+#include <sys/wait.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <sqlite3.h>
+
+#include "auth/store.h"
+
+#define N_RECORDS 6
+
+static const char *cimshubctl_path;
+
+typedef struct {
+  char *dir;
+  char *db_path;
+} Fixture;
+
+typedef struct {
+  int exit_status;
+  char *out;
+  char *err;
+} CtlResult;
+
+static void
+ctl_result_free (CtlResult *result)
+{
+  g_free (result->out);
+  g_free (result->err);
+  g_free (result);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CtlResult, ctl_result_free)
+
+/* Runs cimshubctl with the NULL-terminated arguments and waits for it. */
+static CtlResult *
+ctl_run (const char *first_arg, ...)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  CtlResult *result = g_new0 (CtlResult, 1);
+  int wait_status = 0;
+  va_list args;
+
+  g_ptr_array_add (argv, (char *) cimshubctl_path);
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, (char *) arg);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, &result->out, &result->err,
+                &wait_status, &error);
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (wait_status));
+  result->exit_status = WEXITSTATUS (wait_status);
+  g_test_message ("exit %d, stdout: %s, stderr: %s", result->exit_status, result->out, result->err);
+  return result;
+}
+
+static void
+fixture_set_up (Fixture *fixture, gconstpointer data)
+{
+  static const char *const events[N_RECORDS] = {
+    "hub-started", "session-start", "session-stop", "grant-created", "session-start", "session-stop",
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsStore) store = NULL;
+
+  fixture->dir = g_dir_make_tmp ("cims-ctl-audit-XXXXXX", &error);
+  g_assert_no_error (error);
+  fixture->db_path = g_build_filename (fixture->dir, "cimshub.db", NULL);
+  store = cims_store_sqlite_open (fixture->db_path, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < N_RECORDS; i++) {
+    g_autoptr (CimsAuditRecord) record = g_new0 (CimsAuditRecord, 1);
+
+    record->time_ms = G_GINT64_CONSTANT (1740787200000) + i * 60000; /* 2025-03-01, a minute apart */
+    record->event = g_strdup (events[i]);
+    /* Records 2 to 4 are b1 of boston, 5 and 6 c1 of chelsea; all on boston's camera. */
+    if (i > 0) {
+      gboolean is_boston = i < 4;
+
+      record->person_id = g_strdup (is_boston ? "b1" : "c1");
+      record->person_jurisdiction = g_strdup (is_boston ? "boston" : "chelsea");
+      record->camera_owner = g_strdup ("boston");
+    }
+    record->duration_ms = g_str_equal (events[i], "session-stop") ? 60000 : 0;
+    record->reason = g_strdup ("test");
+    g_assert_true (cims_store_audit_append (store, record, &error));
+    g_assert_no_error (error);
+  }
+}
+
+static void
+fixture_tear_down (Fixture *fixture, gconstpointer data)
+{
+  const char *const suffixes[] = { "", "-wal", "-shm" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++) {
+    g_autofree char *path = g_strconcat (fixture->db_path, suffixes[i], NULL);
+    g_unlink (path);
+  }
+  g_rmdir (fixture->dir);
+  g_free (fixture->db_path);
+  g_free (fixture->dir);
+}
+
+/* Edits one record the way someone with write access to the file could:
+ * the append-only triggers go first. */
+static void
+database_tamper (const char *db_path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  char *message = NULL;
+
+  g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;",
+                                 NULL, NULL, &message), ==, SQLITE_OK);
+  if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
+    g_error ("%s failed: %s", sql, message);
+  g_assert_cmpint (sqlite3_changes (db), ==, 1);
+  sqlite3_close (db);
+}
+
+static void
+test_ctl_audit_verify_intact (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_cmpstr (result->out, ==, "audit log intact: 6 records\n");
+}
+
+static void
+test_ctl_audit_verify_edited_record (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+  const char *newline;
+
+  database_tamper (fixture->db_path, "UPDATE audit_log SET duration_ms = 1 WHERE sequence = 3");
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_true (g_str_has_prefix (result->out, "audit log altered at record 3: "));
+  newline = strchr (result->out, '\n');
+  g_assert_nonnull (newline);
+  g_assert_cmpint (newline[1], ==, '\0');
+}
+
+static void
+test_ctl_audit_verify_deleted_record (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  database_tamper (fixture->db_path, "DELETE FROM audit_log WHERE sequence = 5");
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_true (g_str_has_prefix (result->out, "audit log altered at record 5: "));
+}
+
+static void
+test_ctl_audit_verify_missing_database (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *missing = g_build_filename (fixture->dir, "missing.db", NULL);
+  g_autoptr (CtlResult) result = ctl_run ("audit", "verify", "--db", missing, NULL);
+  g_autoptr (CtlResult) usage = ctl_run ("audit", "verify", NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 3);
+  g_assert_nonnull (strstr (result->err, "no such file"));
+  g_assert_false (g_file_test (missing, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (usage->exit_status, ==, 2);
+}
+
+static void
+test_ctl_audit_list_filters (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = ctl_run ("audit", "list", "--db", fixture->db_path, "--json",
+                                          "--jurisdiction", "chelsea", NULL);
+  g_autoptr (CtlResult) limited = ctl_run ("audit", "list", "--db", fixture->db_path, "--json",
+                                           "--limit", "2", NULL);
+  g_autoptr (CtlResult) table = ctl_run ("audit", "list", "--db", fixture->db_path, "--event",
+                                         "grant-created", NULL);
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (JsonNode) limited_root = NULL;
+  JsonArray *records;
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  root = json_from_string (result->out, NULL);
+  g_assert_nonnull (root);
+  records = json_object_get_array_member (json_node_get_object (root), "records");
+  g_assert_cmpuint (json_array_get_length (records), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (records, 0), "person_id"), ==,
+                   "c1");
+  g_assert_false (json_object_get_boolean_member (json_node_get_object (root), "truncated"));
+
+  limited_root = json_from_string (limited->out, NULL);
+  g_assert_nonnull (limited_root);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (json_node_get_object (limited_root),
+                                                                         "records")), ==, 2);
+  g_assert_true (json_object_get_boolean_member (json_node_get_object (limited_root), "truncated"));
+
+  g_assert_cmpint (table->exit_status, ==, 0);
+  g_assert_nonnull (strstr (table->out, "grant-created"));
+  g_assert_null (strstr (table->out, "session-start"));
+}
+
+static void
+test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *output = g_build_filename (fixture->dir, "report.csv", NULL);
+  g_autoptr (CtlResult) result = ctl_run ("report", "annual", "--year", "2025", "--format", "csv", "--db",
+                                          fixture->db_path, "--output", output, NULL);
+  g_autoptr (CtlResult) bad_year = ctl_run ("report", "annual", "--year", "99", "--db", fixture->db_path, NULL);
+  g_autofree char *csv = NULL;
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_true (g_file_get_contents (output, &csv, NULL, NULL));
+  g_assert_nonnull (strstr (csv, "\r\nboston,boston,1,0.02,60000\r\n"));
+  g_assert_nonnull (strstr (csv, "\r\nchelsea,chelsea,1,0.02,60000\r\n"));
+  g_assert_cmpint (bad_year->exit_status, ==, 2);
+  g_unlink (output);
+}
+
+static void
+add_test (const char *path, void (*func) (Fixture *, gconstpointer))
+{
+  g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  cimshubctl_path = g_getenv ("CIMSHUBCTL");
+  if (cimshubctl_path == NULL) {
+    g_printerr ("CIMSHUBCTL must name the cimshubctl binary to test\n");
+    return 1;
+  }
+
+  add_test ("/cimshubctl/audit/verify-intact", test_ctl_audit_verify_intact);
+  add_test ("/cimshubctl/audit/verify-edited-record", test_ctl_audit_verify_edited_record);
+  add_test ("/cimshubctl/audit/verify-deleted-record", test_ctl_audit_verify_deleted_record);
+  add_test ("/cimshubctl/audit/verify-missing-database", test_ctl_audit_verify_missing_database);
+  add_test ("/cimshubctl/audit/list-filters", test_ctl_audit_list_filters);
+  add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
+  return g_test_run ();
+}

@@ -1,0 +1,727 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the annual transparency report: a store in a temporary
+ * directory contains a known audit log (several jurisdictions, months and
+ * years), and every figure of the report is checked against counts the
+ * test makes from the same records, then found again in the CSV and HTML. */
+#include "auth/report.h"
+
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#define YEAR 2025
+
+static const char report_config[] =
+  "hub: {\n"
+  "  http_listen = \"127.0.0.1:8080\";\n"
+  "  ice_udp_ports = [20000, 20999];\n"
+  "  public_addresses = [\"127.0.0.1\"];\n"
+  "  state_dir = \"state\";\n"
+  "};\n"
+  "jurisdictions = (\n"
+  "  { id = \"boston\"; name = \"Boston\"; participates = true;\n"
+  "    token_issuer = \"https://idp.boston.test\"; token_key = \"keys/boston.pub.pem\"; },\n"
+  "  { id = \"chelsea\"; name = \"Chelsea\"; participates = true;\n"
+  "    token_issuer = \"https://idp.chelsea.test\"; token_key = \"keys/chelsea.pub.pem\"; },\n"
+  "  { id = \"everett\"; name = \"Everett, \\\"City\\\"\"; participates = true;\n"
+  "    token_issuer = \"https://idp.everett.test\"; token_key = \"keys/everett.pub.pem\"; },\n"
+  "  { id = \"cambridge\"; name = \"Cambridge\"; participates = false;\n"
+  "    token_issuer = \"https://idp.cambridge.test\"; token_key = \"keys/cambridge.pub.pem\"; }\n"
+  ");\n"
+  "agencies = (\n"
+  "  { id = \"state-police\"; name = \"State Police\";\n"
+  "    token_issuer = \"https://idp.statepolice.test\"; token_key = \"keys/sp.pub.pem\"; }\n"
+  ");\n"
+  "cameras = (\n"
+  "  { id = \"bos-0001\"; jurisdiction = \"boston\"; location = \"A\"; brand_model = \"M\";\n"
+  "    installed = \"2019-05-02\"; source = \"rtsp://192.0.2.1/a\"; },\n"
+  "  { id = \"bos-0002\"; jurisdiction = \"boston\"; location = \"B\"; brand_model = \"M\";\n"
+  "    installed = \"2025-06-01\"; source = \"rtsp://192.0.2.1/b\"; },\n"
+  "  { id = \"bos-0003\"; jurisdiction = \"boston\"; location = \"C\"; brand_model = \"M\";\n"
+  "    installed = \"2026-01-01\"; source = \"rtsp://192.0.2.1/c\"; },\n"
+  "  { id = \"bos-0004\"; jurisdiction = \"boston\"; location = \"D\"; brand_model = \"M\";\n"
+  "    installed = \"2020-01-01\"; source = \"rtsp://192.0.2.1/d\";\n"
+  "    out_of_service = ( { from = \"2024-12-01\"; to = \"2026-01-31\"; } ); },\n"
+  "  { id = \"chl-0001\"; jurisdiction = \"chelsea\"; location = \"E\"; brand_model = \"M\";\n"
+  "    installed = \"2020-01-01\"; source = \"rtsp://192.0.2.1/e\";\n"
+  "    out_of_service = ( { from = \"2025-06-15\"; to = \"2025-12-31\"; },\n"
+  "                       { from = \"2025-01-01\"; to = \"2025-06-30\"; } ); },\n"
+  "  { id = \"chl-0002\"; jurisdiction = \"chelsea\"; location = \"F\"; brand_model = \"M\";\n"
+  "    installed = \"2025-12-31\"; source = \"rtsp://192.0.2.1/f\"; },\n"
+  "  { id = \"evt-0001\"; jurisdiction = \"everett\"; location = \"G\"; brand_model = \"M\";\n"
+  "    installed = \"2021-03-03\"; source = \"rtsp://192.0.2.1/g\";\n"
+  "    out_of_service = ( { from = \"2025-03-01\"; to = \"2025-03-31\"; } ); }\n"
+  ");\n"
+  "viewer_profiles = (\n"
+  "  { name = \"browser\"; codecs = [\"h264\"];\n"
+  "    max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }\n"
+  ");\n";
+
+/* Cameras in service in YEAR per jurisdiction, read off the inventory
+ * above: bos-0003 is installed after the year, bos-0004 and chl-0001 are
+ * out of service for all of it (chl-0001 through two overlapping periods),
+ * chl-0002 serves one day and evt-0001 is out for March only. */
+static const struct {
+  const char *jurisdiction;
+  guint n_cameras;
+} expected_cameras[] = {
+  { "boston", 2 }, { "chelsea", 1 }, { "everett", 1 }, { "cambridge", 0 },
+};
+
+/* One audit record of the known log. */
+typedef struct {
+  const char *time;
+  const char *event;
+  const char *person_id;
+  const char *person_jurisdiction;
+  const char *camera_owner;
+  gint64 duration_ms;
+  const char *details;
+} TestRecord;
+
+static const TestRecord test_records[] = {
+  { "2024-06-01T10:00:00Z", "grant-created", "ga-c", "chelsea", "chelsea", 0, NULL },
+  { "2024-12-31T23:59:59Z", "session-stop", "b1", "boston", "boston", 1000, NULL },
+  { "2025-01-01T00:00:00Z", "hub-started", NULL, NULL, NULL, 0, NULL },
+  { "2025-01-05T09:00:00Z", "session-start", "b1", "boston", "boston", 0,
+    "{\"permissions\":[\"view\"],\"roles\":[\"viewer\"]}" },
+  { "2025-01-05T10:00:00Z", "session-stop", "b1", "boston", "boston", 3600000, NULL },
+  { "2025-02-10T09:00:00Z", "session-start", "b2", "boston", "boston", 0,
+    "{\"permissions\":[\"view\",\"restrict\"],\"roles\":[\"viewer\",\"auditor\"]}" },
+  { "2025-02-10T09:30:00Z", "session-stop", "b2", "boston", "boston", 1800000, NULL },
+  { "2025-03-01T12:00:00Z", "session-start", "c1", "chelsea", "chelsea", 0,
+    "{\"permissions\":[\"view\"],\"roles\":[\"viewer\"]}" },
+  { "2025-03-01T12:10:00Z", "session-stop", "c1", "chelsea", "chelsea", 600000, NULL },
+  { "2025-03-02T08:00:00Z", "grant-created", "ga1", "boston", "boston", 0, NULL },
+  { "2025-04-01T08:00:00Z", "session-start", "b1", "boston", "boston", 0,
+    "{\"permissions\":[\"view\",\"rewind\"],\"roles\":[\"viewer\"]}" },
+  { "2025-04-01T10:00:00Z", "session-stop", "b1", "boston", "boston", 7200000, NULL },
+  { "2025-05-01T00:00:00Z", "incident-started", "cmd1", "chelsea", "chelsea", 0, NULL },
+  { "2025-05-02T13:00:00Z", "session-start", "s1", "state-police", "chelsea", 0,
+    "{\"permissions\":[\"view\"],\"roles\":[\"viewer\"]}" },
+  { "2025-05-02T13:15:00Z", "session-stop", "s1", "state-police", "chelsea", 900000, NULL },
+  { "2025-06-01T09:00:00Z", "archive-requested", "s1", "state-police", "boston", 0, NULL },
+  { "2025-06-02T09:00:00Z", "archive-approved", "admin1", "boston", "boston", 0, NULL },
+  { "2025-06-03T09:00:00Z", "archive-requested", "clerk1", "chelsea", "chelsea", 0, NULL },
+  { "2025-06-04T09:00:00Z", "archive-legal-reviewed", "legal1", "chelsea", "chelsea", 0, NULL },
+  { "2025-06-05T09:00:00Z", "archive-denied", "admin2", "chelsea", "chelsea", 0, NULL },
+  { "2025-07-01T08:00:00Z", "grant-created", "ga1", "boston", "boston", 0, NULL },
+  { "2025-07-02T08:00:00Z", "grant-revoked", "ga1", "boston", "boston", 0, NULL },
+  { "2025-08-15T17:00:00Z", "request-denied", "e1", "everett", "boston", 0, NULL },
+  { "2025-09-01T09:00:00Z", "session-start", "e2", "everett", "everett", 0,
+    "{\"permissions\":[],\"roles\":[\"viewer\"]}" },
+  { "2025-09-01T09:01:00Z", "session-stop", "e2", "everett", "everett", 60000, NULL },
+  { "2025-10-10T10:00:00Z", "session-start", "r1", "revere", "boston", 0,
+    "{\"permissions\":[\"view\"],\"roles\":[\"viewer\"]}" },
+  { "2025-10-10T10:01:40Z", "session-stop", "r1", "revere", "boston", 100000, NULL },
+  { "2025-11-11T11:00:00Z", "session-start", "b3", "boston", "boston", 0, NULL },
+  { "2025-11-11T11:05:00Z", "session-stop", "b3", "boston", "boston", 300000, NULL },
+  { "2025-12-31T23:59:59.999Z", "session-stop", "b2", "boston", "boston", 1000, NULL },
+  { "2026-01-01T00:00:00Z", "session-stop", "b1", "boston", "boston", 5000, NULL },
+  { "2026-01-02T00:00:00Z", "archive-approved", "admin2", "chelsea", "chelsea", 0, NULL },
+};
+
+static char *test_dir;
+static CimsConfig *config;
+static CimsStore *store;
+
+static gint64
+record_time_ms (const TestRecord *record)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_iso8601 (record->time, NULL);
+
+  g_assert_nonnull (time);
+  return g_date_time_to_unix (time) * 1000 + g_date_time_get_microsecond (time) / 1000;
+}
+
+static gboolean
+record_in_year (const TestRecord *record)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_iso8601 (record->time, NULL);
+
+  return g_date_time_get_year (time) == YEAR;
+}
+
+static int
+record_month (const TestRecord *record)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_iso8601 (record->time, NULL);
+
+  return g_date_time_get_month (time) - 1;
+}
+
+/* ---- expected figures, counted from test_records ---------------------------------- */
+
+static guint
+expect_count (const char *event, const char *owner, const char *viewer)
+{
+  guint n = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    const TestRecord *record = &test_records[i];
+
+    if (!record_in_year (record) || g_strcmp0 (record->event, event) != 0)
+      continue;
+    if (owner != NULL && g_strcmp0 (record->camera_owner, owner) != 0)
+      continue;
+    if (viewer != NULL && g_strcmp0 (record->person_jurisdiction, viewer) != 0)
+      continue;
+    n++;
+  }
+  return n;
+}
+
+static gint64
+expect_viewing_ms (const char *viewer)
+{
+  gint64 sum = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    const TestRecord *record = &test_records[i];
+
+    if (record_in_year (record) && g_str_equal (record->event, "session-stop")
+        && g_strcmp0 (record->person_jurisdiction, viewer) == 0)
+      sum += record->duration_ms;
+  }
+  return sum;
+}
+
+static guint
+expect_monthly (const char *viewer, int month)
+{
+  guint n = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    const TestRecord *record = &test_records[i];
+
+    if (record_in_year (record) && g_str_equal (record->event, "session-stop")
+        && g_strcmp0 (record->person_jurisdiction, viewer) == 0 && record_month (record) == month)
+      n++;
+  }
+  return n;
+}
+
+/* Returns the distinct people of @jurisdiction in the year. (transfer container) */
+static GPtrArray *
+expect_people (const char *jurisdiction)
+{
+  GPtrArray *people = g_ptr_array_new ();
+
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    const TestRecord *record = &test_records[i];
+
+    if (record_in_year (record) && record->person_id != NULL
+        && g_strcmp0 (record->person_jurisdiction, jurisdiction) == 0
+        && !g_ptr_array_find_with_equal_func (people, record->person_id, g_str_equal, NULL))
+      g_ptr_array_add (people, (gpointer) record->person_id);
+  }
+  return people;
+}
+
+/* Returns the details of the person's latest session-start with details. */
+static const char *
+expect_latest_rights (const char *jurisdiction, const char *person)
+{
+  const char *details = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    const TestRecord *record = &test_records[i];
+
+    if (record_in_year (record) && g_str_equal (record->event, "session-start") && record->details != NULL
+        && g_strcmp0 (record->person_jurisdiction, jurisdiction) == 0
+        && g_strcmp0 (record->person_id, person) == 0)
+      details = record->details;
+  }
+  return details;
+}
+
+/* Counts the people of @jurisdiction whose latest rights list @name in
+ * @member ("permissions" or "roles"); a NULL @name counts those with an
+ * empty permission list, and @member NULL those without recorded rights. */
+static guint
+expect_users_with (const char *jurisdiction, const char *member, const char *name)
+{
+  g_autoptr (GPtrArray) people = expect_people (jurisdiction);
+  guint n = 0;
+
+  for (guint i = 0; i < people->len; i++) {
+    const char *details = expect_latest_rights (jurisdiction, g_ptr_array_index (people, i));
+    g_autofree char *needle = NULL;
+
+    if (member == NULL) {
+      n += details == NULL;
+      continue;
+    }
+    if (details == NULL)
+      continue;
+    needle = name != NULL ? g_strdup_printf ("\"%s\"", name) : g_strdup_printf ("\"%s\":[]", member);
+    if (name == NULL) {
+      n += strstr (details, needle) != NULL;
+      continue;
+    }
+    /* The list of @member runs from its '[' to the next ']'. */
+    {
+      g_autofree char *key = g_strdup_printf ("\"%s\":[", member);
+      const char *start = strstr (details, key);
+      const char *end = start != NULL ? strchr (start, ']') : NULL;
+      const char *hit = start != NULL ? strstr (start, needle) : NULL;
+
+      n += hit != NULL && hit < end;
+    }
+  }
+  return n;
+}
+
+/* ---- fixture ------------------------------------------------------------------------ */
+
+static void
+store_fill (void)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    const TestRecord *test = &test_records[i];
+    g_autoptr (CimsAuditRecord) record = g_new0 (CimsAuditRecord, 1);
+    g_autoptr (GError) error = NULL;
+
+    record->time_ms = record_time_ms (test);
+    record->event = g_strdup (test->event);
+    record->person_id = g_strdup (test->person_id);
+    record->person_jurisdiction = g_strdup (test->person_jurisdiction);
+    record->camera_owner = g_strdup (test->camera_owner);
+    record->duration_ms = test->duration_ms;
+    record->details = g_strdup (test->details);
+    record->reason = g_strdup ("test");
+
+    g_assert_true (cims_store_audit_append (store, record, &error));
+    g_assert_no_error (error);
+  }
+}
+
+static const CimsReportParty *
+report_find (const CimsAnnualReport *report, const char *id)
+{
+  for (guint i = 0; i < report->parties->len; i++) {
+    const CimsReportParty *party = g_ptr_array_index (report->parties, i);
+
+    if (g_str_equal (party->id, id))
+      return party;
+  }
+  g_test_message ("the report has no row for %s", id);
+  g_assert_not_reached ();
+}
+
+static int
+names_index (char **names, const char *name)
+{
+  for (int i = 0; names[i] != NULL; i++) {
+    if (g_str_equal (names[i], name))
+      return i;
+  }
+  return -1;
+}
+
+static CimsAnnualReport *
+report_compute (void)
+{
+  g_autoptr (GError) error = NULL;
+  CimsAnnualReport *report = cims_annual_report_compute (store, config, YEAR, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (report);
+  return report;
+}
+
+static const char *const report_parties[] = {
+  "boston", "chelsea", "everett", "cambridge", "state-police", "revere",
+};
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void
+test_report_counts_cameras_in_service (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+
+  g_assert_true (report->has_camera_counts);
+  for (gsize i = 0; i < G_N_ELEMENTS (expected_cameras); i++) {
+    g_test_message ("cameras of %s", expected_cameras[i].jurisdiction);
+    g_assert_cmpuint (report_find (report, expected_cameras[i].jurisdiction)->n_cameras_in_service, ==,
+                      expected_cameras[i].n_cameras);
+  }
+}
+
+static void
+test_report_counts_users (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+
+  /* Literal figures, so a mistake shared by the test's counting and the
+   * report's cannot pass: boston has b1, b2, b3, ga1, admin1. */
+  g_assert_cmpuint (report_find (report, "boston")->n_users, ==, 5);
+  g_assert_cmpuint (report_find (report, "revere")->kind, ==, CIMS_REPORT_PARTY_UNCONFIGURED);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (report_parties); i++) {
+    const CimsReportParty *party = report_find (report, report_parties[i]);
+    g_autoptr (GPtrArray) people = expect_people (report_parties[i]);
+
+    g_test_message ("users of %s", report_parties[i]);
+    g_assert_cmpuint (party->n_users, ==, people->len);
+    g_assert_cmpuint (party->n_users_rights_unrecorded, ==, expect_users_with (report_parties[i], NULL, NULL));
+    g_assert_cmpuint (party->n_users_without_permissions, ==,
+                      expect_users_with (report_parties[i], "permissions", NULL));
+  }
+}
+
+static void
+test_report_counts_permission_levels (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+  const char *const permissions[] = { "view", "rewind", "download", "restrict" };
+  const char *const roles[] = { "viewer", "auditor", "commander" };
+
+  g_assert_cmpint (names_index (report->permission_names, "view"), ==, 0);
+  g_assert_cmpint (names_index (report->role_names, "viewer"), ==, 0);
+
+  /* b1's latest session-start lists view and rewind; b2's view and restrict. */
+  g_assert_cmpuint (report_find (report, "boston")->users_by_permission[names_index (report->permission_names,
+                                                                                       "rewind")], ==, 1);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (report_parties); i++) {
+    const CimsReportParty *party = report_find (report, report_parties[i]);
+
+    for (gsize p = 0; p < G_N_ELEMENTS (permissions); p++) {
+      g_test_message ("%s users with permission %s", report_parties[i], permissions[p]);
+      g_assert_cmpuint (party->users_by_permission[names_index (report->permission_names, permissions[p])], ==,
+                        expect_users_with (report_parties[i], "permissions", permissions[p]));
+    }
+    for (gsize r = 0; r < G_N_ELEMENTS (roles); r++) {
+      g_test_message ("%s users with role %s", report_parties[i], roles[r]);
+      g_assert_cmpuint (party->users_by_role[names_index (report->role_names, roles[r])], ==,
+                        expect_users_with (report_parties[i], "roles", roles[r]));
+    }
+  }
+}
+
+static void
+test_report_counts_owner_events (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+
+  g_assert_cmpuint (report_find (report, "boston")->n_archive_requests_approved, ==, 1);
+  g_assert_cmpuint (report_find (report, "chelsea")->n_archive_requests_approved, ==, 0);
+  g_assert_cmpuint (report_find (report, "boston")->n_grants_created, ==, 2);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (report_parties); i++) {
+    const CimsReportParty *party = report_find (report, report_parties[i]);
+
+    g_test_message ("owner figures of %s", report_parties[i]);
+    g_assert_cmpuint (party->n_archive_requests_approved, ==, expect_count ("archive-approved", party->id, NULL));
+    g_assert_cmpuint (party->n_grants_created, ==, expect_count ("grant-created", party->id, NULL));
+    g_assert_cmpuint (party->n_incidents_started, ==, expect_count ("incident-started", party->id, NULL));
+  }
+}
+
+static void
+test_report_counts_viewing (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+
+  g_assert_cmpuint (report_find (report, "boston")->n_viewing_sessions, ==, 5);
+  g_assert_cmpint (report_find (report, "boston")->viewing_ms, ==, 3600000 + 1800000 + 7200000 + 300000 + 1000);
+  g_assert_cmpuint (report_find (report, "boston")->monthly_sessions[11], ==, 1);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (report_parties); i++) {
+    const CimsReportParty *party = report_find (report, report_parties[i]);
+
+    g_test_message ("viewing of %s", report_parties[i]);
+    g_assert_cmpuint (party->n_viewing_sessions, ==, expect_count ("session-stop", NULL, party->id));
+    g_assert_cmpint (party->viewing_ms, ==, expect_viewing_ms (party->id));
+    for (int month = 0; month < 12; month++)
+      g_assert_cmpuint (party->monthly_sessions[month], ==, expect_monthly (party->id, month));
+  }
+}
+
+static void
+test_report_reconciles_with_log (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+  guint n_in_year = 0;
+  guint64 first = 0, last = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
+    if (!record_in_year (&test_records[i]))
+      continue;
+    n_in_year++;
+    first = first == 0 ? i + 1 : first;
+    last = i + 1;
+  }
+
+  g_assert_cmpuint (report->n_audit_records, ==, n_in_year);
+  g_assert_cmpuint (report->first_sequence, ==, first);
+  g_assert_cmpuint (report->last_sequence, ==, last);
+}
+
+/* Returns the CSV table titled @title: its rows from the header on. */
+static char **
+csv_table (const char *csv, const char *title)
+{
+  g_auto (GStrv) tables = g_strsplit (csv, "\r\n\r\n", -1);
+
+  for (guint i = 0; tables[i] != NULL; i++) {
+    if (g_str_has_prefix (tables[i], title))
+      return g_strsplit (strstr (tables[i], "\r\n") + 2, "\r\n", -1);
+  }
+  g_test_message ("no CSV table titled %s", title);
+  g_assert_not_reached ();
+}
+
+static const char *
+csv_row (char **rows, const char *prefix)
+{
+  for (guint i = 0; rows[i] != NULL; i++) {
+    if (g_str_has_prefix (rows[i], prefix))
+      return rows[i];
+  }
+  g_test_message ("no CSV row starting with %s", prefix);
+  g_assert_not_reached ();
+}
+
+static void
+test_report_csv_contains_figures (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+  g_autofree char *csv = cims_annual_report_render (report, CIMS_REPORT_FORMAT_CSV);
+  g_auto (GStrv) cameras = csv_table (csv, "Cameras in service");
+  g_auto (GStrv) archive = csv_table (csv, "Archive-footage requests approved");
+  g_auto (GStrv) real_time = csv_table (csv, "Real-time access granted");
+  g_auto (GStrv) viewing = csv_table (csv, "Viewing sessions");
+  g_auto (GStrv) monthly = csv_table (csv, "Monthly viewing sessions");
+  g_autoptr (GString) boston_monthly = g_string_new ("boston,Boston");
+  g_autofree char *boston_viewing = NULL;
+  g_autofree char *boston_real_time = NULL;
+
+  g_assert_cmpstr (cameras[0], ==, "jurisdiction,name,cameras_in_service");
+  g_assert_cmpstr (csv_row (cameras, "boston,"), ==, "boston,Boston,2");
+  g_assert_cmpstr (csv_row (cameras, "chelsea,"), ==, "chelsea,Chelsea,1");
+  /* RFC 4180: a field with a comma or quote is quoted, quotes doubled. */
+  g_assert_cmpstr (csv_row (cameras, "everett,"), ==, "everett,\"Everett, \"\"City\"\"\",1");
+  g_assert_cmpstr (csv_row (cameras, "total,"), ==, "total,Total,4");
+  g_assert_cmpstr (csv_row (archive, "boston,"), ==, "boston,Boston,1");
+
+  boston_real_time = g_strdup_printf ("boston,Boston,%u,%u,%u", expect_count ("grant-created", "boston", NULL),
+                                      expect_count ("incident-started", "boston", NULL),
+                                      expect_count ("grant-created", "boston", NULL)
+                                      + expect_count ("incident-started", "boston", NULL));
+  g_assert_cmpstr (csv_row (real_time, "boston,"), ==, boston_real_time);
+
+  boston_viewing = g_strdup_printf ("boston,Boston,%u,%.2f,%" G_GINT64_FORMAT,
+                                    expect_count ("session-stop", NULL, "boston"),
+                                    expect_viewing_ms ("boston") / 3600000.0, expect_viewing_ms ("boston"));
+  g_assert_cmpstr (csv_row (viewing, "boston,"), ==, boston_viewing);
+
+  for (int month = 0; month < 12; month++)
+    g_string_append_printf (boston_monthly, ",%u", expect_monthly ("boston", month));
+  g_string_append_printf (boston_monthly, ",%u", expect_count ("session-stop", NULL, "boston"));
+  g_assert_cmpstr (csv_row (monthly, "boston,"), ==, boston_monthly->str);
+  g_assert_cmpstr (monthly[0], ==, "jurisdiction,name,2025-01,2025-02,2025-03,2025-04,2025-05,2025-06,"
+                                   "2025-07,2025-08,2025-09,2025-10,2025-11,2025-12,total");
+  g_assert_nonnull (strstr (csv, "\r\n"));
+}
+
+static guint
+count_substrings (const char *text, const char *needle)
+{
+  guint n = 0;
+
+  for (const char *at = strstr (text, needle); at != NULL; at = strstr (at + 1, needle))
+    n++;
+  return n;
+}
+
+static void
+test_report_html_is_self_contained (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+  g_autofree char *html = cims_annual_report_render (report, CIMS_REPORT_FORMAT_HTML);
+  guint n_viewers = 0;
+
+  g_assert_true (g_str_has_prefix (html, "<!DOCTYPE html>"));
+  g_assert_null (strstr (html, "<script"));
+  g_assert_null (strstr (html, "<link"));
+  g_assert_null (strstr (html, "src="));
+  g_assert_null (strstr (html, "href="));
+  g_assert_null (strstr (html, "url("));
+  g_assert_nonnull (strstr (html, "@media print"));
+  g_assert_cmpuint (count_substrings (html, "<svg"), ==, 1);
+  g_assert_nonnull (strstr (html, "Viewing sessions</text>"));
+  g_assert_nonnull (strstr (html, "Month of 2025 (UTC)</text>"));
+  g_assert_nonnull (strstr (html, "Everett, &quot;City&quot;"));
+
+  /* One series, with its own legend entry, per party that viewed. */
+  for (gsize i = 0; i < G_N_ELEMENTS (report_parties); i++) {
+    g_autofree char *series = g_strdup_printf ("<g class=\"series\" data-jurisdiction=\"%s\">", report_parties[i]);
+    guint n_sessions = expect_count ("session-stop", NULL, report_parties[i]);
+
+    g_test_message ("series of %s", report_parties[i]);
+    g_assert_cmpuint (count_substrings (html, series), ==, n_sessions > 0 ? 1 : 0);
+    n_viewers += n_sessions > 0;
+  }
+  g_assert_cmpuint (count_substrings (html, "<g class=\"series\""), ==, n_viewers);
+  g_assert_cmpuint (count_substrings (html, "<polyline"), ==, n_viewers);
+}
+
+static void
+test_report_html_contains_figures (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+  g_autofree char *html = cims_annual_report_render (report, CIMS_REPORT_FORMAT_HTML);
+  g_autofree char *viewing = g_strdup_printf ("<tr><td>Boston</td><td class=\"n\">%u</td><td class=\"n\">%.2f</td></tr>",
+                                              expect_count ("session-stop", NULL, "boston"),
+                                              expect_viewing_ms ("boston") / 3600000.0);
+  g_autofree char *archive = g_strdup_printf ("<tr><td>Boston</td><td class=\"n\">%u</td></tr>",
+                                              expect_count ("archive-approved", "boston", NULL));
+
+  g_assert_nonnull (strstr (html, "<tr><td>Boston</td><td class=\"n\">2</td></tr>"));
+  g_assert_nonnull (strstr (html, "<tr><td>Chelsea</td><td class=\"n\">1</td></tr>"));
+  g_assert_nonnull (strstr (html, viewing));
+  g_assert_nonnull (strstr (html, archive));
+}
+
+static void
+test_report_json_matches_report (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+  g_autofree char *json = cims_annual_report_render (report, CIMS_REPORT_FORMAT_JSON);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) root = json_from_string (json, &error);
+  JsonObject *object;
+  JsonArray *parties;
+  JsonObject *boston;
+
+  g_assert_no_error (error);
+  object = json_node_get_object (root);
+  g_assert_cmpint (json_object_get_int_member (object, "year"), ==, YEAR);
+  g_assert_cmpstr (json_object_get_string_member (object, "from"), ==, "2025-01-01T00:00:00.000Z");
+  parties = json_object_get_array_member (object, "jurisdictions");
+  g_assert_cmpuint (json_array_get_length (parties), ==, report->parties->len);
+
+  boston = json_array_get_object_element (parties, 0);
+  g_assert_cmpstr (json_object_get_string_member (boston, "id"), ==, "boston");
+  g_assert_cmpint (json_object_get_int_member (boston, "cameras_in_service"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (boston, "viewing_sessions"), ==,
+                   expect_count ("session-stop", NULL, "boston"));
+  g_assert_cmpint (json_object_get_int_member (boston, "viewing_ms"), ==, expect_viewing_ms ("boston"));
+  g_assert_cmpint (json_object_get_int_member (boston, "real_time_access_granted"), ==,
+                   expect_count ("grant-created", "boston", NULL) + expect_count ("incident-started", "boston", NULL));
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (boston, "users_by_permission"), "view"),
+                   ==, expect_users_with ("boston", "permissions", "view"));
+}
+
+static void
+test_report_without_config (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, NULL, YEAR, &error);
+  g_autofree char *json = NULL;
+
+  g_assert_no_error (error);
+  g_assert_false (report->has_camera_counts);
+  g_assert_cmpuint (report_find (report, "boston")->n_viewing_sessions, ==,
+                    expect_count ("session-stop", NULL, "boston"));
+  json = cims_annual_report_render (report, CIMS_REPORT_FORMAT_JSON);
+  g_assert_nonnull (strstr (json, "\"cameras_in_service\" : null"));
+}
+
+static void
+test_report_rejects_bad_year (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, config, 1999, &error);
+
+  g_assert_null (report);
+  g_assert_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID);
+}
+
+static void
+test_report_empty_year (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, config, 2030, &error);
+  g_autofree char *html = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (report->n_audit_records, ==, 0);
+  g_assert_cmpuint (report_find (report, "boston")->n_users, ==, 0);
+  html = cims_annual_report_render (report, CIMS_REPORT_FORMAT_HTML);
+  g_assert_nonnull (strstr (html, "No viewing sessions in 2030"));
+}
+
+static void
+test_report_audit_time_parse (void)
+{
+  gint64 time_ms = 0;
+  g_autofree char *text = NULL;
+
+  g_assert_true (cims_audit_time_parse_ms ("2025-03-01", &time_ms));
+  g_assert_cmpint (time_ms, ==, G_GINT64_CONSTANT (1740787200000));
+  g_assert_true (cims_audit_time_parse_ms ("2025-03-01T01:00:00.250+01:00", &time_ms));
+  g_assert_cmpint (time_ms, ==, G_GINT64_CONSTANT (1740787200250));
+  g_assert_false (cims_audit_time_parse_ms ("2025-3-01", &time_ms));
+  g_assert_false (cims_audit_time_parse_ms ("2025-02-30", &time_ms));
+  g_assert_false (cims_audit_time_parse_ms ("2025-03-01T00:00:00", &time_ms));
+  text = cims_audit_time_format_ms (G_GINT64_CONSTANT (1740787200250));
+  g_assert_cmpstr (text, ==, "2025-03-01T00:00:00.250Z");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *config_path = NULL;
+  g_autofree char *db_path = NULL;
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+
+  test_dir = g_dir_make_tmp ("cims-report-XXXXXX", &error);
+  g_assert_no_error (error);
+  config_path = g_build_filename (test_dir, "hub.conf", NULL);
+  g_file_set_contents (config_path, report_config, -1, &error);
+  g_assert_no_error (error);
+  config = cims_config_load (config_path, &error);
+  g_assert_no_error (error);
+  db_path = g_build_filename (test_dir, "cimshub.db", NULL);
+  store = cims_store_sqlite_open (db_path, &error);
+  g_assert_no_error (error);
+  store_fill ();
+
+  g_test_add_func ("/report/annual/counts-cameras-in-service", test_report_counts_cameras_in_service);
+  g_test_add_func ("/report/annual/counts-users", test_report_counts_users);
+  g_test_add_func ("/report/annual/counts-permission-levels", test_report_counts_permission_levels);
+  g_test_add_func ("/report/annual/counts-owner-events", test_report_counts_owner_events);
+  g_test_add_func ("/report/annual/counts-viewing", test_report_counts_viewing);
+  g_test_add_func ("/report/annual/reconciles-with-log", test_report_reconciles_with_log);
+  g_test_add_func ("/report/annual/csv-contains-figures", test_report_csv_contains_figures);
+  g_test_add_func ("/report/annual/html-is-self-contained", test_report_html_is_self_contained);
+  g_test_add_func ("/report/annual/html-contains-figures", test_report_html_contains_figures);
+  g_test_add_func ("/report/annual/json-matches-report", test_report_json_matches_report);
+  g_test_add_func ("/report/annual/without-config", test_report_without_config);
+  g_test_add_func ("/report/annual/rejects-bad-year", test_report_rejects_bad_year);
+  g_test_add_func ("/report/annual/empty-year", test_report_empty_year);
+  g_test_add_func ("/report/audit-time/parse", test_report_audit_time_parse);
+  status = g_test_run ();
+
+  cims_store_free (store);
+  cims_config_unref (config);
+  g_unlink (db_path);
+  {
+    g_autofree char *wal = g_strconcat (db_path, "-wal", NULL);
+    g_autofree char *shm = g_strconcat (db_path, "-shm", NULL);
+
+    g_unlink (wal);
+    g_unlink (shm);
+  }
+  g_unlink (config_path);
+  g_rmdir (test_dir);
+  g_free (test_dir);
+  return status;
+}

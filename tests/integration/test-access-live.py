@@ -1,0 +1,511 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Live authorization and audit, end to end: real WHEP sessions (the C viewer)
+# against the hub and the camera simulator on 127.0.0.1, driven through the
+# admin API, then the audit log read back from the hub's SQLite file.
+"""Run the live-access and audit integration tests; print one PASS/FAIL line
+each and a last line "N passed, M failed". Exit status 0 only when all pass."""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
+from run_browser_test import (  # noqa: E402  (the path is set just above)
+    Processes, free_tcp_port, free_udp_range, libconfig_string, make_key_pair,
+    read_metric_sum, run_checked, wait_for_healthz, wait_for_output)
+
+JURISDICTIONS = ("boston", "chelsea", "everett")
+CAMERAS = ("bos-0001", "bos-0002")
+INCIDENT = "BOS-MI-2026-77"
+GRANT_INCIDENT = "BPD-2026-004711"
+
+
+def iso_in(seconds):
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Viewer:
+    """One cimshub-whep-viewer process with its --events lines read as they come."""
+
+    def __init__(self, rig, name, token, camera, incident=None, duration_s=0, expect_status=None):
+        self.name = name
+        self.events = []
+        self.lock = threading.Lock()
+        argv = [rig.args.whep_viewer, "--url", rig.base_url, "--camera", camera, "--token", token,
+                "--viewers", "1", "--duration", str(duration_s), "--idle-timeout", "4000",
+                "--events", "--json"]
+        if incident:
+            argv += ["--incident-number", incident]
+        if expect_status:
+            argv += ["--expect-status", str(expect_status)]
+        self.stderr = open(os.path.join(rig.temp, name + ".stderr"), "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                self.events.append(event)
+
+    def find(self, predicate):
+        with self.lock:
+            for event in self.events:
+                if predicate(event):
+                    return event
+        return None
+
+    def wait_for(self, predicate, timeout_s):
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            event = self.find(predicate)
+            if event is not None:
+                return event
+            time.sleep(0.05)
+        return None
+
+    def wait_keyframe(self, timeout_s=10):
+        return self.wait_for(lambda e: e.get("event") == "first-keyframe"
+                             or e.get("first_keyframe_ms") is not None, timeout_s)
+
+    def wait_result(self, timeout_s=15):
+        """The per-viewer result object printed when the viewer ends."""
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self.reader.join(timeout=2)
+        return self.find(lambda e: "viewer" in e and "ended_by" in e)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.stderr.close()
+
+
+class Rig:
+    def __init__(self, args):
+        self.args = args
+        self.temp = tempfile.mkdtemp(prefix="cimshub-access-")
+        self.processes = Processes(self.temp)
+        self.results = []
+        self.viewers = []
+        self.keys = {}
+        self.state_dir = os.path.join(self.temp, "state")
+        self.db_path = os.path.join(self.state_dir, "cimshub.db")
+
+    # ---- set-up -------------------------------------------------------------
+
+    def setup(self):
+        for name in JURISDICTIONS:
+            self.keys[name] = make_key_pair(self.temp, name)
+        self.http_port = free_tcp_port()
+        self.sim_port = free_tcp_port()
+        self.ice_ports = free_udp_range(40)
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.config_path = os.path.join(self.temp, "hub.conf")
+        self.write_config()
+        self.start_camera()
+        self.start_hub()
+
+    def write_config(self, restricted=False):
+        jurisdictions = ",\n".join(
+            f"""  {{ id = "{name}"; name = "{name.capitalize()}"; participates = true;
+    token_issuer = "https://idp.{name}.test"; token_key = {libconfig_string(self.keys[name][1])}; }}"""
+            for name in JURISDICTIONS)
+        cameras = ",\n".join(
+            f"""  {{ id = "{camera}"; jurisdiction = "boston"; location = "Plaza camera {camera}";
+    brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
+    source = "rtsp://127.0.0.1:{self.sim_port}/{camera}";
+    shared_with = []; restricted = {"true" if restricted and camera == "bos-0002" else "false"}; }}"""
+            for camera in CAMERAS)
+        text = f"""hub: {{
+  http_listen = "127.0.0.1:{self.http_port}";
+  ice_udp_ports = [{self.ice_ports[0]}, {self.ice_ports[1]}];
+  public_addresses = ["127.0.0.1"];
+  state_dir = {libconfig_string(self.state_dir)};
+  idle_source_stop_s = 30;
+  reconnect_backoff_ms = [200, 1000];
+  whep_rate_per_client = 100;
+}};
+jurisdictions = (
+{jurisdictions}
+);
+agencies = ();
+cameras = (
+{cameras}
+);
+viewer_profiles = (
+  {{ name = "browser"; codecs = ["h264"]; max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }}
+);
+"""
+        with open(self.config_path, "w", encoding="utf-8") as config_file:
+            config_file.write(text)
+
+    def start_camera(self):
+        argv = [self.args.camera_sim, "--address", "127.0.0.1", "--port", str(self.sim_port)]
+        for camera in CAMERAS:
+            argv += ["--camera", f"path={camera},codec=h264,width=320,height=240,fps=15,keyint=15"]
+        proc = self.processes.start("camera-sim", argv)
+        if not wait_for_output(proc, os.path.join(self.temp, "camera-sim.stdout"), "serving", 15):
+            raise RuntimeError("the camera simulator did not start")
+
+    def start_hub(self):
+        proc = self.processes.start("cimshub", [self.args.cimshub, "--config", self.config_path])
+        if not wait_for_healthz(proc, self.base_url, 15):
+            raise RuntimeError("the hub did not become healthy")
+        self.hub_proc = proc
+
+    def token(self, jurisdiction, subject, roles=(), permissions=("view",), ttl=3600):
+        argv = [self.args.cimshubctl, "token", "mint", "--key", self.keys[jurisdiction][0],
+                "--issuer", f"https://idp.{jurisdiction}.test", "--subject", subject,
+                "--name", subject.replace("-", " ").title(), "--jurisdiction", jurisdiction,
+                "--ttl", str(ttl)]
+        if roles:
+            argv += ["--roles", ",".join(roles)]
+        if permissions:
+            argv += ["--permissions", ",".join(permissions)]
+        return run_checked(argv, "cimshubctl token mint").strip()
+
+    def api(self, method, path, token, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                text = response.read().decode()
+                return response.status, json.loads(text) if text else {}
+        except urllib.error.HTTPError as error:
+            text = error.read().decode()
+            try:
+                return error.code, json.loads(text)
+            except ValueError:
+                return error.code, {"raw": text}
+
+    def viewer(self, *args, **kwargs):
+        viewer = Viewer(self, *args, **kwargs)
+        self.viewers.append(viewer)
+        return viewer
+
+    def record(self, name, passed, detail):
+        self.results.append(passed)
+        print(f"{'PASS' if passed else 'FAIL'}: {name}: {detail}", flush=True)
+
+    def cleanup(self):
+        for viewer in self.viewers:
+            viewer.stop()
+        self.processes.stop_all()
+        if not self.args.keep_temp:
+            shutil.rmtree(self.temp, ignore_errors=True)
+        else:
+            print(f"note: kept {self.temp}")
+
+
+def ended_by_hub(result):
+    return result is not None and result.get("ended_by") in ("close-notify", "ice-failed")
+
+
+# ---- the cases -------------------------------------------------------------
+
+
+def test_grant_revoked(rig, tokens):
+    status, body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+        "grantee": "chelsea", "cameras": ["bos-0001"], "purpose": "Mutual aid, parade",
+        "incident_number": GRANT_INCIDENT})
+    if status != 201:
+        rig.record("grant-revoked", False, f"grant create returned {status} {body}")
+        return None
+    grant_id = body["grant"]["id"]
+
+    missing = rig.viewer("chelsea-no-number", tokens["chelsea-viewer"], "bos-0001", expect_status=403)
+    missing_result = missing.wait_result()
+
+    viewer = rig.viewer("chelsea-granted", tokens["chelsea-viewer"], "bos-0001", incident=GRANT_INCIDENT)
+    keyframe = viewer.wait_keyframe()
+    revoke_status, revoke_body = rig.api("DELETE", f"/api/v1/grants/{grant_id}", tokens["boston-authority"])
+    revoked_at_ms = time.time() * 1000
+    result = viewer.wait_result()
+    problems = []
+    if missing_result is None or missing.proc.returncode != 0:
+        problems.append(f"a request without X-Incident-Number was not refused 403: {missing_result}")
+    if keyframe is None:
+        problems.append("the granted viewer got no keyframe")
+    if revoke_status != 200 or revoke_body.get("sessions_ended") != 1:
+        problems.append(f"revoke returned {revoke_status} {revoke_body}")
+    if not ended_by_hub(result):
+        problems.append(f"the viewer was not ended by the hub: {result}")
+    stop_ms = None
+    if result and result.get("last_packet_unix_ms"):
+        stop_ms = result["last_packet_unix_ms"] - revoked_at_ms
+    rig.record("grant-revoked", not problems,
+               "; ".join(problems) or f"last media packet {stop_ms:.0f} ms after the revoke response"
+               if stop_ms is not None else "; ".join(problems) or "ended")
+    return result
+
+
+def test_grant_expires(rig, tokens):
+    ends_at = iso_in(4)
+    status, body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+        "grantee": "chelsea", "cameras": ["bos-0002"], "purpose": "Four-second look",
+        "ends_at": ends_at})
+    if status != 201:
+        rig.record("grant-expires", False, f"grant create returned {status} {body}")
+        return
+    end_ms = datetime.datetime.fromisoformat(ends_at.replace("Z", "+00:00")).timestamp() * 1000
+    viewer = rig.viewer("chelsea-timed", tokens["chelsea-viewer"], "bos-0002", incident="CPD-2026-1")
+    keyframe = viewer.wait_keyframe()
+    result = viewer.wait_result(timeout_s=20)
+    problems = []
+    if keyframe is None:
+        problems.append("no keyframe before the grant ended")
+    if not ended_by_hub(result):
+        problems.append(f"not ended by the hub: {result}")
+    elif result.get("last_packet_unix_ms", 0) > end_ms + 1000:
+        problems.append(f"media went on {result['last_packet_unix_ms'] - end_ms:.0f} ms after the grant's end")
+    elif result.get("close_notify_unix_ms") and result["close_notify_unix_ms"] < end_ms - 50:
+        problems.append("the session ended before the grant's end time")
+    rig.record("grant-expires", not problems, "; ".join(problems) or
+               f"ended {result.get('close_notify_unix_ms', end_ms) - end_ms:.0f} ms after the grant's end")
+
+
+def test_incident_end(rig, tokens):
+    status, body = rig.api("POST", "/api/v1/incidents", tokens["boston-commander"], {
+        "incident_number": INCIDENT, "duration_s": 600, "description": "Storm response"})
+    grant_status, _ = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+        "grantee": "everett", "cameras": ["bos-0001"], "purpose": "Storm response",
+        "incident_number": INCIDENT})
+    if status != 201 or grant_status != 201:
+        rig.record("incident-end", False, f"incident {status} {body}, grant {grant_status}")
+        return
+    incident_id = body["incident"]["id"]
+    by_incident = rig.viewer("chelsea-incident", tokens["chelsea-viewer"], "bos-0001", incident=INCIDENT)
+    by_both = rig.viewer("everett-both", tokens["everett-viewer"], "bos-0001", incident=INCIDENT, duration_s=10)
+    got_both = by_incident.wait_keyframe() is not None and by_both.wait_keyframe() is not None
+
+    end_status, end_body = rig.api("DELETE", f"/api/v1/incidents/{incident_id}", tokens["boston-commander"])
+    incident_result = by_incident.wait_result()
+    time.sleep(1.5)
+    _, sessions = rig.api("GET", "/api/v1/sessions", tokens["boston-admin"])
+    everett = [s for s in sessions.get("sessions", []) if s.get("viewer_jurisdiction") == "everett"]
+    both_result = by_both.wait_result(timeout_s=20)
+
+    problems = []
+    if not got_both:
+        problems.append("a viewer got no keyframe")
+    if end_status != 200 or end_body.get("sessions_ended") != 1:
+        problems.append(f"ending the incident returned {end_status} {end_body}")
+    if not ended_by_hub(incident_result):
+        problems.append(f"the incident-only viewer kept running: {incident_result}")
+    if len(everett) != 1 or everett[0].get("allowed_by") != "grant":
+        problems.append(f"the viewer also covered by a grant did not survive under it: {everett}")
+    if both_result is None or both_result.get("ended_by") != "duration":
+        problems.append(f"the grant-covered viewer did not run to its own end: {both_result}")
+    rig.record("incident-end", not problems, "; ".join(problems) or
+               "incident-only session ended, grant-covered session kept")
+
+
+def test_cross_authority(rig, tokens):
+    incident_status, incident_body = rig.api("POST", "/api/v1/incidents", tokens["chelsea-commander"], {
+        "incident_number": "CPD-MI-1", "cameras": ["bos-0001"], "duration_s": 600})
+    grant_status, grant_body = rig.api("POST", "/api/v1/grants", tokens["chelsea-authority"], {
+        "grantee": "everett", "cameras": ["bos-0001"], "purpose": "Not ours to give"})
+    viewer_grant_status, _ = rig.api("POST", "/api/v1/grants", tokens["chelsea-viewer"], {
+        "grantee": "everett", "purpose": "No role"})
+    problems = []
+    if incident_status != 403 or incident_body.get("rule") != "not-owner":
+        problems.append(f"Chelsea's commander over Boston's camera got {incident_status} {incident_body}")
+    if grant_status != 403 or grant_body.get("rule") != "not-owner":
+        problems.append(f"Chelsea's grant authority over Boston's camera got {grant_status} {grant_body}")
+    if viewer_grant_status != 403:
+        problems.append(f"a viewer without grant-authority created a grant: {viewer_grant_status}")
+    rig.record("cross-authority", not problems, "; ".join(problems) or "both refused with rule not-owner")
+
+
+def test_denied_leaves_nothing(rig, tokens):
+    before = read_metric_sum(rig.base_url, "cimshub_sessions_started_total")
+    viewer = rig.viewer("chelsea-denied", tokens["chelsea-viewer"], "bos-0002", incident="CPD-2026-2",
+                        expect_status=403)
+    result = viewer.wait_result()
+    after = read_metric_sum(rig.base_url, "cimshub_sessions_started_total")
+    _, sessions = rig.api("GET", "/api/v1/sessions", tokens["boston-admin"])
+    chelsea = [s for s in sessions.get("sessions", []) if s.get("viewer_jurisdiction") == "chelsea"]
+    problems = []
+    if viewer.proc.returncode != 0:
+        problems.append(f"the request was not refused with 403: {result}")
+    if result is not None and result.get("packets", 0) != 0:
+        problems.append(f"media reached a denied viewer: {result.get('packets')} packets")
+    if before != after:
+        problems.append(f"sessions started went from {before} to {after}")
+    if chelsea:
+        problems.append(f"a Chelsea session is listed: {chelsea}")
+    rig.record("denied-leaves-nothing", not problems, "; ".join(problems) or "403, no session, no media")
+
+
+def test_audit_before_media(rig, tokens, revoked_result):
+    if revoked_result is None or not revoked_result.get("session_url"):
+        rig.record("audit-start-before-media", False, "no session from the revocation case to check")
+        return
+    session_id = revoked_result["session_url"].rsplit("/", 1)[-1]
+    status, body = rig.api("GET", f"/api/v1/audit?event=session-start&person=chelsea-viewer",
+                           tokens["boston-auditor"])
+    records = [r for r in body.get("records", []) if r.get("session_id") == session_id] if status == 200 else []
+    first_packet = (revoked_result.get("post_unix_ms") or 0) + (revoked_result.get("first_packet_ms") or 0)
+    problems = []
+    if len(records) != 1:
+        problems.append(f"GET /api/v1/audit returned {status} with {len(records)} start records for the session")
+    elif revoked_result.get("post_unix_ms") and records[0]["time_ms"] > first_packet:
+        problems.append(f"start record at {records[0]['time_ms']}, first packet at {first_packet:.0f}")
+    rig.record("audit-start-before-media", not problems, "; ".join(problems) or
+               "the start record precedes the first media packet")
+
+
+def test_read_only_log(rig, tokens):
+    running = rig.viewer("boston-running", tokens["boston-viewer"], "bos-0001", duration_s=12)
+    if running.wait_keyframe() is None:
+        rig.record("read-only-log", False, "the running viewer got no keyframe")
+        return
+    files = [path for path in (rig.db_path, rig.db_path + "-wal", rig.db_path + "-shm") if os.path.exists(path)]
+    locked = subprocess.run(["chattr", "+i"] + files, capture_output=True, text=True)
+    if locked.returncode != 0:
+        rig.record("read-only-log", True, f"skipped: chattr +i is not permitted here ({locked.stderr.strip()})")
+        running.stop()
+        return
+    try:
+        refused = rig.viewer("boston-refused", tokens["boston-viewer"], "bos-0002", expect_status=503)
+        refused_result = refused.wait_result()
+        failures = read_metric_sum(rig.base_url, "cimshub_sessions_refused_audit_total")
+        result = running.wait_result(timeout_s=20)
+    finally:
+        subprocess.run(["chattr", "-i"] + files, capture_output=True)
+    problems = []
+    if refused.proc.returncode != 0:
+        problems.append(f"a new session was not refused with 503: {refused_result}")
+    if not failures:
+        problems.append("cimshub_sessions_refused_audit_total did not count it")
+    if result is None or result.get("ended_by") != "duration" or result.get("packets", 0) < 50:
+        problems.append(f"the running session did not continue: {result}")
+    rig.record("read-only-log", not problems, "; ".join(problems) or
+               "new session refused 503, running session continued")
+
+
+def test_crash_recovery(rig, tokens):
+    viewers = [rig.viewer(f"boston-crash-{i}", tokens["boston-viewer"], "bos-0001") for i in range(2)]
+    if any(v.wait_keyframe() is None for v in viewers):
+        rig.record("crash-recovery", False, "a viewer got no keyframe before the crash")
+        return
+    results = []
+    os.killpg(rig.hub_proc.pid, signal.SIGKILL)
+    rig.hub_proc.wait(timeout=5)
+    rig.processes.children.pop("cimshub", None)
+    for viewer in viewers:
+        results.append(viewer.wait_result(timeout_s=20))
+    rig.start_hub()
+    session_ids = [r["session_url"].rsplit("/", 1)[-1] for r in results if r and r.get("session_url")]
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT session_id, reason FROM audit_log WHERE event = 'session-stop'").fetchall()
+    reasons = {session: reason for session, reason in rows}
+    problems = []
+    if len(session_ids) != 2:
+        problems.append(f"viewers did not report their sessions: {results}")
+    for session in session_ids:
+        if reasons.get(session) != "hub-crash-recovered":
+            problems.append(f"session {session} stop reason {reasons.get(session)}")
+    rig.record("crash-recovery", not problems, "; ".join(problems) or
+               "both killed sessions got a hub-crash-recovered stop")
+
+
+def test_audit_accounting(rig):
+    rig.processes.stop("cimshub")
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT event, session_id FROM audit_log "
+                          "WHERE event IN ('session-start', 'session-stop')").fetchall()
+    counts = {}
+    for event, session in rows:
+        counts.setdefault(session, {"session-start": 0, "session-stop": 0})[event] += 1
+    bad = {s: c for s, c in counts.items() if c["session-start"] != 1 or c["session-stop"] != 1}
+    verify = subprocess.run([rig.args.cimshubctl, "audit", "verify", "--db", rig.db_path],
+                            capture_output=True, text=True, timeout=30)
+    problems = []
+    if not counts:
+        problems.append("no session records at all")
+    if bad:
+        problems.append(f"sessions without exactly one start and one stop: {bad}")
+    if verify.returncode != 0:
+        problems.append(f"audit verify exited {verify.returncode}: {verify.stdout.strip()} {verify.stderr.strip()}")
+    rig.record("audit-accounting", not problems, "; ".join(problems) or
+               f"{len(counts)} sessions, each one start and one stop; chain intact")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("cimshub", "cimshubctl", "camera-sim", "whep-viewer"):
+        parser.add_argument("--" + name, required=True)
+    parser.add_argument("--keep-temp", action="store_true")
+    args = parser.parse_args()
+
+    rig = Rig(args)
+    try:
+        rig.setup()
+        tokens = {
+            "boston-viewer": rig.token("boston", "boston-viewer"),
+            "boston-authority": rig.token("boston", "boston-chief", roles=("grant-authority",)),
+            "boston-commander": rig.token("boston", "boston-commander", roles=("commander",)),
+            "boston-admin": rig.token("boston", "boston-admin", roles=("system-administrator",)),
+            "boston-auditor": rig.token("boston", "boston-auditor", roles=("auditor",)),
+            "chelsea-viewer": rig.token("chelsea", "chelsea-viewer"),
+            "chelsea-commander": rig.token("chelsea", "chelsea-commander", roles=("commander",)),
+            "chelsea-authority": rig.token("chelsea", "chelsea-chief", roles=("grant-authority",)),
+            "everett-viewer": rig.token("everett", "everett-viewer"),
+        }
+        revoked = test_grant_revoked(rig, tokens)
+        test_grant_expires(rig, tokens)
+        test_incident_end(rig, tokens)
+        test_cross_authority(rig, tokens)
+        test_denied_leaves_nothing(rig, tokens)
+        test_audit_before_media(rig, tokens, revoked)
+        test_read_only_log(rig, tokens)
+        test_crash_recovery(rig, tokens)
+        test_audit_accounting(rig)
+    except Exception as error:  # report set-up failures as a failed case
+        rig.record("setup", False, f"{type(error).__name__}: {error}")
+    finally:
+        if not all(rig.results):
+            for name in ("cimshub", "camera-sim"):
+                path = os.path.join(rig.temp, name + ".stderr")
+                if os.path.exists(path):
+                    print(f"----- {name}.stderr (last 40 lines) -----")
+                    with open(path, errors="replace") as log:
+                        print("".join(log.readlines()[-40:]))
+        rig.cleanup()
+
+    passed = sum(1 for r in rig.results if r)
+    print(f"{passed} passed, {len(rig.results) - passed} failed")
+    return 0 if rig.results and all(rig.results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

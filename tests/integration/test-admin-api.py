@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Integration test of the admin API's audit, archive-request and report
+# resources: it starts cimshub on 127.0.0.1 with keys and a configuration it
+# writes, mints tokens with cimshubctl and checks roles and scopes. No
+# camera is needed: nothing here starts a viewing session.
+"""Run the admin API tests and print one PASS/FAIL line each.
+
+Exit status is 0 only when every test passes. The last line is
+"N passed, M failed".
+"""
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
+import run_browser_test as harness  # noqa: E402
+
+PARTIES = {
+    "boston": {"name": "Boston", "kind": "jurisdiction"},
+    "chelsea": {"name": "Chelsea", "kind": "jurisdiction"},
+    "state-police": {"name": "State Police", "kind": "agency"},
+}
+REGIONAL_AUDITOR = "state-police:ig-1"
+TIME_LIMIT_S = 120
+
+
+def issuer(party):
+    return f"https://idp.{party}.test"
+
+
+def write_config(path, http_port, ice_ports, state_dir, keys):
+    jurisdictions = ",\n".join(
+        f"""  {{ id = "{party}"; name = "{info["name"]}"; participates = true;
+    token_issuer = "{issuer(party)}";
+    token_key = {harness.libconfig_string(keys[party][1])}; }}"""
+        for party, info in PARTIES.items() if info["kind"] == "jurisdiction")
+    text = f"""# Written by test-admin-api.py for one test run.
+hub: {{
+  http_listen = "127.0.0.1:{http_port}";
+  ice_udp_ports = [{ice_ports[0]}, {ice_ports[1]}];
+  public_addresses = ["127.0.0.1"];
+  state_dir = {harness.libconfig_string(state_dir)};
+  regional_auditors = ["{REGIONAL_AUDITOR}"];
+}};
+jurisdictions = (
+{jurisdictions}
+);
+agencies = (
+  {{ id = "state-police"; name = "State Police";
+    token_issuer = "{issuer("state-police")}";
+    token_key = {harness.libconfig_string(keys["state-police"][1])}; }}
+);
+cameras = (
+  {{ id = "bos-0001"; jurisdiction = "boston"; location = "Test bench A";
+    brand_model = "none"; installed = "2020-01-01";
+    source = "rtsp://127.0.0.1:9/bos-0001"; }},
+  {{ id = "chl-0001"; jurisdiction = "chelsea"; location = "Test bench B";
+    brand_model = "none"; installed = "2020-01-01";
+    source = "rtsp://127.0.0.1:9/chl-0001"; }}
+);
+viewer_profiles = (
+  {{ name = "browser"; codecs = ["h264"];
+    max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }}
+);
+"""
+    with open(path, "w", encoding="utf-8") as config_file:
+        config_file.write(text)
+
+
+class Run:
+    """One test run: the hub, its tokens and the results."""
+
+    def __init__(self, args):
+        self.args = args
+        self.temp_dir = tempfile.mkdtemp(prefix="cimshub-admin-api-")
+        self.processes = harness.Processes(self.temp_dir)
+        self.keys = {}
+        self.base_url = None
+        self.results = []
+
+    def record(self, name, passed, detail=""):
+        self.results.append((name, passed))
+        print(f"{'PASS' if passed else 'FAIL'}: {name}{': ' + detail if detail else ''}", flush=True)
+
+    def check(self, name, condition, detail=""):
+        self.record(name, bool(condition), detail)
+        return bool(condition)
+
+    def setup(self):
+        for party in PARTIES:
+            self.keys[party] = harness.make_key_pair(self.temp_dir, party)
+        http_port = harness.free_tcp_port()
+        self.base_url = f"http://127.0.0.1:{http_port}"
+        state_dir = os.path.join(self.temp_dir, "state")
+        os.mkdir(state_dir)
+        config_path = os.path.join(self.temp_dir, "hub.conf")
+        write_config(config_path, http_port, harness.free_udp_range(10), state_dir, self.keys)
+        hub = self.processes.start("cimshub", [self.args.cimshub, "--config", config_path])
+        if not harness.wait_for_healthz(hub, self.base_url, 20):
+            raise RuntimeError(f"the hub did not answer 200 on {self.base_url}/healthz")
+
+    def token(self, party, subject, roles="", permissions="view"):
+        argv = [self.args.cimshubctl, "token", "mint", "--key", self.keys[party][0],
+                "--issuer", issuer(party), "--subject", subject,
+                "--name", f"{subject} of {party}", "--jurisdiction", party, "--ttl", "600"]
+        if roles:
+            argv += ["--roles", roles]
+        if permissions:
+            argv += ["--permissions", permissions]
+        return harness.run_checked(argv, "cimshubctl token mint").strip().splitlines()[-1]
+
+    def request(self, method, path, token, body=None):
+        """Returns (status, content type, body text)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method)
+        request.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return (response.status, response.headers.get("Content-Type", ""),
+                        response.read().decode("utf-8"))
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("Content-Type", ""), error.read().decode("utf-8")
+
+    def json_request(self, method, path, token, body=None):
+        status, _, text = self.request(method, path, token, body)
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, {"unparsed": text}
+
+    # ---- tests ------------------------------------------------------------
+
+    def make_tokens(self):
+        self.t = {
+            "boston_viewer": self.token("boston", "b-viewer", "viewer"),
+            "boston_admin": self.token("boston", "b-admin", "system-administrator"),
+            "boston_legal": self.token("boston", "b-legal", "legal"),
+            "boston_grants": self.token("boston", "b-grants", "grant-authority"),
+            "boston_auditor": self.token("boston", "b-auditor", "auditor"),
+            "chelsea_auditor": self.token("chelsea", "c-auditor", "auditor"),
+            "chelsea_clerk": self.token("chelsea", "c-clerk", "viewer"),
+            "chelsea_admin": self.token("chelsea", "c-admin", "system-administrator"),
+            "police": self.token("state-police", "sp-detective", "viewer"),
+            "regional": self.token("state-police", "ig-1", "auditor"),
+            "commander": self.token("chelsea", "c-commander", "commander"),
+        }
+
+    def test_grant(self):
+        status, reply = self.json_request("POST", "/api/v1/grants", self.t["boston_grants"],
+                                          {"grantee": "chelsea", "purpose": "parade",
+                                           "cameras": ["bos-0001"]})
+        self.check("grant-created", status == 201, f"status={status} {reply}")
+
+    def test_agency_request_flow(self):
+        body = {"camera_id": "bos-0001", "from": "2024-05-01T10:00:00Z",
+                "to": "2024-05-01T11:00:00Z", "incident_number": "SP-2024-0042",
+                "purpose": "collision investigation", "requester_kind": "agency"}
+        status, reply = self.json_request("POST", "/api/v1/archive-requests", self.t["police"], body)
+        request = (reply or {}).get("archive_request", {})
+        self.check("agency-request-created",
+                   status == 201 and request.get("state") == "pending-approval"
+                   and request.get("requester_id") == "state-police"
+                   and "not served" in (reply or {}).get("note", ""), f"status={status} {reply}")
+        request_id = request.get("id", "none")
+
+        status, _ = self.json_request("POST", "/api/v1/archive-requests", self.t["police"],
+                                      {**body, "requester_kind": "jurisdiction"})
+        self.check("agency-as-jurisdiction-refused", status == 403, f"status={status}")
+
+        decision = f"/api/v1/archive-requests/{request_id}/decision"
+        cases = [
+            ("decision-by-viewer-refused", self.t["boston_viewer"], 403),
+            ("decision-by-other-jurisdiction-refused", self.t["chelsea_admin"], 404),
+            ("decision-by-requester-refused", self.t["police"], 403),
+        ]
+        for name, token, expected in cases:
+            status, reply = self.json_request("POST", decision, token, {"decision": "approved"})
+            self.check(name, status == expected, f"status={status} {reply}")
+
+        status, _ = self.json_request("POST", f"/api/v1/archive-requests/{request_id}/legal-review",
+                                      self.t["boston_legal"], {"decision": "cleared"})
+        self.check("legal-review-of-agency-request-conflicts", status == 409, f"status={status}")
+
+        status, reply = self.json_request("POST", decision, self.t["boston_admin"],
+                                          {"decision": "approved", "note": "release to SP"})
+        self.check("decision-approved",
+                   status == 200 and reply["archive_request"]["state"] == "approved"
+                   and reply["archive_request"]["decided_by"] == "b-admin", f"status={status} {reply}")
+
+        status, _ = self.json_request("POST", decision, self.t["boston_admin"], {"decision": "denied"})
+        self.check("second-decision-conflicts", status == 409, f"status={status}")
+
+        status, reply = self.json_request("GET", "/api/v1/archive-requests", self.t["police"])
+        ids = [r["id"] for r in (reply or {}).get("archive_requests", [])]
+        self.check("requester-lists-request", status == 200 and request_id in ids, f"ids={ids}")
+        status, reply = self.json_request("GET", "/api/v1/archive-requests", self.t["chelsea_clerk"])
+        ids = [r["id"] for r in (reply or {}).get("archive_requests", [])]
+        self.check("uninvolved-jurisdiction-does-not-list-request", status == 200 and request_id not in ids,
+                   f"ids={ids}")
+
+    def test_civilian_request_flow(self):
+        body = {"camera_id": "chl-0001", "from": "2024-06-01T10:00:00Z",
+                "to": "2024-06-01T10:30:00Z", "purpose": "public records request",
+                "requester_kind": "civilian"}
+        status, _ = self.json_request("POST", "/api/v1/archive-requests", self.t["chelsea_clerk"], body)
+        self.check("civilian-request-needs-name", status == 400, f"status={status}")
+
+        status, reply = self.json_request("POST", "/api/v1/archive-requests", self.t["chelsea_clerk"],
+                                          {**body, "requester_name": "Jane Public"})
+        request = (reply or {}).get("archive_request", {})
+        self.check("civilian-request-created",
+                   status == 201 and request.get("state") == "pending-legal-review"
+                   and request.get("requester_name") == "Jane Public", f"status={status} {reply}")
+        base = f"/api/v1/archive-requests/{request.get('id', 'none')}"
+
+        status, _ = self.json_request("POST", base + "/decision", self.t["chelsea_admin"],
+                                      {"decision": "approved"})
+        self.check("decision-before-legal-review-conflicts", status == 409, f"status={status}")
+        status, _ = self.json_request("POST", base + "/legal-review", self.t["chelsea_admin"],
+                                      {"decision": "cleared"})
+        self.check("legal-review-by-administrator-refused", status == 403, f"status={status}")
+        status, _ = self.json_request("POST", base + "/legal-review", self.t["boston_legal"],
+                                      {"decision": "cleared"})
+        self.check("legal-review-by-other-jurisdiction-refused", status == 404, f"status={status}")
+
+        chelsea_legal = self.token("chelsea", "c-legal", "legal")
+        status, reply = self.json_request("POST", base + "/legal-review", chelsea_legal,
+                                          {"decision": "maybe"})
+        self.check("legal-review-bad-decision", status == 400, f"status={status}")
+        status, reply = self.json_request("POST", base + "/legal-review", chelsea_legal,
+                                          {"decision": "cleared", "note": "no exemption applies"})
+        self.check("legal-review-cleared",
+                   status == 200 and reply["archive_request"]["state"] == "pending-approval",
+                   f"status={status} {reply}")
+        status, reply = self.json_request("POST", base + "/decision", self.t["chelsea_admin"],
+                                          {"decision": "denied", "note": "footage overwritten"})
+        self.check("decision-denied",
+                   status == 200 and reply["archive_request"]["state"] == "denied", f"status={status}")
+
+    def test_audit_scopes(self):
+        status, reply = self.json_request("GET", "/api/v1/audit", self.t["boston_admin"])
+        self.check("audit-needs-auditor-role", status == 403 and reply.get("rule") == "role-required",
+                   f"status={status} {reply}")
+
+        status, reply = self.json_request("GET", "/api/v1/audit", self.t["boston_auditor"])
+        records = (reply or {}).get("records", [])
+        foreign = [r for r in records
+                   if "boston" not in (r.get("person_jurisdiction"), r.get("camera_owner"))]
+        self.check("auditor-sees-own-jurisdiction-only",
+                   status == 200 and records and not foreign,
+                   f"status={status} records={len(records)} foreign={len(foreign)}")
+        events = {r["event"] for r in records}
+        self.check("auditor-sees-own-archive-steps",
+                   {"grant-created", "archive-requested", "archive-approved"} <= events, f"events={events}")
+
+        status, reply = self.json_request("GET", "/api/v1/audit?jurisdiction=chelsea",
+                                          self.t["boston_auditor"])
+        foreign = [r for r in (reply or {}).get("records", [])
+                   if "boston" not in (r.get("person_jurisdiction"), r.get("camera_owner"))]
+        self.check("auditor-filter-keeps-scope", status == 200 and not foreign, f"status={status}")
+
+        status, reply = self.json_request("GET", "/api/v1/audit", self.t["regional"])
+        records = (reply or {}).get("records", [])
+        events = [r["event"] for r in records]
+        owners = {r.get("camera_owner") for r in records}
+        self.check("regional-auditor-sees-all",
+                   status == 200 and "hub-started" in events and {"boston", "chelsea"} <= owners
+                   and events.count("archive-requested") == 2 and "archive-legal-reviewed" in events
+                   and "archive-denied" in events and reply.get("scope") == "region",
+                   f"status={status} events={events}")
+        full = records
+
+        status, reply = self.json_request("GET", "/api/v1/audit?limit=2", self.t["regional"])
+        self.check("audit-limit-truncates",
+                   status == 200 and len(reply["records"]) == 2 and reply["truncated"] is True
+                   and reply["records"][0]["sequence"] == full[0]["sequence"], f"status={status}")
+
+        status, reply = self.json_request("GET", "/api/v1/audit?event=archive-approved&camera=bos-0001",
+                                          self.t["regional"])
+        self.check("audit-filters-event-and-camera",
+                   status == 200 and len(reply["records"]) == 1
+                   and reply["records"][0]["person_id"] == "b-admin"
+                   and reply["records"][0]["details"]["note"] == "release to SP", f"reply={reply}")
+
+        for query in ("limit=0", "limit=10001", "from=yesterday", "from=2025-02-01&to=2025-01-01"):
+            status, _ = self.json_request("GET", "/api/v1/audit?" + query, self.t["regional"])
+            self.check(f"audit-rejects-{query}", status == 400, f"status={status}")
+
+        status, reply = self.json_request("GET", "/api/v1/audit", self.t["chelsea_auditor"])
+        self.check("other-auditor-does-not-see-boston-grant",
+                   status == 200 and "grant-created" not in {r["event"] for r in reply["records"]},
+                   f"status={status}")
+
+    def test_reports(self):
+        year = time.gmtime().tm_year
+        path = f"/api/v1/reports/annual?year={year}"
+        status, _, _ = self.request("GET", path, self.t["boston_viewer"])
+        self.check("report-needs-role", status == 403, f"status={status}")
+
+        status, content_type, text = self.request("GET", path + "&format=json", self.t["commander"])
+        report = json.loads(text) if status == 200 else {}
+        rows = {row["id"]: row for row in report.get("jurisdictions", [])}
+        boston = rows.get("boston", {})
+        self.check("report-json",
+                   status == 200 and content_type.startswith("application/json")
+                   and boston.get("archive_requests_approved") == 1
+                   and boston.get("grants_created") == 1 and boston.get("cameras_in_service") == 1
+                   and rows.get("chelsea", {}).get("archive_requests_approved") == 0,
+                   f"status={status} boston={boston}")
+
+        status, content_type, text = self.request("GET", path + "&format=csv", self.t["boston_auditor"])
+        table = []
+        if status == 200:
+            section = text.split("\r\n\r\n")
+            archive = [s for s in section if s.startswith("Archive-footage requests approved")]
+            table = list(csv.reader(io.StringIO(archive[0]))) if archive else []
+        self.check("report-csv",
+                   status == 200 and content_type.startswith("text/csv")
+                   and ["boston", "Boston", "1"] in table, f"status={status} table={table}")
+
+        status, content_type, text = self.request("GET", path + "&format=html", self.t["boston_admin"])
+        self.check("report-html",
+                   status == 200 and content_type.startswith("text/html") and "<svg" in text
+                   and "<script" not in text and "Archive-footage requests approved" in text,
+                   f"status={status}")
+
+        for query in ("year=abc", "year=1999", f"year={year}&format=pdf", ""):
+            status, _, _ = self.request("GET", "/api/v1/reports/annual?" + query, self.t["commander"])
+            self.check(f"report-rejects-{query or 'no-year'}", status == 400, f"status={status}")
+
+    def cleanup(self):
+        self.processes.stop_all()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cimshub", required=True, help="path of the cimshub binary")
+    parser.add_argument("--cimshubctl", required=True, help="path of the cimshubctl binary")
+    args = parser.parse_args()
+
+    run = Run(args)
+    watchdog = threading.Timer(TIME_LIMIT_S, lambda: (print("FAIL: run: time limit", flush=True),
+                                                      run.processes.stop_all(), os._exit(1)))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        run.setup()
+        run.make_tokens()
+        run.test_grant()
+        run.test_agency_request_flow()
+        run.test_civilian_request_flow()
+        run.test_audit_scopes()
+        run.test_reports()
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError) as error:
+        run.record("run", False, f"{type(error).__name__}: {error}")
+    finally:
+        if not all(ok for _, ok in run.results):
+            for path in run.processes.log_paths("cimshub"):
+                if os.path.exists(path):
+                    with open(path, encoding="utf-8", errors="replace") as log:
+                        print(f"----- {os.path.basename(path)} -----\n{log.read()[-4000:]}")
+        run.cleanup()
+        watchdog.cancel()
+
+    passed = sum(1 for _, ok in run.results if ok)
+    failed = len(run.results) - passed
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
