@@ -777,6 +777,8 @@ cims_whep_viewer_result_to_json (CimsWhepViewer *viewer)
   member_ms_add (builder, "first_keyframe_ms", ms_since_post (viewer, viewer->stats.first_keyframe_us));
   result_media_add (builder, viewer);
   member_string_add (builder, "ended_by", cims_whep_viewer_end_to_string (viewer->end));
+  member_unix_ms_add (builder, viewer, "post_unix_ms", viewer->post_us);
+  member_unix_ms_add (builder, viewer, "first_packet_unix_ms", viewer->stats.first_packet_us);
   member_unix_ms_add (builder, viewer, "last_packet_unix_ms", viewer->stats.last_packet_us);
   member_unix_ms_add (builder, viewer, "close_notify_unix_ms", viewer->close_notify_us);
   member_unix_ms_add (builder, viewer, "ended_unix_ms", viewer->ended_us);

@@ -40,10 +40,61 @@ record_set_camera (CimsAuditRecord *record, const CimsConfigCamera *camera)
   record->camera_location = g_strdup (camera->location);
 }
 
-/* Appends @record (transfer full). A failure is logged and counted here;
- * the caller decides what it means (refusing a session, say). */
+/* Records that could not be written wait in memory, in order, and are
+ * retried on this interval; a stop record must not be lost because the
+ * disk was briefly full. */
+#define BACKLOG_RETRY_S 2
+/* NOTE: past this many waiting records the oldest is dropped (logged as
+ * critical and counted), bounding memory while the log stays unwritable. */
+#define BACKLOG_MAX 100000
+
+/* Writes the waiting records in order; stops at the first failure. */
 static gboolean
-record_append (CimsHub *hub, CimsAuditRecord *record, GError **error)
+backlog_flush (CimsHub *hub, GError **error)
+{
+  while (!g_queue_is_empty (&hub->audit_backlog)) {
+    CimsAuditRecord *record = g_queue_peek_head (&hub->audit_backlog);
+
+    if (!cims_store_audit_append (hub->store, record, error))
+      return FALSE;
+    cims_audit_record_free (g_queue_pop_head (&hub->audit_backlog));
+  }
+  return TRUE;
+}
+
+static gboolean
+backlog_retry_cb (gpointer user_data)
+{
+  CimsHub *hub = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!backlog_flush (hub, &error))
+    return G_SOURCE_CONTINUE;
+
+  g_message ("audit log writable again: every waiting record was written");
+  hub->audit_retry_id = 0;
+  return G_SOURCE_REMOVE;
+}
+
+static void
+backlog_push (CimsHub *hub, CimsAuditRecord *record)
+{
+  if (g_queue_get_length (&hub->audit_backlog) >= BACKLOG_MAX) {
+    g_critical ("audit backlog full: dropping a waiting %s record", ((CimsAuditRecord *) g_queue_peek_head (
+                                                                       &hub->audit_backlog))->event);
+    cims_audit_record_free (g_queue_pop_head (&hub->audit_backlog));
+  }
+
+  g_queue_push_tail (&hub->audit_backlog, record);
+  if (hub->audit_retry_id == 0)
+    hub->audit_retry_id = g_timeout_add_seconds (BACKLOG_RETRY_S, backlog_retry_cb, hub);
+}
+
+/* Appends @record (transfer full) after any waiting ones. When the log
+ * cannot be written, a @can_wait record joins the backlog for a retry and
+ * the call still fails; the failure is logged and counted here. */
+static gboolean
+record_append_full (CimsHub *hub, CimsAuditRecord *record, gboolean can_wait, GError **error)
 {
   g_autoptr (CimsAuditRecord) owned = record;
   g_autoptr (GError) local_error = NULL;
@@ -51,13 +102,38 @@ record_append (CimsHub *hub, CimsAuditRecord *record, GError **error)
   if (hub->store == NULL)
     return TRUE;
 
-  if (cims_store_audit_append (hub->store, owned, &local_error))
+  if (backlog_flush (hub, &local_error) && cims_store_audit_append (hub->store, owned, &local_error))
     return TRUE;
 
   CIMS_METRIC_ADD (hub, audit_failures, 1);
-  g_warning ("audit log append of a %s record failed: %s", owned->event, local_error->message);
+  g_warning ("audit log append of a %s record failed%s: %s", owned->event,
+             can_wait ? ", kept for a retry" : "", local_error->message);
+  if (can_wait)
+    backlog_push (hub, g_steal_pointer (&owned));
   g_propagate_error (error, g_steal_pointer (&local_error));
   return FALSE;
+}
+
+static gboolean
+record_append (CimsHub *hub, CimsAuditRecord *record, GError **error)
+{
+  return record_append_full (hub, record, TRUE, error);
+}
+
+void
+cims_hub_audit_flush (CimsHub *hub)
+{
+  g_autoptr (GError) error = NULL;
+  guint n_waiting;
+
+  g_clear_handle_id (&hub->audit_retry_id, g_source_remove);
+  if (hub->store == NULL || backlog_flush (hub, &error))
+    return;
+
+  n_waiting = g_queue_get_length (&hub->audit_backlog);
+  g_critical ("%u audit records could not be written before the hub stopped: %s", n_waiting,
+              error->message);
+  g_queue_clear_full (&hub->audit_backlog, (GDestroyNotify) cims_audit_record_free);
 }
 
 static void
@@ -105,7 +181,7 @@ cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
   record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
   record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
   record->details = identity_rights_to_json (cims_viewer_session_get_identity (session));
-  return record_append (hub, record, error);
+  return record_append_full (hub, record, FALSE, error);
 }
 
 void

@@ -92,6 +92,8 @@ struct _CimsHub {
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
+  GQueue audit_backlog;         /* of CimsAuditRecord waiting for a writable log */
+  guint audit_retry_id;
   GPtrArray *retired_configs;
   CimsRateLimiter *whep_limiter;   /* of CimsConfig replaced by reloads, kept until the hub stops */
 
@@ -161,6 +163,9 @@ gboolean cims_hub_access_incident_end (CimsHub *hub, const CimsAuthIdentity *act
 gboolean cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
                                        const CimsConfigCamera *camera, GError **error);
 void cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const char *reason);
+
+/* Writes the records still waiting for a writable log; at shutdown. */
+void cims_hub_audit_flush (CimsHub *hub);
 void cims_hub_audit_denied (CimsHub *hub, const CimsAuthIdentity *identity,
                             const CimsConfigCamera *camera, const char *incident_number,
                             const char *address, const char *rule);

@@ -165,6 +165,7 @@ cims_hub_stop (CimsHub *hub)
     g_clear_handle_id (&hub->heartbeat_id, g_source_remove);
     cims_hub_audit_event (hub, "hub-stopped", NULL, NULL, NULL);
   }
+  cims_hub_audit_flush (hub);
 }
 
 void

@@ -336,7 +336,7 @@ negotiation_set_none (CimsNegotiation *negotiation, const CimsSdpOffer *offer, c
                             "or the camera's %s)", profile->name, codec_display_name (video->codec));
   else
     negotiation_set_reason (negotiation, "the offer has no codec the hub can produce: it offers %s; "
-                            "the hub can send %s (H.264 with packetization-mode=1)", offered, sendable);
+                            "the hub can send %s", offered, sendable);
 }
 
 /* See hub-private.h. */

@@ -275,14 +275,17 @@ static gboolean
 source_has_sessions (CimsSource *source)
 {
   GHashTableIter iter;
-  gpointer session;
+  gpointer entry;
 
   /* Sessions still negotiating are not subscribers yet, but they hold this
    * source: it stays while any session of its camera exists. */
   g_hash_table_iter_init (&iter, source->hub->sessions);
-  while (g_hash_table_iter_next (&iter, NULL, &session))
+  while (g_hash_table_iter_next (&iter, NULL, &entry)) {
+    CimsViewerSession *session = cims_hub_session_entry_get_session (entry);
+
     if (g_strcmp0 (cims_viewer_session_get_camera_id (session), source->camera_id) == 0)
       return TRUE;
+  }
 
   return cims_source_get_n_subscribers (source) > 0;
 }

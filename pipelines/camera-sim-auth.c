@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Per-mount RTSP login for the camera simulator. GstRTSPAuth answers a
- * client without the mount's role with 404, which clients do not retry; this
- * subclass answers 401 with a challenge instead and leaves mounts without a
- * user open. Credentials come from the parsed camera SPEC. */
+/* Per-mount RTSP login for the camera simulator. GstRTSPAuth 1.22 responds
+ * 404 to a client without the mount's role, and clients do not retry that, so
+ * this subclass responds 401 with a challenge instead. Mounts without a user
+ * stay open. Credentials come from the parsed camera SPEC. */
 #include "camera-sim.h"
 
 #include <string.h>
@@ -17,46 +17,49 @@ struct _CimsSimAuth {
 
 G_DEFINE_FINAL_TYPE (CimsSimAuth, cims_sim_auth, GST_TYPE_RTSP_AUTH)
 
+/* Sends @code, with the authentication challenge when it is 401. */
 static void
-auth_send_unauthorized (GstRTSPAuth *auth, GstRTSPContext *ctx)
+auth_send_error (GstRTSPAuth *auth, GstRTSPContext *ctx, GstRTSPStatusCode code)
 {
   GstRTSPAuthClass *klass = GST_RTSP_AUTH_GET_CLASS (auth);
 
-  gst_rtsp_message_init_response (ctx->response, GST_RTSP_STS_UNAUTHORIZED,
-                                  gst_rtsp_status_as_text (GST_RTSP_STS_UNAUTHORIZED),
+  gst_rtsp_message_init_response (ctx->response, code, gst_rtsp_status_as_text (code),
                                   ctx->request);
-  klass->generate_authenticate_header (auth, ctx);
+  if (code == GST_RTSP_STS_UNAUTHORIZED)
+    klass->generate_authenticate_header (auth, ctx);
   gst_rtsp_client_send_message (ctx->client, ctx->session, ctx->response);
 }
 
-static gboolean
-auth_is_role_allowed (GstRTSPAuth *auth, GstRTSPContext *ctx, GstRTSPPermissions *perms,
-                      const char *check)
+/* Returns the role of the request's credentials, or NULL when they are
+ * missing or wrong. */
+static const char *
+auth_get_role (GstRTSPAuth *auth, GstRTSPContext *ctx)
 {
   GstRTSPAuthClass *klass = GST_RTSP_AUTH_GET_CLASS (auth);
-  const char *permission = GST_RTSP_PERM_MEDIA_FACTORY_ACCESS;
   const char *role;
 
   /* Sets ctx->token from the Authorization header, or to the default
    * (anonymous) token when the credentials are missing or wrong. */
   if (ctx->token == NULL && !klass->authenticate (auth, ctx))
-    return FALSE;
+    return NULL;
 
   if (ctx->token == NULL)
-    return FALSE;
-
-  if (g_str_equal (check, GST_RTSP_AUTH_CHECK_MEDIA_FACTORY_CONSTRUCT))
-    permission = GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT;
+    return NULL;
 
   role = gst_rtsp_token_get_string (ctx->token, GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE);
-  return role != NULL && gst_rtsp_permissions_is_allowed (perms, role, permission);
+  if (role == NULL || g_str_equal (role, ANONYMOUS_ROLE))
+    return NULL;
+
+  return role;
 }
 
 static gboolean
 auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
 {
   GstRTSPAuthClass *parent_class = GST_RTSP_AUTH_CLASS (cims_sim_auth_parent_class);
+  const char *permission = GST_RTSP_PERM_MEDIA_FACTORY_ACCESS;
   g_autoptr(GstRTSPPermissions) perms = NULL;
+  const char *role;
 
   if (!g_str_has_prefix (check, "auth.check.media.factory.") || ctx->factory == NULL)
     return parent_class->check (auth, ctx, check);
@@ -66,11 +69,23 @@ auth_check (GstRTSPAuth *auth, GstRTSPContext *ctx, const gchar *check)
   if (perms == NULL)
     return TRUE;
 
-  if (auth_is_role_allowed (auth, ctx, perms, check))
+  role = auth_get_role (auth, ctx);
+  if (role == NULL) {
+    g_debug ("rejected %s without valid credentials, sending 401", check);
+    auth_send_error (auth, ctx, GST_RTSP_STS_UNAUTHORIZED);
+    return FALSE;
+  }
+
+  if (g_str_equal (check, GST_RTSP_AUTH_CHECK_MEDIA_FACTORY_CONSTRUCT))
+    permission = GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT;
+
+  if (gst_rtsp_permissions_is_allowed (perms, role, permission))
     return TRUE;
 
-  g_debug ("rejected %s without valid credentials, sending 401", check);
-  auth_send_unauthorized (auth, ctx);
+  /* Valid credentials of another camera's user: a 401 would make clients
+   * such as rtspsrc resend the same credentials in a loop. */
+  g_debug ("rejected %s for role %s, sending 403", check, role);
+  auth_send_error (auth, ctx, GST_RTSP_STS_FORBIDDEN);
   return FALSE;
 }
 

@@ -113,7 +113,8 @@ factory_append_picture (GString *launch, const CimsSimCamera *camera)
 /* scenecut=0 keeps the keyframe interval fixed, as real cameras do, and the
  * zerolatency tune turns off B-frames and lookahead. One x264 thread gives one
  * slice per frame (zerolatency would otherwise slice each frame per thread).
- * config-interval=-1 sends the parameter sets in-band before every IDR. */
+ * x265's open-gop=0 makes every keyframe an IDR instead of a CRA, because
+ * config-interval=-1 sends the parameter sets in-band before IDRs only. */
 static void
 factory_append_video_encoder (GString *launch, const CimsSimCamera *camera)
 {
@@ -131,7 +132,7 @@ factory_append_video_encoder (GString *launch, const CimsSimCamera *camera)
   g_string_append_printf (launch,
                           "videoconvert ! video/x-raw,format=I420 ! "
                           "x265enc tune=zerolatency speed-preset=ultrafast "
-                          "key-int-max=%u bitrate=%u option-string=scenecut=0 ! "
+                          "key-int-max=%u bitrate=%u option-string=scenecut=0:open-gop=0 ! "
                           "video/x-h265,profile=main ! "
                           "rtph265pay name=pay0 pt=96 config-interval=-1",
                           camera->keyint_frames, camera->bitrate_kbps);

@@ -125,8 +125,8 @@ cims_sim_footage_probe (const char *path, guint *width, guint *height, guint *fp
 
 /* Stamps each frame leaving the appsrc at base + n / fps, so the timestamps
  * run on evenly across every restart of the file. The base is the media's
- * running time at the first frame; clocksync downstream then releases frame n
- * at that running time, which paces the decoder through the appsrc queue. */
+ * running time at the first frame. clocksync downstream holds frame n until
+ * that running time, and the full appsrc queue then holds back the decoder. */
 static GstPadProbeReturn
 footage_stamp_cb (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
@@ -258,6 +258,8 @@ cims_sim_footage_free (CimsSimFootage *footage)
    * left footage_new_sample_cb and no longer touches the appsrc. */
   if (footage->decoder != NULL)
     gst_element_set_state (footage->decoder, GST_STATE_NULL);
+  g_debug ("footage '%s' stopped after %" G_GUINT64_FORMAT " frames", footage->path,
+           footage->n_frames);
 
   if (footage->bus_watch != NULL) {
     g_source_destroy (footage->bus_watch);

@@ -333,12 +333,28 @@ spec_check_combination (CimsSimCamera *camera, GHashTable *seen, GError **error)
   return FALSE;
 }
 
+char *
+cims_sim_spec_redact (const char *spec)
+{
+  g_auto(GStrv) items = g_strsplit (spec, ",", -1);
+
+  for (guint i = 0; items[i] != NULL; i++) {
+    if (!g_str_has_prefix (g_strstrip (items[i]), "password="))
+      continue;
+
+    g_free (items[i]);
+    items[i] = g_strdup ("password=***");
+  }
+
+  return g_strjoinv (",", items);
+}
+
 static CimsSimCamera *
 camera_new_default (const char *spec)
 {
   CimsSimCamera *camera = g_new0 (CimsSimCamera, 1);
 
-  camera->spec = g_strdup (spec);
+  camera->spec = cims_sim_spec_redact (spec);
   camera->codec = CIMS_SIM_CODEC_H264;
   camera->h264_profile = g_strdup ("constrained-baseline");
   camera->keyint_frames = 50;
@@ -353,12 +369,14 @@ camera_new_default (const char *spec)
 CimsSimCamera *
 cims_sim_camera_parse (const char *spec, GError **error)
 {
-  g_autoptr(CimsSimCamera) camera = camera_new_default (spec);
+  g_autoptr(CimsSimCamera) camera = NULL;
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_auto(GStrv) items = g_strsplit (spec, ",", -1);
+  g_auto(GStrv) items = NULL;
 
   g_return_val_if_fail (spec != NULL, NULL);
 
+  camera = camera_new_default (spec);
+  items = g_strsplit (spec, ",", -1);
   for (guint i = 0; items[i] != NULL; i++) {
     g_strstrip (items[i]);
     if (items[i][0] == '\0')

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cimshub-camera-sim: an RTSP server that plays the part of cameras for tests,
- * benchmarks and the demo, one mount point per --camera SPEC. This file holds
- * the command line, the server and the signal handling; SPEC parsing, media
- * factories, footage looping and login live in the camera-sim-*.c files. */
+ * benchmarks and the demo, one mount point per --camera SPEC. This file
+ * contains the command line, the server and the signal handling. SPEC parsing,
+ * media factories, footage looping and login are in the camera-sim-*.c files. */
 #include "camera-sim.h"
 
 #include <glib-unix.h>
@@ -94,13 +94,16 @@ sim_parse_cameras (char **specs)
     g_autoptr(GError) error = NULL;
     CimsSimCamera *camera = cims_sim_camera_parse (specs[i], &error);
 
-    if (camera == NULL)
-      sim_exit_usage ("invalid --camera '%s': %s", specs[i], error->message);
+    if (camera == NULL) {
+      g_autofree char *redacted = cims_sim_spec_redact (specs[i]);
+
+      sim_exit_usage ("invalid --camera '%s': %s", redacted, error->message);
+    }
 
     g_ptr_array_add (cameras, camera);
     if (!g_hash_table_add (paths, camera->mount_path))
       sim_exit_usage ("invalid --camera '%s': path '%s' is already used by another camera",
-                      specs[i], camera->mount_path);
+                      camera->spec, camera->mount_path);
   }
 
   return g_steal_pointer (&cameras);

@@ -45,7 +45,7 @@ typedef struct {
 /* One simulated camera, i.e. one mount point. Sizes and rates that are 0 were
  * not given in the SPEC; cims_sim_camera_resolve() fills them in. */
 typedef struct {
-  char *spec;                    /* the --camera value, for messages */
+  char *spec;                    /* the --camera value, password hidden, for messages */
   char *mount_path;              /* "/bos-0001" */
   CimsSimCodec codec;
   char *h264_profile;            /* caps profile of the H.264 stream */
@@ -68,6 +68,10 @@ typedef struct {
  * CIMS_SIM_ERROR_INVALID_SPEC naming the key and value. Needs gst_init(). */
 CimsSimCamera *cims_sim_camera_parse (const char *spec, GError **error);
 void cims_sim_camera_free (CimsSimCamera *camera);
+
+/* Returns (transfer full) @spec with the password value replaced by "***",
+ * for messages. */
+char *cims_sim_spec_redact (const char *spec);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsSimCamera, cims_sim_camera_free)
 
 /* Chooses the picture source and fills in the sizes and rate not given.
@@ -102,9 +106,10 @@ CimsSimFootage *cims_sim_footage_start (const char *path, guint width, guint hei
 void cims_sim_footage_free (CimsSimFootage *footage);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsSimFootage, cims_sim_footage_free)
 
-/* RTSP authentication in which a mount with a user demands that user's
- * credentials (401 otherwise, so clients retry with them), while mounts
- * without a user stay open to anonymous clients. */
+/* RTSP authentication in which a mount with a user requires that user's
+ * credentials, while mounts without a user stay open to anonymous clients.
+ * Missing or wrong credentials get 401 with a challenge, and the valid
+ * credentials of another mount's user get 403. */
 #define CIMS_SIM_TYPE_AUTH (cims_sim_auth_get_type ())
 G_DECLARE_FINAL_TYPE (CimsSimAuth, cims_sim_auth, CIMS_SIM, AUTH, GstRTSPAuth)
 

@@ -226,7 +226,9 @@ typedef enum {
 typedef struct {
   /* Called on a GStreamer streaming thread for every encoded RTP packet, in
    * order. The packet's epoch increments each time the transcoder rebuilds
-   * its pipeline, when sequence numbers and timestamps restart. (transfer none) */
+   * its pipeline, when sequence numbers and timestamps restart. It must not
+   * call cims_transcoder_set_input_format(), _stop() or _free(), which join
+   * this thread. (transfer none) */
   void (*on_packet) (CimsRtpPacket *packet, gpointer user_data);
   /* Called on the main context when the state changes. @message says why. */
   void (*on_state) (CimsTranscoderState state, const char *message, gpointer user_data);
@@ -300,7 +302,10 @@ void cims_transcoder_push (CimsTranscoder *transcoder, CimsRtpPacket *packet);
 void cims_transcoder_request_keyframe (CimsTranscoder *transcoder);
 
 /* Starts the transcoder: builds the pipeline when the input format is known,
- * otherwise when cims_transcoder_set_input_format() brings it. Main context. */
+ * otherwise when cims_transcoder_set_input_format() brings it. Main context.
+ * NOTE: a pipeline started mid-stream decodes nothing until the camera's
+ * next keyframe, so the caller should push the source's keyframe-cache
+ * snapshot right after this call. */
 void cims_transcoder_start (CimsTranscoder *transcoder);
 
 /* Stops the pipeline; no callback runs after this returns. Main context. */

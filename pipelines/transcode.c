@@ -38,11 +38,11 @@ typedef struct {
   guint32 epoch;
   gint has_output;              /* atomic flag: first output packet seen */
 
-  /* Main context only: the latest QoS drop count of each element. */
+  /* Under the transcoder's stats_lock: the latest QoS drop count of each
+   * element, as QoS messages report running totals. */
   GHashTable *qos_dropped;      /* element name -> guint64 in a pointer */
 
-  /* Under the transcoder's stats_lock. */
-  gint64 encode_start_us[TRANSCODE_ENCODE_SLOTS]; /* FIFO of frames in the encoder */
+  gint64 encode_start_us[TRANSCODE_ENCODE_SLOTS]; /* stats_lock: FIFO of frames in the encoder */
   guint encode_first;
   guint n_encoding;
 } TranscodePipeline;
@@ -62,9 +62,9 @@ struct _CimsTranscoder {
   gpointer user_data;
   GMainContext *main_context;
 
-  /* Guards the fields up to stats_lock. Never taken on the pipeline's own
-   * streaming threads, so a pipeline can be stopped while it is held by
-   * nobody else but may be stopped only after releasing it. */
+  /* Guards the fields up to stats_lock. The pipeline's streaming threads
+   * never take it, and a pipeline is closed (its threads joined) only after
+   * releasing it, so closing cannot deadlock with a packet callback. */
   GMutex lock;
   gboolean is_started;
   CimsCodec input_codec;
@@ -446,9 +446,9 @@ encoder_sink_probe_cb (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 }
 
 /* Matches an output frame to the oldest input frame: both encoders, as
- * configured, put frames out in input order, one for one. Their output PTS
- * cannot be matched to the input's, because x264enc shifts timestamps by
- * 1000 hours. Called with stats_lock held. */
+ * configured, put frames out in input order, one for one. PTS cannot be
+ * matched, because x264enc (GStreamer 1.22) puts frames out with their PTS
+ * shifted by 1000 hours. Called with stats_lock held. */
 static void
 pipeline_account_encoded_locked (TranscodePipeline *pipeline)
 {
@@ -831,7 +831,9 @@ pipeline_add_decoder (TranscodePipeline *pipeline, CimsTranscoder *transcoder, G
 
   /* One thread: one transcode then costs one core at most, and frame
    * threads would add a frame of latency each. Decode errors after packet
-   * loss are not fatal: the next keyframe repairs the picture. */
+   * loss are not fatal: the next keyframe repairs the picture.
+   * NOTE: one decoder thread may not keep up with a 4K camera at 30 fps; its
+   * input queue then fills and packets are dropped (n_packets_dropped). */
   g_object_set (decoder, "max-threads", 1, "max-errors", -1, NULL);
 
   if (!gst_element_link_many (pipeline->appsrc, depayloader, parser, decoder, NULL))

@@ -8,6 +8,7 @@
 #include <gst/sdp/gstsdpmessage.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define STARTUP_TIMEOUT_S 20
@@ -22,7 +23,7 @@ typedef struct {
 /* What one pull observed. */
 typedef struct {
   GMainLoop *loop;
-  guint n_frames_wanted;
+  guint n_frames_requested;
   guint n_frames;             /* decoded frames, counted on a streaming thread */
   int width;
   int height;
@@ -80,6 +81,13 @@ sim_read_line (GDataInputStream *stdout_lines)
   return line;
 }
 
+/* Ends the simulator when the test process dies, e.g. on a meson timeout. */
+static void
+sim_child_setup (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
 /* Starts the simulator on a free port with one mount per spec and waits for
  * its ready lines. @footage (nullable) is passed as --footage. */
 static SimProcess *
@@ -88,6 +96,7 @@ sim_start (const char *const *specs, const char *footage)
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GDataInputStream) stdout_lines = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   SimProcess *sim = g_new0 (SimProcess, 1);
 
   g_ptr_array_add (argv, (gpointer) sim_program ());
@@ -103,8 +112,8 @@ sim_start (const char *const *specs, const char *footage)
   }
   g_ptr_array_add (argv, NULL);
 
-  sim->process = g_subprocess_newv ((const char *const *) argv->pdata,
-                                    G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+  g_subprocess_launcher_set_child_setup (launcher, sim_child_setup, NULL, NULL);
+  sim->process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
 
   stdout_lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (sim->process));
@@ -172,10 +181,10 @@ on_decoded_frame (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 
   g_array_append_val (pull->pts_ns, pts);
   pull->n_frames++;
-  if (pull->n_frames == pull->n_frames_wanted)
+  if (pull->n_frames == pull->n_frames_requested)
     g_main_loop_quit (pull->loop);
 
-  return pull->n_frames > pull->n_frames_wanted ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+  return pull->n_frames > pull->n_frames_requested ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
 }
 
 static void
@@ -248,7 +257,7 @@ pull_run (Pull *pull, const char *url, const char *source_options, const char *c
 
   pull->loop = g_main_loop_new (NULL, FALSE);
   pull->pts_ns = g_array_new (FALSE, FALSE, sizeof (GstClockTime));
-  pull->n_frames_wanted = n_frames;
+  pull->n_frames_requested = n_frames;
 
   pipeline = gst_parse_launch (description, &error);
   g_assert_no_error (error);
@@ -315,11 +324,13 @@ test_camera_sim_digest_rejects_anonymous (void)
   const char *specs[] = {
     "path=open,width=320,height=240",
     "path=locked,width=320,height=240,user=alice,password=plaza-7",
+    "path=other,width=320,height=240,user=bob,password=dock-3",
     NULL
   };
   SimProcess *sim = sim_start (specs, NULL);
   g_auto(Pull) anonymous = { 0 };
   g_auto(Pull) wrong_password = { 0 };
+  g_auto(Pull) other_user = { 0 };
   g_auto(Pull) open_mount = { 0 };
 
   pull_run (&anonymous, sim_url (sim, 1), "", "h264", 5);
@@ -328,6 +339,12 @@ test_camera_sim_digest_rejects_anonymous (void)
 
   pull_run (&wrong_password, sim_url (sim, 1), "user-id=alice user-pw=wrong", "h264", 5);
   g_assert_error (wrong_password.error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED);
+
+  /* bob's credentials are valid, but for another camera: 403, not 401. */
+  pull_run (&other_user, sim_url (sim, 1), "user-id=bob user-pw=dock-3", "h264", 5);
+  g_assert_nonnull (other_user.error);
+  g_assert_nonnull (strstr (other_user.error->message, "403"));
+  g_assert_cmpuint (other_user.n_frames, ==, 0);
 
   pull_run (&open_mount, sim_url (sim, 0), "", "h264", 10);
   assert_decoded (&open_mount, 10, 320, 240);
