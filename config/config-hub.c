@@ -18,6 +18,7 @@
 #define HUB_MAX_INCIDENT_S (30 * 24 * 3600)
 #define HUB_MAX_RATE 100000
 #define HUB_MAX_SESSIONS 1000000
+#define HUB_MAX_WORKERS 64
 
 static void
 hub_read_http_listen (CimsConfigLoader *loader, const config_setting_t *hub)
@@ -115,6 +116,8 @@ hub_read_limits (CimsConfigLoader *loader, const config_setting_t *hub)
                          1, HUB_MAX_SESSIONS, &config->max_sessions_per_user);
   cims_config_read_uint (loader, hub, "max_sessions_per_camera", HUB_SUBJECT, FALSE,
                          1, HUB_MAX_SESSIONS, &config->max_sessions_per_camera);
+  cims_config_read_uint (loader, hub, "media_workers", HUB_SUBJECT, FALSE,
+                         0, HUB_MAX_WORKERS, &config->media_workers);
 }
 
 static void

@@ -88,6 +88,7 @@ typedef struct {
   guint whep_rate_total;        /* hub.whep_rate_total, WHEP requests/s in all, default 200 */
   guint max_sessions_per_user;  /* hub.max_sessions_per_user, default 16 */
   guint max_sessions_per_camera;/* hub.max_sessions_per_camera, default 2000 */
+  guint media_workers;          /* hub.media_workers, 0 (default): one per processor */
   char *dtls_certificate_path;  /* optional PEM; NULL: make an ECDSA P-256 one at start */
   char *dtls_private_key_path;
   char **cors_origins;          /* NULL-terminated; "*" allowed for WHEP only */

@@ -21,6 +21,12 @@ G_BEGIN_DECLS
 
 typedef struct _CimsSource CimsSource;
 typedef struct _CimsRateLimiter CimsRateLimiter;
+typedef struct _CimsWorker CimsWorker;
+typedef struct _CimsFeed CimsFeed;
+typedef struct _CimsFeedRing CimsFeedRing;
+
+/* The most media worker threads a hub runs. */
+#define CIMS_MAX_WORKERS 64
 typedef struct _CimsViewerSession CimsViewerSession;
 
 /* ---- metrics (metrics.c) ---------------------------------------------- */
@@ -49,6 +55,7 @@ typedef struct {
   atomic_uint_fast64_t audit_failures;      /* audit records that could not be written */
   atomic_uint_fast64_t sessions_refused_audit; /* WHEP requests refused because the audit log failed */
   atomic_uint_fast64_t whep_rate_limited;   /* WHEP requests answered 429 */
+  atomic_uint_fast64_t feed_overflows;      /* packets a lagging worker missed */
 } CimsMetrics;
 
 #define CIMS_METRIC_ADD(hub, field, n) \
@@ -81,9 +88,8 @@ struct _CimsHub {
   CimsDtlsIdentity *dtls;
 
   GMainContext *main_context;   /* HTTP, ingest, session lifecycle */
-  GMainContext *media_context;  /* libnice agents, DTLS, RTCP */
-  GMainLoop *media_loop;
-  GThread *media_thread;
+  CimsWorker *workers[CIMS_MAX_WORKERS];  /* ICE, DTLS, RTCP and sending, per core */
+  guint n_workers;
 
   GHashTable *sessions;         /* id -> CimsViewerSession (ref), main context only */
   GHashTable *sources;          /* camera id -> CimsSource, main context only */
@@ -255,18 +261,48 @@ CimsCodec cims_source_get_codec (CimsSource *source);
 guint32 cims_source_get_profile_level_id (CimsSource *source);
 const char *cims_source_get_fmtp (CimsSource *source);
 
-/* Adds or removes a viewer; any thread. The source keeps a ref on the session. */
-void cims_source_add_subscriber (CimsSource *source, CimsViewerSession *session);
-void cims_source_remove_subscriber (CimsSource *source, CimsViewerSession *session);
-
-/* Copies the packet with this source sequence number from the history into
- * a new ref, or NULL. Any thread. (transfer full) */
-CimsRtpPacket *cims_source_lookup_packet (CimsSource *source, guint16 seq);
-
-/* Snapshot of the keyframe cache; any thread. (transfer full) */
-GPtrArray *cims_source_snapshot (CimsSource *source);
-
+/* Viewers subscribed through any worker; any thread. */
 guint cims_source_get_n_subscribers (CimsSource *source);
+void cims_source_count_subscriber (CimsSource *source, int delta);
+
+/* Starts feeding worker @worker_index: makes its ring and a keyframe cache
+ * seeded with the current keyframe. Returns the format generation the cache
+ * matches. Worker thread. */
+guint cims_source_attach_feed (CimsSource *source, guint worker_index, CimsFeedRing **ring,
+                               CimsKeyframeCache **cache);
+/* Stops feeding that worker; the caller frees the ring after. */
+void cims_source_detach_feed (CimsSource *source, guint worker_index);
+/* Changes when the camera's format or epoch changes; any thread. */
+guint cims_source_get_format_generation (CimsSource *source);
+/* Replaces a feed's cache with one for the current format. */
+guint cims_source_refresh_feed_cache (CimsSource *source, CimsKeyframeCache **cache);
+
+/* ---- media workers (worker.c) ------------------------------------------- */
+
+CimsWorker *cims_worker_new (CimsHub *hub, guint index, GError **error);
+/* Runs the teardowns already queued, then stops the thread. */
+void cims_worker_free (CimsWorker *worker);
+GMainContext *cims_worker_get_context (CimsWorker *worker);
+guint cims_worker_get_index (CimsWorker *worker);
+void cims_worker_count_session (CimsWorker *worker, int delta);
+/* Wakes the worker to drain its feeds; any thread. */
+void cims_worker_wake (CimsWorker *worker);
+/* The worker with the fewest sessions. */
+CimsWorker *cims_hub_worker_pick (CimsHub *hub);
+
+/* Adds @session to the worker's feed of @source, making the feed when it
+ * is the first; worker thread. Returns (transfer none) the feed. */
+CimsFeed *cims_worker_subscribe (CimsWorker *worker, CimsSource *source, CimsViewerSession *session);
+/* Removes @session; the last one out frees the feed. Worker thread. */
+void cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *session);
+/* The worker's own keyframe cache and packet history for that camera. */
+CimsKeyframeCache *cims_feed_get_cache (CimsFeed *feed);
+
+CimsFeedRing *cims_feed_ring_new (void);
+/* Frees the ring and every packet still in it. */
+void cims_feed_ring_free (CimsFeedRing *ring);
+/* Adds @packet (transfer full) unless the ring is full; producer only. */
+gboolean cims_feed_ring_push (CimsFeedRing *ring, CimsRtpPacket *packet);
 
 /* Stops a pending idle stop: a new viewer is coming. Main context. */
 void cims_source_cancel_idle_stop (CimsSource *source);
@@ -329,12 +365,11 @@ void cims_viewer_session_negotiate (CimsViewerSession *session, CimsSource *sour
 /* Stops media and frees the ICE agent, withdrawing consent. Main context. */
 void cims_viewer_session_close (CimsViewerSession *session, const char *reason);
 
-/* Called by the source on a GStreamer streaming thread with the source lock
- * held: sends @packet, or the keyframe snapshot when the viewer is waiting
- * for one. */
-void cims_viewer_session_deliver (CimsViewerSession *session, CimsSource *source,
-                                  CimsKeyframeCache *cache, CimsRtpPacket *packet,
-                                  gboolean starts_keyframe);
+/* Called by the session's worker for each packet of its camera: sends
+ * @packet, or the keyframe snapshot when the viewer is waiting for one.
+ * Worker thread; takes no lock. */
+void cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cache,
+                                  CimsRtpPacket *packet, gboolean starts_keyframe);
 
 /* ---- HTTP (http-server.c, whep.c, web-page.c) -------------------------- */
 

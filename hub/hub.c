@@ -30,15 +30,19 @@ session_entry_free (SessionEntry *entry)
   g_free (entry);
 }
 
-static gpointer
-media_thread_main (gpointer user_data)
+/* One worker per processor unless the configuration says otherwise. */
+static gboolean
+workers_start (CimsHub *hub, GError **error)
 {
-  CimsHub *hub = user_data;
+  guint n = hub->config->media_workers ? hub->config->media_workers : (guint) g_get_num_processors ();
 
-  g_main_context_push_thread_default (hub->media_context);
-  g_main_loop_run (hub->media_loop);
-  g_main_context_pop_thread_default (hub->media_context);
-  return NULL;
+  hub->n_workers = CLAMP (n, 1, CIMS_MAX_WORKERS);
+  for (guint i = 0; i < hub->n_workers; i++) {
+    hub->workers[i] = cims_worker_new (hub, i, error);
+    if (hub->workers[i] == NULL)
+      return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -100,9 +104,10 @@ cims_hub_new (CimsConfig *config, GError **error)
   hub->sources = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                         (GDestroyNotify) cims_source_free);
 
-  hub->media_context = g_main_context_new ();
-  hub->media_loop = g_main_loop_new (hub->media_context, FALSE);
-  hub->media_thread = g_thread_new ("cims-media", media_thread_main, hub);
+  if (!workers_start (hub, error)) {
+    cims_hub_free (hub);
+    return NULL;
+  }
 
   g_message ("DTLS certificate fingerprint sha-256 %s; SRTP suites: %s",
              hub->dtls->fingerprint_sha256,
@@ -132,13 +137,6 @@ guint16
 cims_hub_get_http_port (CimsHub *hub)
 {
   return hub->http_port;
-}
-
-static gboolean
-media_thread_quit_cb (gpointer user_data)
-{
-  g_main_loop_quit (user_data);
-  return G_SOURCE_REMOVE;
 }
 
 void
@@ -176,11 +174,12 @@ cims_hub_free (CimsHub *hub)
 
   cims_hub_stop (hub);
 
-  /* Teardowns queued on the media context run before the quit request. */
-  g_main_context_invoke (hub->media_context, media_thread_quit_cb, hub->media_loop);
-  g_thread_join (hub->media_thread);
-  g_main_loop_unref (hub->media_loop);
-  g_main_context_unref (hub->media_context);
+  for (guint i = 0; i < hub->n_workers; i++)
+    g_clear_pointer (&hub->workers[i], cims_worker_free);
+
+  /* Freed feeds queued idle checks here; sources are gone already. */
+  while (g_main_context_iteration (hub->main_context, FALSE))
+    ;
 
   g_hash_table_unref (hub->sessions);
   g_hash_table_unref (hub->sources);

@@ -54,6 +54,9 @@ cims_metrics_format (CimsHub *hub)
                  "SRTP packets sent to viewers.", CIMS_METRIC_GET (hub, packets_relayed));
   metric_append (out, "cimshub_rtp_bytes_relayed_total", "counter",
                  "SRTP bytes sent to viewers.", CIMS_METRIC_GET (hub, bytes_relayed));
+  metric_append (out, "cimshub_feed_overflows_total", "counter",
+                 "Packets a media worker missed because it fell behind its camera.",
+                 CIMS_METRIC_GET (hub, feed_overflows));
   metric_append (out, "cimshub_rtp_packets_dropped_total", "counter",
                  "Packets not sent because protection or sending failed.",
                  CIMS_METRIC_GET (hub, packets_dropped));

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A camera source: the RTSP ingest of one camera, its keyframe cache and
- * packet history, and the viewers it fans packets out to. The ingest
- * itself is pipelines/rtsp-ingest.c; sending is viewer-session.c. */
+/* A camera source: the RTSP ingest of one camera, its master keyframe
+ * cache, and the feeds that carry its packets to the media workers with
+ * viewers of it. The ingest is pipelines/rtsp-ingest.c; fan-out to viewers
+ * happens on the workers (worker.c). */
 #include "hub/hub-runtime.h"
 
 #include <string.h>
@@ -20,16 +21,20 @@ struct _CimsSource {
   char *camera_id;
   CimsIngest *ingest;
 
-  /* Guards everything below: taken by the streaming thread per packet and
-   * by viewers joining, leaving or asking for a retransmission. */
+  /* Guards everything below: taken by the streaming thread once per
+   * packet, and by a worker when its first viewer of this camera joins or
+   * its last one leaves. Never taken per viewer. */
   GMutex lock;
-  GPtrArray *subscribers;       /* of CimsViewerSession (ref) */
-  CimsKeyframeCache *cache;
+  CimsFeedRing *rings[CIMS_MAX_WORKERS];  /* NULL: no viewer on that worker */
+  CimsKeyframeCache *cache;     /* seeds a new feed with the current keyframe */
+  GPtrArray *parameter_sets;    /* of GBytes, out of band, for new feed caches */
   CimsCodec codec;
   guint32 profile_level_id;
   char *fmtp;
   guint32 epoch;
   gboolean has_format;
+  atomic_uint format_generation;
+  atomic_int n_subscribers;
 
   /* Main context only. */
   GArray *waiters;              /* of ReadyWaiter */
@@ -88,8 +93,13 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
   } else {
     cims_keyframe_cache_reset (source->cache);
   }
-  if (parameter_sets != NULL && parameter_sets->len > 0)
+  g_clear_pointer (&source->parameter_sets, g_ptr_array_unref);
+  if (parameter_sets != NULL && parameter_sets->len > 0) {
     cims_keyframe_cache_set_parameter_sets (source->cache, parameter_sets);
+    source->parameter_sets = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+    for (guint i = 0; i < parameter_sets->len; i++)
+      g_ptr_array_add (source->parameter_sets, g_bytes_ref (g_ptr_array_index (parameter_sets, i)));
+  }
 
   source->codec = codec;
   g_free (source->fmtp);
@@ -97,6 +107,7 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
   source->profile_level_id = profile_level_id_from_fmtp (fmtp);
   source->epoch = epoch;
   source->has_format = TRUE;
+  atomic_fetch_add (&source->format_generation, 1);
   g_mutex_unlock (&source->lock);
 
   g_message ("camera=%s: video is %s, epoch %u, fmtp \"%s\"", source->camera_id,
@@ -142,11 +153,14 @@ cims_source_when_ready (CimsSource *source, CimsSourceReadyFunc func, gpointer u
 
 /* ---- packets ----------------------------------------------------------------- */
 
+/* Streaming thread: keeps the master cache current and hands the packet
+ * to every worker with viewers of this camera. */
 static void
 ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
 {
   CimsSource *source = user_data;
-  gboolean starts_keyframe;
+  CimsHub *hub = source->hub;
+  gboolean wake[CIMS_MAX_WORKERS] = { FALSE };
 
   g_mutex_lock (&source->lock);
   if (source->cache == NULL || packet->epoch != source->epoch) {
@@ -154,11 +168,22 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
     return;
   }
 
-  starts_keyframe = cims_keyframe_cache_push (source->cache, packet);
-  for (guint i = 0; i < source->subscribers->len; i++)
-    cims_viewer_session_deliver (g_ptr_array_index (source->subscribers, i), source,
-                                 source->cache, packet, starts_keyframe);
+  cims_keyframe_cache_push (source->cache, packet);
+  for (guint i = 0; i < hub->n_workers; i++) {
+    if (source->rings[i] == NULL)
+      continue;
+    if (cims_feed_ring_push (source->rings[i], cims_rtp_packet_ref (packet))) {
+      wake[i] = TRUE;
+    } else {
+      cims_rtp_packet_unref (packet);
+      CIMS_METRIC_ADD (hub, feed_overflows, 1);
+    }
+  }
   g_mutex_unlock (&source->lock);
+
+  for (guint i = 0; i < hub->n_workers; i++)
+    if (wake[i])
+      cims_worker_wake (hub->workers[i]);
 }
 
 static void
@@ -208,7 +233,6 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   source->hub = hub;
   source->camera_id = g_strdup (camera->id);
   g_mutex_init (&source->lock);
-  source->subscribers = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_viewer_session_unref);
   source->waiters = g_array_new (FALSE, FALSE, sizeof (ReadyWaiter));
 
   source->ingest = cims_ingest_new (&settings, &callbacks, source);
@@ -233,8 +257,10 @@ cims_source_free (CimsSource *source)
   atomic_fetch_sub (&source->hub->metrics.sources_active, 1);
 
   g_mutex_lock (&source->lock);
-  g_clear_pointer (&source->subscribers, g_ptr_array_unref);
+  for (guint i = 0; i < CIMS_MAX_WORKERS; i++)
+    g_warn_if_fail (source->rings[i] == NULL);
   g_clear_pointer (&source->cache, cims_keyframe_cache_free);
+  g_clear_pointer (&source->parameter_sets, g_ptr_array_unref);
   g_mutex_unlock (&source->lock);
   g_mutex_clear (&source->lock);
 
@@ -313,31 +339,16 @@ cims_source_check_idle (CimsSource *source)
                                                      idle_stop_cb, source);
 }
 
-void
-cims_source_add_subscriber (CimsSource *source, CimsViewerSession *session)
-{
-  g_mutex_lock (&source->lock);
-  g_ptr_array_add (source->subscribers, cims_viewer_session_ref (session));
-  g_mutex_unlock (&source->lock);
-}
-
-void
-cims_source_remove_subscriber (CimsSource *source, CimsViewerSession *session)
-{
-  g_mutex_lock (&source->lock);
-  g_ptr_array_remove (source->subscribers, session);
-  g_mutex_unlock (&source->lock);
-}
-
 guint
 cims_source_get_n_subscribers (CimsSource *source)
 {
-  guint n;
+  return (guint) atomic_load (&source->n_subscribers);
+}
 
-  g_mutex_lock (&source->lock);
-  n = source->subscribers->len;
-  g_mutex_unlock (&source->lock);
-  return n;
+void
+cims_source_count_subscriber (CimsSource *source, int delta)
+{
+  atomic_fetch_add (&source->n_subscribers, delta);
 }
 
 void
@@ -346,28 +357,69 @@ cims_source_cancel_idle_stop (CimsSource *source)
   g_clear_handle_id (&source->idle_timeout_id, g_source_remove);
 }
 
-CimsRtpPacket *
-cims_source_lookup_packet (CimsSource *source, guint16 seq)
+guint
+cims_source_get_format_generation (CimsSource *source)
 {
-  CimsRtpPacket *packet = NULL;
-
-  g_mutex_lock (&source->lock);
-  if (source->cache != NULL)
-    packet = cims_keyframe_cache_lookup (source->cache, seq);
-  if (packet != NULL)
-    cims_rtp_packet_ref (packet);
-  g_mutex_unlock (&source->lock);
-  return packet;
+  return atomic_load (&source->format_generation);
 }
 
-GPtrArray *
-cims_source_snapshot (CimsSource *source)
+static CimsKeyframeCache *
+feed_cache_new (CimsSource *source)
 {
-  GPtrArray *snapshot;
+  CimsKeyframeCache *cache = cims_keyframe_cache_new (source->codec, KEYFRAME_CACHE_MAX_BYTES,
+                                                      PACKET_HISTORY_SIZE);
+
+  if (source->parameter_sets != NULL)
+    cims_keyframe_cache_set_parameter_sets (cache, source->parameter_sets);
+  return cache;
+}
+
+guint
+cims_source_attach_feed (CimsSource *source, guint worker_index, CimsFeedRing **ring,
+                         CimsKeyframeCache **cache)
+{
+  g_autoptr (GPtrArray) snapshot = NULL;
+  guint generation;
 
   g_mutex_lock (&source->lock);
-  snapshot = source->cache ? cims_keyframe_cache_snapshot (source->cache)
-                           : g_ptr_array_new_with_free_func ((GDestroyNotify) cims_rtp_packet_unref);
+  *ring = cims_feed_ring_new ();
+  *cache = feed_cache_new (source);
+
+  /* The worker's cache starts from the master's current keyframe, and the
+   * ring carries every packet after it: nothing is missed or repeated,
+   * because both happen under the lock the producer holds per packet. */
+  if (source->cache != NULL) {
+    snapshot = cims_keyframe_cache_snapshot (source->cache);
+    for (guint i = 0; i < snapshot->len; i++) {
+      CimsRtpPacket *packet = g_ptr_array_index (snapshot, i);
+      if (!packet->is_synthetic)
+        cims_keyframe_cache_push (*cache, packet);
+    }
+  }
+
+  source->rings[worker_index] = *ring;
+  generation = atomic_load (&source->format_generation);
   g_mutex_unlock (&source->lock);
-  return snapshot;
+  return generation;
+}
+
+void
+cims_source_detach_feed (CimsSource *source, guint worker_index)
+{
+  g_mutex_lock (&source->lock);
+  source->rings[worker_index] = NULL;
+  g_mutex_unlock (&source->lock);
+}
+
+guint
+cims_source_refresh_feed_cache (CimsSource *source, CimsKeyframeCache **cache)
+{
+  guint generation;
+
+  g_mutex_lock (&source->lock);
+  g_clear_pointer (cache, cims_keyframe_cache_free);
+  *cache = feed_cache_new (source);
+  generation = atomic_load (&source->format_generation);
+  g_mutex_unlock (&source->lock);
+  return generation;
 }

@@ -184,9 +184,7 @@ srtp_start (CimsViewerSession *session)
   in_policy.ssrc.type = ssrc_any_inbound;
   in_policy.key = remote_key;
 
-  g_mutex_lock (&session->send_lock);
   ok = srtp_create (&session->srtp_out, &out_policy) == srtp_err_status_ok;
-  g_mutex_unlock (&session->send_lock);
   ok = ok && srtp_create (&session->srtp_in, &in_policy) == srtp_err_status_ok;
 
   cims_session_message (session, "DTLS-SRTP established with %s as DTLS %s",
@@ -280,7 +278,9 @@ cims_viewer_session_dtls_start (CimsViewerSession *session)
 
   session->dtls_timer = g_timeout_source_new (DTLS_TIMER_INTERVAL_MS);
   g_source_set_callback (session->dtls_timer, dtls_timer_cb, session, NULL);
-  g_source_attach (session->dtls_timer, session->hub->media_context);
+  g_source_attach (session->dtls_timer, session->context);
+  /* The context holds the only reference; the field is cleared before it ends. */
+  g_source_unref (session->dtls_timer);
 
   if (session->role == CIMS_DTLS_SETUP_ACTIVE)
     dtls_handshake_step (session);

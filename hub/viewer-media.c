@@ -4,6 +4,7 @@
  * RTCP sender reports. The handshake that keys it is viewer-dtls.c. */
 #include "hub/viewer-session-private.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* A PLI resends the whole keyframe cache, so one viewer may trigger that at
@@ -12,21 +13,33 @@
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* Sends one protected datagram to the viewer. */
+static gboolean
+send_datagram (CimsViewerSession *session, const guint8 *buffer, int length)
+{
+  ssize_t sent;
+
+  if (session->send_socket == NULL)
+    return nice_agent_send (session->agent, session->stream_id, 1, (guint) length,
+                            (const char *) buffer) >= 0;
+
+  /* A full socket buffer drops the packet for this viewer only: NACK or the
+   * next keyframe repairs it, and no other viewer waits. */
+  sent = sendto (g_socket_get_fd (session->send_socket), buffer, (size_t) length,
+                 MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) &session->peer,
+                 session->peer_size);
+  return sent == length;
+}
+
 /* Protects and sends one rewritten packet in @buffer (@size bytes of RTP,
- * with room for the SRTP trailer). Send lock held. */
+ * with room for the SRTP trailer). */
 static void
 send_protected (CimsViewerSession *session, guint8 *buffer, gsize size)
 {
   int length = (int) size;
-  int sent;
 
-  if (srtp_protect (session->srtp_out, buffer, &length) != srtp_err_status_ok) {
-    CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
-    return;
-  }
-
-  sent = nice_agent_send (session->agent, session->stream_id, 1, (guint) length, (const char *) buffer);
-  if (sent < 0) {
+  if (srtp_protect (session->srtp_out, buffer, &length) != srtp_err_status_ok
+      || !send_datagram (session, buffer, length)) {
     CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
     return;
   }
@@ -37,8 +50,34 @@ send_protected (CimsViewerSession *session, guint8 *buffer, gsize size)
   CIMS_METRIC_ADD (session->hub, bytes_relayed, (guint64) length);
 }
 
+void
+cims_viewer_session_update_send_path (CimsViewerSession *session)
+{
+  NiceCandidate *local = NULL;
+  NiceCandidate *remote = NULL;
+  GSocket *socket;
+
+  g_clear_object (&session->send_socket);
+
+  /* NULL for TCP or relayed pairs, which keep going through libnice. */
+  socket = nice_agent_get_selected_socket (session->agent, session->stream_id, 1);
+  if (socket == NULL)
+    return;
+
+  if (!nice_agent_get_selected_pair (session->agent, session->stream_id, 1, &local, &remote)) {
+    g_object_unref (socket);
+    return;
+  }
+
+  memset (&session->peer, 0, sizeof session->peer);
+  nice_address_copy_to_sockaddr (&remote->addr, (struct sockaddr *) &session->peer);
+  session->peer_size = nice_address_ip_version (&remote->addr) == 6 ? sizeof (struct sockaddr_in6)
+                                                                     : sizeof (struct sockaddr_in);
+  session->send_socket = socket;
+}
+
 static void
-send_packet_locked (CimsViewerSession *session, const CimsRtpPacket *packet)
+send_packet (CimsViewerSession *session, const CimsRtpPacket *packet)
 {
   guint8 buffer[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
   gsize size;
@@ -53,11 +92,11 @@ send_packet_locked (CimsViewerSession *session, const CimsRtpPacket *packet)
 }
 
 static void
-send_snapshot_locked (CimsViewerSession *session, GPtrArray *snapshot)
+send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 {
   cims_rtp_rewriter_begin_catch_up (&session->rewriter);
   for (guint i = 0; i < snapshot->len; i++)
-    send_packet_locked (session, g_ptr_array_index (snapshot, i));
+    send_packet (session, g_ptr_array_index (snapshot, i));
   cims_rtp_rewriter_end_catch_up (&session->rewriter);
 
   session->waiting_for_keyframe = FALSE;
@@ -75,30 +114,25 @@ session_takes_pli (CimsViewerSession *session)
 }
 
 void
-cims_viewer_session_deliver (CimsViewerSession *session, CimsSource *source,
-                             CimsKeyframeCache *cache, CimsRtpPacket *packet,
-                             gboolean starts_keyframe)
+cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cache,
+                             CimsRtpPacket *packet, gboolean starts_keyframe)
 {
   gboolean wants_snapshot;
 
   if (!atomic_load (&session->is_media_ready) || atomic_load (&session->is_closed))
     return;
 
-  g_mutex_lock (&session->send_lock);
-
   wants_snapshot = session->waiting_for_keyframe || session_takes_pli (session);
   if (!wants_snapshot) {
-    send_packet_locked (session, packet);
+    send_packet (session, packet);
   } else if (cims_keyframe_cache_has_keyframe (cache)) {
     g_autoptr (GPtrArray) snapshot = cims_keyframe_cache_snapshot (cache);
-    send_snapshot_locked (session, snapshot);
+    send_snapshot (session, snapshot);
   } else if (!session->waiting_for_keyframe) {
     /* A PLI with no keyframe cached: the next keyframe reaches this viewer
      * in the normal stream. */
-    send_packet_locked (session, packet);
+    send_packet (session, packet);
   }
-
-  g_mutex_unlock (&session->send_lock);
 }
 
 /* ---- RTCP ---------------------------------------------------------------- */
@@ -124,11 +158,8 @@ report_timer_cb (gpointer user_data)
   int length;
   guint32 rtp_ts;
 
-  g_mutex_lock (&session->send_lock);
-  if (session->srtp_out == NULL || !rewriter->started) {
-    g_mutex_unlock (&session->send_lock);
+  if (session->srtp_out == NULL || !rewriter->started)
     return G_SOURCE_CONTINUE;
-  }
 
   /* The RTP time now, extrapolated from the last packet sent. */
   rtp_ts = rewriter->last_out_ts
@@ -139,9 +170,8 @@ report_timer_cb (gpointer user_data)
                                         (guint32) rewriter->octets_sent, session->cname);
   length = (int) size;
   if (size > 0 && srtp_protect_rtcp (session->srtp_out, buffer, &length) == srtp_err_status_ok)
-    nice_agent_send (session->agent, session->stream_id, 1, (guint) length, (const char *) buffer);
+    send_datagram (session, buffer, length);
 
-  g_mutex_unlock (&session->send_lock);
   return G_SOURCE_CONTINUE;
 }
 
@@ -149,32 +179,26 @@ static void
 retransmit (CimsViewerSession *session, guint16 out_seq)
 {
   guint8 buffer[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
-  g_autoptr (CimsRtpPacket) packet = NULL;
+  CimsRtpPacket *packet;
   CimsRtpRewriter copy;
   guint16 src_seq;
   gsize size;
 
-  g_mutex_lock (&session->send_lock);
-  if (!cims_rtp_rewriter_map_seq_to_source (&session->rewriter, out_seq, &src_seq)) {
-    g_mutex_unlock (&session->send_lock);
+  if (session->feed == NULL || !cims_rtp_rewriter_map_seq_to_source (&session->rewriter, out_seq, &src_seq))
     return;
-  }
-  g_mutex_unlock (&session->send_lock);
 
-  packet = cims_source_lookup_packet (session->source, src_seq);
+  packet = cims_keyframe_cache_lookup (cims_feed_get_cache (session->feed), src_seq);
   if (packet == NULL)
     return;
 
   /* A copy of the rewriter maps the old packet to the sequence number and
    * timestamp it had, without moving the live stream's state. */
-  g_mutex_lock (&session->send_lock);
   copy = session->rewriter;
   size = cims_rtp_rewriter_write (&copy, packet, buffer, CIMS_RTP_MAX_PACKET);
   if (size > 0) {
     send_protected (session, buffer, size);
     CIMS_METRIC_ADD (session->hub, retransmissions_sent, 1);
   }
-  g_mutex_unlock (&session->send_lock);
 }
 
 void
@@ -212,18 +236,18 @@ cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data,
 void
 cims_viewer_session_media_start (CimsViewerSession *session)
 {
-  g_mutex_lock (&session->send_lock);
   cims_rtp_rewriter_init (&session->rewriter, session->ssrc, session->codec.payload_type,
                           session->codec.clock_rate ? session->codec.clock_rate : 90000,
                           (guint16) cims_viewer_session_random_u32 (), cims_viewer_session_random_u32 ());
   session->waiting_for_keyframe = TRUE;
-  g_mutex_unlock (&session->send_lock);
+  cims_viewer_session_update_send_path (session);
 
   atomic_store (&session->is_media_ready, 1);
-  cims_source_add_subscriber (session->source, session);
+  session->feed = cims_worker_subscribe (session->worker, session->source, session);
 
   session->report_timer = g_timeout_source_new (SENDER_REPORT_INTERVAL_MS);
   g_source_set_callback (session->report_timer, report_timer_cb, session, NULL);
-  g_source_attach (session->report_timer, session->hub->media_context);
+  g_source_attach (session->report_timer, session->context);
+  /* The context holds the only reference; the field is cleared before it ends. */
+  g_source_unref (session->report_timer);
 }
-

@@ -7,6 +7,7 @@
 #include "hub/hub-runtime.h"
 
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include <agent.h>
 #include <openssl/ssl.h>
@@ -41,7 +42,11 @@ struct _CimsViewerSession {
   gint64 started_real_us;
   gint64 started_us;
 
-  /* Media thread only. */
+  /* The worker that owns the session; everything below runs on its
+   * thread, so the send path takes no lock. */
+  CimsWorker *worker;
+  GMainContext *context;
+  CimsFeed *feed;               /* NULL until media starts */
   NiceAgent *agent;
   guint stream_id;
   SSL *ssl;
@@ -64,9 +69,11 @@ struct _CimsViewerSession {
   gpointer answer_data;
   gboolean answer_sent;
 
-  /* Send path: rewriter and outbound SRTP, used by the source's streaming
-   * thread and the media thread. */
-  GMutex send_lock;
+  /* Send path. Media goes straight to the selected pair's UDP socket;
+   * libnice keeps the socket for STUN and consent checks. */
+  GSocket *send_socket;         /* NULL: send through nice_agent_send() */
+  struct sockaddr_storage peer;
+  socklen_t peer_size;
   srtp_t srtp_out;
   CimsRtpRewriter rewriter;
   gboolean waiting_for_keyframe;
@@ -90,6 +97,8 @@ void cims_viewer_session_handle_dtls (CimsViewerSession *session, const guint8 *
 
 /* viewer-media.c */
 void cims_viewer_session_media_start (CimsViewerSession *session);
+/* Points the send path at the pair ICE selected; worker thread. */
+void cims_viewer_session_update_send_path (CimsViewerSession *session);
 void cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data, gsize size);
 
 G_END_DECLS

@@ -58,7 +58,6 @@ cims_viewer_session_new (CimsHub *hub, const CimsViewerSessionInfo *info)
   cims_viewer_session_set_decision (session, info->decision);
   session->started_real_us = g_get_real_time ();
   session->started_us = g_get_monotonic_time ();
-  g_mutex_init (&session->send_lock);
   return session;
 }
 
@@ -77,7 +76,6 @@ cims_viewer_session_unref (CimsViewerSession *session)
 
   /* The media thread released the agent, SSL and SRTP before the last ref. */
   g_assert (session->agent == NULL);
-  g_mutex_clear (&session->send_lock);
   g_clear_pointer (&session->remote_candidates, g_ptr_array_unref);
   g_free (session->remote_ufrag);
   g_free (session->remote_pwd);
@@ -265,6 +263,9 @@ ice_state_changed_cb (NiceAgent *agent, guint stream_id, guint component_id, gui
 
   cims_session_debug (session, "ICE state %s", nice_component_state_to_string (state));
 
+  if (state == NICE_COMPONENT_STATE_READY && session->srtp_out != NULL)
+    cims_viewer_session_update_send_path (session);
+
   if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
     if (session->role == CIMS_DTLS_SETUP_ACTIVE)
       cims_viewer_session_dtls_start (session);
@@ -428,7 +429,7 @@ negotiate_on_media_cb (gpointer user_data)
     return G_SOURCE_REMOVE;
   }
 
-  session->agent = nice_agent_new_full (session->hub->media_context, NICE_COMPATIBILITY_RFC5245,
+  session->agent = nice_agent_new_full (session->context, NICE_COMPATIBILITY_RFC5245,
                                         NICE_AGENT_OPTION_CONSENT_FRESHNESS);
   agent_configure (session);
 
@@ -441,7 +442,7 @@ negotiate_on_media_cb (gpointer user_data)
 
   g_signal_connect (session->agent, "candidate-gathering-done", G_CALLBACK (gathering_done_cb), session);
   g_signal_connect (session->agent, "component-state-changed", G_CALLBACK (ice_state_changed_cb), session);
-  nice_agent_attach_recv (session->agent, session->stream_id, 1, session->hub->media_context,
+  nice_agent_attach_recv (session->agent, session->stream_id, 1, session->context,
                           ice_recv_cb, session);
 
   if (session->role == CIMS_DTLS_SETUP_PASSIVE)
@@ -490,7 +491,10 @@ cims_viewer_session_negotiate (CimsViewerSession *session, CimsSource *source,
   /* The SSRC is fixed now because the answer announces it. */
   session->ssrc = cims_viewer_session_random_u32 ();
 
-  g_main_context_invoke (session->hub->media_context, negotiate_on_media_cb,
+  session->worker = cims_hub_worker_pick (session->hub);
+  session->context = cims_worker_get_context (session->worker);
+  cims_worker_count_session (session->worker, +1);
+  g_main_context_invoke (session->context, negotiate_on_media_cb,
                          cims_viewer_session_ref (session));
 }
 
@@ -547,9 +551,11 @@ teardown_on_media_cb (gpointer user_data)
     nice_agent_remove_stream (session->agent, session->stream_id);
   }
 
-  g_mutex_lock (&session->send_lock);
+  if (session->feed != NULL)
+    cims_worker_unsubscribe (session->worker, g_steal_pointer (&session->feed), session);
+  cims_worker_count_session (session->worker, -1);
+  g_clear_object (&session->send_socket);
   g_clear_pointer (&session->srtp_out, srtp_dealloc);
-  g_mutex_unlock (&session->send_lock);
   g_clear_pointer (&session->srtp_in, srtp_dealloc);
   g_clear_pointer (&session->ssl, SSL_free);
   g_clear_object (&session->agent);
@@ -564,9 +570,8 @@ cims_viewer_session_close (CimsViewerSession *session, const char *reason)
   if (atomic_exchange (&session->is_closed, 1))
     return;
 
-  /* After removal no streaming thread can be inside deliver() for us. */
-  if (session->source != NULL && atomic_load (&session->is_media_ready))
-    cims_source_remove_subscriber (session->source, session);
+  /* From here no worker sends for this session; the worker's teardown
+   * unsubscribes it and closes its agent. */
 
   cims_session_message (session, "session ended (%s) after %.1f s, %" G_GUINT64_FORMAT
                         " packets, %" G_GUINT64_FORMAT " bytes sent",
@@ -574,6 +579,10 @@ cims_viewer_session_close (CimsViewerSession *session, const char *reason)
                         (guint64) atomic_load (&session->packets_sent),
                         (guint64) atomic_load (&session->bytes_sent));
 
-  g_main_context_invoke (session->hub->media_context, teardown_on_media_cb,
+  if (session->context == NULL) {
+    /* Never negotiated: nothing runs on a worker. */
+    return;
+  }
+  g_main_context_invoke (session->context, teardown_on_media_cb,
                          cims_viewer_session_ref (session));
 }

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Media workers: one thread per core, each owning its viewers' ICE agents,
+ * DTLS, RTCP and send path. A source hands each packet to every worker that
+ * has viewers of it through a lock-free single-producer ring (a feed), so
+ * the per-viewer hot path runs on one thread with no lock, and a slow
+ * worker never delays the camera or another worker. */
+#include "hub/hub-runtime.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+/* Packets a feed may hold for a worker that is behind: about two seconds
+ * of a 4 Mbit/s camera. Past it the source drops for that worker only. */
+#define FEED_RING_SIZE 1024
+
+struct _CimsFeedRing {
+  CimsRtpPacket *slots[FEED_RING_SIZE];
+  atomic_uint head;             /* next slot the producer writes */
+  atomic_uint tail;             /* next slot the consumer reads */
+};
+
+struct _CimsFeed {
+  CimsWorker *worker;
+  CimsSource *source;
+  char *camera_id;
+  CimsFeedRing *ring;           /* shared with the source's producer */
+  CimsKeyframeCache *cache;     /* this worker's own copy: no lock to read it */
+  guint format_generation;
+  GPtrArray *subscribers;       /* of CimsViewerSession (ref) */
+};
+
+struct _CimsWorker {
+  CimsHub *hub;
+  guint index;
+  GMainContext *context;
+  GMainLoop *loop;
+  GThread *thread;
+  int wake_fd;                  /* eventfd the producers write to */
+  GSource *wake_source;
+  GPtrArray *feeds;             /* of CimsFeed, worker thread only */
+  atomic_int n_sessions;
+};
+
+/* ---- the ring (single producer, single consumer) ----------------------- */
+
+CimsFeedRing *
+cims_feed_ring_new (void)
+{
+  return g_new0 (CimsFeedRing, 1);
+}
+
+gboolean
+cims_feed_ring_push (CimsFeedRing *ring, CimsRtpPacket *packet)
+{
+  guint head = atomic_load_explicit (&ring->head, memory_order_relaxed);
+  guint tail = atomic_load_explicit (&ring->tail, memory_order_acquire);
+
+  if (head - tail >= FEED_RING_SIZE)
+    return FALSE;
+
+  ring->slots[head % FEED_RING_SIZE] = packet;
+  atomic_store_explicit (&ring->head, head + 1, memory_order_release);
+  return TRUE;
+}
+
+static CimsRtpPacket *
+feed_ring_pop (CimsFeedRing *ring)
+{
+  guint tail = atomic_load_explicit (&ring->tail, memory_order_relaxed);
+  guint head = atomic_load_explicit (&ring->head, memory_order_acquire);
+  CimsRtpPacket *packet;
+
+  if (tail == head)
+    return NULL;
+
+  packet = ring->slots[tail % FEED_RING_SIZE];
+  atomic_store_explicit (&ring->tail, tail + 1, memory_order_release);
+  return packet;
+}
+
+void
+cims_feed_ring_free (CimsFeedRing *ring)
+{
+  CimsRtpPacket *packet;
+
+  while ((packet = feed_ring_pop (ring)) != NULL)
+    cims_rtp_packet_unref (packet);
+  g_free (ring);
+}
+
+/* ---- feeds --------------------------------------------------------------- */
+
+CimsKeyframeCache *
+cims_feed_get_cache (CimsFeed *feed)
+{
+  return feed->cache;
+}
+
+static void
+feed_drain (CimsFeed *feed)
+{
+  guint generation = cims_source_get_format_generation (feed->source);
+  CimsRtpPacket *packet;
+
+  if (generation != feed->format_generation)
+    feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
+
+  while ((packet = feed_ring_pop (feed->ring)) != NULL) {
+    gboolean starts_keyframe = cims_keyframe_cache_push (feed->cache, packet);
+
+    for (guint i = 0; i < feed->subscribers->len; i++)
+      cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, packet,
+                                   starts_keyframe);
+    cims_rtp_packet_unref (packet);
+  }
+}
+
+static CimsFeed *
+feed_find (CimsWorker *worker, CimsSource *source)
+{
+  for (guint i = 0; i < worker->feeds->len; i++) {
+    CimsFeed *feed = g_ptr_array_index (worker->feeds, i);
+    if (feed->source == source)
+      return feed;
+  }
+  return NULL;
+}
+
+CimsFeed *
+cims_worker_subscribe (CimsWorker *worker, CimsSource *source, CimsViewerSession *session)
+{
+  CimsFeed *feed = feed_find (worker, source);
+
+  if (feed == NULL) {
+    feed = g_new0 (CimsFeed, 1);
+    feed->worker = worker;
+    feed->source = source;
+    feed->camera_id = g_strdup (cims_source_get_camera_id (source));
+    feed->subscribers = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_viewer_session_unref);
+    feed->format_generation = cims_source_attach_feed (source, worker->index, &feed->ring, &feed->cache);
+    g_ptr_array_add (worker->feeds, feed);
+  }
+
+  g_ptr_array_add (feed->subscribers, cims_viewer_session_ref (session));
+  cims_source_count_subscriber (source, +1);
+  return feed;
+}
+
+typedef struct {
+  CimsHub *hub;
+  char *camera_id;
+} IdleCheck;
+
+static gboolean
+idle_check_on_main_cb (gpointer user_data)
+{
+  IdleCheck *check = user_data;
+  CimsSource *source = g_hash_table_lookup (check->hub->sources, check->camera_id);
+
+  if (source != NULL)
+    cims_source_check_idle (source);
+
+  g_free (check->camera_id);
+  g_free (check);
+  return G_SOURCE_REMOVE;
+}
+
+void
+cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *session)
+{
+  IdleCheck *check;
+
+  if (!g_ptr_array_remove (feed->subscribers, session))
+    return;
+  cims_source_count_subscriber (feed->source, -1);
+  if (feed->subscribers->len > 0)
+    return;
+
+  /* The last viewer left: the source stops feeding this worker, and the
+   * main context decides whether the camera is idle. */
+  cims_source_detach_feed (feed->source, worker->index);
+  cims_feed_ring_free (feed->ring);
+  cims_keyframe_cache_free (feed->cache);
+  g_ptr_array_remove (worker->feeds, feed);
+
+  check = g_new0 (IdleCheck, 1);
+  check->hub = worker->hub;
+  check->camera_id = g_steal_pointer (&feed->camera_id);
+  g_main_context_invoke (worker->hub->main_context, idle_check_on_main_cb, check);
+
+  g_ptr_array_unref (feed->subscribers);
+  g_free (feed);
+}
+
+/* ---- the worker thread ---------------------------------------------------- */
+
+static gboolean
+wake_cb (gint fd, GIOCondition condition, gpointer user_data)
+{
+  CimsWorker *worker = user_data;
+  guint64 count;
+
+  if (read (fd, &count, sizeof count) < 0 && errno != EAGAIN)
+    g_warning ("worker %u: read() of its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
+
+  for (guint i = 0; i < worker->feeds->len; i++)
+    feed_drain (g_ptr_array_index (worker->feeds, i));
+  return G_SOURCE_CONTINUE;
+}
+
+void
+cims_worker_wake (CimsWorker *worker)
+{
+  guint64 one = 1;
+
+  /* EAGAIN means the counter is already non-zero: the worker will wake. */
+  if (write (worker->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    g_warning ("worker %u: write() to its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
+}
+
+static gpointer
+worker_main (gpointer user_data)
+{
+  CimsWorker *worker = user_data;
+
+  g_main_context_push_thread_default (worker->context);
+  g_main_loop_run (worker->loop);
+  g_main_context_pop_thread_default (worker->context);
+  return NULL;
+}
+
+CimsWorker *
+cims_worker_new (CimsHub *hub, guint index, GError **error)
+{
+  CimsWorker *worker;
+  g_autofree char *name = g_strdup_printf ("cims-media-%u", index);
+  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+  if (fd < 0) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "eventfd() failed: %s", g_strerror (errno));
+    return NULL;
+  }
+
+  worker = g_new0 (CimsWorker, 1);
+  worker->hub = hub;
+  worker->index = index;
+  worker->wake_fd = fd;
+  worker->feeds = g_ptr_array_new ();
+  worker->context = g_main_context_new ();
+  worker->loop = g_main_loop_new (worker->context, FALSE);
+  worker->wake_source = g_unix_fd_source_new (fd, G_IO_IN);
+  g_source_set_callback (worker->wake_source, G_SOURCE_FUNC (wake_cb), worker, NULL);
+  g_source_attach (worker->wake_source, worker->context);
+  worker->thread = g_thread_new (name, worker_main, worker);
+  return worker;
+}
+
+static gboolean
+quit_cb (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+cims_worker_free (CimsWorker *worker)
+{
+  if (worker == NULL)
+    return;
+
+  /* Teardowns already queued on the context run before the quit. */
+  g_main_context_invoke (worker->context, quit_cb, worker->loop);
+  g_thread_join (worker->thread);
+
+  g_source_destroy (worker->wake_source);
+  g_source_unref (worker->wake_source);
+  close (worker->wake_fd);
+  g_warn_if_fail (worker->feeds->len == 0);
+  g_ptr_array_unref (worker->feeds);
+  g_main_loop_unref (worker->loop);
+  g_main_context_unref (worker->context);
+  g_free (worker);
+}
+
+GMainContext *
+cims_worker_get_context (CimsWorker *worker)
+{
+  return worker->context;
+}
+
+guint
+cims_worker_get_index (CimsWorker *worker)
+{
+  return worker->index;
+}
+
+void
+cims_worker_count_session (CimsWorker *worker, int delta)
+{
+  atomic_fetch_add (&worker->n_sessions, delta);
+}
+
+CimsWorker *
+cims_hub_worker_pick (CimsHub *hub)
+{
+  CimsWorker *best = hub->workers[0];
+
+  for (guint i = 1; i < hub->n_workers; i++)
+    if (atomic_load (&hub->workers[i]->n_sessions) < atomic_load (&best->n_sessions))
+      best = hub->workers[i];
+  return best;
+}
