@@ -62,21 +62,37 @@ media_codec_add (GstSDPMedia *media, guint payload_type, const char *rtpmap, con
 static void
 media_formats_add (GstSDPMedia *media, const CimsWhepViewerOfferParams *params)
 {
-  gst_sdp_media_add_format (media, G_STRINGIFY (PAYLOAD_TYPE_H264_BASELINE));
-  gst_sdp_media_add_format (media, G_STRINGIFY (PAYLOAD_TYPE_H264_HIGH));
+  if (!params->omits_h264) {
+    gst_sdp_media_add_format (media, G_STRINGIFY (PAYLOAD_TYPE_H264_BASELINE));
+    gst_sdp_media_add_format (media, G_STRINGIFY (PAYLOAD_TYPE_H264_HIGH));
+  }
   if (params->offers_h265)
     gst_sdp_media_add_format (media, G_STRINGIFY (PAYLOAD_TYPE_H265));
   if (params->offers_vp8)
     gst_sdp_media_add_format (media, G_STRINGIFY (PAYLOAD_TYPE_VP8));
 
-  media_codec_add (media, PAYLOAD_TYPE_H264_BASELINE, "H264/90000",
-                   "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f");
-  media_codec_add (media, PAYLOAD_TYPE_H264_HIGH, "H264/90000",
-                   "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f");
+  if (!params->omits_h264) {
+    media_codec_add (media, PAYLOAD_TYPE_H264_BASELINE, "H264/90000",
+                     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f");
+    media_codec_add (media, PAYLOAD_TYPE_H264_HIGH, "H264/90000",
+                     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f");
+  }
   if (params->offers_h265)
     media_codec_add (media, PAYLOAD_TYPE_H265, "H265/90000", NULL);
   if (params->offers_vp8)
     media_codec_add (media, PAYLOAD_TYPE_VP8, "VP8/90000", NULL);
+}
+
+/* The answer to a remote offer names only the offered H.264 payload type,
+ * which Janus's streaming plugin sends as it came from the source. */
+static void
+media_answer_formats_add (GstSDPMedia *media, const CimsWhepViewerOfferParams *params)
+{
+  g_autofree char *format = g_strdup_printf ("%u", params->answer_payload_type);
+
+  gst_sdp_media_add_format (media, format);
+  media_codec_add (media, params->answer_payload_type, "H264/90000",
+                   "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f");
 }
 
 static void
@@ -113,17 +129,26 @@ cims_whep_viewer_offer_build (const CimsWhepViewerOfferParams *params)
   gst_sdp_message_set_origin (msg, "-", session_id, "1", "IN", "IP4", "127.0.0.1");
   gst_sdp_message_set_session_name (msg, "-");
   gst_sdp_message_add_time (msg, "0", "0", NULL);
-  gst_sdp_message_add_attribute (msg, "group", "BUNDLE 0");
+  if (params->answer_payload_type != 0) {
+    g_autofree char *group = g_strdup_printf ("BUNDLE %s", params->answer_mid != NULL ? params->answer_mid : "0");
+
+    gst_sdp_message_add_attribute (msg, "group", group);
+  } else {
+    gst_sdp_message_add_attribute (msg, "group", "BUNDLE 0");
+  }
 
   gst_sdp_media_new (&media);
   gst_sdp_media_set_media (media, "video");
   gst_sdp_media_set_port_info (media, 9, 0);
   gst_sdp_media_set_proto (media, "UDP/TLS/RTP/SAVPF");
   gst_sdp_media_add_connection (media, "IN", "IP4", "0.0.0.0", 0, 0);
-  media_formats_add (media, params);
+  if (params->answer_payload_type != 0)
+    media_answer_formats_add (media, params);
+  else
+    media_formats_add (media, params);
   gst_sdp_media_add_attribute (media, "rtcp", "9 IN IP4 0.0.0.0");
   media_transport_add (media, params);
-  gst_sdp_media_add_attribute (media, "mid", "0");
+  gst_sdp_media_add_attribute (media, "mid", params->answer_mid != NULL ? params->answer_mid : "0");
   gst_sdp_media_add_attribute (media, "recvonly", NULL);
   gst_sdp_media_add_attribute (media, "rtcp-mux", NULL);
   gst_sdp_media_add_attribute (media, "rtcp-rsize", NULL);
@@ -205,9 +230,11 @@ answer_fingerprint_parse (CimsWhepViewerAnswer *answer, const char *value, GErro
 }
 
 static gboolean
-answer_setup_parse (CimsWhepViewerAnswer *answer, const char *value, GError **error)
+answer_setup_parse (CimsWhepViewerAnswer *answer, const char *value, gboolean is_offer, GError **error)
 {
-  if (g_strcmp0 (value, "active") == 0)
+  if (is_offer && g_strcmp0 (value, "actpass") == 0)
+    answer->setup = CIMS_WHEP_VIEWER_SETUP_PASSIVE;
+  else if (g_strcmp0 (value, "active") == 0)
     answer->setup = CIMS_WHEP_VIEWER_SETUP_ACTIVE;
   else if (g_strcmp0 (value, "passive") == 0)
     answer->setup = CIMS_WHEP_VIEWER_SETUP_PASSIVE;
@@ -267,6 +294,7 @@ answer_ssrc_and_candidates_parse (CimsWhepViewerAnswer *answer, const GstSDPMedi
 
   if (ssrc != NULL)
     answer->ssrc = (guint32) g_ascii_strtoull (ssrc, NULL, 10);
+  answer->mid = g_strdup (gst_sdp_media_get_attribute_val (video, "mid"));
 
   answer->candidates = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0;; i++) {
@@ -278,9 +306,9 @@ answer_ssrc_and_candidates_parse (CimsWhepViewerAnswer *answer, const GstSDPMedi
   }
 }
 
-gboolean
-cims_whep_viewer_answer_parse (const char *text, gsize size, CimsWhepViewerAnswer *answer,
-                               GError **error)
+static gboolean
+remote_description_parse (const char *text, gsize size, gboolean is_offer, CimsWhepViewerAnswer *answer,
+                          GError **error)
 {
   GstSDPMessage *msg = NULL;
   const GstSDPMedia *video;
@@ -307,7 +335,7 @@ cims_whep_viewer_answer_parse (const char *text, gsize size, CimsWhepViewerAnswe
   }
 
   if (!answer_fingerprint_parse (answer, attribute_lookup (msg, video, "fingerprint"), error)
-      || !answer_setup_parse (answer, attribute_lookup (msg, video, "setup"), error)
+      || !answer_setup_parse (answer, attribute_lookup (msg, video, "setup"), is_offer, error)
       || !answer_codec_parse (answer, video, error))
     goto out;
 
@@ -323,6 +351,19 @@ out:
   return ok;
 }
 
+gboolean
+cims_whep_viewer_answer_parse (const char *text, gsize size, CimsWhepViewerAnswer *answer, GError **error)
+{
+  return remote_description_parse (text, size, FALSE, answer, error);
+}
+
+gboolean
+cims_whep_viewer_remote_offer_parse (const char *text, gsize size, CimsWhepViewerAnswer *answer,
+                                     GError **error)
+{
+  return remote_description_parse (text, size, TRUE, answer, error);
+}
+
 void
 cims_whep_viewer_answer_clear (CimsWhepViewerAnswer *answer)
 {
@@ -330,5 +371,6 @@ cims_whep_viewer_answer_clear (CimsWhepViewerAnswer *answer)
   g_clear_pointer (&answer->ice_pwd, g_free);
   g_clear_pointer (&answer->fingerprint_algorithm, g_free);
   g_clear_pointer (&answer->candidates, g_ptr_array_unref);
+  g_clear_pointer (&answer->mid, g_free);
   memset (answer, 0, sizeof *answer);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* One viewer's life: ICE agent, WHEP POST, DTLS, SRTP receive, periodic RTCP
- * and the end of the session (close_notify, ICE failure, idle, duration),
- * then DELETE. Offer, DTLS, SRTP and statistics details live in their own
- * files; whep-viewer.c runs many of these. */
+/* One viewer's life: ICE agent, WHEP POST (or Janus signalling), DTLS, SRTP
+ * receive, periodic RTCP and the end of the session (close_notify, ICE
+ * failure, idle, duration), then DELETE. Offer, DTLS, SRTP, statistics and
+ * Janus details live in their own files; whep-viewer.c runs many of these. */
 #include "bench/whep-viewer.h"
 
 #include <errno.h>
@@ -56,6 +56,13 @@ struct _CimsWhepViewer {
 
   CimsWhepViewerEnd end;
   gboolean is_done;
+
+  /* Janus mode: the viewer answers Janus's offer once both it and the local
+   * candidates are there. */
+  CimsWhepViewerJanus *janus;
+  char *janus_offer;
+  gboolean is_gathered;
+  gboolean has_answered;
 };
 
 static void viewer_end (CimsWhepViewer *viewer, CimsWhepViewerEnd end, const char *format, ...)
@@ -113,7 +120,9 @@ cims_whep_viewer_free (CimsWhepViewer *viewer)
   cims_whep_viewer_answer_clear (&viewer->answer);
   g_clear_object (&viewer->post);
   g_clear_object (&viewer->delete);
+  g_clear_pointer (&viewer->janus, cims_whep_viewer_janus_free);
   g_clear_object (&viewer->cancellable);
+  g_free (viewer->janus_offer);
   g_free (viewer->session_url);
   g_free (viewer->error_message);
   g_free (viewer->cname);
@@ -165,8 +174,22 @@ delete_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   viewer_done (viewer);
 }
 
-/* Frees the transport, then sends DELETE to the session URL when the viewer
- * itself ended the session. The hub has already dropped a session it ended. */
+static void
+janus_destroyed_cb (CimsWhepViewerJanus *janus, const char *offer, const GError *error, gpointer user_data)
+{
+  CimsWhepViewer *viewer = user_data;
+
+  if (error != NULL)
+    g_warning ("viewer %u: Janus destroy failed: %s", viewer->index, error->message);
+  else
+    viewer->delete_status = SOUP_STATUS_OK;
+
+  viewer_done (viewer);
+}
+
+/* Frees the transport, then sends DELETE to the session URL (or destroys
+ * the Janus session) when the viewer itself ended the session. The hub has
+ * already dropped a session it ended. */
 static gboolean
 teardown_cb (gpointer user_data)
 {
@@ -176,6 +199,10 @@ teardown_cb (gpointer user_data)
   g_autofree char *authorization = NULL;
 
   viewer_transport_clear (viewer);
+  if (viewer->janus != NULL && cims_whep_viewer_janus_has_session (viewer->janus)) {
+    cims_whep_viewer_janus_destroy (viewer->janus, janus_destroyed_cb, viewer);
+    return G_SOURCE_REMOVE;
+  }
   if (!is_own_end || viewer->session_url == NULL) {
     viewer_done (viewer);
     return G_SOURCE_REMOVE;
@@ -272,10 +299,29 @@ dtls_status_handle (CimsWhepViewer *viewer, CimsWhepViewerDtlsStatus status)
   }
 }
 
+/* Counts the source-to-viewer latency of a packet that carries a send time.
+ * Packets sent before this viewer's first packet arrived are the hub's
+ * cached keyframe run, replayed late on purpose, so they are left out. */
+static void
+latency_account (CimsWhepViewer *viewer, const guint8 *packet, gsize size, gint64 now_us)
+{
+  const CimsWhepViewerShared *shared = viewer->shared;
+  gint64 send_time_us;
+
+  if (shared->latency == NULL || now_us < shared->latency_from_us
+      || !cims_whep_viewer_send_time_parse (packet, size, &send_time_us))
+    return;
+  if (send_time_us < viewer->stats.first_packet_us + shared->real_minus_monotonic_us)
+    return;
+
+  cims_whep_viewer_latency_add (shared->latency, now_us + shared->real_minus_monotonic_us - send_time_us);
+}
+
 static void
 rtp_handle (CimsWhepViewer *viewer, const guint8 *data, gsize size)
 {
   guint8 packet[RECEIVE_BUFFER_SIZE];
+  gint64 now_us;
   int length;
 
   if (size > sizeof packet)
@@ -288,8 +334,10 @@ rtp_handle (CimsWhepViewer *viewer, const guint8 *data, gsize size)
     return;
   }
 
-  if (cims_whep_viewer_stats_add (&viewer->stats, packet, (gsize) length, g_get_monotonic_time ()))
+  now_us = g_get_monotonic_time ();
+  if (cims_whep_viewer_stats_add (&viewer->stats, packet, (gsize) length, now_us))
     event_print (viewer, "first-keyframe");
+  latency_account (viewer, packet, (gsize) length, now_us);
 }
 
 static void
@@ -416,7 +464,9 @@ cims_whep_viewer_tick (CimsWhepViewer *viewer, gint64 now_us)
 static gboolean
 answer_apply (CimsWhepViewer *viewer)
 {
-  CimsWhepViewerSetup offered = viewer->shared->options->setup;
+  /* The viewer's answer to Janus says a=setup:active. */
+  CimsWhepViewerSetup offered = viewer->janus != NULL ? CIMS_WHEP_VIEWER_SETUP_ACTIVE
+                                                      : viewer->shared->options->setup;
   CimsWhepViewerSetup answered = viewer->answer.setup;
   GSList *candidates = NULL;
   gboolean is_client;
@@ -568,6 +618,95 @@ fingerprint_corrupt (const char *fingerprint)
   return copy;
 }
 
+/* ---- Janus: answering its offer ------------------------------------------------------ */
+
+static void
+janus_started_cb (CimsWhepViewerJanus *janus, const char *offer, const GError *error, gpointer user_data)
+{
+  CimsWhepViewer *viewer = user_data;
+
+  if (error != NULL) {
+    viewer_end (viewer, CIMS_WHEP_VIEWER_END_POST_FAILED, "Janus start failed: %s", error->message);
+    return;
+  }
+
+  viewer->status = SOUP_STATUS_OK;
+  viewer->answer_us = g_get_monotonic_time ();
+}
+
+/* Answers Janus's offer with the viewer's candidates, a=setup:active (the
+ * viewer is the DTLS client) and the offered payload type, then applies the
+ * offer to the ICE agent and DTLS as a WHEP answer would be. */
+static void
+janus_answer (CimsWhepViewer *viewer, GPtrArray *candidates)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *ufrag = NULL;
+  g_autofree char *pwd = NULL;
+  g_autofree char *answer = NULL;
+  CimsWhepViewerOfferParams params = { 0 };
+
+  viewer->has_answered = TRUE;
+  if (!cims_whep_viewer_remote_offer_parse (viewer->janus_offer, strlen (viewer->janus_offer), &viewer->answer,
+                                            &error)) {
+    viewer_end (viewer, CIMS_WHEP_VIEWER_END_ANSWER_INVALID, "%s", error->message);
+    return;
+  }
+  if (viewer->answer.codec != CIMS_CODEC_H264) {
+    viewer_end (viewer, CIMS_WHEP_VIEWER_END_ANSWER_INVALID, "Janus offered %s; the viewer answers H.264 only",
+                cims_codec_to_string (viewer->answer.codec));
+    return;
+  }
+
+  nice_agent_get_local_credentials (viewer->agent, viewer->stream_id, &ufrag, &pwd);
+  params.ice_ufrag = ufrag;
+  params.ice_pwd = pwd;
+  params.fingerprint_sha256 = viewer->shared->identity->fingerprint_sha256;
+  params.setup = CIMS_WHEP_VIEWER_SETUP_ACTIVE;
+  params.candidates = candidates;
+  params.answer_payload_type = viewer->answer.payload_type;
+  params.answer_mid = viewer->answer.mid;
+  answer = cims_whep_viewer_offer_build (&params);
+
+  cims_whep_viewer_stats_init (&viewer->stats, viewer->answer.codec, 90000);
+  if (answer_apply (viewer))
+    cims_whep_viewer_janus_start (viewer->janus, answer, janus_started_cb, viewer);
+}
+
+static void
+janus_answer_if_ready (CimsWhepViewer *viewer)
+{
+  g_autoptr (GPtrArray) candidates = NULL;
+
+  if (!viewer->is_gathered || viewer->janus_offer == NULL || viewer->has_answered
+      || viewer->end != CIMS_WHEP_VIEWER_END_NONE)
+    return;
+
+  candidates = local_candidate_lines (viewer);
+  if (candidates->len == 0) {
+    viewer_end (viewer, CIMS_WHEP_VIEWER_END_POST_FAILED, "libnice gathered no candidate on %s",
+                viewer->shared->options->local_address);
+    return;
+  }
+  janus_answer (viewer, candidates);
+}
+
+static void
+janus_offer_cb (CimsWhepViewerJanus *janus, const char *offer, const GError *error, gpointer user_data)
+{
+  CimsWhepViewer *viewer = user_data;
+
+  if (error != NULL) {
+    viewer_end (viewer, CIMS_WHEP_VIEWER_END_POST_FAILED, "Janus watch failed: %s", error->message);
+    return;
+  }
+
+  viewer->janus_offer = g_strdup (offer);
+  janus_answer_if_ready (viewer);
+}
+
+/* ---- WHEP: the offer ------------------------------------------------------------------ */
+
 static void
 gathering_done_cb (NiceAgent *agent, guint stream_id, gpointer user_data)
 {
@@ -577,13 +716,21 @@ gathering_done_cb (NiceAgent *agent, guint stream_id, gpointer user_data)
   g_autofree char *pwd = NULL;
   g_autofree char *fingerprint = NULL;
   g_autofree char *offer = NULL;
-  g_autoptr (GPtrArray) candidates = local_candidate_lines (viewer);
+  g_autoptr (GPtrArray) candidates = NULL;
   CimsWhepViewerOfferParams params = { 0 };
 
+  if (viewer->janus != NULL) {
+    viewer->is_gathered = TRUE;
+    janus_answer_if_ready (viewer);
+    return;
+  }
+
+  candidates = local_candidate_lines (viewer);
   if (viewer->post != NULL || viewer->end != CIMS_WHEP_VIEWER_END_NONE)
     return;
   if (candidates->len == 0) {
-    viewer_end (viewer, CIMS_WHEP_VIEWER_END_POST_FAILED, "libnice gathered no candidate on 127.0.0.1");
+    viewer_end (viewer, CIMS_WHEP_VIEWER_END_POST_FAILED, "libnice gathered no candidate on %s",
+                options->local_address);
     return;
   }
 
@@ -597,6 +744,7 @@ gathering_done_cb (NiceAgent *agent, guint stream_id, gpointer user_data)
   params.candidates = candidates;
   params.offers_vp8 = options->offers_vp8;
   params.offers_h265 = options->offers_h265;
+  params.omits_h264 = options->omits_h264;
 
   offer = cims_whep_viewer_offer_build (&params);
   post_send (viewer, offer);
@@ -641,12 +789,17 @@ cims_whep_viewer_start (CimsWhepViewer *viewer)
 {
   NiceAddress address;
 
-  viewer->agent = nice_agent_new (viewer->shared->context, NICE_COMPATIBILITY_RFC5245);
-  g_object_set (viewer->agent, "controlling-mode", TRUE, "ice-tcp", FALSE, "upnp", FALSE, NULL);
+  const CimsWhepViewerOptions *options = viewer->shared->options;
 
-  /* Host candidates on 127.0.0.1 only, because the viewer and hub share loopback. */
+  /* The offerer controls ICE (RFC 8445 6.1.1): the viewer in WHEP, Janus in
+   * Janus mode. */
+  viewer->agent = nice_agent_new (viewer->shared->context, NICE_COMPATIBILITY_RFC5245);
+  g_object_set (viewer->agent, "controlling-mode", !options->is_janus, "ice-tcp", FALSE, "upnp", FALSE, NULL);
+
+  /* One host candidate on --local-address (127.0.0.1 by default, where the
+   * viewer and hub share loopback). */
   nice_address_init (&address);
-  nice_address_set_from_string (&address, "127.0.0.1");
+  nice_address_set_from_string (&address, options->local_address);
   nice_agent_add_local_address (viewer->agent, &address);
 
   viewer->stream_id = nice_agent_add_stream (viewer->agent, 1);
@@ -654,8 +807,20 @@ cims_whep_viewer_start (CimsWhepViewer *viewer)
   g_signal_connect (viewer->agent, "component-state-changed", G_CALLBACK (ice_state_changed_cb), viewer);
   nice_agent_attach_recv (viewer->agent, viewer->stream_id, 1, viewer->shared->context, ice_recv_cb, viewer);
 
-  if (!nice_agent_gather_candidates (viewer->agent, viewer->stream_id))
+  /* Before gathering, which may finish at once and must see Janus mode. */
+  if (options->is_janus)
+    viewer->janus = cims_whep_viewer_janus_new (viewer->shared->soup, options->base_url,
+                                                options->janus_mountpoint_id, viewer->cancellable);
+
+  if (!nice_agent_gather_candidates (viewer->agent, viewer->stream_id)) {
     viewer_end (viewer, CIMS_WHEP_VIEWER_END_POST_FAILED, "nice_agent_gather_candidates() failed");
+    return;
+  }
+
+  if (viewer->janus != NULL) {
+    viewer->post_us = g_get_monotonic_time ();
+    cims_whep_viewer_janus_watch (viewer->janus, janus_offer_cb, viewer);
+  }
 }
 
 /* ---- results ---------------------------------------------------------------------- */

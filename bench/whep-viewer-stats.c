@@ -172,7 +172,7 @@ sps_unit_cb (const guint8 *nal, gsize size, gpointer user_data)
   guint sps_type = stats->codec == CIMS_CODEC_H265 ? 33 : 7;
 
   if (type == sps_type)
-    cims_whep_viewer_sps_parse_size (stats->codec, nal, size, &stats->width, &stats->height);
+    cims_sps_parse_size (stats->codec, nal, size, &stats->width, &stats->height);
 }
 
 /* Reads the VP8 payload descriptor (RFC 7741 section 4.2) and, for the start

@@ -43,9 +43,13 @@ typedef struct {
   int expected_status;
   gboolean offers_vp8;
   gboolean offers_h265;
+  gboolean omits_h264;
   gboolean has_bad_fingerprint;
   gboolean prints_json;
   gboolean prints_events;
+  char *local_address;
+  gboolean is_janus;
+  int latency_after_ms;
 } RawOptions;
 
 static G_GNUC_NORETURN G_GNUC_PRINTF (1, 2) void
@@ -84,6 +88,7 @@ options_parse_raw (int *argc, char ***argv, RawOptions *raw)
       "OpenSSL DTLS-SRTP profile list to offer (default: GCM, then SRTP_AES128_CM_SHA1_80)", "LIST" },
     { "vp8", 0, 0, G_OPTION_ARG_NONE, &raw->offers_vp8, "Offer VP8 after H.264", NULL },
     { "h265", 0, 0, G_OPTION_ARG_NONE, &raw->offers_h265, "Offer H.265 after H.264", NULL },
+    { "no-h264", 0, 0, G_OPTION_ARG_NONE, &raw->omits_h264, "Offer no H.264 (with --vp8: a VP8-only client)", NULL },
     { "bad-fingerprint", 0, 0, G_OPTION_ARG_NONE, &raw->has_bad_fingerprint,
       "Offer a fingerprint that does not match the viewer's certificate", NULL },
     { "expect-status", 0, 0, G_OPTION_ARG_INT, &raw->expected_status,
@@ -91,6 +96,13 @@ options_parse_raw (int *argc, char ***argv, RawOptions *raw)
     { "json", 0, 0, G_OPTION_ARG_NONE, &raw->prints_json, "Print one JSON object per viewer and a summary", NULL },
     { "events", 0, 0, G_OPTION_ARG_NONE, &raw->prints_events,
       "Print a JSON line at each viewer's first keyframe and end", NULL },
+    { "local-address", 0, 0, G_OPTION_ARG_STRING, &raw->local_address,
+      "IPv4 address of the viewers' ICE host candidates (default 127.0.0.1)", "ADDRESS" },
+    { "janus", 0, 0, G_OPTION_ARG_NONE, &raw->is_janus,
+      "Watch through the Janus streaming plugin's HTTP API instead of WHEP: --url is Janus's base "
+      "(e.g. http://HOST:8088/janus), --camera the numeric mountpoint id, no token", NULL },
+    { "latency-after-ms", 0, 0, G_OPTION_ARG_INT, &raw->latency_after_ms,
+      "Count source-to-viewer latency only from this many ms after the start (default 0)", "MS" },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new ("- WebRTC WHEP viewers for tests and benchmarks");
@@ -151,15 +163,21 @@ options_parse (int *argc, char ***argv, CimsWhepViewerOptions *options)
     usage_fail ("--url and --camera are required");
   if (!g_str_has_prefix (raw.url, "http://") && !g_str_has_prefix (raw.url, "https://"))
     usage_fail ("--url must start with http:// or https://, not \"%s\"", raw.url);
-  if ((raw.token == NULL) == (raw.token_file == NULL))
+  if (!raw.is_janus && (raw.token == NULL) == (raw.token_file == NULL))
     usage_fail ("give exactly one of --token and --token-file");
+  if (raw.is_janus
+      && !g_ascii_string_to_unsigned (raw.camera, 10, 1, G_MAXINT64, &options->janus_mountpoint_id, NULL))
+    usage_fail ("with --janus, --camera is a numeric mountpoint id, not \"%s\"", raw.camera);
+  if (raw.latency_after_ms < 0)
+    usage_fail ("--latency-after-ms must not be negative");
   options_check_numbers (&raw);
 
   options->base_url = g_strdup (raw.url);
   if (g_str_has_suffix (options->base_url, "/"))
     options->base_url[strlen (options->base_url) - 1] = '\0';
   options->camera_id = raw.camera;
-  options->token = raw.token != NULL ? raw.token : token_read (raw.token_file);
+  options->token = raw.token != NULL ? raw.token : raw.token_file != NULL ? token_read (raw.token_file)
+                                                                           : g_strdup ("");
   options->incident_number = raw.incident_number;
   options->client = raw.client;
   options->n_viewers = (guint) raw.n_viewers;
@@ -171,10 +189,14 @@ options_parse (int *argc, char ***argv, CimsWhepViewerOptions *options)
   options->srtp_profiles = raw.srtp_profiles;
   options->offers_vp8 = raw.offers_vp8;
   options->offers_h265 = raw.offers_h265;
+  options->omits_h264 = raw.omits_h264;
   options->has_bad_fingerprint = raw.has_bad_fingerprint;
   options->expected_status = (guint) raw.expected_status;
   options->prints_json = raw.prints_json;
   options->prints_events = raw.prints_events;
+  options->local_address = raw.local_address != NULL ? raw.local_address : g_strdup ("127.0.0.1");
+  options->is_janus = raw.is_janus;
+  options->latency_after_ms = (guint) raw.latency_after_ms;
   g_free (raw.url);
   g_free (raw.token_file);
   g_free (raw.setup);
@@ -292,6 +314,30 @@ summary_member_ms (JsonBuilder *builder, const char *name, double ms)
     json_builder_add_double_value (builder, ms);
 }
 
+/* Adds the latency percentiles and the non-empty histogram buckets, as
+ * [bucket, count] pairs, so that runs of several processes can be merged. */
+static void
+summary_latency_add (JsonBuilder *builder, const CimsWhepViewerLatency *latency)
+{
+  json_builder_set_member_name (builder, "latency_samples");
+  json_builder_add_int_value (builder, (gint64) latency->n_samples);
+  summary_member_ms (builder, "latency_ms_p50", cims_whep_viewer_latency_percentile_ms (latency, 0.50));
+  summary_member_ms (builder, "latency_ms_p99", cims_whep_viewer_latency_percentile_ms (latency, 0.99));
+  json_builder_set_member_name (builder, "latency_bucket_us");
+  json_builder_add_int_value (builder, CIMS_WHEP_VIEWER_LATENCY_BUCKET_US);
+  json_builder_set_member_name (builder, "latency_histogram");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < CIMS_WHEP_VIEWER_LATENCY_N_BUCKETS; i++) {
+    if (latency->counts[i] == 0)
+      continue;
+    json_builder_begin_array (builder);
+    json_builder_add_int_value (builder, i);
+    json_builder_add_int_value (builder, (gint64) latency->counts[i]);
+    json_builder_end_array (builder);
+  }
+  json_builder_end_array (builder);
+}
+
 static char *
 summary_to_json (Run *run, guint n_successful)
 {
@@ -320,6 +366,7 @@ summary_to_json (Run *run, guint n_successful)
   summary_member_ms (builder, "first_keyframe_ms_p50", percentile (keyframe_ms, 0.50));
   summary_member_ms (builder, "first_keyframe_ms_p99", percentile (keyframe_ms, 0.99));
   summary_member_ms (builder, "first_keyframe_ms_max", percentile (keyframe_ms, 1.0));
+  summary_latency_add (builder, run->shared.latency);
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
@@ -365,6 +412,7 @@ options_clear (CimsWhepViewerOptions *options)
   g_free (options->incident_number);
   g_free (options->client);
   g_free (options->srtp_profiles);
+  g_free (options->local_address);
 }
 
 int
@@ -391,6 +439,8 @@ main (int argc, char **argv)
   run.shared.soup = soup_session_new_with_options ("max-conns", 4096, "max-conns-per-host", 4096,
                                                    "timeout", 30, NULL);
   run.shared.real_minus_monotonic_us = g_get_real_time () - g_get_monotonic_time ();
+  run.shared.latency = g_new0 (CimsWhepViewerLatency, 1);
+  run.shared.latency_from_us = g_get_monotonic_time () + (gint64) run.options.latency_after_ms * 1000;
   run.shared.ended_func = viewer_ended_cb;
   run.shared.ended_data = &run;
 
@@ -404,6 +454,7 @@ main (int argc, char **argv)
   g_ptr_array_unref (run.viewers);
   g_object_unref (run.shared.soup);
   cims_whep_viewer_identity_free (run.shared.identity);
+  g_free (run.shared.latency);
   srtp_shutdown ();
   options_clear (&run.options);
 

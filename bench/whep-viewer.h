@@ -63,11 +63,16 @@ typedef struct {
   CimsWhepViewerSetup setup;
   gboolean offers_vp8;
   gboolean offers_h265;
+  gboolean omits_h264;          /* offer no H.264, e.g. a VP8-only client */
   gboolean has_bad_fingerprint;
   guint expected_status;          /* 0 when --expect-status was not given */
   char *srtp_profiles;            /* OpenSSL list, e.g. "SRTP_AES128_CM_SHA1_80" */
   gboolean prints_json;
   gboolean prints_events;
+  char *local_address;            /* the ICE host candidate's address */
+  gboolean is_janus;              /* Janus streaming plugin instead of WHEP */
+  guint64 janus_mountpoint_id;    /* --camera, when is_janus */
+  guint latency_after_ms;         /* latency samples count from this time on */
 } CimsWhepViewerOptions;
 
 /* ---- offer and answer (whep-viewer-sdp.c) ------------------------------- */
@@ -80,6 +85,11 @@ typedef struct {
   GPtrArray *candidates;           /* "candidate:..." lines, transfer none */
   gboolean offers_vp8;
   gboolean offers_h265;
+  gboolean omits_h264;          /* offer no H.264, e.g. a VP8-only client */
+  /* Nonzero to build an answer to a remote offer instead: only this H.264
+   * payload type, with the offer's mid. */
+  guint8 answer_payload_type;
+  const char *answer_mid;
 } CimsWhepViewerOfferParams;
 
 /* What the viewer needs from the hub's answer. */
@@ -94,6 +104,7 @@ typedef struct {
   CimsCodec codec;
   guint32 ssrc;                    /* 0 when the answer has no a=ssrc */
   GPtrArray *candidates;           /* "a=candidate:..." lines */
+  char *mid;                       /* NULL when the SDP has no a=mid */
 } CimsWhepViewerAnswer;
 
 /* Returns (transfer full) the SDP text of a recvonly video offer. */
@@ -104,6 +115,12 @@ char *cims_whep_viewer_offer_build (const CimsWhepViewerOfferParams *params);
 gboolean cims_whep_viewer_answer_parse (const char *text, gsize size, CimsWhepViewerAnswer *answer,
                                         GError **error);
 void cims_whep_viewer_answer_clear (CimsWhepViewerAnswer *answer);
+
+/* Parses a remote offer (Janus's) into @answer like an answer, except that
+ * a=setup:actpass is accepted and read as PASSIVE, because the viewer answers
+ * with a=setup:active. */
+gboolean cims_whep_viewer_remote_offer_parse (const char *text, gsize size, CimsWhepViewerAnswer *answer,
+                                              GError **error);
 
 /* ---- DTLS (whep-viewer-dtls.c) ----------------------------------------- */
 
@@ -219,10 +236,50 @@ guint32 cims_whep_viewer_stats_get_extended_max (const CimsWhepViewerStats *stat
 /* Returns the RFC 3550 fraction lost since the previous call (0-255). */
 guint8 cims_whep_viewer_stats_take_fraction_lost (CimsWhepViewerStats *stats);
 
-/* Parses the coded size from an H.264 or H.265 SPS NAL unit (header
- * included). Returns FALSE when the unit is truncated or unsupported. */
-gboolean cims_whep_viewer_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size,
-                                          guint *width, guint *height);
+/* ---- latency (whep-viewer-latency.c) ------------------------------------ */
+
+#define CIMS_WHEP_VIEWER_LATENCY_BUCKET_US 100
+#define CIMS_WHEP_VIEWER_LATENCY_N_BUCKETS 20000   /* 0 to 2 s; the last bucket takes the rest */
+
+/* Histogram of source-to-viewer latencies of one process, 0.1 ms buckets. */
+typedef struct {
+  guint64 counts[CIMS_WHEP_VIEWER_LATENCY_N_BUCKETS];
+  guint64 n_samples;
+} CimsWhepViewerLatency;
+
+/* Reads the source's send time (CLOCK_REALTIME microseconds) from a plain RTP
+ * packet carrying cimshub-source-gen's send-time SEI. Returns FALSE for any
+ * other packet. */
+gboolean cims_whep_viewer_send_time_parse (const guint8 *packet, gsize size, gint64 *send_time_us);
+void cims_whep_viewer_latency_add (CimsWhepViewerLatency *latency, gint64 latency_us);
+double cims_whep_viewer_latency_percentile_ms (const CimsWhepViewerLatency *latency, double fraction);
+
+/* ---- Janus streaming plugin signalling (whep-viewer-janus.c) ------------- */
+
+typedef struct _CimsWhepViewerJanus CimsWhepViewerJanus;
+
+/* Called once per operation: with Janus's offer SDP (transfer none) after
+ * watch, with neither after start and destroy, or with @error. */
+typedef void (*CimsWhepViewerJanusFunc) (CimsWhepViewerJanus *janus, const char *offer, const GError *error,
+                                         gpointer user_data);
+
+/* Returns (transfer full) signalling for one viewer of mountpoint
+ * @mountpoint_id at @base_url (".../janus"). @soup and @cancellable are
+ * transfer none and must outlive it. */
+CimsWhepViewerJanus *cims_whep_viewer_janus_new (SoupSession *soup, const char *base_url, guint64 mountpoint_id,
+                                                 GCancellable *cancellable);
+void cims_whep_viewer_janus_free (CimsWhepViewerJanus *janus);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsWhepViewerJanus, cims_whep_viewer_janus_free)
+gboolean cims_whep_viewer_janus_has_session (CimsWhepViewerJanus *janus);
+/* Creates a session, attaches janus.plugin.streaming, sends "watch" and
+ * long-polls until the offer comes. Main context only. */
+void cims_whep_viewer_janus_watch (CimsWhepViewerJanus *janus, CimsWhepViewerJanusFunc func, gpointer user_data);
+/* Sends "start" with @answer as the JSEP answer. */
+void cims_whep_viewer_janus_start (CimsWhepViewerJanus *janus, const char *answer, CimsWhepViewerJanusFunc func,
+                                   gpointer user_data);
+/* Destroys the Janus session; not cancelled by the viewer's cancellable. */
+void cims_whep_viewer_janus_destroy (CimsWhepViewerJanus *janus, CimsWhepViewerJanusFunc func,
+                                     gpointer user_data);
 
 /* ---- RTCP (whep-viewer-rtcp.c) ----------------------------------------- */
 
@@ -256,6 +313,8 @@ typedef struct {
   SoupSession *soup;
   GMainContext *context;
   gint64 real_minus_monotonic_us;  /* converts monotonic times to Unix times */
+  gint64 latency_from_us;          /* monotonic time from which latency samples count */
+  CimsWhepViewerLatency *latency;  /* the process's histogram, written by every viewer */
   CimsWhepViewerEndedFunc ended_func;
   gpointer ended_data;
 } CimsWhepViewerShared;

@@ -56,6 +56,7 @@ typedef struct {
   atomic_uint_fast64_t sessions_refused_audit; /* WHEP requests refused because the audit log failed */
   atomic_uint_fast64_t whep_rate_limited;   /* WHEP requests answered 429 */
   atomic_uint_fast64_t feed_overflows;      /* packets a lagging worker missed */
+  atomic_int_fast64_t transcoders_active;
 } CimsMetrics;
 
 #define CIMS_METRIC_ADD(hub, field, n) \
@@ -112,6 +113,11 @@ struct _CimsHub {
 /* Returns (transfer none) the running source of @camera, starting its ingest
  * when it is not running. Main context only. */
 CimsSource *cims_hub_source_acquire (CimsHub *hub, const CimsConfigCamera *camera);
+
+/* Returns (transfer none) the shared transcode of @camera for @profile in
+ * @codec, starting it when none runs. Main context. */
+CimsSource *cims_hub_transcode_acquire (CimsHub *hub, CimsSource *camera, const CimsConfigProfile *profile,
+                                        CimsCodec codec);
 
 /* Registers a session that has an answer and will receive media. */
 void cims_hub_session_add (CimsHub *hub, CimsViewerSession *session);
@@ -248,6 +254,19 @@ void cims_api_object_set_time (JsonObject *object, const char *member, gint64 ti
 typedef void (*CimsSourceReadyFunc) (CimsSource *source, const GError *error, gpointer user_data);
 
 CimsSource *cims_source_new (CimsHub *hub, const CimsConfigCamera *camera);
+
+/* A shared transcode of @camera for @profile into @output_codec; starts at
+ * once, fed from the camera's keyframe. Main context. (transfer full) */
+CimsSource *cims_source_new_transcode (CimsHub *hub, CimsSource *camera, const CimsConfigProfile *profile,
+                                       CimsCodec output_codec);
+/* The hub->sources key of such a transcode. (transfer full) */
+char *cims_source_transcode_key (const char *camera_id, const char *profile_name, CimsCodec codec);
+const char *cims_source_get_key (CimsSource *source);
+/* The camera's picture size from its SPS; 0 x 0 until known. Any thread. */
+void cims_source_get_size (CimsSource *source, guint *width, guint *height);
+/* The transcoder of a transcode source, else NULL. (transfer none) */
+CimsTranscoder *cims_source_get_transcoder (CimsSource *source);
+const char *cims_source_get_profile_name (CimsSource *source);
 void cims_source_free (CimsSource *source);
 const char *cims_source_get_camera_id (CimsSource *source);
 
@@ -343,6 +362,8 @@ const char *cims_viewer_session_get_rule_name (CimsViewerSession *session);
 const char *cims_viewer_session_get_remote_address (CimsViewerSession *session);
 const char *cims_viewer_session_get_client (CimsViewerSession *session);
 const char *cims_viewer_session_get_camera_owner (CimsViewerSession *session);
+/* The source the session is fed from, NULL before negotiation. */
+CimsSource *cims_viewer_session_get_source (CimsViewerSession *session);
 gint64 cims_viewer_session_get_started_real_us (CimsViewerSession *session);
 guint64 cims_viewer_session_get_bytes_sent (CimsViewerSession *session);
 

@@ -139,6 +139,12 @@ cims_hub_get_http_port (CimsHub *hub)
   return hub->http_port;
 }
 
+static gboolean
+source_is_transcode (gpointer key, gpointer value, gpointer user_data)
+{
+  return cims_source_get_transcoder (value) != NULL;
+}
+
 void
 cims_hub_stop (CimsHub *hub)
 {
@@ -157,6 +163,8 @@ cims_hub_stop (CimsHub *hub)
   for (guint i = 0; i < ids->len; i++)
     cims_hub_session_end (hub, g_ptr_array_index (ids, i), "hub-shutdown");
 
+  /* Transcodes first: each detaches from its camera source. */
+  g_hash_table_foreach_remove (hub->sources, source_is_transcode, NULL);
   g_hash_table_remove_all (hub->sources);
 
   if (hub->heartbeat_id != 0) {
@@ -202,12 +210,29 @@ cims_hub_source_acquire (CimsHub *hub, const CimsConfigCamera *camera)
 
   if (source == NULL) {
     source = cims_source_new (hub, camera);
-    g_hash_table_insert (hub->sources, (gpointer) cims_source_get_camera_id (source), source);
+    g_hash_table_insert (hub->sources, (gpointer) cims_source_get_key (source), source);
   }
 
   cims_source_cancel_idle_stop (source);
   return source;
 }
+
+CimsSource *
+cims_hub_transcode_acquire (CimsHub *hub, CimsSource *camera, const CimsConfigProfile *profile,
+                            CimsCodec codec)
+{
+  g_autofree char *key = cims_source_transcode_key (cims_source_get_camera_id (camera), profile->name, codec);
+  CimsSource *source = g_hash_table_lookup (hub->sources, key);
+
+  if (source == NULL) {
+    source = cims_source_new_transcode (hub, camera, profile, codec);
+    g_hash_table_insert (hub->sources, (gpointer) cims_source_get_key (source), source);
+  }
+
+  cims_source_cancel_idle_stop (source);
+  return source;
+}
+
 
 typedef struct {
   CimsHub *hub;
@@ -297,7 +322,7 @@ cims_hub_session_end (CimsHub *hub, const char *session_id, const char *reason)
   atomic_fetch_sub (&hub->metrics.sessions_active, 1);
   CIMS_METRIC_ADD (hub, sessions_ended, 1);
 
-  source = g_hash_table_lookup (hub->sources, cims_viewer_session_get_camera_id (session));
+  source = cims_viewer_session_get_source (session);
   if (source != NULL)
     cims_source_check_idle (source);
   return TRUE;

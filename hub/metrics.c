@@ -23,6 +23,76 @@ metric_append_responses (GString *out, CimsHub *hub)
                           CIMS_METRIC_GET (hub, whep_responses_5xx));
 }
 
+typedef struct {
+  const char *name;
+  const char *type;
+  const char *help;
+} TranscoderMetric;
+
+static const TranscoderMetric transcoder_metrics[] = {
+  { "cimshub_transcoder_viewers", "gauge", "Viewers fed by each transcoder." },
+  { "cimshub_transcoder_frames_in_total", "counter", "Frames each transcoder decoded." },
+  { "cimshub_transcoder_frames_out_total", "counter", "Frames each transcoder encoded." },
+  { "cimshub_transcoder_frames_dropped_total", "counter",
+    "Frames each transcoder dropped for its frame-rate cap or for lateness." },
+  { "cimshub_transcoder_encode_time_mean_microseconds", "gauge", "Mean encode time per frame." },
+  { "cimshub_transcoder_encode_time_max_microseconds", "gauge", "Longest encode time of a frame." },
+  { "cimshub_transcoder_keyframe_requests_total", "counter",
+    "Viewer keyframe requests forwarded to the encoder." },
+  { "cimshub_transcoder_keyframe_requests_suppressed_total", "counter",
+    "Viewer keyframe requests within 500 ms of the previous one, not forwarded." },
+};
+
+static guint64
+transcoder_metric_value (guint index, CimsSource *source, const CimsTranscoderStats *stats)
+{
+  switch (index) {
+    case 0: return cims_source_get_n_subscribers (source);
+    case 1: return stats->n_frames_in;
+    case 2: return stats->n_frames_out;
+    case 3: return stats->n_frames_dropped;
+    case 4: return stats->mean_encode_us;
+    case 5: return stats->max_encode_us;
+    case 6: return stats->n_keyframe_requests;
+    default: return stats->n_keyframe_requests_suppressed;
+  }
+}
+
+/* One series per running transcoder, labelled with its camera and profile. */
+static void
+metric_append_transcoders (GString *out, CimsHub *hub)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint n_running = 0;
+
+  g_hash_table_iter_init (&iter, hub->sources);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (cims_source_get_transcoder (value) != NULL)
+      n_running++;
+  metric_append (out, "cimshub_transcoders_running", "gauge",
+                 "Transcoders running, one per camera and viewer profile in use.", n_running);
+
+  for (guint m = 0; m < G_N_ELEMENTS (transcoder_metrics); m++) {
+    g_string_append_printf (out, "# HELP %s %s\n# TYPE %s %s\n", transcoder_metrics[m].name,
+                            transcoder_metrics[m].help, transcoder_metrics[m].name, transcoder_metrics[m].type);
+    g_hash_table_iter_init (&iter, hub->sources);
+    while (g_hash_table_iter_next (&iter, NULL, &value)) {
+      CimsTranscoder *transcoder = cims_source_get_transcoder (value);
+      CimsTranscoderStats stats;
+
+      if (transcoder == NULL)
+        continue;
+      cims_transcoder_get_stats (transcoder, &stats);
+      g_string_append_printf (out, "%s{camera=\"%s\",profile=\"%s\",codec=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                              transcoder_metrics[m].name, cims_source_get_camera_id (value),
+                              cims_source_get_profile_name (value),
+                              cims_codec_to_string (cims_source_get_codec (value)),
+                              transcoder_metric_value (m, value, &stats));
+    }
+  }
+}
+
 char *
 cims_metrics_format (CimsHub *hub)
 {
@@ -78,6 +148,7 @@ cims_metrics_format (CimsHub *hub)
                  CIMS_METRIC_GET (hub, fingerprint_mismatches));
   metric_append (out, "cimshub_ice_failures_total", "counter",
                  "Sessions whose ICE connectivity or consent failed.", CIMS_METRIC_GET (hub, ice_failures));
+  metric_append_transcoders (out, hub);
   metric_append (out, "cimshub_uptime_seconds", "gauge", "Seconds since the hub started.",
                  (g_get_monotonic_time () - hub->started_us) / G_USEC_PER_SEC);
 

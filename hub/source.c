@@ -18,8 +18,14 @@ typedef struct {
 
 struct _CimsSource {
   CimsHub *hub;
+  char *key;                    /* in hub->sources: the camera id, or camera/profile/codec */
   char *camera_id;
-  CimsIngest *ingest;
+  CimsIngest *ingest;           /* camera sources only */
+
+  /* A transcode source decodes its upstream camera source's packets. */
+  CimsSource *upstream;
+  CimsTranscoder *transcoder;
+  char *profile_name;
 
   /* Guards everything below: taken by the streaming thread once per
    * packet, and by a worker when its first viewer of this camera joins or
@@ -35,6 +41,10 @@ struct _CimsSource {
   gboolean has_format;
   atomic_uint format_generation;
   atomic_int n_subscribers;
+  guint clock_rate;
+  guint width;                  /* from the camera's SPS; 0 until one is seen */
+  guint height;
+  GPtrArray *transcoders;       /* of CimsTranscoder fed by this camera (transfer none) */
 
   /* Main context only. */
   GArray *waiters;              /* of ReadyWaiter */
@@ -43,6 +53,8 @@ struct _CimsSource {
   char *last_error;
   gboolean is_stopping;
 };
+
+static void transcode_stop (CimsSource *source);
 
 /* ---- format and readiness ------------------------------------------------ */
 
@@ -71,10 +83,44 @@ waiters_notify (CimsSource *source, const GError *error)
   }
 }
 
+/* Takes the picture size from the first parameter set that is an SPS. */
+static void
+source_size_from_parameter_sets (CimsSource *source, GPtrArray *parameter_sets)
+{
+  for (guint i = 0; parameter_sets != NULL && i < parameter_sets->len; i++) {
+    gsize size = 0;
+    const guint8 *nal = g_bytes_get_data (g_ptr_array_index (parameter_sets, i), &size);
+
+    if ((cims_nal_classify_unit (source->codec, nal, size) & CIMS_NAL_FLAG_SPS)
+        && cims_sps_parse_size (source->codec, nal, size, &source->width, &source->height))
+      return;
+  }
+}
+
+static void
+source_size_from_packet (CimsSource *source, CimsRtpPacket *packet)
+{
+  gsize size = 0;
+  const guint8 *payload = cims_rtp_packet_get_payload (packet, &size);
+
+  if (payload == NULL || !(cims_nal_classify (source->codec, payload, size) & CIMS_NAL_FLAG_SPS))
+    return;
+
+  /* A single-NAL SPS packet; aggregated ones wait for a plain one. */
+  if (size > 2 && (cims_nal_classify_unit (source->codec, payload, size) & CIMS_NAL_FLAG_SPS))
+    cims_sps_parse_size (source->codec, payload, size, &source->width, &source->height);
+}
+
 static gboolean
 format_known_cb (gpointer user_data)
 {
   CimsSource *source = user_data;
+
+  /* The transcoders follow the camera's new format (a reboot can change
+   * its codec parameters). */
+  for (guint i = 0; source->transcoders != NULL && i < source->transcoders->len; i++)
+    cims_transcoder_set_input_format (g_ptr_array_index (source->transcoders, i), source->codec,
+                                      source->clock_rate, source->fmtp, source->parameter_sets);
 
   waiters_notify (source, NULL);
   return G_SOURCE_REMOVE;
@@ -102,6 +148,8 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
   }
 
   source->codec = codec;
+  source->clock_rate = clock_rate;
+  source_size_from_parameter_sets (source, parameter_sets);
   g_free (source->fmtp);
   source->fmtp = g_strdup (fmtp);
   source->profile_level_id = profile_level_id_from_fmtp (fmtp);
@@ -153,20 +201,12 @@ cims_source_when_ready (CimsSource *source, CimsSourceReadyFunc func, gpointer u
 
 /* ---- packets ----------------------------------------------------------------- */
 
-/* Streaming thread: keeps the master cache current and hands the packet
- * to every worker with viewers of this camera. */
+/* Keeps the master cache current and hands the packet to every worker
+ * with viewers of this source. Lock held. Returns which workers to wake. */
 static void
-ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
+source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet, gboolean *wake)
 {
-  CimsSource *source = user_data;
   CimsHub *hub = source->hub;
-  gboolean wake[CIMS_MAX_WORKERS] = { FALSE };
-
-  g_mutex_lock (&source->lock);
-  if (source->cache == NULL || packet->epoch != source->epoch) {
-    g_mutex_unlock (&source->lock);
-    return;
-  }
 
   cims_keyframe_cache_push (source->cache, packet);
   for (guint i = 0; i < hub->n_workers; i++) {
@@ -179,11 +219,37 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
       CIMS_METRIC_ADD (hub, feed_overflows, 1);
     }
   }
-  g_mutex_unlock (&source->lock);
+}
 
+static void
+workers_wake (CimsHub *hub, const gboolean *wake)
+{
   for (guint i = 0; i < hub->n_workers; i++)
     if (wake[i])
       cims_worker_wake (hub->workers[i]);
+}
+
+/* Streaming thread of the camera's ingest. */
+static void
+ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
+{
+  CimsSource *source = user_data;
+  gboolean wake[CIMS_MAX_WORKERS] = { FALSE };
+
+  g_mutex_lock (&source->lock);
+  if (source->cache == NULL || packet->epoch != source->epoch) {
+    g_mutex_unlock (&source->lock);
+    return;
+  }
+
+  if (source->width == 0)
+    source_size_from_packet (source, packet);
+  source_dispatch_locked (source, packet, wake);
+  for (guint i = 0; i < source->transcoders->len; i++)
+    cims_transcoder_push (g_ptr_array_index (source->transcoders, i), packet);
+  g_mutex_unlock (&source->lock);
+
+  workers_wake (source->hub, wake);
 }
 
 static void
@@ -231,9 +297,11 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   };
 
   source->hub = hub;
+  source->key = g_strdup (camera->id);
   source->camera_id = g_strdup (camera->id);
   g_mutex_init (&source->lock);
   source->waiters = g_array_new (FALSE, FALSE, sizeof (ReadyWaiter));
+  source->transcoders = g_ptr_array_new ();
 
   source->ingest = cims_ingest_new (&settings, &callbacks, source);
   cims_ingest_start (source->ingest);
@@ -252,9 +320,13 @@ cims_source_free (CimsSource *source)
   g_clear_handle_id (&source->idle_timeout_id, g_source_remove);
 
   source->is_stopping = TRUE;
-  cims_ingest_stop (source->ingest);
-  g_clear_pointer (&source->ingest, cims_ingest_free);
-  atomic_fetch_sub (&source->hub->metrics.sources_active, 1);
+  if (source->ingest != NULL) {
+    cims_ingest_stop (source->ingest);
+    g_clear_pointer (&source->ingest, cims_ingest_free);
+    atomic_fetch_sub (&source->hub->metrics.sources_active, 1);
+  }
+  if (source->transcoder != NULL)
+    transcode_stop (source);
 
   g_mutex_lock (&source->lock);
   for (guint i = 0; i < CIMS_MAX_WORKERS; i++)
@@ -265,6 +337,10 @@ cims_source_free (CimsSource *source)
   g_mutex_clear (&source->lock);
 
   g_array_unref (source->waiters);
+  g_warn_if_fail (source->transcoders->len == 0);
+  g_ptr_array_unref (source->transcoders);
+  g_free (source->key);
+  g_free (source->profile_name);
   g_free (source->fmtp);
   g_free (source->last_error);
   g_free (source->camera_id);
@@ -275,6 +351,33 @@ const char *
 cims_source_get_camera_id (CimsSource *source)
 {
   return source->camera_id;
+}
+
+const char *
+cims_source_get_key (CimsSource *source)
+{
+  return source->key;
+}
+
+void
+cims_source_get_size (CimsSource *source, guint *width, guint *height)
+{
+  g_mutex_lock (&source->lock);
+  *width = source->width;
+  *height = source->height;
+  g_mutex_unlock (&source->lock);
+}
+
+CimsTranscoder *
+cims_source_get_transcoder (CimsSource *source)
+{
+  return source->transcoder;
+}
+
+const char *
+cims_source_get_profile_name (CimsSource *source)
+{
+  return source->profile_name;
 }
 
 CimsCodec
@@ -303,13 +406,18 @@ source_has_sessions (CimsSource *source)
   GHashTableIter iter;
   gpointer entry;
 
+  if (source->transcoders->len > 0)
+    return TRUE;
+
   /* Sessions still negotiating are not subscribers yet, but they hold this
-   * source: it stays while any session of its camera exists. */
+   * source: it stays while any session that uses it exists. */
   g_hash_table_iter_init (&iter, source->hub->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &entry)) {
     CimsViewerSession *session = cims_hub_session_entry_get_session (entry);
 
-    if (g_strcmp0 (cims_viewer_session_get_camera_id (session), source->camera_id) == 0)
+    if (cims_viewer_session_get_source (session) == source
+        || (source->upstream == NULL
+            && g_strcmp0 (cims_viewer_session_get_camera_id (session), source->camera_id) == 0))
       return TRUE;
   }
 
@@ -325,18 +433,22 @@ idle_stop_cb (gpointer user_data)
   if (source_has_sessions (source))
     return G_SOURCE_REMOVE;
 
-  g_message ("camera=%s: no viewer for %u s, stopping the ingest", source->camera_id,
-             source->hub->config->idle_source_stop_s);
-  g_hash_table_remove (source->hub->sources, source->camera_id);
+  if (source->upstream == NULL)
+    g_message ("camera=%s: no viewer for %u s, stopping the ingest", source->camera_id,
+               source->hub->config->idle_source_stop_s);
+  g_hash_table_remove (source->hub->sources, source->key);
   return G_SOURCE_REMOVE;
 }
 
 void
 cims_source_check_idle (CimsSource *source)
 {
+  /* A transcode stops as soon as its last viewer leaves; it restarts at
+   * the next keyframe. A camera connection is kept a while for the next. */
+  guint delay_s = source->upstream != NULL ? 0 : source->hub->config->idle_source_stop_s;
+
   if (!source_has_sessions (source) && source->idle_timeout_id == 0)
-    source->idle_timeout_id = g_timeout_add_seconds (source->hub->config->idle_source_stop_s,
-                                                     idle_stop_cb, source);
+    source->idle_timeout_id = g_timeout_add_seconds (delay_s, idle_stop_cb, source);
 }
 
 guint
@@ -422,4 +534,125 @@ cims_source_refresh_feed_cache (CimsSource *source, CimsKeyframeCache **cache)
   generation = atomic_load (&source->format_generation);
   g_mutex_unlock (&source->lock);
   return generation;
+}
+
+/* ---- transcode sources --------------------------------------------------------- */
+
+/* Streaming thread of the transcoder's encoder. */
+static void
+transcode_packet_cb (CimsRtpPacket *packet, gpointer user_data)
+{
+  CimsSource *source = user_data;
+  gboolean wake[CIMS_MAX_WORKERS] = { FALSE };
+
+  g_mutex_lock (&source->lock);
+  if (packet->epoch != source->epoch) {
+    /* The transcoder rebuilt its pipeline: a new stream for the caches. */
+    cims_keyframe_cache_reset (source->cache);
+    source->epoch = packet->epoch;
+    atomic_fetch_add (&source->format_generation, 1);
+  }
+  source_dispatch_locked (source, packet, wake);
+  g_mutex_unlock (&source->lock);
+
+  workers_wake (source->hub, wake);
+}
+
+static void
+transcode_state_cb (CimsTranscoderState state, const char *message, gpointer user_data)
+{
+  CimsSource *source = user_data;
+
+  if (state == CIMS_TRANSCODER_STATE_RESTARTING)
+    g_warning ("camera=%s profile=%s: transcoder restarting: %s", source->camera_id, source->profile_name,
+               message ? message : "pipeline error");
+  else if (state == CIMS_TRANSCODER_STATE_RUNNING)
+    g_message ("camera=%s profile=%s: transcoded video is flowing", source->camera_id, source->profile_name);
+}
+
+/* Starts feeding the transcoder from the camera: its current keyframe
+ * first, so the decoder starts at once, then every packet. */
+static void
+transcode_attach (CimsSource *source)
+{
+  CimsSource *camera = source->upstream;
+  g_autoptr (GPtrArray) snapshot = NULL;
+
+  g_mutex_lock (&camera->lock);
+  if (camera->has_format)
+    cims_transcoder_set_input_format (source->transcoder, camera->codec, camera->clock_rate, camera->fmtp,
+                                      camera->parameter_sets);
+  cims_transcoder_start (source->transcoder);
+  if (camera->cache != NULL) {
+    snapshot = cims_keyframe_cache_snapshot (camera->cache);
+    for (guint i = 0; i < snapshot->len; i++)
+      cims_transcoder_push (source->transcoder, g_ptr_array_index (snapshot, i));
+  }
+  g_ptr_array_add (camera->transcoders, source->transcoder);
+  g_mutex_unlock (&camera->lock);
+}
+
+static void
+transcode_stop (CimsSource *source)
+{
+  CimsSource *camera = source->upstream;
+
+  g_mutex_lock (&camera->lock);
+  g_ptr_array_remove (camera->transcoders, source->transcoder);
+  g_mutex_unlock (&camera->lock);
+
+  g_clear_pointer (&source->transcoder, cims_transcoder_free);
+  atomic_fetch_sub (&source->hub->metrics.transcoders_active, 1);
+  g_message ("camera=%s profile=%s: transcoder stopped", source->camera_id, source->profile_name);
+  cims_source_check_idle (camera);
+}
+
+char *
+cims_source_transcode_key (const char *camera_id, const char *profile_name, CimsCodec codec)
+{
+  return g_strdup_printf ("%s/%s/%s", camera_id, profile_name, cims_codec_to_string (codec));
+}
+
+CimsSource *
+cims_source_new_transcode (CimsHub *hub, CimsSource *camera, const CimsConfigProfile *profile,
+                           CimsCodec output_codec)
+{
+  CimsSource *source = g_new0 (CimsSource, 1);
+  CimsTranscoderSettings settings = {
+    .camera_id = camera->camera_id,
+    .profile_name = profile->name,
+    .output_codec = output_codec,
+    .max_width = profile->max_width,
+    .max_height = profile->max_height,
+    .max_fps = profile->max_fps,
+    .max_kbps = profile->max_kbps,
+    .payload_type = 96,
+  };
+  CimsTranscoderCallbacks callbacks = {
+    .on_packet = transcode_packet_cb,
+    .on_state = transcode_state_cb,
+  };
+
+  source->hub = hub;
+  source->upstream = camera;
+  source->key = cims_source_transcode_key (camera->camera_id, profile->name, output_codec);
+  source->camera_id = g_strdup (camera->camera_id);
+  source->profile_name = g_strdup (profile->name);
+  g_mutex_init (&source->lock);
+  source->waiters = g_array_new (FALSE, FALSE, sizeof (ReadyWaiter));
+  source->transcoders = g_ptr_array_new ();
+  source->codec = output_codec;
+  source->clock_rate = 90000;
+  source->has_format = TRUE;
+  source->cache = cims_keyframe_cache_new (output_codec, KEYFRAME_CACHE_MAX_BYTES, PACKET_HISTORY_SIZE);
+  if (output_codec == CIMS_CODEC_H264)
+    source->fmtp = g_strdup ("packetization-mode=1;profile-level-id=42e01f");
+
+  source->transcoder = cims_transcoder_new (&settings, &callbacks, source);
+  atomic_fetch_add (&hub->metrics.transcoders_active, 1);
+  transcode_attach (source);
+  g_message ("camera=%s profile=%s: transcoder started to %s within %ux%u at %u fps, %u kbit/s",
+             camera->camera_id, profile->name, cims_codec_to_string (output_codec), profile->max_width,
+             profile->max_height, profile->max_fps, profile->max_kbps);
+  return source;
 }

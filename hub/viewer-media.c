@@ -222,8 +222,13 @@ cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data,
   cims_rtcp_parse_compound (buffer, (gsize) length, session->ssrc, &summary);
 
   if (summary.feedback & (CIMS_RTCP_FEEDBACK_PLI | CIMS_RTCP_FEEDBACK_FIR)) {
+    CimsTranscoder *transcoder = cims_source_get_transcoder (session->source);
+
     CIMS_METRIC_ADD (session->hub, plis_received, 1);
     atomic_store (&session->wants_keyframe, 1);
+    /* The transcoder limits these to one per 500 ms over all its viewers. */
+    if (transcoder != NULL)
+      cims_transcoder_request_keyframe (transcoder);
   }
 
   if (summary.feedback & CIMS_RTCP_FEEDBACK_NACK) {

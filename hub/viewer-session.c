@@ -165,6 +165,12 @@ cims_viewer_session_get_client (CimsViewerSession *session)
   return session->client;
 }
 
+CimsSource *
+cims_viewer_session_get_source (CimsViewerSession *session)
+{
+  return session->source;
+}
+
 const char *
 cims_viewer_session_get_camera_owner (CimsViewerSession *session)
 {

@@ -127,6 +127,25 @@ answer_fmtp_for (CimsCodec codec, const CimsSdpCodec *offered)
   return g_strdup (offered->fmtp);
 }
 
+/* The viewer profile named by the WHEP query's client= or the token's
+ * client claim; the configured default otherwise. */
+static const CimsConfigProfile *
+viewer_profile_for (WhepRequest *request)
+{
+  const CimsConfig *config = request->hub->config;
+  const char *client = request->client ? request->client : request->identity->client;
+  const CimsConfigProfile *profile = client ? cims_config_find_profile (config, client) : NULL;
+
+  if (profile != NULL)
+    return profile;
+
+  if (client != NULL)
+    g_message ("camera=%s: viewer %s names client \"%.64s\", which is no viewer profile; using the default",
+               request->camera->id, request->identity->subject, client);
+  profile = config->default_profile ? cims_config_find_profile (config, config->default_profile) : NULL;
+  return profile ? profile : g_ptr_array_index (config->profiles, 0);
+}
+
 static void
 source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
 {
@@ -136,7 +155,11 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
   g_autofree char *answer_fmtp = NULL;
   CimsViewerSessionInfo info = { 0 };
   g_autoptr (GError) audit_error = NULL;
+  CimsNegotiation negotiation = { 0 };
+  CimsCameraVideo video = { 0 };
+  const CimsConfigProfile *profile;
   const CimsSdpCodec *chosen;
+  CimsSource *feed;
 
   if (error != NULL) {
     g_warning ("camera=%s: viewer %s refused: %s", request->camera->id, request->identity->subject,
@@ -148,17 +171,22 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
     return;
   }
 
-  chosen = cims_sdp_offer_choose_codec (request->offer, codec, cims_source_get_profile_level_id (source));
-  if (chosen == NULL) {
-    g_autofree char *reason = g_strdup_printf ("The camera sends %s, and the offer has no %s payload "
-                                               "type the hub can relay (H.264 needs "
-                                               "packetization-mode=1).",
-                                               cims_codec_to_string (codec), cims_codec_to_string (codec));
-    reply_error_counted (request->hub, request->msg, SOUP_STATUS_BAD_REQUEST, "no-common-codec", reason);
+  profile = viewer_profile_for (request);
+  video.codec = codec;
+  video.h264_profile_level_id = cims_source_get_profile_level_id (source);
+  cims_source_get_size (source, &video.width, &video.height);
+  cims_negotiation_decide (request->offer, &video, profile, &negotiation);
+  if (negotiation.mode == CIMS_NEGOTIATION_NONE) {
+    reply_error_counted (request->hub, request->msg, SOUP_STATUS_BAD_REQUEST, "no-common-codec",
+                         negotiation.reason);
     soup_server_message_unpause (request->msg);
     whep_request_free (request);
     return;
   }
+  chosen = negotiation.offer_codec;
+  feed = source;
+  if (negotiation.mode == CIMS_NEGOTIATION_TRANSCODE)
+    feed = cims_hub_transcode_acquire (request->hub, source, profile, negotiation.output_codec);
 
   info.camera_id = request->camera->id;
   info.owner_jurisdiction = request->camera->jurisdiction;
@@ -182,9 +210,10 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
     return;
   }
   cims_hub_session_add (request->hub, session);
+  cims_session_message (session, "profile %s: %s", profile->name, negotiation.reason);
 
-  answer_fmtp = answer_fmtp_for (codec, chosen);
-  cims_viewer_session_negotiate (session, source, request->offer, chosen, answer_fmtp,
+  answer_fmtp = answer_fmtp_for (negotiation.output_codec, chosen);
+  cims_viewer_session_negotiate (session, feed, request->offer, chosen, answer_fmtp,
                                  answer_ready_cb, request);
 }
 

@@ -108,6 +108,37 @@ factory_append_picture (GString *launch, const CimsSimCamera *camera)
    * still moves through the scroll but shows no time. */
   if (factory_has_element ("timeoverlay"))
     g_string_append (launch, "timeoverlay ! ");
+
+  /* fault=resize: camera-sim-faults.c changes these caps every few seconds,
+   * which makes x264enc start again with a new SPS and an IDR. */
+  if (camera->faults.flags & CIMS_SIM_FAULT_RESIZE)
+    g_string_append_printf (launch, "videoscale ! capsfilter name=resize caps=video/x-raw,width=%u,height=%u ! ",
+                            camera->width, camera->height);
+}
+
+/* The x264enc tuning and payloader options of the H.264 faults, appended to
+ * the payloader's. fault=bframes drops the zerolatency tune for two
+ * B-frames without adaptive placement, which needs the main profile. */
+static const char *
+factory_h264_tune (const CimsSimCamera *camera)
+{
+  if (camera->faults.flags & CIMS_SIM_FAULT_BFRAMES)
+    return "speed-preset=ultrafast bframes=2 b-adapt=false";
+
+  return "tune=zerolatency speed-preset=ultrafast bframes=0";
+}
+
+static void
+factory_append_h264_payloader (GString *launch, const CimsSimCamera *camera)
+{
+  CimsSimFaultFlags flags = camera->faults.flags;
+
+  g_string_append_printf (launch, "rtph264pay name=pay0 pt=96 config-interval=%d",
+                          (flags & CIMS_SIM_FAULT_SPROP_ONLY) ? 0 : -1);
+  if (flags & CIMS_SIM_FAULT_BIG_KEYFRAME)
+    g_string_append (launch, " mtu=200");
+  if (flags & CIMS_SIM_FAULT_STAP_A)
+    g_string_append (launch, " aggregate-mode=zero-latency");
 }
 
 /* scenecut=0 keeps the keyframe interval fixed, as real cameras do, and the
@@ -119,13 +150,16 @@ static void
 factory_append_video_encoder (GString *launch, const CimsSimCamera *camera)
 {
   if (camera->codec == CIMS_SIM_CODEC_H264) {
+    const char *profile = (camera->faults.flags & CIMS_SIM_FAULT_BFRAMES) ? "main" : camera->h264_profile;
+
     g_string_append_printf (launch,
                             "videoconvert ! video/x-raw,format=I420 ! "
-                            "x264enc tune=zerolatency speed-preset=ultrafast bframes=0 threads=1 "
+                            "x264enc %s threads=1 "
                             "key-int-max=%u bitrate=%u byte-stream=true option-string=scenecut=0 ! "
-                            "video/x-h264,profile=%s ! "
-                            "rtph264pay name=pay0 pt=96 config-interval=-1",
-                            camera->keyint_frames, camera->bitrate_kbps, camera->h264_profile);
+                            "video/x-h264,profile=%s ! ",
+                            factory_h264_tune (camera), camera->keyint_frames, camera->bitrate_kbps,
+                            profile);
+    factory_append_h264_payloader (launch, camera);
     return;
   }
 
@@ -233,6 +267,12 @@ factory_media_configure_cb (GstRTSPMediaFactory *factory, GstRTSPMedia *media, g
 }
 
 static void
+factory_media_faults_cb (GstRTSPMediaFactory *factory, GstRTSPMedia *media, gpointer user_data)
+{
+  cims_sim_faults_configure_media (user_data, media);
+}
+
+static void
 factory_connect_footage (GstRTSPMediaFactory *factory, const CimsSimCamera *camera)
 {
   FactoryFootage *config = g_new0 (FactoryFootage, 1);
@@ -270,6 +310,10 @@ cims_sim_factory_new (const CimsSimCamera *camera, GError **error)
 
   if (camera->source == CIMS_SIM_SOURCE_FILE)
     factory_connect_footage (factory, camera);
+
+  /* The cameras live as long as the program, so the hook borrows @camera. */
+  if (camera->faults.flags != 0)
+    g_signal_connect (factory, "media-configure", G_CALLBACK (factory_media_faults_cb), (gpointer) camera);
 
   return g_steal_pointer (&factory);
 }

@@ -231,18 +231,67 @@ spec_parse_transport (CimsSimCamera *camera, const char *value, GError **error)
   return TRUE;
 }
 
-/* `fault=NAME+NAME` switches faults that have no key of their own. New fault
- * switches go into CimsSimFaults and are matched here. */
+/* Fault names of `fault=`, each a switch of CimsSimFaultFlags. */
+static const struct {
+  const char *name;
+  CimsSimFaultFlags flag;
+} spec_fault_names[] = {
+  { "sprop-only", CIMS_SIM_FAULT_SPROP_ONLY },
+  { "resize", CIMS_SIM_FAULT_RESIZE },
+  { "bframes", CIMS_SIM_FAULT_BFRAMES },
+  { "big-keyframe", CIMS_SIM_FAULT_BIG_KEYFRAME },
+  { "stap-a", CIMS_SIM_FAULT_STAP_A },
+  { "reorder", CIMS_SIM_FAULT_REORDER },
+  { "silent", CIMS_SIM_FAULT_SILENT },
+  { "udp-refused", CIMS_SIM_FAULT_UDP_REFUSED },
+  { "broken-audio", CIMS_SIM_FAULT_BROKEN_AUDIO },
+  { "tcp-junk", CIMS_SIM_FAULT_TCP_JUNK },
+  { "empty-nonce", CIMS_SIM_FAULT_EMPTY_NONCE },
+  { "basic-and-digest", CIMS_SIM_FAULT_BASIC_AND_DIGEST },
+  { "auth-describe-only", CIMS_SIM_FAULT_AUTH_DESCRIBE_ONLY },
+  { "get-parameter-454", CIMS_SIM_FAULT_GET_PARAMETER_454 },
+  { "get-parameter-unlisted", CIMS_SIM_FAULT_GET_PARAMETER_UNLISTED },
+  { "short-timeout", CIMS_SIM_FAULT_SHORT_TIMEOUT },
+  { "redirect", CIMS_SIM_FAULT_REDIRECT },
+  { "metadata-track", CIMS_SIM_FAULT_METADATA_TRACK },
+  { "bad-sdp", CIMS_SIM_FAULT_BAD_SDP },
+};
+
+static gboolean
+spec_fault_lookup (const char *name, CimsSimFaultFlags *flag)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (spec_fault_names); i++) {
+    if (g_str_equal (spec_fault_names[i].name, name)) {
+      *flag = spec_fault_names[i].flag;
+      return TRUE;
+    }
+  }
+
+  return FALSE;
+}
+
+/* `fault=NAME+NAME` switches faults that have no key of their own. */
 static gboolean
 spec_parse_fault (CimsSimCamera *camera, const char *value, GError **error)
 {
   g_auto(GStrv) names = g_strsplit (value, "+", -1);
 
   for (guint i = 0; names[i] != NULL; i++) {
+    CimsSimFaultFlags flag;
+
     if (g_str_equal (names[i], "none"))
       continue;
 
-    return spec_fail (error, "fault", names[i], "none (this build simulates no other fault)");
+    if (!spec_fault_lookup (names[i], &flag))
+      return spec_fail (error, "fault", names[i],
+                        "none or a '+'-separated list of sprop-only, resize, bframes, big-keyframe, "
+                        "stap-a, reorder, silent, udp-refused, broken-audio, tcp-junk, empty-nonce, "
+                        "basic-and-digest, auth-describe-only, get-parameter-454, "
+                        "get-parameter-unlisted, short-timeout, redirect, metadata-track, bad-sdp");
+
+    camera->faults.flags |= flag;
+    if (flag == CIMS_SIM_FAULT_UDP_REFUSED)
+      camera->faults.is_tcp_only = TRUE;
   }
 
   return TRUE;
@@ -325,6 +374,11 @@ spec_check_combination (CimsSimCamera *camera, GHashTable *seen, GError **error)
     message = "key 'auth' needs 'user' and 'password'";
   else if (g_hash_table_contains (seen, "profile") && camera->codec != CIMS_SIM_CODEC_H264)
     message = "key 'profile' applies to codec=h264 only";
+  else if (camera->faults.flags != 0 && camera->codec != CIMS_SIM_CODEC_H264)
+    message = "key 'fault' applies to codec=h264 only";
+  else if ((camera->faults.flags & CIMS_SIM_FAULTS_RAW) != 0
+           && (camera->source == CIMS_SIM_SOURCE_FILE || camera->audio != CIMS_SIM_AUDIO_NONE))
+    message = "faults of the raw RTSP responder need source=pattern and audio=none";
 
   if (message == NULL)
     return TRUE;

@@ -38,8 +38,41 @@ typedef enum {
 /* Switches that make the simulated camera misbehave the way real cameras do.
  * Each is parsed from the camera's SPEC; `fault=` names the switches that have
  * no key of their own. */
+typedef enum {
+  /* Served by gst-rtsp-server, changed by pad probes or encoder settings. */
+  CIMS_SIM_FAULT_SPROP_ONLY = 1 << 0,    /* SPS/PPS only in sprop-parameter-sets */
+  CIMS_SIM_FAULT_RESIZE = 1 << 1,        /* picture size toggles every few seconds */
+  CIMS_SIM_FAULT_BFRAMES = 1 << 2,       /* B-frames; SPS/PPS with the previous timestamp and marker */
+  CIMS_SIM_FAULT_BIG_KEYFRAME = 1 << 3,  /* keyframes in more than 150 FU-A fragments */
+  CIMS_SIM_FAULT_STAP_A = 1 << 4,        /* SPS, PPS and IDR in one STAP-A */
+  CIMS_SIM_FAULT_REORDER = 1 << 5,       /* packets of a frame swapped in pairs, one moved two later */
+  CIMS_SIM_FAULT_SILENT = 1 << 6,        /* RTP stops after a few seconds, the session stays open */
+  CIMS_SIM_FAULT_UDP_REFUSED = 1 << 7,   /* SETUP over UDP answered 461 */
+  /* Served by the raw RTSP responder of camera-sim-raw.c. */
+  CIMS_SIM_FAULT_BROKEN_AUDIO = 1 << 8,  /* audio track with empty config= and a wrong fmtp type */
+  CIMS_SIM_FAULT_TCP_JUNK = 1 << 9,      /* stray bytes between frames, blank header line, early RTCP */
+  CIMS_SIM_FAULT_EMPTY_NONCE = 1 << 10,  /* Digest challenge with nonce="" */
+  CIMS_SIM_FAULT_BASIC_AND_DIGEST = 1 << 11, /* both challenges offered, Basic first */
+  CIMS_SIM_FAULT_AUTH_DESCRIBE_ONLY = 1 << 12, /* only DESCRIBE checks credentials */
+  CIMS_SIM_FAULT_GET_PARAMETER_454 = 1 << 13,  /* GET_PARAMETER answered 454, no keep-alive */
+  CIMS_SIM_FAULT_GET_PARAMETER_UNLISTED = 1 << 14, /* GET_PARAMETER not in Public, no keep-alive */
+  CIMS_SIM_FAULT_SHORT_TIMEOUT = 1 << 15,  /* Session timeout 8 s, enforced */
+  CIMS_SIM_FAULT_REDIRECT = 1 << 16,     /* DESCRIBE answered 302 to a second port */
+  CIMS_SIM_FAULT_METADATA_TRACK = 1 << 17, /* ONVIF metadata tracks ahead of the video */
+  CIMS_SIM_FAULT_BAD_SDP = 1 << 18,      /* SDP without its v=, o= and s= lines */
+} CimsSimFaultFlags;
+
+/* The faults that need the raw RTSP responder instead of gst-rtsp-server. */
+#define CIMS_SIM_FAULTS_RAW (CIMS_SIM_FAULT_BROKEN_AUDIO | CIMS_SIM_FAULT_TCP_JUNK \
+                             | CIMS_SIM_FAULT_EMPTY_NONCE | CIMS_SIM_FAULT_BASIC_AND_DIGEST \
+                             | CIMS_SIM_FAULT_AUTH_DESCRIBE_ONLY | CIMS_SIM_FAULT_GET_PARAMETER_454 \
+                             | CIMS_SIM_FAULT_GET_PARAMETER_UNLISTED | CIMS_SIM_FAULT_SHORT_TIMEOUT \
+                             | CIMS_SIM_FAULT_REDIRECT | CIMS_SIM_FAULT_METADATA_TRACK \
+                             | CIMS_SIM_FAULT_BAD_SDP)
+
 typedef struct {
-  gboolean is_tcp_only;          /* transport=tcp: RTP over UDP is rejected */
+  gboolean is_tcp_only;          /* transport=tcp or fault=udp-refused: RTP over UDP is rejected */
+  CimsSimFaultFlags flags;
 } CimsSimFaults;
 
 /* One simulated camera, i.e. one mount point. Sizes and rates that are 0 were
@@ -120,5 +153,22 @@ CimsSimAuth *cims_sim_auth_new (void);
  * user was already registered with another password. */
 gboolean cims_sim_auth_add_camera (CimsSimAuth *auth, const CimsSimCamera *camera,
                                    GstRTSPMediaFactory *factory, GError **error);
+
+/* Adds the pad probes and timers of @camera's stream faults to a new media
+ * of gst-rtsp-server. Does nothing for a camera without such faults. */
+void cims_sim_faults_configure_media (const CimsSimCamera *camera, GstRTSPMedia *media);
+
+/* The raw RTSP responder of one camera whose faults gst-rtsp-server cannot
+ * produce: it answers RTSP itself and streams RTP interleaved over TCP. */
+typedef struct _CimsSimRawServer CimsSimRawServer;
+
+/* Starts listening on @address, port 0 (any free port), for @camera
+ * (transfer none, must outlive the server). Returns (transfer full) the
+ * server, or NULL with @error. Sessions run on their own threads. */
+CimsSimRawServer *cims_sim_raw_server_start (const CimsSimCamera *camera, const char *address,
+                                             GError **error);
+guint16 cims_sim_raw_server_get_port (CimsSimRawServer *server);
+void cims_sim_raw_server_free (CimsSimRawServer *server);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsSimRawServer, cims_sim_raw_server_free)
 
 G_END_DECLS

@@ -92,6 +92,12 @@ typedef void (*CimsNalUnitFunc) (const guint8 *nal, gsize size, gpointer user_da
 gboolean cims_nal_foreach_unit (CimsCodec codec, const guint8 *payload, gsize size,
                                 CimsNalUnitFunc func, gpointer user_data);
 
+/* Parses the coded picture size, cropping included, from an H.264 or H.265
+ * SPS NAL unit (header included) in sps-size.c. Returns FALSE when the unit
+ * is truncated or unsupported. */
+gboolean cims_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size,
+                              guint *width, guint *height);
+
 /* ---- keyframe cache and packet history -------------------------------- */
 
 /* Per-source memory of the packets since the latest keyframe, so a new

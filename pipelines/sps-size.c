@@ -2,7 +2,7 @@
 /* Reads the coded picture size from an H.264 or H.265 sequence parameter
  * set, cropping window included. Only the fields before the size are parsed;
  * VUI and everything after it are ignored. */
-#include "bench/whep-viewer.h"
+#include "pipelines/pipelines.h"
 
 #include <string.h>
 
@@ -248,7 +248,7 @@ h265_size_parse (BitReader *reader, guint *width, guint *height)
 }
 
 gboolean
-cims_whep_viewer_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size, guint *width,
+cims_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size, guint *width,
                                  guint *height)
 {
   guint8 rbsp[MAX_RBSP_SIZE];
