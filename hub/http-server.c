@@ -239,11 +239,33 @@ request_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
     cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such resource.");
 }
 
+/* A listening socket with a deep accept queue: GLib's default of 10 makes a
+ * burst of connections (a video wall opening dozens of cameras at once)
+ * fail at the TCP level before the hub sees them. */
+#define LISTEN_BACKLOG 1024
+
+static GSocket *
+listen_socket_new (GSocketAddress *address, GError **error)
+{
+  g_autoptr (GSocket) socket = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
+                                             G_SOCKET_PROTOCOL_TCP, error);
+
+  if (socket == NULL || !g_socket_bind (socket, address, TRUE, error))
+    return NULL;
+
+  g_socket_set_listen_backlog (socket, LISTEN_BACKLOG);
+  if (!g_socket_listen (socket, error))
+    return NULL;
+
+  return g_steal_pointer (&socket);
+}
+
 gboolean
 cims_http_server_start (CimsHub *hub, GError **error)
 {
   g_autoptr (GInetAddress) address = g_inet_address_new_from_string (hub->config->http_host);
   g_autoptr (GSocketAddress) socket_address = NULL;
+  g_autoptr (GSocket) listener = NULL;
   GSList *uris;
 
   if (address == NULL) {
@@ -256,7 +278,8 @@ cims_http_server_start (CimsHub *hub, GError **error)
   soup_server_add_handler (hub->http, NULL, request_cb, hub, NULL);
 
   socket_address = g_inet_socket_address_new (address, hub->config->http_port);
-  if (!soup_server_listen (hub->http, socket_address, 0, error)) {
+  listener = listen_socket_new (socket_address, error);
+  if (listener == NULL || !soup_server_listen_socket (hub->http, listener, 0, error)) {
     g_prefix_error (error, "Cannot listen on %s:%u: ", hub->config->http_host, hub->config->http_port);
     g_clear_object (&hub->http);
     return FALSE;
