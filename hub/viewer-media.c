@@ -24,7 +24,9 @@ send_datagram (CimsViewerSession *session, const guint8 *buffer, int length)
                             (const char *) buffer) >= 0;
 
   /* A full socket buffer drops the packet for this viewer only: NACK or the
-   * next keyframe repairs it, and no other viewer waits. */
+   * next keyframe repairs it, and no other viewer waits.
+   * NOTE: live packets go one sendto() per viewer, because each viewer has
+   * its own ICE socket and sendmmsg() batches only within one socket. */
   sent = sendto (g_socket_get_fd (session->send_socket), buffer, (size_t) length,
                  MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) &session->peer,
                  session->peer_size);
@@ -91,12 +93,85 @@ send_packet (CimsViewerSession *session, const CimsRtpPacket *packet)
   send_protected (session, buffer, size);
 }
 
+/* Datagrams a snapshot hands the kernel per sendmmsg() call. */
+#define SNAPSHOT_BATCH 32
+
+typedef struct {
+  guint8 data[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
+} Datagram;
+
+static void
+count_sent (CimsViewerSession *session, guint n_sent, guint64 n_bytes, guint n_dropped)
+{
+  atomic_fetch_add_explicit (&session->packets_sent, n_sent, memory_order_relaxed);
+  atomic_fetch_add_explicit (&session->bytes_sent, n_bytes, memory_order_relaxed);
+  CIMS_METRIC_ADD (session->hub, packets_relayed, n_sent);
+  CIMS_METRIC_ADD (session->hub, bytes_relayed, n_bytes);
+  CIMS_METRIC_ADD (session->hub, packets_dropped, n_dropped);
+}
+
+/* Sends @n protected datagrams to the viewer with one sendmmsg().
+ * NOTE: no UDP GSO: the packets of a frame differ in size and GSO needs
+ * equal segments, so each datagram stays a message of its own. */
+static void
+send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths, guint n)
+{
+  struct mmsghdr messages[SNAPSHOT_BATCH];
+  struct iovec vectors[SNAPSHOT_BATCH];
+  guint64 n_bytes = 0;
+  int n_sent;
+
+  if (session->send_socket == NULL) {
+    for (guint i = 0; i < n; i++) {
+      gboolean sent = send_datagram (session, datagrams[i].data, lengths[i]);
+      count_sent (session, sent ? 1 : 0, sent ? (guint64) lengths[i] : 0, sent ? 0 : 1);
+    }
+    return;
+  }
+
+  memset (messages, 0, sizeof (struct mmsghdr) * n);
+  for (guint i = 0; i < n; i++) {
+    vectors[i].iov_base = datagrams[i].data;
+    vectors[i].iov_len = (size_t) lengths[i];
+    messages[i].msg_hdr.msg_name = &session->peer;
+    messages[i].msg_hdr.msg_namelen = session->peer_size;
+    messages[i].msg_hdr.msg_iov = &vectors[i];
+    messages[i].msg_hdr.msg_iovlen = 1;
+  }
+
+  n_sent = sendmmsg (g_socket_get_fd (session->send_socket), messages, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  n_sent = MAX (n_sent, 0);
+  for (int i = 0; i < n_sent; i++)
+    n_bytes += (guint64) lengths[i];
+  count_sent (session, (guint) n_sent, n_bytes, n - (guint) n_sent);
+}
+
+/* Sends the cached keyframe and what followed it, batched: a joining
+ * viewer gets tens of packets at once, one system call per batch. */
 static void
 send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 {
+  Datagram datagrams[SNAPSHOT_BATCH];
+  int lengths[SNAPSHOT_BATCH];
+  guint n = 0;
+
   cims_rtp_rewriter_begin_catch_up (&session->rewriter);
-  for (guint i = 0; i < snapshot->len; i++)
-    send_packet (session, g_ptr_array_index (snapshot, i));
+  for (guint i = 0; i < snapshot->len; i++) {
+    gsize size = cims_rtp_rewriter_write (&session->rewriter, g_ptr_array_index (snapshot, i),
+                                          datagrams[n].data, CIMS_RTP_MAX_PACKET);
+
+    lengths[n] = (int) size;
+    if (size == 0 || srtp_protect (session->srtp_out, datagrams[n].data, &lengths[n]) != srtp_err_status_ok) {
+      CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+      continue;
+    }
+    if (++n == SNAPSHOT_BATCH) {
+      send_batch (session, datagrams, lengths, n);
+      n = 0;
+    }
+  }
+  if (n > 0)
+    send_batch (session, datagrams, lengths, n);
   cims_rtp_rewriter_end_catch_up (&session->rewriter);
 
   session->waiting_for_keyframe = FALSE;
