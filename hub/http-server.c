@@ -48,26 +48,30 @@ reply_json (SoupServerMessage *msg, guint status, JsonNode *root)
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, size);
 }
 
+/* An origin listed by name may call every resource; "*" opens only WHEP,
+ * so an unknown page cannot drive the admin API with a token it holds. */
 static gboolean
-origin_is_allowed (CimsHub *hub, const char *origin)
+origin_is_allowed (CimsHub *hub, const char *origin, const char *path)
 {
   char **origins = hub->config->cors_origins;
 
-  for (guint i = 0; origins != NULL && origins[i] != NULL; i++)
-    if (g_str_equal (origins[i], "*") || g_str_equal (origins[i], origin))
+  for (guint i = 0; origins != NULL && origins[i] != NULL; i++) {
+    if (g_str_equal (origins[i], origin))
       return TRUE;
-
+    if (g_str_equal (origins[i], "*") && g_str_has_prefix (path, "/whep/"))
+      return TRUE;
+  }
   return FALSE;
 }
 
 void
-cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg)
+cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg, const char *path)
 {
   SoupMessageHeaders *request = soup_server_message_get_request_headers (msg);
   SoupMessageHeaders *response = soup_server_message_get_response_headers (msg);
   const char *origin = soup_message_headers_get_one (request, "Origin");
 
-  if (origin == NULL || !origin_is_allowed (hub, origin))
+  if (origin == NULL || !origin_is_allowed (hub, origin, path))
     return;
 
   /* Echo the origin rather than "*": no cookies are honoured, but an exact
@@ -219,7 +223,7 @@ request_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
   CimsHub *hub = user_data;
   const char *method = soup_server_message_get_method (msg);
 
-  cims_http_apply_cors (hub, msg);
+  cims_http_apply_cors (hub, msg, path);
 
   if (g_str_equal (method, "OPTIONS"))
     handle_options (hub, msg, path);

@@ -399,8 +399,8 @@ gboolean cims_http_server_start (CimsHub *hub, GError **error);
 /* Sets a JSON error body {"error": code, "reason": reason} and the status. */
 void cims_http_reply_error (SoupServerMessage *msg, guint status, const char *code, const char *reason);
 
-/* Applies the CORS headers allowed for the request's Origin. */
-void cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg);
+/* Applies the CORS headers allowed for the request's Origin and path. */
+void cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg, const char *path);
 
 /* Returns (transfer full) the verified identity of the request's Bearer
  * token, or NULL after replying 401. */
