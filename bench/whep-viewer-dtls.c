@@ -220,6 +220,16 @@ ice_bio_method (void)
 
 /* ---- the connection ---------------------------------------------------------- */
 
+/* Retransmission timer: 50 ms first, doubling up to 1 s. OpenSSL's own
+ * first timer is 1 s, so a first flight that the peer drops because its
+ * DTLS is not ready yet (Janus, right after ICE connects) would add a whole
+ * second to the measured first-frame time. */
+static unsigned int
+dtls_timer_cb (SSL *ssl, unsigned int timer_us)
+{
+  return timer_us == 0 ? 50000 : MIN (timer_us * 2, 1000000);
+}
+
 /* Creates the SSL object in the client or server role. @dtls must stay at
  * the same address while it is in use: the write BIO points to it. */
 gboolean
@@ -243,6 +253,7 @@ cims_whep_viewer_dtls_start (CimsWhepViewerDtls *dtls, CimsWhepViewerIdentity *i
 
   SSL_set_options (dtls->ssl, SSL_OP_NO_QUERY_MTU);
   DTLS_set_link_mtu (dtls->ssl, DTLS_MTU);
+  DTLS_set_timer_cb (dtls->ssl, dtls_timer_cb);
   if (is_client)
     SSL_set_connect_state (dtls->ssl);
   else

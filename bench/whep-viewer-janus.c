@@ -161,8 +161,8 @@ janus_watch_send (CimsWhepViewerJanus *janus)
   janus_post (janus, builder, janus->cancellable);
 }
 
-/* Long poll: Janus holds the GET until an event is queued for the session,
- * or answers with a keepalive after about 30 s. */
+/* Long poll: Janus keeps the GET open until an event is queued for the
+ * session, or returns a keepalive when its poll timeout passes. */
 static void
 janus_poll (CimsWhepViewerJanus *janus)
 {

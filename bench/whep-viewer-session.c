@@ -464,7 +464,7 @@ cims_whep_viewer_tick (CimsWhepViewer *viewer, gint64 now_us)
 static gboolean
 answer_apply (CimsWhepViewer *viewer)
 {
-  /* The viewer's answer to Janus says a=setup:active. */
+  /* The viewer's answer to Janus contains a=setup:active. */
   CimsWhepViewerSetup offered = viewer->janus != NULL ? CIMS_WHEP_VIEWER_SETUP_ACTIVE
                                                       : viewer->shared->options->setup;
   CimsWhepViewerSetup answered = viewer->answer.setup;
@@ -918,6 +918,15 @@ result_media_add (JsonBuilder *builder, CimsWhepViewer *viewer)
     json_builder_add_int_value (builder, stats->height);
   else
     json_builder_add_null_value (builder);
+  json_builder_set_member_name (builder, "sizes");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < stats->n_sizes; i++) {
+    g_autofree char *size = g_strdup_printf ("%ux%u", stats->sizes[i][0], stats->sizes[i][1]);
+
+    json_builder_add_string_value (builder, size);
+  }
+  json_builder_end_array (builder);
+  member_int_add (builder, "keyframes", stats->n_keyframes);
   member_string_add (builder, "srtp_profile", viewer->srtp_profile_name);
   member_string_add (builder, "dtls_role", viewer->answer.setup == CIMS_WHEP_VIEWER_SETUP_PASSIVE ? "client"
                                            : viewer->answer.setup == CIMS_WHEP_VIEWER_SETUP_ACTIVE ? "server"
@@ -945,6 +954,7 @@ cims_whep_viewer_result_to_json (CimsWhepViewer *viewer)
   member_unix_ms_add (builder, viewer, "post_unix_ms", viewer->post_us);
   member_unix_ms_add (builder, viewer, "first_packet_unix_ms", viewer->stats.first_packet_us);
   member_unix_ms_add (builder, viewer, "last_packet_unix_ms", viewer->stats.last_packet_us);
+  member_unix_ms_add (builder, viewer, "last_keyframe_unix_ms", viewer->stats.last_keyframe_us);
   member_unix_ms_add (builder, viewer, "close_notify_unix_ms", viewer->close_notify_us);
   member_unix_ms_add (builder, viewer, "ended_unix_ms", viewer->ended_us);
   member_string_add (builder, "error", viewer->error_message);

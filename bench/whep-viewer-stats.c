@@ -171,8 +171,25 @@ sps_unit_cb (const guint8 *nal, gsize size, gpointer user_data)
   guint type = stats->codec == CIMS_CODEC_H265 ? (nal[0] >> 1) & 0x3f : nal[0] & 0x1f;
   guint sps_type = stats->codec == CIMS_CODEC_H265 ? 33 : 7;
 
-  if (type == sps_type)
-    cims_sps_parse_size (stats->codec, nal, size, &stats->width, &stats->height);
+  guint width = 0, height = 0;
+
+  if (type != sps_type || !cims_sps_parse_size (stats->codec, nal, size, &width, &height))
+    return;
+
+  if (stats->width == 0) {
+    stats->width = width;
+    stats->height = height;
+  }
+
+  for (guint i = 0; i < stats->n_sizes; i++) {
+    if (stats->sizes[i][0] == width && stats->sizes[i][1] == height)
+      return;
+  }
+  if (stats->n_sizes < G_N_ELEMENTS (stats->sizes)) {
+    stats->sizes[stats->n_sizes][0] = width;
+    stats->sizes[stats->n_sizes][1] = height;
+    stats->n_sizes++;
+  }
 }
 
 /* Reads the VP8 payload descriptor (RFC 7741 section 4.2) and, for the start
@@ -258,12 +275,13 @@ unit_classify (CimsWhepViewerStats *stats, const RtpView *view)
   if ((flags & CIMS_NAL_FLAG_PARAMETER_SET) == 0 || (flags & CIMS_NAL_FLAG_KEYFRAME) != 0)
     stats->unit_has_slices = TRUE;
 
-  if ((flags & CIMS_NAL_FLAG_SPS) != 0 && stats->width == 0)
+  if ((flags & CIMS_NAL_FLAG_SPS) != 0)
     cims_nal_foreach_unit (stats->codec, view->payload, view->payload_size, sps_unit_cb, stats);
 }
 
-/* Closes the access unit at its marker bit. Returns TRUE when it was the
- * first whole keyframe: every key part present, no sequence gap inside. */
+/* Closes the access unit at its marker bit and counts it when it is a whole
+ * keyframe: every key part present, no sequence gap inside. Returns TRUE for
+ * the first whole keyframe. */
 static gboolean
 unit_close (CimsWhepViewerStats *stats, gint64 now_us)
 {
@@ -276,7 +294,12 @@ unit_close (CimsWhepViewerStats *stats, gint64 now_us)
   else
     is_keyframe = (stats->unit_flags & required) == required;
 
-  if (!is_keyframe || !stats->unit_is_contiguous || stats->first_keyframe_us != 0)
+  if (!is_keyframe || !stats->unit_is_contiguous)
+    return FALSE;
+
+  stats->n_keyframes++;
+  stats->last_keyframe_us = now_us;
+  if (stats->first_keyframe_us != 0)
     return FALSE;
 
   stats->first_keyframe_us = now_us;
@@ -302,7 +325,10 @@ cims_whep_viewer_stats_add (CimsWhepViewerStats *stats, const guint8 *packet, gs
 
   unit_open_or_continue (stats, &view);
   unit_classify (stats, &view);
-  if (!view.has_marker)
+
+  /* Some cameras set the marker on parameter-set packets too: the access
+   * unit goes on until a packet with slices carries the marker. */
+  if (!view.has_marker || (stats->codec != CIMS_CODEC_VP8 && !stats->unit_has_slices))
     return FALSE;
 
   return unit_close (stats, now_us);

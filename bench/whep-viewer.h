@@ -195,8 +195,13 @@ typedef struct {
   gint64 first_packet_us;
   gint64 last_packet_us;
   gint64 first_keyframe_us;
-  guint width;
+  gint64 last_keyframe_us;
+  guint n_keyframes;               /* whole keyframes: every key part, no gap */
+  guint width;                     /* of the first SPS */
   guint height;
+  /* Every distinct size seen in an SPS, in order; the first 8 are kept. */
+  guint n_sizes;
+  guint sizes[8][2];
 
   /* Sequence tracking: extended highest sequence number and the reception
    * bitmap of the 64 numbers up to it (bit 0 is the highest). */

@@ -42,8 +42,6 @@ typedef struct {
   atomic_int_fast64_t sessions_active;
   atomic_int_fast64_t sources_active;
   atomic_uint_fast64_t source_reconnects;
-  atomic_uint_fast64_t packets_relayed;
-  atomic_uint_fast64_t bytes_relayed;
   atomic_uint_fast64_t packets_dropped;     /* SRTP protect or send failures */
   atomic_uint_fast64_t keyframe_snapshots_sent;
   atomic_uint_fast64_t nacks_received;
@@ -297,6 +295,22 @@ guint cims_source_get_format_generation (CimsSource *source);
 guint cims_source_refresh_feed_cache (CimsSource *source, CimsKeyframeCache **cache);
 
 /* ---- media workers (worker.c) ------------------------------------------- */
+
+/* Adds to a counter that one thread writes and others only read. */
+#define CIMS_COUNTER_ADD(counter, n) \
+  atomic_store_explicit (&(counter), atomic_load_explicit (&(counter), memory_order_relaxed) + (n), \
+                         memory_order_relaxed)
+
+/* Per-worker packet counters, summed into /metrics. */
+typedef struct {
+  atomic_uint_fast64_t packets_relayed;
+  atomic_uint_fast64_t bytes_relayed;
+  atomic_uint_fast64_t packets_dropped;
+} CimsWorkerCounters;
+
+CimsWorkerCounters *cims_worker_get_counters (CimsWorker *worker);
+/* Sums a field of every worker's counters; any thread. */
+guint64 cims_hub_worker_counters_sum (CimsHub *hub, gsize field_offset);
 
 CimsWorker *cims_worker_new (CimsHub *hub, guint index, GError **error);
 /* Runs the teardowns already queued, then stops the thread. */

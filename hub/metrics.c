@@ -120,16 +120,17 @@ cims_metrics_format (CimsHub *hub)
   metric_append (out, "cimshub_source_reconnects_total", "counter",
                  "Camera reconnection attempts.", CIMS_METRIC_GET (hub, source_reconnects));
 
-  metric_append (out, "cimshub_rtp_packets_relayed_total", "counter",
-                 "SRTP packets sent to viewers.", CIMS_METRIC_GET (hub, packets_relayed));
-  metric_append (out, "cimshub_rtp_bytes_relayed_total", "counter",
-                 "SRTP bytes sent to viewers.", CIMS_METRIC_GET (hub, bytes_relayed));
+  metric_append (out, "cimshub_rtp_packets_relayed_total", "counter", "SRTP packets sent to viewers.",
+                 cims_hub_worker_counters_sum (hub, G_STRUCT_OFFSET (CimsWorkerCounters, packets_relayed)));
+  metric_append (out, "cimshub_rtp_bytes_relayed_total", "counter", "SRTP bytes sent to viewers.",
+                 cims_hub_worker_counters_sum (hub, G_STRUCT_OFFSET (CimsWorkerCounters, bytes_relayed)));
   metric_append (out, "cimshub_feed_overflows_total", "counter",
                  "Packets a media worker missed because it fell behind its camera.",
                  CIMS_METRIC_GET (hub, feed_overflows));
   metric_append (out, "cimshub_rtp_packets_dropped_total", "counter",
                  "Packets not sent because protection or sending failed.",
-                 CIMS_METRIC_GET (hub, packets_dropped));
+                 CIMS_METRIC_GET (hub, packets_dropped)
+                 + cims_hub_worker_counters_sum (hub, G_STRUCT_OFFSET (CimsWorkerCounters, packets_dropped)));
   metric_append (out, "cimshub_keyframe_snapshots_sent_total", "counter",
                  "Keyframe caches sent to joining viewers or after a PLI.",
                  CIMS_METRIC_GET (hub, keyframe_snapshots_sent));

@@ -13,6 +13,22 @@
 
 /* ---- sending ------------------------------------------------------------ */
 
+/* Counts what the worker sent for this session. Only the session's worker
+ * writes these counters, so they need no atomic read-modify-write: shared
+ * atomics on the hot path would bounce one cache line between cores. */
+static void
+count_sent (CimsViewerSession *session, guint n_sent, guint64 n_bytes, guint n_dropped)
+{
+  CimsWorkerCounters *counters = cims_worker_get_counters (session->worker);
+
+  CIMS_COUNTER_ADD (session->packets_sent, n_sent);
+  CIMS_COUNTER_ADD (session->bytes_sent, n_bytes);
+  CIMS_COUNTER_ADD (counters->packets_relayed, n_sent);
+  CIMS_COUNTER_ADD (counters->bytes_relayed, n_bytes);
+  if (n_dropped > 0)
+    CIMS_COUNTER_ADD (counters->packets_dropped, n_dropped);
+}
+
 /* Sends one protected datagram to the viewer. */
 static gboolean
 send_datagram (CimsViewerSession *session, const guint8 *buffer, int length)
@@ -42,14 +58,11 @@ send_protected (CimsViewerSession *session, guint8 *buffer, gsize size)
 
   if (srtp_protect (session->srtp_out, buffer, &length) != srtp_err_status_ok
       || !send_datagram (session, buffer, length)) {
-    CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+    count_sent (session, 0, 0, 1);
     return;
   }
 
-  atomic_fetch_add_explicit (&session->packets_sent, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit (&session->bytes_sent, (guint64) length, memory_order_relaxed);
-  CIMS_METRIC_ADD (session->hub, packets_relayed, 1);
-  CIMS_METRIC_ADD (session->hub, bytes_relayed, (guint64) length);
+  count_sent (session, 1, (guint64) length, 0);
 }
 
 void
@@ -86,7 +99,7 @@ send_packet (CimsViewerSession *session, const CimsRtpPacket *packet)
 
   size = cims_rtp_rewriter_write (&session->rewriter, packet, buffer, CIMS_RTP_MAX_PACKET);
   if (size == 0) {
-    CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+    count_sent (session, 0, 0, 1);
     return;
   }
 
@@ -99,16 +112,6 @@ send_packet (CimsViewerSession *session, const CimsRtpPacket *packet)
 typedef struct {
   guint8 data[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
 } Datagram;
-
-static void
-count_sent (CimsViewerSession *session, guint n_sent, guint64 n_bytes, guint n_dropped)
-{
-  atomic_fetch_add_explicit (&session->packets_sent, n_sent, memory_order_relaxed);
-  atomic_fetch_add_explicit (&session->bytes_sent, n_bytes, memory_order_relaxed);
-  CIMS_METRIC_ADD (session->hub, packets_relayed, n_sent);
-  CIMS_METRIC_ADD (session->hub, bytes_relayed, n_bytes);
-  CIMS_METRIC_ADD (session->hub, packets_dropped, n_dropped);
-}
 
 /* Sends @n protected datagrams to the viewer with one sendmmsg().
  * NOTE: no UDP GSO: the packets of a frame differ in size and GSO needs
@@ -162,7 +165,7 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 
     lengths[n] = (int) size;
     if (size == 0 || srtp_protect (session->srtp_out, datagrams[n].data, &lengths[n]) != srtp_err_status_ok) {
-      CIMS_METRIC_ADD (session->hub, packets_dropped, 1);
+      count_sent (session, 0, 0, 1);
       continue;
     }
     if (++n == SNAPSHOT_BATCH) {
@@ -182,7 +185,9 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 static gboolean
 session_takes_pli (CimsViewerSession *session)
 {
-  if (!atomic_exchange (&session->wants_keyframe, 0))
+  /* A plain load first: the exchange is a full barrier, paid only on a PLI. */
+  if (!atomic_load_explicit (&session->wants_keyframe, memory_order_relaxed)
+      || !atomic_exchange (&session->wants_keyframe, 0))
     return FALSE;
 
   return g_get_monotonic_time () - session->last_snapshot_us >= PLI_MIN_INTERVAL_US;

@@ -43,6 +43,8 @@ struct _CimsWorker {
   GSource *wake_source;
   GPtrArray *feeds;             /* of CimsFeed, worker thread only */
   atomic_int n_sessions;
+  /* On a cache line of its own: only this worker writes it. */
+  CimsWorkerCounters counters __attribute__ ((aligned (64)));
 };
 
 /* ---- the ring (single producer, single consumer) ----------------------- */
@@ -245,7 +247,7 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
     return NULL;
   }
 
-  worker = g_new0 (CimsWorker, 1);
+  worker = g_aligned_alloc0 (1, sizeof (CimsWorker), 64);
   worker->hub = hub;
   worker->index = index;
   worker->wake_fd = fd;
@@ -283,13 +285,31 @@ cims_worker_free (CimsWorker *worker)
   g_ptr_array_unref (worker->feeds);
   g_main_loop_unref (worker->loop);
   g_main_context_unref (worker->context);
-  g_free (worker);
+  g_aligned_free (worker);
 }
 
 GMainContext *
 cims_worker_get_context (CimsWorker *worker)
 {
   return worker->context;
+}
+
+CimsWorkerCounters *
+cims_worker_get_counters (CimsWorker *worker)
+{
+  return &worker->counters;
+}
+
+guint64
+cims_hub_worker_counters_sum (CimsHub *hub, gsize field_offset)
+{
+  guint64 total = 0;
+
+  for (guint i = 0; i < hub->n_workers; i++) {
+    atomic_uint_fast64_t *field = (atomic_uint_fast64_t *) ((guint8 *) &hub->workers[i]->counters + field_offset);
+    total += atomic_load_explicit (field, memory_order_relaxed);
+  }
+  return total;
 }
 
 guint

@@ -31,6 +31,7 @@ typedef struct {
   gboolean has_frame_timestamp;
   guint32 frame_timestamp;       /* RTP timestamp of the last picture packet */
   gint64 first_packet_us;
+  gboolean is_silent;
 
   /* The access unit being counted for the keyframe log line. */
   guint32 unit_timestamp;
@@ -186,8 +187,9 @@ probe_is_silenced (FaultProbe *probe)
   if (now_us - probe->first_packet_us < SILENT_AFTER_US)
     return FALSE;
 
-  if (now_us - probe->first_packet_us < SILENT_AFTER_US + G_USEC_PER_SEC / 10)
+  if (!probe->is_silent)
     g_message ("camera=%s: stopped sending RTP, the session stays open", probe->camera->mount_path);
+  probe->is_silent = TRUE;
   return TRUE;
 }
 

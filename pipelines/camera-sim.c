@@ -120,8 +120,12 @@ sim_add_mounts (GstRTSPServer *server, GPtrArray *cameras)
   for (guint i = 0; i < cameras->len; i++) {
     CimsSimCamera *camera = g_ptr_array_index (cameras, i);
     g_autoptr(GError) error = NULL;
-    GstRTSPMediaFactory *factory = cims_sim_factory_new (camera, &error);
+    GstRTSPMediaFactory *factory;
 
+    if (camera->faults.flags & CIMS_SIM_FAULTS_RAW)
+      continue;
+
+    factory = cims_sim_factory_new (camera, &error);
     if (factory == NULL) {
       g_printerr ("cimshub-camera-sim: camera %s cannot be served: %s\n",
                   camera->mount_path, error->message);
@@ -143,15 +147,44 @@ sim_add_mounts (GstRTSPServer *server, GPtrArray *cameras)
     gst_rtsp_server_set_auth (server, GST_RTSP_AUTH (auth));
 }
 
-/* Prints the line scripts wait for, one per mount, with the bound port. */
-static void
-sim_print_ready (GstRTSPServer *server, const char *address, GPtrArray *cameras)
+/* Starts one raw RTSP responder, on its own port, for each camera whose
+ * faults gst-rtsp-server cannot produce. Returns them in camera order, NULL
+ * for the other cameras. Exits with status 1 when one cannot listen. */
+static GPtrArray *
+sim_start_raw_servers (GPtrArray *cameras, const char *address)
 {
-  int port = gst_rtsp_server_get_bound_port (server);
+  g_autoptr(GPtrArray) servers = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_sim_raw_server_free);
+
+  for (guint i = 0; i < cameras->len; i++) {
+    CimsSimCamera *camera = g_ptr_array_index (cameras, i);
+    g_autoptr(GError) error = NULL;
+    CimsSimRawServer *raw = NULL;
+
+    if (camera->faults.flags & CIMS_SIM_FAULTS_RAW) {
+      raw = cims_sim_raw_server_start (camera, address, &error);
+      if (raw == NULL) {
+        g_printerr ("cimshub-camera-sim: camera %s cannot be served: %s\n",
+                    camera->mount_path, error->message);
+        exit (EXIT_FAILURE);
+      }
+    }
+    g_ptr_array_add (servers, raw);
+  }
+
+  return g_steal_pointer (&servers);
+}
+
+/* Prints the line scripts wait for, one per mount, with the bound port. A
+ * camera of the raw responder has a port of its own. */
+static void
+sim_print_ready (GstRTSPServer *server, const char *address, GPtrArray *cameras, GPtrArray *raw_servers)
+{
   gboolean is_ipv6 = strchr (address, ':') != NULL;
 
   for (guint i = 0; i < cameras->len; i++) {
     CimsSimCamera *camera = g_ptr_array_index (cameras, i);
+    CimsSimRawServer *raw = g_ptr_array_index (raw_servers, i);
+    int port = raw != NULL ? cims_sim_raw_server_get_port (raw) : gst_rtsp_server_get_bound_port (server);
 
     printf ("cimshub-camera-sim: serving rtsp://%s%s%s:%d%s (%s %ux%u@%u, audio %s)\n",
             is_ipv6 ? "[" : "", address, is_ipv6 ? "]" : "", port, camera->mount_path,
@@ -178,6 +211,7 @@ main (int argc, char **argv)
   g_autoptr(GPtrArray) cameras = NULL;
   g_autoptr(GstRTSPServer) server = NULL;
   g_autoptr(GMainLoop) loop = NULL;
+  g_autoptr(GPtrArray) raw_servers = NULL;
   g_autofree char *service = NULL;
   guint server_source_id;
 
@@ -202,10 +236,11 @@ main (int argc, char **argv)
     return EXIT_FAILURE;
   }
 
+  raw_servers = sim_start_raw_servers (cameras, options.address);
   loop = g_main_loop_new (NULL, FALSE);
   g_unix_signal_add (SIGINT, sim_quit_cb, loop);
   g_unix_signal_add (SIGTERM, sim_quit_cb, loop);
-  sim_print_ready (server, options.address, cameras);
+  sim_print_ready (server, options.address, cameras, raw_servers);
 
   g_main_loop_run (loop);
 

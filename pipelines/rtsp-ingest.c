@@ -7,6 +7,7 @@
 
 #include <gst/gst.h>
 #include <gst/app/gstappsink.h>
+#include <gst/rtsp/gstrtspmessage.h>
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,6 +22,12 @@
 #define INGEST_UDP_TIMEOUT_MIN_MS 1000
 #define INGEST_UDP_TIMEOUT_MAX_MS 3000
 #define INGEST_WATCHDOG_MAX_INTERVAL_MS 500
+/* The ingest asks rtspsrc for a keep-alive this often while playing: with
+ * GStreamer 1.22 over TCP, a camera with Session timeout=8 got no keep-alive
+ * from rtspsrc within 8 s (seen in the camera-faults test). NOTE: rtspsrc
+ * sends the requested one only when the camera's Public lists
+ * GET_PARAMETER, and a camera whose timeout is below 5 s still drops. */
+#define INGEST_KEEP_ALIVE_INTERVAL_US (5 * G_USEC_PER_SEC)
 
 /* One connection attempt: one pipeline and what its streaming threads share
  * with the main context. Refcounted because a pending main-context callback
@@ -29,6 +36,8 @@ typedef struct {
   CimsIngest *ingest;           /* set and cleared on the main context only */
   GstElement *pipeline;
   GstElement *funnel;
+  GstElement *rtspsrc;          /* owned by the pipeline */
+  gint64 last_keep_alive_us;    /* main context */
   GSource *bus_source;
   gint64 started_us;
   gint64 playing_since_us;      /* main context; 0 until PLAYING */
@@ -627,13 +636,70 @@ rtspsrc_configure (CimsIngest *ingest, GstElement *rtspsrc)
                 "timeout", (guint64) ingest_udp_timeout_ms (ingest) * 1000,
                 "tcp-timeout", (guint64) ingest->connect_timeout_ms * 1000,
                 "do-rtcp", TRUE,
-                "drop-on-latency", TRUE,
+                /* Dropping to hold the latency would lose packets whenever
+                 * the hub is briefly busy; late is better than lost here. */
+                "drop-on-latency", FALSE,
+                /* 4 MiB of kernel buffer rides out a burst (a big keyframe)
+                 * while the streaming thread is busy; the kernel caps it at
+                 * net.core.rmem_max. */
+                "udp-buffer-size", 4 * 1024 * 1024,
                 NULL);
 
   if (ingest->username != NULL)
     g_object_set (rtspsrc, "user-id", ingest->username, NULL);
   if (ingest->password != NULL)
     g_object_set (rtspsrc, "user-pw", ingest->password, NULL);
+}
+
+/* Turns every GET_PARAMETER without a body, i.e. a keep-alive, into OPTIONS
+ * with the session: RFC 2326 section 10.1 lets OPTIONS keep a session alive,
+ * and every camera implements it, while some answer GET_PARAMETER with 454 or
+ * 405 or leave it out of Public. The ingest never asks for a parameter. */
+static gboolean
+rtspsrc_before_send_cb (GstElement *rtspsrc, GstRTSPMessage *message, gpointer user_data)
+{
+  GstRTSPMethod method;
+  const gchar *uri;
+  GstRTSPVersion version;
+  guint8 *body = NULL;
+  guint body_size = 0;
+
+  if (gst_rtsp_message_get_type (message) != GST_RTSP_MESSAGE_REQUEST)
+    return TRUE;
+  if (gst_rtsp_message_parse_request (message, &method, &uri, &version) != GST_RTSP_OK
+      || method != GST_RTSP_GET_PARAMETER)
+    return TRUE;
+
+  gst_rtsp_message_get_body (message, &body, &body_size);
+  if (body_size > 0)
+    return TRUE;
+
+  message->type_data.request.method = GST_RTSP_OPTIONS;
+  gst_rtsp_message_remove_header (message, GST_RTSP_HDR_CONTENT_TYPE, -1);
+  return TRUE;
+}
+
+/* Asks rtspsrc for an empty GET_PARAMETER, which rtspsrc_before_send_cb
+ * sends as OPTIONS. Main context. */
+static void
+connection_send_keep_alive (IngestConnection *connection, gint64 now_us)
+{
+  gchar *no_parameters[] = { NULL };
+  g_autoptr(GstPromise) promise = NULL;
+  gboolean is_queued = FALSE;
+
+  if (!g_atomic_int_get (&connection->has_packet))
+    return;
+  if (connection->last_keep_alive_us == 0)
+    connection->last_keep_alive_us = now_us;
+  if (now_us - connection->last_keep_alive_us < INGEST_KEEP_ALIVE_INTERVAL_US)
+    return;
+
+  connection->last_keep_alive_us = now_us;
+  promise = gst_promise_new ();
+  g_signal_emit_by_name (connection->rtspsrc, "get-parameters", no_parameters, NULL, promise, &is_queued);
+  if (!is_queued)
+    ingest_log (connection->ingest, G_LOG_LEVEL_DEBUG, "rtspsrc did not queue the keep-alive");
 }
 
 /* The appsink gets the RTP packets as rtspsrc's jitterbuffer puts them out:
@@ -680,6 +746,7 @@ connection_new (CimsIngest *ingest, GError **error)
   g_mutex_init (&connection->lock);
   connection->pipeline = gst_pipeline_new (ingest->camera_id);
   connection->funnel = funnel;
+  connection->rtspsrc = rtspsrc;
 
   rtspsrc_configure (ingest, rtspsrc);
   appsink_configure (connection, appsink);
@@ -689,6 +756,7 @@ connection_new (CimsIngest *ingest, GError **error)
   g_signal_connect (rtspsrc, "select-stream", G_CALLBACK (rtspsrc_select_stream_cb), connection);
   g_signal_connect (rtspsrc, "pad-added", G_CALLBACK (rtspsrc_pad_added_cb), connection);
   g_signal_connect (rtspsrc, "pad-removed", G_CALLBACK (rtspsrc_pad_removed_cb), connection);
+  g_signal_connect (rtspsrc, "before-send", G_CALLBACK (rtspsrc_before_send_cb), NULL);
 
   return connection;
 }
@@ -832,7 +900,10 @@ ingest_watchdog_cb (gpointer user_data)
 
   last_us = MAX (connection->started_us, atomic_load (&connection->last_packet_us));
   if (g_get_monotonic_time () - last_us < (gint64) ingest->connect_timeout_ms * 1000)
-    return G_SOURCE_CONTINUE;
+    {
+      connection_send_keep_alive (connection, g_get_monotonic_time ());
+      return G_SOURCE_CONTINUE;
+    }
 
   reason = g_strdup_printf ("no video packet for %u ms", ingest->connect_timeout_ms);
   connection_fail (connection, reason);

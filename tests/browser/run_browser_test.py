@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # End-to-end test of the hub with headless Chromium as a WHEP viewer: it starts
 # the camera simulator, the hub and the browser on 127.0.0.1 and checks relay,
-# denials and a camera restart. The page it drives is whep-viewer.html.
+# denials, a camera restart and a grant revoked during a cross-jurisdiction
+# session. The page it drives is whep-viewer.html.
 """Run cimshub's browser end-to-end tests and print one PASS/FAIL line each.
 
 Exit status is 0 only when every test passes. The last line is
@@ -54,6 +55,20 @@ CHROMIUM_FLAGS = [
 MIN_FRAMES_DECODED = 50
 MIN_FRAMES_AFTER_RESTART = 30
 CAMERA_DOWN_S = 2.0
+
+# Revocation: the Chelsea viewer decodes this many frames under the grant,
+# then the grant is revoked, and decoding must stop within FRAMES_STOP_S.
+# The page posts stats every 500 ms, which is the resolution of that check.
+# On close_notify Chromium 156 closes the DTLS transport at once but keeps
+# connectionState "connected". Its iceConnectionState turns "disconnected"
+# when its ICE consent checks go unanswered. In the runs that set
+# CONNECTION_LEAVE_S, that came 5.2 to 5.8 s after the revocation.
+REVOKE_INCIDENT = "BPD-2026-004712"
+MIN_FRAMES_BEFORE_REVOKE = 20
+FRAMES_STOP_S = 2.0
+FRAMES_STILL_S = 2.0
+DTLS_CLOSE_S = 1.0
+CONNECTION_LEAVE_S = 10.0
 
 
 class Deadline:
@@ -249,6 +264,29 @@ def wait_for_healthz(proc, base_url, timeout_s):
     return False
 
 
+def api_request(base_url, method, path, token, body=None, timeout_s=10.0):
+    """Sends one admin-API request with a Bearer token. Returns (status,
+    parsed JSON body); status 0 when the request failed."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base_url + path, data=data, method=method)
+    request.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            text = response.read().decode("utf-8", "replace")
+            status = response.status
+    except urllib.error.HTTPError as error:
+        text = error.read().decode("utf-8", "replace")
+        status = error.code
+    except (urllib.error.URLError, OSError) as error:
+        return 0, {"error": str(error)}
+    try:
+        return status, json.loads(text) if text else {}
+    except ValueError:
+        return status, {"unparsedBody": text}
+
+
 def read_metric_sum(base_url, name):
     """Sums every sample of metric @name on /metrics, or returns None when the
     page or the metric is missing."""
@@ -283,6 +321,10 @@ class ResultStore:
         with self.condition:
             reports = self.reports.get(test)
             return reports[-1] if reports else None
+
+    def all(self, test):
+        with self.condition:
+            return list(self.reports.get(test, []))
 
     def wait(self, test, predicate, timeout_s):
         """Waits until the latest report of @test satisfies @predicate.
@@ -352,6 +394,7 @@ class Run:
         self.page_url = None
         self.sim_port = None
         self.tokens = {}
+        self.keys = {}
         self.browser_count = 0
         self.footage = args.footage if args.footage and os.path.isfile(args.footage) else None
         if self.footage:
@@ -382,7 +425,7 @@ class Run:
             raise RuntimeError("the camera simulator did not print its serving line")
 
     def setup(self):
-        keys = {}
+        keys = self.keys
         for name in ("boston", "chelsea"):
             keys[name] = make_key_pair(self.temp_dir, name)
 
@@ -418,13 +461,14 @@ class Run:
         threading.Thread(target=self.page_server.serve_forever, daemon=True).start()
         self.page_url = f"http://127.0.0.1:{self.page_server.server_address[1]}/{PAGE_NAME}"
 
-    def mint_token(self, private_key, jurisdiction):
+    def mint_token(self, private_key, jurisdiction, subject="viewer-1", role="viewer"):
+        title = subject.replace("-", " ").title()
         output = run_checked([self.args.cimshubctl, "token", "mint", "--key", private_key,
                               "--issuer", f"https://idp.{jurisdiction}.test",
-                              "--subject", f"{jurisdiction}-viewer-1",
-                              "--name", f"{jurisdiction.capitalize()} Test Viewer",
+                              "--subject", f"{jurisdiction}-{subject}",
+                              "--name", f"{jurisdiction.capitalize()} Test {title}",
                               "--jurisdiction", jurisdiction, "--permissions", "view",
-                              "--roles", "viewer", "--ttl", "900"],
+                              "--roles", role, "--ttl", "900"],
                              "cimshubctl token mint")
         token = output.strip().splitlines()[-1].strip() if output.strip() else ""
         if token.count(".") != 2:
@@ -542,6 +586,90 @@ class Run:
             detail += "; " + "; ".join(problems)
         self.record("camera-restart", not problems, detail)
 
+    def list_chelsea_sessions(self, admin_token):
+        """Returns the hub's sessions of Chelsea viewers under REVOKE_INCIDENT,
+        or None when GET /api/v1/sessions failed."""
+        status, body = api_request(self.hub_url, "GET", "/api/v1/sessions", admin_token)
+        if status != 200:
+            return None
+        return [s for s in body.get("sessions", [])
+                if s.get("viewer_jurisdiction") == "chelsea"
+                and s.get("incident_number") == REVOKE_INCIDENT]
+
+    def play_under_grant(self, test, authority_token):
+        """Creates Boston's grant to Chelsea and opens Chelsea's page under it.
+        Returns (grant id, browser name, latest report), or None after
+        recording the failure."""
+        status, body = api_request(self.hub_url, "POST", "/api/v1/grants", authority_token, {
+            "grantee": "chelsea", "cameras": [CAMERA_ID], "purpose": "Browser revocation test",
+            "incident_number": REVOKE_INCIDENT})
+        if status != 201:
+            self.record(test, False, f"POST /api/v1/grants returned {status} {json.dumps(body)}")
+            return None
+
+        name = self.open_page(test, camera=CAMERA_ID, token=self.tokens["chelsea"],
+                              incident=REVOKE_INCIDENT)
+        report = self.store.wait(
+            test,
+            lambda r: r.get("phase") in ("whep-failed", "exception", "bad-parameters")
+            or frames_decoded(r) >= MIN_FRAMES_BEFORE_REVOKE,
+            self.deadline.left(45))
+        if frames_decoded(report) < MIN_FRAMES_BEFORE_REVOKE:
+            detail = "no report from the page" if report is None else (
+                f"phase={report.get('phase')} whep={report.get('whepStatus')} "
+                f"error={json.dumps(report.get('whepError'))} frames={frames_decoded(report)}")
+            self.record(test, False, f"expected {MIN_FRAMES_BEFORE_REVOKE} decoded frames "
+                                     f"under the grant: {detail}")
+            self.processes.stop(name)
+            return None
+        return body["grant"]["id"], name, report
+
+    def test_revoke(self):
+        """Revokes Boston's grant while Chelsea's page plays under it, and
+        checks that decoding stops, the peer connection leaves "connected"
+        and the hub no longer lists the session."""
+        test = "revoke-ends-browser-session"
+        boston_key = self.keys["boston"][0]
+        authority = self.mint_token(boston_key, "boston", "chief", "grant-authority")
+        admin = self.mint_token(boston_key, "boston", "admin", "system-administrator")
+        playing = self.play_under_grant(test, authority)
+        if playing is None:
+            return
+        grant_id, name, _ = playing
+        listed_before = self.list_chelsea_sessions(admin)
+
+        before = self.store.latest(test)
+        sent_ms = time.time() * 1000
+        status, body = api_request(self.hub_url, "DELETE", f"/api/v1/grants/{grant_id}", authority)
+        revoked_ms = time.time() * 1000
+
+        watch_ms = revoked_ms + (FRAMES_STOP_S + FRAMES_STILL_S) * 1000
+        self.store.wait(test, lambda r: r.get("unixMs", 0) >= watch_ms and left_connected(r),
+                        self.deadline.left(max(FRAMES_STOP_S + FRAMES_STILL_S, CONNECTION_LEAVE_S) + 2))
+        listed_after = self.list_chelsea_sessions(admin)
+        self.processes.stop(name)
+
+        after = [r for r in self.store.all(test) if r.get("unixMs", 0) > revoked_ms]
+        problems = []
+        if status != 200 or body.get("sessions_ended") != 1:
+            problems.append(f"DELETE /api/v1/grants/{grant_id} returned {status} {json.dumps(body)}")
+        problems += revoke_frame_problems(frames_decoded(before), after, revoked_ms)
+        latest = after[-1] if after else before
+        problems += revoke_state_problems(latest, sent_ms, revoked_ms)
+        problems += revoke_listing_problems(before, listed_before, listed_after)
+
+        timeline = [f"{c['unixMs'] - revoked_ms:+.0f} ms ice={c['iceConnectionState']} "
+                    f"pc={c['connectionState']} dtls={c['dtlsState']}"
+                    for c in latest.get("stateChanges", [])
+                    if c["unixMs"] >= sent_ms]
+        detail = (f"frames {frames_decoded(before)} at the revocation, "
+                  f"{frames_decoded(latest)} at the end; "
+                  f"revoke call {revoked_ms - sent_ms:.1f} ms; state changes since the request, "
+                  f"in ms from the response: {'; '.join(timeline) or 'none'}")
+        if problems:
+            detail += "; " + "; ".join(problems)
+        self.record(test, not problems, detail)
+
     def print_logs(self):
         for name in sorted(os.listdir(self.temp_dir)):
             if not name.endswith((".stdout", ".stderr")):
@@ -571,6 +699,76 @@ class Run:
             print(f"note: kept {self.temp_dir}")
         else:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def frames_decoded(report):
+    if report is None:
+        return 0
+    return (report.get("video") or {}).get("framesDecoded") or 0
+
+
+def left_connected(report):
+    """True when the page's peer connection is no longer connected."""
+    return (report.get("connectionState") in ("closed", "failed")
+            or report.get("iceConnectionState") in ("disconnected", "failed", "closed"))
+
+
+def first_change(report, since_ms, predicate):
+    """The first state change at or after @since_ms (Unix ms) that satisfies
+    @predicate, or None."""
+    for change in report.get("stateChanges", []):
+        if change["unixMs"] >= since_ms and predicate(change):
+            return change
+    return None
+
+
+def revoke_frame_problems(frames_before, reports, revoked_ms):
+    """Checks the reports posted after the revocation: framesDecoded reaches
+    its last value within FRAMES_STOP_S and stays there for FRAMES_STILL_S."""
+    if not reports or reports[-1].get("video") is None:
+        return ["the page reported no video stats after the revocation"]
+    final = frames_decoded(reports[-1])
+    stopped = next(r for r in reports if frames_decoded(r) == final)
+    problems = []
+    if stopped["unixMs"] - revoked_ms > FRAMES_STOP_S * 1000:
+        problems.append(f"framesDecoded grew until {stopped['unixMs'] - revoked_ms:.0f} ms after "
+                        f"the revocation ({frames_before} -> {final})")
+    if reports[-1]["unixMs"] - stopped["unixMs"] < FRAMES_STILL_S * 1000:
+        problems.append(f"framesDecoded was seen unchanged for only "
+                        f"{reports[-1]['unixMs'] - stopped['unixMs']:.0f} ms")
+    return problems
+
+
+def revoke_state_problems(report, sent_ms, revoked_ms):
+    """Checks the page's state changes since the revocation request: the DTLS
+    transport closed within DTLS_CLOSE_S and the peer connection left
+    "connected" within CONNECTION_LEAVE_S of the response."""
+    problems = []
+    closed = first_change(report, sent_ms, lambda c: c.get("dtlsState") == "closed")
+    if closed is None or closed["unixMs"] - revoked_ms > DTLS_CLOSE_S * 1000:
+        problems.append(f"the DTLS transport was not closed within {DTLS_CLOSE_S:.0f} s "
+                        f"of the revocation")
+    leave = first_change(report, sent_ms, left_connected)
+    if leave is None or leave["unixMs"] - revoked_ms > CONNECTION_LEAVE_S * 1000:
+        problems.append(f"the peer connection did not leave \"connected\" within "
+                        f"{CONNECTION_LEAVE_S:.0f} s of the revocation")
+    return problems
+
+
+def revoke_listing_problems(report, listed_before, listed_after):
+    """Checks that /api/v1/sessions listed the page's session before the
+    revocation and not after it."""
+    location = report.get("location") or ""
+    session_id = location.rsplit("/", 1)[-1]
+    if listed_before is None or listed_after is None:
+        return ["GET /api/v1/sessions as Boston's system administrator failed"]
+    problems = []
+    if [s.get("id") for s in listed_before] != [session_id]:
+        problems.append(f"before the revocation the hub listed {json.dumps(listed_before)}, "
+                        f"expected session {session_id!r}")
+    if listed_after:
+        problems.append(f"after the revocation the hub still lists {json.dumps(listed_after)}")
+    return problems
 
 
 def relay_problems(report, expected_size):
@@ -651,6 +849,7 @@ def main():
             relay_ok = run.test_relay()
             run.test_denials()
             run.test_camera_restart(relay_ok)
+            run.test_revoke()
         if not all(passed for _, passed in run.results):
             run.processes.report_exits()
             run.print_logs()

@@ -1,0 +1,724 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+# Compares cimshub with the Janus streaming plugin and with the relay floor in
+# one run on one machine: same sources, same viewers, same SRTP build, the
+# server pinned to its own core. Prints a Markdown table and appends it to
+# bench/RESULTS.md.
+"""Compare cimshub, Janus's streaming plugin and the relay floor.
+
+Run as root from the top of the tree, after building the bench directory:
+
+    bench/compare.py --sources 2 --viewers 50,100,200,400 --duration 20
+
+Two network namespaces joined by a veth pair carry all traffic
+(10.99.0.1/30 for the server under test, 10.99.0.2/30 for the load side);
+both are removed at the end. The server runs in the first, pinned to the last
+CPU; cimshub-source-gen and cimshub-whep-viewer run in the second, pinned to
+CPU 0. Janus's streaming plugin gets plain RTP on its mountpoint ports;
+cimshub pulls the same streams over RTSP.
+
+For each server the viewer count steps up through --viewers. A step passes
+when every viewer got a keyframe and under 0.1% of packets were lost, and
+the steps stop at the first failure. Server CPU is read from
+/proc/PID/stat (user plus system, all threads) over a steady window after
+every viewer has joined; RSS from /proc/PID/status.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+TOP_DIR = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, os.path.join(TOP_DIR, "tests", "browser"))
+from run_browser_test import Processes, libconfig_string, make_key_pair, run_checked  # noqa: E402
+
+SERVER_NS = "cims-cmp-server"
+LOAD_NS = "cims-cmp-load"
+SERVER_ADDRESS = "10.99.0.1"
+LOAD_ADDRESS = "10.99.0.2"
+PREFIX_LENGTH = 30
+VETH_SERVER = "vcmp-server"
+VETH_LOAD = "vcmp-load"
+RTSP_PORT = 18554
+HUB_HTTP_PORT = 18080
+HUB_ICE_PORTS = (40000, 44999)
+JANUS_HTTP_PORT = 18088
+JANUS_RTP_PORTS = "45000-49999"
+JANUS_SOURCE_PORT = 20000
+LOSS_LIMIT = 0.001
+SRTP_PROFILE = "SRTP_AES128_CM_SHA1_80"
+FLOOR_SUITE = "cm"
+JANUS_LIB_DIR = "/usr/lib/x86_64-linux-gnu/janus"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+# ---- namespaces (outer process) ------------------------------------------------------
+
+def ip(*argv, check=True):
+    return subprocess.run(["ip", *argv], check=check, capture_output=True, text=True)
+
+
+def namespaces_remove():
+    for name in (SERVER_NS, LOAD_NS):
+        ip("netns", "del", name, check=False)
+
+
+def namespaces_create():
+    """Makes the two namespaces and the veth pair between them. The
+    addresses exist only inside these namespaces."""
+    namespaces_remove()
+    ip("netns", "add", SERVER_NS)
+    ip("netns", "add", LOAD_NS)
+    ip("link", "add", VETH_SERVER, "netns", SERVER_NS, "type", "veth", "peer", "name", VETH_LOAD,
+       "netns", LOAD_NS)
+    for name, veth, address in ((SERVER_NS, VETH_SERVER, SERVER_ADDRESS), (LOAD_NS, VETH_LOAD, LOAD_ADDRESS)):
+        ip("-n", name, "link", "set", "lo", "up")
+        ip("-n", name, "addr", "add", f"{address}/{PREFIX_LENGTH}", "dev", veth)
+        ip("-n", name, "link", "set", veth, "up")
+
+
+def in_server_ns(argv):
+    """nsenter execs the command itself, so the child's pid is the server's."""
+    return ["nsenter", f"--net=/run/netns/{SERVER_NS}", *argv]
+
+
+# ---- /proc ---------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """User plus system time of every thread of @pid, in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat_file:
+        fields = stat_file.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/statm", encoding="ascii") as statm_file:
+        return int(statm_file.read().split()[1]) * PAGE_KIB
+
+
+def percentile(values, fraction):
+    """Nearest-rank percentile; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(fraction * len(ordered) + 0.999999)))
+    return ordered[rank - 1]
+
+
+def histogram_percentile(histogram, bucket_us, fraction):
+    """Nearest-rank percentile in ms of merged {bucket: count}, at the
+    bucket's upper edge."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = max(1, int(fraction * total + 0.999999))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return (bucket + 1) * bucket_us / 1000.0
+    return None
+
+
+# ---- one server under test ----------------------------------------------------------------
+
+class Bench:
+    """Runs the viewer steps against one server whose process is @pid."""
+
+    def __init__(self, args, processes, temp_dir, server_cpu, load_cpu):
+        self.args = args
+        self.processes = processes
+        self.temp_dir = temp_dir
+        self.server_cpu = server_cpu
+        self.load_cpu = load_cpu
+        self.n_runs = 0
+
+    def viewer_argv(self, server, source_index, n_viewers, ramp_ms, duration_s, latency_after_ms):
+        argv = ["taskset", "-c", str(self.load_cpu), self.args.whep_viewer,
+                "--viewers", str(n_viewers), "--ramp-ms", str(ramp_ms), "--duration", str(duration_s),
+                "--idle-timeout", "4000", "--srtp-profiles", SRTP_PROFILE, "--json",
+                "--local-address", LOAD_ADDRESS, "--latency-after-ms", str(latency_after_ms)]
+        if server["kind"] == "janus":
+            return argv + ["--janus", "--url", server["url"], "--camera", str(source_index + 1)]
+        return argv + ["--url", server["url"], "--camera", f"src-{source_index}",
+                       "--token-file", server["token_path"]]
+
+    def run_viewers(self, server, n_viewers, duration_s, window=None):
+        """Runs @n_viewers spread over the sources, one viewer process per
+        source. @window(start_s, end_s) is called with the steady window's
+        bounds relative to now, and its result returned with the viewers'."""
+        n_sources = self.args.sources
+        per_source = [n_viewers // n_sources + (1 if i < n_viewers % n_sources else 0) for i in range(n_sources)]
+        ramp_ms = max(5, min(50, 4000 // max(per_source)))
+        join_s = max(per_source) * ramp_ms / 1000.0
+        latency_after_ms = int(join_s * 1000) + 2000
+        procs = []
+        started = time.monotonic()
+        for index, count in enumerate(per_source):
+            if count == 0:
+                continue
+            self.n_runs += 1
+            path = os.path.join(self.temp_dir, f"viewer-{self.n_runs}.json")
+            with open(path, "wb") as out, open(path + ".stderr", "wb") as err:
+                procs.append((path, subprocess.Popen(
+                    self.viewer_argv(server, index, count, ramp_ms, duration_s, latency_after_ms),
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err)))
+
+        measured = None
+        if window is not None:
+            measured = window(started, join_s + 2.0, join_s + duration_s - 1.0, [p.pid for _, p in procs])
+        for _, proc in procs:
+            try:
+                proc.wait(timeout=join_s + duration_s + 40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return self.viewer_results([path for path, _ in procs]), measured
+
+    @staticmethod
+    def viewer_results(paths):
+        viewers, histogram, bucket_us = [], {}, 100
+        for path in paths:
+            with open(path, encoding="utf-8") as result_file:
+                for line in result_file:
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        continue
+                    if obj.get("summary"):
+                        bucket_us = obj.get("latency_bucket_us", bucket_us)
+                        for bucket, count in obj.get("latency_histogram", []):
+                            histogram[bucket] = histogram.get(bucket, 0) + count
+                    elif "viewer" in obj:
+                        viewers.append(obj)
+        return {"viewers": viewers, "histogram": histogram, "bucket_us": bucket_us}
+
+    def steady_window(self, pid):
+        """Returns a window callback measuring @pid's CPU and RSS and the
+        load side's CPU between two times after the start."""
+        def measure(started, start_s, end_s, viewer_pids):
+            time.sleep(max(0.0, started + start_s - time.monotonic()))
+            t0 = time.monotonic()
+            cpu0 = cpu_seconds(pid)
+            load0 = sum(cpu_seconds(p) for p in viewer_pids if os.path.exists(f"/proc/{p}"))
+            time.sleep(max(1.0, started + end_s - time.monotonic()))
+            elapsed = time.monotonic() - t0
+            cpu1 = cpu_seconds(pid)
+            load1 = sum(cpu_seconds(p) for p in viewer_pids if os.path.exists(f"/proc/{p}"))
+            return {"server_cores": (cpu1 - cpu0) / elapsed, "viewer_cores": (load1 - load0) / elapsed,
+                    "rss_kib": rss_kib(pid), "seconds": elapsed}
+        return measure
+
+    def idle_cores(self, pid, seconds=3.0):
+        cpu0 = cpu_seconds(pid)
+        time.sleep(seconds)
+        return (cpu_seconds(pid) - cpu0) / seconds
+
+    def measure(self, server):
+        """Warm-up, baseline, then the viewer steps. Returns a dict of results."""
+        pid = server["pid"]
+        result = {"kind": server["kind"], "rss_idle_kib": server["rss_idle_kib"], "steps": []}
+
+        # One viewer per source starts cimshub's ingest and fills both servers' keyframe stores.
+        warm, _ = self.run_viewers(server, self.args.sources, 3)
+        result["warmup_keyframes"] = sum(1 for v in warm["viewers"] if v.get("first_keyframe_ms") is not None)
+        time.sleep(1.0)
+        result["rss_sources_kib"] = rss_kib(pid)
+        result["idle_cores"] = self.idle_cores(pid)
+
+        for n_viewers in self.args.viewer_steps:
+            viewers, window = self.run_viewers(server, n_viewers, self.args.duration, self.steady_window(pid))
+            step = self.step_summary(n_viewers, viewers, window, result["rss_sources_kib"])
+            result["steps"].append(step)
+            print(f"{server['kind']}: {n_viewers} viewers: loss {step['loss'] * 100:.3f}%, "
+                  f"{step['with_keyframe']} with keyframe, server {step['server_cores']:.2f} cores, "
+                  f"viewers {step['viewer_cores']:.2f} cores, latency p50 {step['latency_p50_ms']} ms, "
+                  f"first frame p50 {step['first_frame_p50_ms']} ms", flush=True)
+            if not step["passed"]:
+                break
+        return result
+
+    @staticmethod
+    def step_summary(n_viewers, viewers, window, rss_sources_kib):
+        rows = viewers["viewers"]
+        packets = sum(v.get("packets", 0) for v in rows)
+        lost = sum(v.get("lost", 0) for v in rows)
+        first_frames = [v["first_keyframe_ms"] for v in rows if v.get("first_keyframe_ms") is not None]
+        profiles = sorted({v.get("srtp_profile") for v in rows if v.get("srtp_profile")})
+        errors = sorted({v.get("error") for v in rows if v.get("error")})[:3]
+        loss = lost / (packets + lost) if packets + lost else 1.0
+        return {
+            "viewers": n_viewers, "reported": len(rows), "with_keyframe": len(first_frames),
+            "packets": packets, "lost": lost, "loss": loss,
+            "passed": len(first_frames) == n_viewers and loss < LOSS_LIMIT,
+            "server_cores": window["server_cores"], "viewer_cores": window["viewer_cores"],
+            "rss_kib": window["rss_kib"],
+            "rss_per_viewer_kib": (window["rss_kib"] - rss_sources_kib) / n_viewers,
+            "first_frame_p50_ms": percentile(first_frames, 0.5),
+            "first_frame_p99_ms": percentile(first_frames, 0.99),
+            "latency_samples": sum(viewers["histogram"].values()),
+            "latency_p50_ms": histogram_percentile(viewers["histogram"], viewers["bucket_us"], 0.5),
+            "latency_p99_ms": histogram_percentile(viewers["histogram"], viewers["bucket_us"], 0.99),
+            "srtp_profiles": profiles, "errors": errors,
+        }
+
+
+# ---- starting the servers ------------------------------------------------------------------
+
+def wait_http(url, proc, timeout_s):
+    """Polls @url with curl until it returns HTTP 200."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1", url],
+                                capture_output=True, text=True, check=False).stdout
+        if status == "200":
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_line(path, needle, proc, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as log:
+                if needle in log.read():
+                    return True
+        time.sleep(0.2)
+    return False
+
+
+def generator_start(args, processes, name, mode_argv, load_cpu, duration_s):
+    argv = ["taskset", "-c", str(load_cpu), args.source_gen, "--clip", args.clip, "--sources", str(args.sources),
+            "--duration", str(duration_s), "--added-delay-ms", str(args.added_delay_ms), *mode_argv]
+    proc = processes.start(name, argv)
+    stdout_path = processes.log_paths(name)[0]
+    if not wait_line(stdout_path, "cimshub-source-gen: s", proc, 120):
+        raise RuntimeError(f"{name} did not start; see {processes.log_paths(name)[1]}")
+    with open(stdout_path, encoding="utf-8") as log:
+        match = re.search(r"(\d+) frames, \d+ keyframes, (\d+) packets, (\d+) kbit/s", log.read())
+    return {"frames": int(match.group(1)), "packets": int(match.group(2)), "kbps": int(match.group(3))}
+
+
+def write_hub_config(path, args, temp_dir, public_key):
+    cameras = ",\n".join(
+        f"""  {{ id = "src-{i}"; jurisdiction = "boston"; location = "Bench source {i}";
+    brand_model = "cimshub-source-gen"; installed = "2024-01-01";
+    source = "rtsp://{LOAD_ADDRESS}:{RTSP_PORT}/src-{i}"; shared_with = []; restricted = false; }}"""
+        for i in range(args.sources))
+    state_dir = os.path.join(temp_dir, "hub-state")
+    os.makedirs(state_dir, exist_ok=True)
+    text = f"""# Written by bench/compare.py for one run.
+hub: {{
+  http_listen = "{SERVER_ADDRESS}:{HUB_HTTP_PORT}";
+  ice_udp_ports = [{HUB_ICE_PORTS[0]}, {HUB_ICE_PORTS[1]}];
+  public_addresses = ["{SERVER_ADDRESS}"];
+  state_dir = {libconfig_string(state_dir)};
+  idle_source_stop_s = 3600;
+  whep_rate_per_client = 100000;
+  whep_rate_total = 100000;
+  max_sessions_per_user = 100000;
+  max_sessions_per_camera = 100000;
+}};
+jurisdictions = (
+  {{ id = "boston"; name = "Boston"; participates = true; token_issuer = "https://idp.boston.test";
+    token_key = {libconfig_string(public_key)}; }}
+);
+agencies = ();
+cameras = (
+{cameras}
+);
+viewer_profiles = (
+  {{ name = "browser"; codecs = ["h264"]; max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 8000; }}
+);
+"""
+    with open(path, "w", encoding="utf-8") as config_file:
+        config_file.write(text)
+
+
+def hub_start(args, processes, temp_dir, server_cpu):
+    private_key, public_key = make_key_pair(temp_dir, "boston")
+    config_path = os.path.join(temp_dir, "hub.conf")
+    write_hub_config(config_path, args, temp_dir, public_key)
+    output = run_checked([args.cimshubctl, "token", "mint", "--key", private_key,
+                          "--issuer", "https://idp.boston.test", "--subject", "bench-viewer",
+                          "--name", "Bench Viewer", "--jurisdiction", "boston", "--permissions", "view",
+                          "--roles", "viewer", "--ttl", "7200"], "cimshubctl token mint")
+    token_path = os.path.join(temp_dir, "boston.token")
+    with open(token_path, "w", encoding="utf-8") as token_file:
+        token_file.write(output.strip().splitlines()[-1] + "\n")
+
+    proc = processes.start("cimshub", in_server_ns(["taskset", "-c", str(server_cpu), args.cimshub,
+                                                    "--config", config_path]))
+    url = f"http://{SERVER_ADDRESS}:{HUB_HTTP_PORT}"
+    if not wait_http(url + "/healthz", proc, 20):
+        raise RuntimeError(f"cimshub did not return 200 on {url}/healthz; see {processes.log_paths('cimshub')[1]}")
+    time.sleep(1.0)
+    return {"kind": "cimshub", "pid": proc.pid, "url": url, "token_path": token_path,
+            "rss_idle_kib": rss_kib(proc.pid)}
+
+
+def janus_configure(args, temp_dir):
+    """Writes a Janus configuration folder with only the streaming plugin
+    and the HTTP transport, one H.264 RTP mountpoint per source."""
+    folder = os.path.join(temp_dir, "janus")
+    for sub, keep in (("plugins", "libjanus_streaming.so"), ("transports", "libjanus_http.so"),
+                      ("events", None), ("loggers", None)):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+        if keep:
+            os.symlink(os.path.join(JANUS_LIB_DIR, sub, keep), os.path.join(folder, sub, keep))
+    with open(os.path.join(folder, "janus.jcfg"), "w", encoding="utf-8") as config:
+        config.write(f"""general: {{
+  configs_folder = "{folder}"
+  plugins_folder = "{folder}/plugins"
+  transports_folder = "{folder}/transports"
+  events_folder = "{folder}/events"
+  loggers_folder = "{folder}/loggers"
+  debug_level = 3
+  session_timeout = 0
+  event_loops = {args.janus_event_loops}
+}}
+media: {{ rtp_port_range = "{JANUS_RTP_PORTS}" }}
+nat: {{ ice_enforce_list = "{SERVER_ADDRESS}" ignore_mdns = true }}
+""")
+    with open(os.path.join(folder, "janus.transport.http.jcfg"), "w", encoding="utf-8") as config:
+        config.write(f"""general: {{ json = "compact" base_path = "/janus" http = true port = {JANUS_HTTP_PORT}
+  ip = "{SERVER_ADDRESS}" https = false }}
+admin: {{ admin_http = false }}
+""")
+    mountpoints = "".join(
+        f"""src-{i}: {{ type = "rtp" id = {i + 1} description = "src-{i}" audio = false video = true
+  videoport = {JANUS_SOURCE_PORT + 2 * i} videopt = 96 videocodec = "h264"
+  videofmtp = "packetization-mode=1" videobufferkf = true videoiface = "{SERVER_ADDRESS}" }}
+""" for i in range(args.sources))
+    with open(os.path.join(folder, "janus.plugin.streaming.jcfg"), "w", encoding="utf-8") as config:
+        config.write("general: { }\n" + mountpoints)
+    return folder
+
+
+def janus_start(args, processes, temp_dir, server_cpu):
+    folder = janus_configure(args, temp_dir)
+    env_argv = ["env", f"LD_LIBRARY_PATH={os.path.join(args.libsrtp_openssl, 'lib')}"]
+    proc = processes.start("janus", in_server_ns(["taskset", "-c", str(server_cpu), *env_argv, args.janus,
+                                                  "-F", folder, "-C", os.path.join(folder, "janus.jcfg")]))
+    url = f"http://{SERVER_ADDRESS}:{JANUS_HTTP_PORT}/janus"
+    if not wait_http(url + "/info", proc, 30):
+        raise RuntimeError(f"Janus did not return 200 on {url}/info; see {processes.log_paths('janus')[0]}")
+    time.sleep(1.0)
+    with open(f"/proc/{proc.pid}/maps", encoding="utf-8") as maps:
+        srtp_paths = sorted({line.split()[-1] for line in maps if "libsrtp2" in line})
+    return {"kind": "janus", "pid": proc.pid, "url": url, "rss_idle_kib": rss_kib(proc.pid),
+            "srtp_library": ", ".join(srtp_paths)}
+
+
+def floor_run(args, clip, n_viewers, server_cpu):
+    """The relay floor for the clip's mean packet size and bitrate."""
+    packet_size = int(clip["kbps"] * 1000 / 8 * (clip["frames"] / args.fps) / clip["packets"]) + 12
+    argv = ["taskset", "-c", f"{server_cpu},0", args.floor, "--viewers", str(n_viewers), "--suite", FLOOR_SUITE,
+            "--key-value", "--cpu", str(server_cpu), "--max-seconds", "10", "--deliveries", "1000000",
+            "--packet-size", str(packet_size), "--stream-bps", str(clip["kbps"] * 1000)]
+    output = subprocess.run(in_server_ns(argv), capture_output=True, text=True, check=False).stdout
+    match = re.search(r"viewers_per_core=(\d+)", output)
+    return {"viewers": n_viewers, "packet_size": packet_size,
+            "viewers_per_core": int(match.group(1)) if match else None, "output": output.strip()}
+
+
+# ---- the run (inside the load namespace) ----------------------------------------------------
+
+def server_run(args, name, start, generator_argv, server_cpu, load_cpu, temp_dir):
+    processes = Processes(temp_dir)
+    bench = Bench(args, processes, temp_dir, server_cpu, load_cpu)
+    try:
+        server = start(args, processes, temp_dir, server_cpu)
+        clip = generator_start(args, processes, f"source-gen-{name}", generator_argv, load_cpu, 590)
+        result = bench.measure(server)
+        result["clip"] = clip
+        result["srtp_library"] = server.get("srtp_library")
+        return result
+    finally:
+        processes.stop_all()
+
+
+def inner_main(args):
+    n_cpus = os.cpu_count() or 1
+    server_cpu, load_cpu = (n_cpus - 1, 0) if n_cpus > 1 else (0, 0)
+    temp_dir = tempfile.mkdtemp(prefix="cimshub-compare-")
+    results = {"server_cpu": server_cpu, "load_cpu": load_cpu, "servers": {}}
+    started = time.monotonic()
+
+    if "cimshub" in args.servers:
+        results["servers"]["cimshub"] = server_run(
+            args, "cimshub", hub_start, ["--rtsp-address", LOAD_ADDRESS, "--rtsp-port", str(RTSP_PORT)],
+            server_cpu, load_cpu, temp_dir)
+    if "janus" in args.servers:
+        results["servers"]["janus"] = server_run(
+            args, "janus", janus_start, ["--rtp-host", SERVER_ADDRESS, "--rtp-port", str(JANUS_SOURCE_PORT)],
+            server_cpu, load_cpu, temp_dir)
+
+    passed = [s["viewers"] for r in results["servers"].values() for s in r["steps"] if s["passed"]]
+    clip = next(iter(results["servers"].values()))["clip"]
+    if args.floor_viewers or passed:
+        results["floor"] = floor_run(args, clip, args.floor_viewers or max(passed), server_cpu)
+    results["seconds"] = time.monotonic() - started
+    with open(args.result_path, "w", encoding="utf-8") as out:
+        json.dump(results, out, indent=1)
+    if not args.keep_temp:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    else:
+        print(f"note: kept {temp_dir}")
+
+
+# ---- the table (outer process) ----------------------------------------------------------------
+
+def best_step(result):
+    passed = [s for s in result["steps"] if s["passed"]]
+    return passed[-1] if passed else None
+
+
+def server_figures(result):
+    """The headline numbers of one server, from its largest passing step."""
+    step = best_step(result)
+    if step is None:
+        return None
+    per_viewer_cores = (step["server_cores"] - result["idle_cores"]) / step["viewers"]
+    return {
+        "viewers": step["viewers"],
+        "viewers_per_core": step["viewers"] / step["server_cores"] if step["server_cores"] > 0 else None,
+        "cpu_per_1000_pct": per_viewer_cores * 1000 * 100,
+        "first_frame_p50_ms": step["first_frame_p50_ms"], "first_frame_p99_ms": step["first_frame_p99_ms"],
+        "latency_p50_ms": step["latency_p50_ms"], "latency_p99_ms": step["latency_p99_ms"],
+        "rss_per_viewer_kib": step["rss_per_viewer_kib"],
+        "rss_per_source_kib": (result["rss_sources_kib"] - result["rss_idle_kib"]) / max(1, len_sources(result)),
+    }
+
+
+def len_sources(result):
+    return result.get("n_sources", 1)
+
+
+def fmt(value, digits=0, suffix=""):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}"
+
+
+def table_lines(results, revocation):
+    hub = server_figures(results["servers"]["cimshub"]) if "cimshub" in results["servers"] else None
+    janus = server_figures(results["servers"]["janus"]) if "janus" in results["servers"] else None
+    floor = results.get("floor", {}).get("viewers_per_core")
+    get = (lambda f, key: f.get(key) if f else None)
+    rows = [
+        ("viewers per core at <0.1% loss", "viewers_per_core", 0, True),
+        ("largest step passed (viewers)", "viewers", 0, False),
+        ("CPU per 1,000 viewers (% of a core)", "cpu_per_1000_pct", 1, False),
+        ("first frame p50 (ms)", "first_frame_p50_ms", 0, False),
+        ("first frame p99 (ms)", "first_frame_p99_ms", 0, False),
+        ("source-to-viewer latency p50 (ms)", "latency_p50_ms", 1, False),
+        ("source-to-viewer latency p99 (ms)", "latency_p99_ms", 1, False),
+        ("memory per viewer (KiB RSS)", "rss_per_viewer_kib", 0, False),
+        ("memory per source (KiB RSS)", "rss_per_source_kib", 0, False),
+    ]
+    lines = ["| measure | cimshub | Janus | cimshub/Janus | floor | cimshub/floor |",
+             "|---|---|---|---|---|---|"]
+    for label, key, digits, with_floor in rows:
+        a, b = get(hub, key), get(janus, key)
+        lines.append(f"| {label} | {fmt(a, digits)} | {fmt(b, digits)} | {ratio(a, b)} | "
+                     f"{fmt(floor, 0) if with_floor else ''} | {ratio(a, floor) if with_floor else ''} |")
+    if revocation:
+        for label, p50, p99 in revocation:
+            lines.append(f"| revocation to stop, {label}, p50 / p99 (ms) | {p50} / {p99} | – | | | |")
+    return lines
+
+
+def step_lines(results):
+    lines = ["| server | viewers | loss % | with keyframe | server cores | viewer-side cores | RSS MiB "
+             "| first frame p50/p99 ms | latency p50/p99 ms | latency samples | SRTP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, result in results["servers"].items():
+        for s in result["steps"]:
+            lines.append(
+                f"| {name} | {s['viewers']} | {s['loss'] * 100:.3f} | {s['with_keyframe']} | "
+                f"{s['server_cores']:.2f} | {s['viewer_cores']:.2f} | {s['rss_kib'] / 1024:.0f} | "
+                f"{fmt(s['first_frame_p50_ms'])}/{fmt(s['first_frame_p99_ms'])} | "
+                f"{fmt(s['latency_p50_ms'], 1)}/{fmt(s['latency_p99_ms'], 1)} | {s['latency_samples']} | "
+                f"{', '.join(s['srtp_profiles'])} |")
+    return lines
+
+
+def revocation_run(args):
+    """Runs bench/revocation.py when it exists; returns [(label, p50, p99)]."""
+    script = os.path.join(BENCH_DIR, "revocation.py")
+    if args.skip_revocation or not os.path.exists(script):
+        return []
+    argv = ["/usr/bin/python3", script, "--build", args.build, "--sessions", str(args.revocation_sessions),
+            "--batch", str(min(25, args.revocation_sessions))]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+    rows = []
+    for line in result.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[1].isdigit() and cells[3]:
+            rows.append((cells[0], cells[3], cells[4]))
+    if not rows:
+        print(f"note: bench/revocation.py gave no table (exit {result.returncode}): "
+              f"{result.stdout[-500:]}{result.stderr[-500:]}")
+    return rows
+
+
+def machine_line():
+    model = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs, `{model}`, Linux {platform.release()} {platform.machine()}"
+
+
+def commit_line():
+    head = subprocess.run(["git", "-C", TOP_DIR, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", TOP_DIR, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+def report(args, results, revocation, command):
+    for result in results["servers"].values():
+        result["n_sources"] = args.sources
+    clip = next(iter(results["servers"].values()))["clip"]
+    lines = [f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             "```", command, "```", "",
+             f"- Commit: {commit_line()}.",
+             f"- Machine: {machine_line()}. Server on CPU {results['server_cpu']}; "
+             f"source generator and viewers on CPU {results['load_cpu']}.",
+             f"- Sources: {args.sources} × {clip['kbps']} kbit/s H.264 1080p25 ({clip['packets']} packets "
+             f"in {clip['frames']} frames), viewers stepped through {args.viewers}, {args.duration} s each; "
+             f"SRTP {SRTP_PROFILE} for both servers.",
+             f"- Janus libsrtp: {results['servers'].get('janus', {}).get('srtp_library') or 'not run'}.",
+             f"- Floor: {results.get('floor', {}).get('output', 'not run')}", "",
+             *table_lines(results, revocation), "", *step_lines(results), ""]
+    return lines
+
+
+def outer_main(args, argv):
+    if os.geteuid() != 0:
+        print("compare.py needs root for its network namespaces", file=sys.stderr)
+        return 77
+    for tool in ("ip", "nsenter", "taskset", "curl"):
+        if shutil.which(tool) is None:
+            print(f"compare.py needs {tool}", file=sys.stderr)
+            return 77
+    if "janus" in args.servers and not os.path.exists(args.janus):
+        print("installing Debian's janus package for the baseline", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "janus"], check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+    result_path = tempfile.mktemp(prefix="cimshub-compare-", suffix=".json")
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        namespaces_create()
+        inner = subprocess.run(["ip", "netns", "exec", LOAD_NS, "/usr/bin/python3", os.path.abspath(__file__),
+                                "--inner", "--result-path", result_path, *argv], check=False)
+    finally:
+        namespaces_remove()
+    if inner.returncode != 0 or not os.path.exists(result_path):
+        print(f"compare.py: the run failed (exit {inner.returncode})", file=sys.stderr)
+        return 1
+
+    with open(result_path, encoding="utf-8") as result_file:
+        results = json.load(result_file)
+    os.unlink(result_path)
+    revocation = revocation_run(args)
+    lines = report(args, results, revocation, "bench/compare.py " + " ".join(argv))
+    print("\n".join(lines))
+    if args.results_file:
+        with open(args.results_file, "a", encoding="utf-8") as results_md:
+            results_md.write("\n" + "\n".join(lines))
+    return 0 if all(best_step(r) for r in results["servers"].values()) else 1
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    build = os.path.join(TOP_DIR, "build-bench")
+    parser.add_argument("--sources", type=int, default=2, help="camera streams (default 2)")
+    parser.add_argument("--viewers", default="50,100,200,400",
+                        help="comma-separated viewer counts to step through (default 50,100,200,400)")
+    parser.add_argument("--duration", type=int, default=20, help="seconds each step watches (default 20)")
+    parser.add_argument("--servers", default="cimshub,janus", help="which servers to run (default cimshub,janus)")
+    parser.add_argument("--fps", type=int, default=25, help="frame rate of the clip (default 25)")
+    parser.add_argument("--added-delay-ms", type=int, default=0,
+                        help="source-gen --added-delay-ms, to check the latency measurement (default 0)")
+    parser.add_argument("--janus-event-loops", type=int, default=1,
+                        help="Janus event_loops: handles share this many loop threads (default 1)")
+    parser.add_argument("--floor-viewers", type=int, default=0,
+                        help="viewers for the floor run (default: the largest step passed)")
+    parser.add_argument("--build", default=build, help="meson build directory (default build-bench)")
+    parser.add_argument("--libsrtp-openssl", default=os.path.join(TOP_DIR, "build-libsrtp-openssl"),
+                        help="prefix of libsrtp2 built on OpenSSL, given to Janus by LD_LIBRARY_PATH")
+    parser.add_argument("--janus", default="/usr/bin/janus", help="Janus binary (default /usr/bin/janus)")
+    parser.add_argument("--results-file", default=os.path.join(BENCH_DIR, "RESULTS.md"),
+                        help="Markdown file the table is appended to; empty for none")
+    parser.add_argument("--skip-revocation", action="store_true", help="do not run bench/revocation.py")
+    parser.add_argument("--revocation-sessions", type=int, default=50,
+                        help="sessions for bench/revocation.py (default 50)")
+    parser.add_argument("--keep-temp", action="store_true", help="keep the logs and configurations")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--result-path", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    args.viewer_steps = [int(v) for v in args.viewers.split(",") if v.strip()]
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not args.viewer_steps or min(args.viewer_steps) < 1 or len(args.viewer_steps) > 8:
+        parser.error("--viewers takes 1 to 8 positive counts")
+    if not 1 <= args.sources <= 64 or not 3 <= args.duration <= 120:
+        parser.error("--sources must be 1 to 64 and --duration 3 to 120")
+    if set(args.servers) - {"cimshub", "janus"} or not args.servers:
+        parser.error("--servers lists cimshub and/or janus")
+    args.cimshub = os.path.join(args.build, "hub", "cimshub")
+    args.cimshubctl = os.path.join(args.build, "hub", "cimshubctl")
+    args.whep_viewer = os.path.join(args.build, "bench", "cimshub-whep-viewer")
+    args.source_gen = os.path.join(args.build, "bench", "cimshub-source-gen")
+    args.floor = os.path.join(args.build, "bench", "cimshub-floor-openssl")
+    if not os.path.exists(args.floor):
+        args.floor = os.path.join(args.build, "bench", "cimshub-floor")
+    args.clip = os.path.join(args.build, "bench", f"clip-1080p{args.fps}-2000k.h264")
+    return args
+
+
+def main():
+    argv = sys.argv[1:]
+    args = parse_args(argv)
+    if args.inner:
+        inner_main(args)
+        return 0
+    # Bound the whole comparison: every step is bounded, this catches the rest.
+    signal.alarm(900)
+    return outer_main(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
