@@ -29,6 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CAMERA_ID = "bos-0001"
 UNKNOWN_CAMERA_ID = "bos-9999"
+# An H.265 camera: Chromium here cannot receive H.265, so it gets H.264.
+H265_CAMERA_ID = "bos-0265"
+H265_CAMERA_SIZE = (640, 360)
 PAGE_NAME = "whep-viewer.html"
 
 # Flags for Debian's Chromium headless on loopback (checked with Chromium 156 on
@@ -218,10 +221,15 @@ cameras = (
     brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
     source = {libconfig_string(settings["camera_url"])};
     has_audio = true;
+    shared_with = []; restricted = false; }},
+  {{ id = {libconfig_string(H265_CAMERA_ID)}; jurisdiction = "boston";
+    location = "Test bench H.265 camera";
+    brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
+    source = {libconfig_string(settings["camera_url"].rsplit("/", 1)[0] + "/" + H265_CAMERA_ID)};
     shared_with = []; restricted = false; }}
 );
 viewer_profiles = (
-  {{ name = "browser"; codecs = ["h264"];
+  {{ name = "browser"; codecs = ["h264", "vp8"];
     max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }}
 );
 """
@@ -415,7 +423,9 @@ class Run:
 
     def start_camera(self):
         argv = [self.args.camera_sim, "--address", "127.0.0.1", "--port", str(self.sim_port),
-                "--camera", self.camera_spec()]
+                "--camera", self.camera_spec(),
+                "--camera", f"path={H265_CAMERA_ID},codec=h265,width={H265_CAMERA_SIZE[0]},"
+                            f"height={H265_CAMERA_SIZE[1]},fps=15,keyint=15"]
         if self.footage:
             argv += ["--footage", self.footage]
         proc = self.processes.start("camera-sim", argv)
@@ -509,6 +519,34 @@ class Run:
             detail += "; " + "; ".join(problems)
         self.record("relay", not problems, detail)
         return not problems
+
+    def transcode_case(self, test, camera, expected_codec, expected_size, **query):
+        self.open_page(test, camera=camera, token=self.tokens["boston"], **query)
+        report = self.store.wait(
+            test,
+            lambda r: r.get("phase") in ("whep-failed", "exception", "bad-parameters")
+            or (r.get("video") or {}).get("framesDecoded", 0) >= MIN_FRAMES_DECODED,
+            self.deadline.left(45))
+        video = (report or {}).get("video") or {}
+        size = (video.get("frameWidth"), video.get("frameHeight"))
+        codec = (video.get("codec") or "").lower()
+        problems = []
+        if report is None or report.get("whepStatus") != 201:
+            problems.append(f"WHEP POST returned {(report or {}).get('whepStatus')} "
+                            f"{json.dumps((report or {}).get('whepError'))}")
+        if video.get("framesDecoded", 0) < MIN_FRAMES_DECODED:
+            problems.append(f"expected at least {MIN_FRAMES_DECODED} decoded frames")
+        if codec != expected_codec:
+            problems.append(f"expected codec {expected_codec}")
+        if expected_size is not None and size != expected_size:
+            problems.append(f"expected {expected_size[0]}x{expected_size[1]}")
+        detail = f"frames={video.get('framesDecoded')} size={size[0]}x{size[1]} codec={codec}"
+        self.record(test, not problems, detail + ("; " + "; ".join(problems) if problems else ""))
+
+    def test_transcodes(self):
+        """A VP8-only Chromium gets VP8; an H.265 camera reaches it as H.264."""
+        self.transcode_case("vp8-only-browser", CAMERA_ID, "video/vp8", self.expected_size, codecs="vp8")
+        self.transcode_case("h265-camera-as-h264", H265_CAMERA_ID, "video/h264", H265_CAMERA_SIZE)
 
     def run_probe(self, test, camera, token):
         query = {"camera": camera, "mode": "probe"}
@@ -850,6 +888,7 @@ def main():
             run.test_denials()
             run.test_camera_restart(relay_ok)
             run.test_revoke()
+            run.test_transcodes()
         if not all(passed for _, passed in run.results):
             run.processes.report_exits()
             run.print_logs()

@@ -22,6 +22,8 @@ from run_browser_test import (  # noqa: E402  (the path is set just above)
 
 H264_CAMERA = ("bos-0001", "codec=h264,width=1280,height=720,fps=25,keyint=25")
 H265_CAMERA = ("bos-0002", "codec=h265,width=640,height=480,fps=15,keyint=15")
+# Switches between 640x360 and 480x270 every few seconds (a new SPS).
+RESIZING_CAMERA = ("bos-0003", "codec=h264,width=640,height=360,fps=15,keyint=15,fault=resize")
 
 
 def metric_samples(base_url, name):
@@ -58,7 +60,7 @@ class Rig:
             f"""  {{ id = "{camera}"; jurisdiction = "boston"; location = "Bench {camera}";
     brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
     source = "rtsp://127.0.0.1:{self.sim_port}/{camera}"; shared_with = []; restricted = false; }}"""
-            for camera, _ in (H264_CAMERA, H265_CAMERA))
+            for camera, _ in (H264_CAMERA, H265_CAMERA, RESIZING_CAMERA))
         config = f"""hub: {{
   http_listen = "127.0.0.1:{self.http_port}";
   ice_udp_ports = [{ice[0]}, {ice[1]}];
@@ -76,7 +78,8 @@ cameras = (
 );
 viewer_profiles = (
   {{ name = "browser"; codecs = ["h264", "vp8"]; max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }},
-  {{ name = "legacy-640"; codecs = ["h264"]; max_width = 640; max_height = 360; max_fps = 15; max_kbps = 800; }}
+  {{ name = "legacy-640"; codecs = ["h264"]; max_width = 640; max_height = 360; max_fps = 15; max_kbps = 800; }},
+  {{ name = "legacy-320"; codecs = ["h264"]; max_width = 320; max_height = 180; max_fps = 15; max_kbps = 300; }}
 );
 """
         self.config_path = os.path.join(self.temp, "hub.conf")
@@ -84,10 +87,10 @@ viewer_profiles = (
             config_file.write(config)
 
         argv = [self.args.camera_sim, "--address", "127.0.0.1", "--port", str(self.sim_port)]
-        for camera, spec in (H264_CAMERA, H265_CAMERA):
+        for camera, spec in (H264_CAMERA, H265_CAMERA, RESIZING_CAMERA):
             argv += ["--camera", f"path={camera},{spec}"]
         sim = self.processes.start("camera-sim", argv)
-        if not wait_for_output(sim, os.path.join(self.temp, "camera-sim.stdout"), H265_CAMERA[0], 15):
+        if not wait_for_output(sim, os.path.join(self.temp, "camera-sim.stdout"), RESIZING_CAMERA[0], 15):
             raise RuntimeError("the camera simulator did not start")
         hub = self.processes.start("cimshub", [self.args.cimshub, "--config", self.config_path])
         if not wait_for_healthz(hub, self.base_url, 15):
@@ -186,6 +189,25 @@ def test_h265_to_h264(rig):
     rig.record("h265-camera-to-h264", ok, f"{results[0] if results else err.strip()[-300:]}")
 
 
+def test_resize_mid_stream(rig):
+    relayed = rig.viewer(RESIZING_CAMERA[0], duration_s=10, wait=False)
+    transcoded = rig.viewer(RESIZING_CAMERA[0], "--client", "legacy-320", duration_s=10, wait=False)
+    problems = []
+    for name, proc, sizes_wanted in (("relayed", relayed, {"640x360", "480x270"}),
+                                     ("transcoded", transcoded, {"320x180"})):
+        status, results, err = rig.collect(proc)
+        result = results[0] if results else {}
+        sizes = set(result.get("sizes") or [])
+        gap_ms = (result.get("ended_unix_ms") or 0) - (result.get("last_packet_unix_ms") or 0)
+        if status != 0 or not sizes_wanted <= sizes or (result.get("keyframes") or 0) < 3:
+            problems.append(f"{name}: status {status}, sizes {sorted(sizes)}, "
+                            f"keyframes {result.get('keyframes')}, {err.strip()[-200:]}")
+        elif result.get("lost", 0) != 0 or gap_ms > 1000:
+            problems.append(f"{name}: lost {result.get('lost')}, media stopped {gap_ms} ms before the end")
+    rig.record("resize-mid-stream", not problems, "; ".join(problems) or
+               "the relayed viewer followed both sizes, the transcoded one kept 320x180")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("cimshub", "cimshubctl", "camera-sim", "whep-viewer"):
@@ -199,6 +221,7 @@ def main():
         test_shared_transcoder(rig)
         test_vp8_only(rig)
         test_h265_to_h264(rig)
+        test_resize_mid_stream(rig)
     except Exception as error:  # a set-up failure is a failed case
         rig.record("setup", False, f"{type(error).__name__}: {error}")
     finally:
