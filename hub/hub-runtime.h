@@ -318,7 +318,8 @@ void cims_worker_free (CimsWorker *worker);
 GMainContext *cims_worker_get_context (CimsWorker *worker);
 guint cims_worker_get_index (CimsWorker *worker);
 void cims_worker_count_session (CimsWorker *worker, int delta);
-/* Wakes the worker to drain its feeds; any thread. */
+/* Wakes the worker to drain its feeds unless it is awake already; any
+ * thread, after pushing. */
 void cims_worker_wake (CimsWorker *worker);
 /* The worker with the fewest sessions. */
 CimsWorker *cims_hub_worker_pick (CimsHub *hub);
@@ -396,6 +397,10 @@ void cims_viewer_session_negotiate (CimsViewerSession *session, CimsSource *sour
                                     const CimsSdpOffer *offer, const CimsSdpCodec *codec,
                                     const char *answer_fmtp,
                                     CimsViewerAnswerFunc func, gpointer user_data);
+
+/* Sends an RTCP sender report; the session's worker calls it for all its
+ * sessions from one timer. Worker thread. */
+void cims_viewer_session_send_report (CimsViewerSession *session);
 
 /* Stops media and frees the ICE agent, withdrawing consent. Main context. */
 void cims_viewer_session_close (CimsViewerSession *session, const char *reason);

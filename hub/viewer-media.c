@@ -5,6 +5,7 @@
 #include "hub/viewer-session-private.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 
 /* A PLI resends the whole keyframe cache, so one viewer may trigger that at
@@ -82,6 +83,13 @@ cims_viewer_session_update_send_path (CimsViewerSession *session)
   if (!nice_agent_get_selected_pair (session->agent, session->stream_id, 1, &local, &remote)) {
     g_object_unref (socket);
     return;
+  }
+
+  /* DF set: the kernel then skips generating an IP id per datagram, a
+   * measurable share of the send cost; RTP packets are sized below the MTU. */
+  if (nice_address_ip_version (&remote->addr) == 4) {
+    int discover = IP_PMTUDISC_DO;
+    setsockopt (g_socket_get_fd (socket), IPPROTO_IP, IP_MTU_DISCOVER, &discover, sizeof discover);
   }
 
   memset (&session->peer, 0, sizeof session->peer);
@@ -228,18 +236,17 @@ ntp_time_now (void)
   return (seconds << 32) | fraction;
 }
 
-static gboolean
-report_timer_cb (gpointer user_data)
+void
+cims_viewer_session_send_report (CimsViewerSession *session)
 {
-  CimsViewerSession *session = user_data;
   guint8 buffer[256 + SRTP_MAX_OVERHEAD];
   CimsRtpRewriter *rewriter = &session->rewriter;
   gsize size;
   int length;
   guint32 rtp_ts;
 
-  if (session->srtp_out == NULL || !rewriter->started)
-    return G_SOURCE_CONTINUE;
+  if (session->srtp_out == NULL || !rewriter->started || atomic_load (&session->is_closed))
+    return;
 
   /* The RTP time now, extrapolated from the last packet sent. */
   rtp_ts = rewriter->last_out_ts
@@ -251,8 +258,6 @@ report_timer_cb (gpointer user_data)
   length = (int) size;
   if (size > 0 && srtp_protect_rtcp (session->srtp_out, buffer, &length) == srtp_err_status_ok)
     send_datagram (session, buffer, length);
-
-  return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -328,11 +333,6 @@ cims_viewer_session_media_start (CimsViewerSession *session)
   cims_viewer_session_update_send_path (session);
 
   atomic_store (&session->is_media_ready, 1);
+  /* The worker's one report timer sends this session's sender reports. */
   session->feed = cims_worker_subscribe (session->worker, session->source, session);
-
-  session->report_timer = g_timeout_source_new (SENDER_REPORT_INTERVAL_MS);
-  g_source_set_callback (session->report_timer, report_timer_cb, session, NULL);
-  g_source_attach (session->report_timer, session->context);
-  /* The context holds the only reference; the field is cleared before it ends. */
-  g_source_unref (session->report_timer);
 }

@@ -15,7 +15,6 @@
 
 G_BEGIN_DECLS
 
-#define SENDER_REPORT_INTERVAL_MS 1000
 /* Room for the SRTP authentication tag and SRTCP index after a packet. */
 #define SRTP_MAX_OVERHEAD 32
 
@@ -58,7 +57,6 @@ struct _CimsViewerSession {
   gsize fingerprint_size;
   srtp_t srtp_in;
   GSource *dtls_timer;
-  GSource *report_timer;
   GPtrArray *remote_candidates;
   char *remote_ufrag;
   char *remote_pwd;

@@ -545,7 +545,6 @@ teardown_on_media_cb (gpointer user_data)
   CimsViewerSession *session = user_data;
 
   g_clear_pointer (&session->dtls_timer, g_source_destroy);
-  g_clear_pointer (&session->report_timer, g_source_destroy);
 
   /* close_notify tells the browser at once; withdrawing consent and closing
    * the sockets makes sure media and checks stop even if it is lost. */

@@ -13,6 +13,12 @@
 
 #include <glib-unix.h>
 
+/* RTCP sender reports go out once a second (RFC 3550 section 6.2 allows
+ * far less; a second keeps the viewer's lip-sync and stats fresh). One
+ * timer per worker serves all its sessions: a timer per session would add
+ * a main-loop pass, which polls every socket of the worker, per session. */
+#define SENDER_REPORT_INTERVAL_MS 1000
+
 /* Packets a feed may hold for a worker that is behind: about two seconds
  * of a 4 Mbit/s camera. Past it the source drops for that worker only. */
 #define FEED_RING_SIZE 1024
@@ -41,8 +47,10 @@ struct _CimsWorker {
   GThread *thread;
   int wake_fd;                  /* eventfd the producers write to */
   GSource *wake_source;
+  GSource *report_source;
   GPtrArray *feeds;             /* of CimsFeed, worker thread only */
   atomic_int n_sessions;
+  atomic_int is_idle;           /* 1: drained and waiting; the next producer wakes it */
   /* On a cache line of its own: only this worker writes it. */
   CimsWorkerCounters counters __attribute__ ((aligned (64)));
 };
@@ -65,8 +73,16 @@ cims_feed_ring_push (CimsFeedRing *ring, CimsRtpPacket *packet)
     return FALSE;
 
   ring->slots[head % FEED_RING_SIZE] = packet;
-  atomic_store_explicit (&ring->head, head + 1, memory_order_release);
+  /* Sequentially consistent, paired with the worker's is_idle handshake. */
+  atomic_store_explicit (&ring->head, head + 1, memory_order_seq_cst);
   return TRUE;
+}
+
+static gboolean
+feed_ring_is_empty (CimsFeedRing *ring)
+{
+  return atomic_load_explicit (&ring->head, memory_order_seq_cst)
+         == atomic_load_explicit (&ring->tail, memory_order_relaxed);
 }
 
 static CimsRtpPacket *
@@ -201,6 +217,19 @@ cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *
 /* ---- the worker thread ---------------------------------------------------- */
 
 static gboolean
+feeds_have_packets (CimsWorker *worker)
+{
+  for (guint i = 0; i < worker->feeds->len; i++)
+    if (!feed_ring_is_empty (((CimsFeed *) g_ptr_array_index (worker->feeds, i))->ring))
+      return TRUE;
+  return FALSE;
+}
+
+/* Drains every feed until all are empty. The worker announces it is idle
+ * before its last look, and a producer wakes it only after taking that
+ * flag: a burst of packets costs one wake-up and one main-loop pass
+ * (which polls every viewer socket of the worker), not one per packet. */
+static gboolean
 wake_cb (gint fd, GIOCondition condition, gpointer user_data)
 {
   CimsWorker *worker = user_data;
@@ -209,8 +238,15 @@ wake_cb (gint fd, GIOCondition condition, gpointer user_data)
   if (read (fd, &count, sizeof count) < 0 && errno != EAGAIN)
     g_warning ("worker %u: read() of its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
 
-  for (guint i = 0; i < worker->feeds->len; i++)
-    feed_drain (g_ptr_array_index (worker->feeds, i));
+  for (;;) {
+    for (guint i = 0; i < worker->feeds->len; i++)
+      feed_drain (g_ptr_array_index (worker->feeds, i));
+
+    atomic_store (&worker->is_idle, 1);
+    if (!feeds_have_packets (worker))
+      break;
+    atomic_store (&worker->is_idle, 0);
+  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -219,9 +255,26 @@ cims_worker_wake (CimsWorker *worker)
 {
   guint64 one = 1;
 
+  if (!atomic_exchange (&worker->is_idle, 0))
+    return;
+
   /* EAGAIN means the counter is already non-zero: the worker will wake. */
   if (write (worker->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
     g_warning ("worker %u: write() to its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
+}
+
+static gboolean
+report_cb (gpointer user_data)
+{
+  CimsWorker *worker = user_data;
+
+  for (guint i = 0; i < worker->feeds->len; i++) {
+    CimsFeed *feed = g_ptr_array_index (worker->feeds, i);
+
+    for (guint j = 0; j < feed->subscribers->len; j++)
+      cims_viewer_session_send_report (g_ptr_array_index (feed->subscribers, j));
+  }
+  return G_SOURCE_CONTINUE;
 }
 
 static gpointer
@@ -251,12 +304,16 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
   worker->hub = hub;
   worker->index = index;
   worker->wake_fd = fd;
+  atomic_init (&worker->is_idle, 1);
   worker->feeds = g_ptr_array_new ();
   worker->context = g_main_context_new ();
   worker->loop = g_main_loop_new (worker->context, FALSE);
   worker->wake_source = g_unix_fd_source_new (fd, G_IO_IN);
   g_source_set_callback (worker->wake_source, G_SOURCE_FUNC (wake_cb), worker, NULL);
   g_source_attach (worker->wake_source, worker->context);
+  worker->report_source = g_timeout_source_new (SENDER_REPORT_INTERVAL_MS);
+  g_source_set_callback (worker->report_source, report_cb, worker, NULL);
+  g_source_attach (worker->report_source, worker->context);
   worker->thread = g_thread_new (name, worker_main, worker);
   return worker;
 }
@@ -280,6 +337,8 @@ cims_worker_free (CimsWorker *worker)
 
   g_source_destroy (worker->wake_source);
   g_source_unref (worker->wake_source);
+  g_source_destroy (worker->report_source);
+  g_source_unref (worker->report_source);
   close (worker->wake_fd);
   g_warn_if_fail (worker->feeds->len == 0);
   g_ptr_array_unref (worker->feeds);
