@@ -7,44 +7,9 @@
 
 #include <string.h>
 
-#define MAX_BODY_SIZE (64 * 1024)
 #define MAX_LIST_SIZE 4096
 
 /* ---- JSON helpers ------------------------------------------------------- */
-
-static void
-reply_json_node (SoupServerMessage *msg, guint status, JsonNode *root)
-{
-  g_autoptr (JsonGenerator) generator = json_generator_new ();
-  g_autofree char *body = NULL;
-  gsize size = 0;
-
-  json_generator_set_root (generator, root);
-  json_generator_set_pretty (generator, TRUE);
-  body = json_generator_to_data (generator, &size);
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, size);
-}
-
-static void
-reply_object (SoupServerMessage *msg, guint status, JsonObject *object)
-{
-  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
-
-  json_node_take_object (root, object);
-  reply_json_node (msg, status, root);
-}
-
-static void
-reply_forbidden (SoupServerMessage *msg, const char *rule, const char *reason)
-{
-  JsonObject *object = json_object_new ();
-
-  json_object_set_string_member (object, "error", "forbidden");
-  json_object_set_string_member (object, "rule", rule);
-  json_object_set_string_member (object, "reason", reason);
-  reply_object (msg, SOUP_STATUS_FORBIDDEN, object);
-}
 
 static void
 object_set_time (JsonObject *object, const char *member, gint64 time_us)
@@ -124,56 +89,11 @@ incident_to_json (const CimsIncident *incident, gint64 now_us)
   return object;
 }
 
-/* Parses the request body as a JSON object, or replies 400 and returns NULL. */
-static JsonObject *
-body_parse (SoupServerMessage *msg, JsonParser *parser)
-{
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
-  g_autoptr (GError) error = NULL;
-  gsize size = 0;
-  const char *data = g_bytes_get_data (bytes, &size);
-  JsonNode *root;
-
-  if (size > MAX_BODY_SIZE) {
-    cims_http_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large",
-                           "The request body is larger than 64 KiB.");
-    return NULL;
-  }
-
-  if (!json_parser_load_from_data (parser, data ? data : "", (gssize) size, &error)) {
-    g_autofree char *reason = g_strdup_printf ("The body is not valid JSON: %s", error->message);
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", reason);
-    return NULL;
-  }
-
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", "The body must be a JSON object.");
-    return NULL;
-  }
-  return json_node_get_object (root);
-}
-
 /* Reads an optional string member; FALSE (after a 400) when it has another type. */
 static gboolean
 member_get_string (SoupServerMessage *msg, JsonObject *object, const char *member, const char **out)
 {
-  JsonNode *node = json_object_get_member (object, member);
-  g_autofree char *reason = NULL;
-
-  *out = NULL;
-  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
-    return TRUE;
-
-  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING) {
-    *out = json_node_get_string (node);
-    return TRUE;
-  }
-
-  reason = g_strdup_printf ("\"%s\" must be a string.", member);
-  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
-  return FALSE;
+  return cims_api_member_get_string (msg, object, member, FALSE, out);
 }
 
 static gboolean
@@ -252,7 +172,7 @@ require_role (SoupServerMessage *msg, const CimsAuthIdentity *identity, const ch
 
   reason = g_strdup_printf ("This call needs the %s role of a participating jurisdiction; %s (%s) "
                             "does not have it.", role, identity->subject, identity->jurisdiction);
-  reply_forbidden (msg, "role-required", reason);
+  cims_api_reply_forbidden (msg, "role-required", reason);
   return FALSE;
 }
 
@@ -272,7 +192,7 @@ cameras_belong_to (CimsHub *hub, SoupServerMessage *msg, char **cameras, const c
     if (g_strcmp0 (camera->jurisdiction, owner) != 0) {
       reason = g_strdup_printf ("Camera %s belongs to %s; a %s of %s can only cover %s's own cameras.",
                                 camera->id, camera->jurisdiction, what, owner, owner);
-      reply_forbidden (msg, "not-owner", reason);
+      cims_api_reply_forbidden (msg, "not-owner", reason);
       return FALSE;
     }
   }
@@ -293,17 +213,6 @@ party_exists (CimsHub *hub, const char *id, CimsGranteeKind *kind)
   return FALSE;
 }
 
-static void
-reply_store_error (SoupServerMessage *msg, const GError *error)
-{
-  if (g_error_matches (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_NOT_FOUND))
-    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", error->message);
-  else if (g_error_matches (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CONFLICT))
-    cims_http_reply_error (msg, SOUP_STATUS_CONFLICT, "conflict", error->message);
-  else
-    cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-unavailable", error->message);
-}
-
 /* ---- grants ------------------------------------------------------------------ */
 
 static void
@@ -318,7 +227,7 @@ grants_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
 
   if (!require_role (msg, identity, "grant-authority"))
     return;
-  body = body_parse (msg, parser);
+  body = cims_api_body_parse (msg, parser);
   if (body == NULL)
     return;
 
@@ -362,13 +271,13 @@ grants_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   grant->authorized_at_us = now_us;
 
   if (!cims_hub_access_grant_create (hub, identity, grant, &error)) {
-    reply_store_error (msg, error);
+    cims_api_reply_store_error (msg, error);
     return;
   }
 
   JsonObject *reply = json_object_new ();
   json_object_set_object_member (reply, "grant", grant_to_json (grant, now_us));
-  reply_object (msg, SOUP_STATUS_CREATED, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_CREATED, reply);
 }
 
 static gboolean
@@ -390,7 +299,7 @@ grants_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ident
       json_array_add_object_element (array, grant_to_json (grant, now_us));
   }
   json_object_set_array_member (reply, "grants", array);
-  reply_object (msg, SOUP_STATUS_OK, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
 }
 
 static void
@@ -410,7 +319,7 @@ grants_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ident
   if (g_str_equal (method, "GET")) {
     JsonObject *reply = json_object_new ();
     json_object_set_object_member (reply, "grant", grant_to_json (grant, g_get_real_time ()));
-    reply_object (msg, SOUP_STATUS_OK, reply);
+    cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
     return;
   }
 
@@ -419,12 +328,12 @@ grants_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ident
   if (g_strcmp0 (grant->owner, identity->jurisdiction) != 0) {
     reason = g_strdup_printf ("Grant %s was made by %s; only a grant authority of %s can revoke it.",
                               grant->id, grant->owner, grant->owner);
-    reply_forbidden (msg, "not-owner", reason);
+    cims_api_reply_forbidden (msg, "not-owner", reason);
     return;
   }
 
   if (!cims_hub_access_grant_revoke (hub, identity, id, &n_ended, &error)) {
-    reply_store_error (msg, error);
+    cims_api_reply_store_error (msg, error);
     return;
   }
 
@@ -432,7 +341,7 @@ grants_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ident
   json_object_set_object_member (reply, "grant", grant_to_json (cims_hub_access_find_grant (hub, id),
                                                                 g_get_real_time ()));
   json_object_set_int_member (reply, "sessions_ended", n_ended);
-  reply_object (msg, SOUP_STATUS_OK, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
 }
 
 /* ---- incidents --------------------------------------------------------------- */
@@ -494,7 +403,7 @@ incidents_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *
 
   if (!require_role (msg, identity, "commander"))
     return;
-  body = body_parse (msg, parser);
+  body = cims_api_body_parse (msg, parser);
   if (body == NULL)
     return;
 
@@ -522,13 +431,13 @@ incidents_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *
   incident->declared_by_name = g_strdup (identity->name);
 
   if (!cims_hub_access_incident_start (hub, identity, incident, &error)) {
-    reply_store_error (msg, error);
+    cims_api_reply_store_error (msg, error);
     return;
   }
 
   JsonObject *reply = json_object_new ();
   json_object_set_object_member (reply, "incident", incident_to_json (incident, now_us));
-  reply_object (msg, SOUP_STATUS_CREATED, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_CREATED, reply);
 }
 
 static gboolean
@@ -553,7 +462,7 @@ incidents_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *id
       json_array_add_object_element (array, incident_to_json (incident, now_us));
   }
   json_object_set_array_member (reply, "incidents", array);
-  reply_object (msg, SOUP_STATUS_OK, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
 }
 
 static void
@@ -572,7 +481,7 @@ incidents_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *id
   if (g_str_equal (soup_server_message_get_method (msg), "GET")) {
     JsonObject *reply = json_object_new ();
     json_object_set_object_member (reply, "incident", incident_to_json (incident, g_get_real_time ()));
-    reply_object (msg, SOUP_STATUS_OK, reply);
+    cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
     return;
   }
 
@@ -581,12 +490,12 @@ incidents_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *id
   if (g_strcmp0 (incident->owner, identity->jurisdiction) != 0) {
     reason = g_strdup_printf ("Major incident %s covers %s's cameras; only a commander of %s can end it.",
                               incident->id, incident->owner, incident->owner);
-    reply_forbidden (msg, "not-owner", reason);
+    cims_api_reply_forbidden (msg, "not-owner", reason);
     return;
   }
 
   if (!cims_hub_access_incident_end (hub, identity, id, &n_ended, &error)) {
-    reply_store_error (msg, error);
+    cims_api_reply_store_error (msg, error);
     return;
   }
 
@@ -594,7 +503,7 @@ incidents_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *id
   json_object_set_object_member (reply, "incident",
                                  incident_to_json (cims_hub_access_find_incident (hub, id), g_get_real_time ()));
   json_object_set_int_member (reply, "sessions_ended", n_ended);
-  reply_object (msg, SOUP_STATUS_OK, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
 }
 
 /* ---- sessions ------------------------------------------------------------------ */
@@ -623,7 +532,7 @@ sessions_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
       json_array_add_object_element (array, cims_viewer_session_to_json (session));
   }
   json_object_set_array_member (reply, "sessions", array);
-  reply_object (msg, SOUP_STATUS_OK, reply);
+  cims_api_reply_object (msg, SOUP_STATUS_OK, reply);
 }
 
 static void
@@ -640,7 +549,7 @@ sessions_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   }
 
   if (g_str_equal (soup_server_message_get_method (msg), "GET")) {
-    reply_object (msg, SOUP_STATUS_OK, cims_viewer_session_to_json (session));
+    cims_api_reply_object (msg, SOUP_STATUS_OK, cims_viewer_session_to_json (session));
     return;
   }
 
@@ -648,7 +557,7 @@ sessions_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
       || g_strcmp0 (identity->jurisdiction, cims_viewer_session_get_camera_owner (session)) != 0) {
     reason = g_strdup_printf ("Only a system administrator of %s, which owns the camera, can end this session.",
                               cims_viewer_session_get_camera_owner (session));
-    reply_forbidden (msg, "not-owner", reason);
+    cims_api_reply_forbidden (msg, "not-owner", reason);
     return;
   }
 
@@ -688,7 +597,7 @@ collection_dispatch (CimsHub *hub, SoupServerMessage *msg, const Collection *col
   const char *method = soup_server_message_get_method (msg);
 
   if (!collection->may_list (identity)) {
-    reply_forbidden (msg, "role-required", "This call needs the system-administrator or auditor role.");
+    cims_api_reply_forbidden (msg, "role-required", "This call needs the system-administrator or auditor role.");
     return;
   }
 

@@ -40,6 +40,27 @@ record_set_camera (CimsAuditRecord *record, const CimsConfigCamera *camera)
   record->camera_location = g_strdup (camera->location);
 }
 
+/* Fills the fields every session record carries. @camera may be NULL
+ * when it was removed from the configuration; the session still names it. */
+static void
+record_set_session (CimsAuditRecord *record, CimsViewerSession *session, const CimsConfigCamera *camera)
+{
+  record_set_person (record, cims_viewer_session_get_identity (session));
+  record_set_camera (record, camera);
+  if (camera == NULL) {
+    record->camera_id = g_strdup (cims_viewer_session_get_camera_id (session));
+    record->camera_owner = g_strdup (cims_viewer_session_get_camera_owner (session));
+  }
+
+  g_free (record->client_version);
+  record->client_version = g_strdup (cims_viewer_session_get_client (session));
+  record->session_id = g_strdup (cims_viewer_session_get_id (session));
+  record->grant_id = g_strdup (cims_viewer_session_get_grant_id (session));
+  record->incident_id = g_strdup (cims_viewer_session_get_incident_id (session));
+  record->incident_number = g_strdup (cims_viewer_session_get_incident_number (session));
+  record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
+}
+
 /* Records that could not be written wait in memory, in order, and are
  * retried on this interval; a stop record must not be lost because the
  * disk was briefly full. */
@@ -170,15 +191,7 @@ cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
 {
   CimsAuditRecord *record = record_new ("session-start");
 
-  record_set_person (record, cims_viewer_session_get_identity (session));
-  record_set_camera (record, camera);
-  g_free (record->client_version);
-  record->client_version = g_strdup (cims_viewer_session_get_client (session));
-  record->session_id = g_strdup (cims_viewer_session_get_id (session));
-  record->grant_id = g_strdup (cims_viewer_session_get_grant_id (session));
-  record->incident_id = g_strdup (cims_viewer_session_get_incident_id (session));
-  record->incident_number = g_strdup (cims_viewer_session_get_incident_number (session));
-  record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
+  record_set_session (record, session, camera);
   record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
   record->details = identity_rights_to_json (cims_viewer_session_get_identity (session));
   return record_append_full (hub, record, FALSE, error);
@@ -191,19 +204,7 @@ cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const cha
                                                             cims_viewer_session_get_camera_id (session));
   CimsAuditRecord *record = record_new ("session-stop");
 
-  record_set_person (record, cims_viewer_session_get_identity (session));
-  record_set_camera (record, camera);
-  if (camera == NULL) {
-    record->camera_id = g_strdup (cims_viewer_session_get_camera_id (session));
-    record->camera_owner = g_strdup (cims_viewer_session_get_camera_owner (session));
-  }
-  g_free (record->client_version);
-  record->client_version = g_strdup (cims_viewer_session_get_client (session));
-  record->session_id = g_strdup (cims_viewer_session_get_id (session));
-  record->grant_id = g_strdup (cims_viewer_session_get_grant_id (session));
-  record->incident_id = g_strdup (cims_viewer_session_get_incident_id (session));
-  record->incident_number = g_strdup (cims_viewer_session_get_incident_number (session));
-  record->viewer_address = g_strdup (cims_viewer_session_get_remote_address (session));
+  record_set_session (record, session, camera);
   record->reason = g_strdup (reason);
   record->bytes_sent = (gint64) cims_viewer_session_get_bytes_sent (session);
   record->duration_ms = (g_get_real_time () - cims_viewer_session_get_started_real_us (session)) / 1000;
