@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Live authorization: the hub's copy of grants and major incidents, the
- * decision for a new viewer, and re-deciding running sessions whenever a
- * grant, an incident, a camera or a token changes, so a session ends the
+ * decision for a new viewer, and new decisions for running sessions when a
+ * grant, an incident, a camera or a token changes. A session ends the
  * moment nothing allows it any more. The rules are auth/policy.c. */
 #include "hub/hub-runtime.h"
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Admission limits for WHEP requests: token buckets per client address and
- * for the whole hub, answered with 429 and Retry-After, so a flood from one
- * address cannot starve everyone else. Session caps are checked in whep.c. */
+ * for the whole hub. A request over either limit gets 429 with Retry-After,
+ * so a flood from one address cannot starve everyone else. Session caps
+ * are checked in whep.c. */
 #include "hub/hub-runtime.h"
 
 /* A bucket that refills at @rate tokens per second up to twice @rate, so a

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Media workers: one thread per core, each owning its viewers' ICE agents,
- * DTLS, RTCP and send path. A source hands each packet to every worker that
- * has viewers of it through a lock-free single-producer ring (a feed), so
- * the per-viewer hot path runs on one thread with no lock, and a slow
- * worker never delays the camera or another worker. */
+ * DTLS, RTCP and send path. A source hands each packet to every worker with
+ * viewers of it through a lock-free single-producer ring (a feed). The
+ * per-viewer hot path so runs on one thread with no lock, and a slow worker
+ * never delays the camera or another worker. */
 #include "hub/hub-runtime.h"
 
 #include <errno.h>
@@ -142,6 +142,7 @@ feed_find (CimsWorker *worker, CimsSource *source)
 {
   for (guint i = 0; i < worker->feeds->len; i++) {
     CimsFeed *feed = g_ptr_array_index (worker->feeds, i);
+
     if (feed->source == source)
       return feed;
   }
