@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="
-  build-essential meson ninja-build pkg-config clang
+  build-essential meson ninja-build pkg-config clang libclang-rt-14-dev
   libglib2.0-dev libjson-glib-dev libsoup-3.0-dev libconfig-dev
   libsqlite3-dev sqlite3 libssl-dev openssl libnice-dev libsrtp2-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev

@@ -10,8 +10,14 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-/* Defined only by targets that need set-up; weak so the others link. */
+/* Only targets that need set-up define it. It is weak so the others link. */
 int LLVMFuzzerInitialize (int *argc, char ***argv) __attribute__ ((weak));
+
+static gint
+name_compare (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+}
 
 static void
 replay_file (gconstpointer user_data)
@@ -27,8 +33,8 @@ replay_file (gconstpointer user_data)
   g_assert_cmpint (LLVMFuzzerTestOneInput ((const uint8_t *) contents, size), ==, 0);
 }
 
-/* Adds one test per regular file of @dir, named /fuzz/TARGET/KIND/FILE.
- * Returns the number of files; a missing folder has none. */
+/* Adds one test per file of @dir, named /fuzz/TARGET/KIND/FILE, and returns
+ * the number of files. A missing folder has none. */
 static guint
 replay_add_folder (const char *target, const char *kind, const char *dir)
 {
@@ -43,7 +49,7 @@ replay_add_folder (const char *target, const char *kind, const char *dir)
     if (name[0] != '.')
       g_ptr_array_add (names, g_strdup (name));
   }
-  g_ptr_array_sort_values (names, (GCompareFunc) g_strcmp0);
+  g_ptr_array_sort (names, name_compare);
 
   for (guint i = 0; i < names->len; i++) {
     const char *file_name = g_ptr_array_index (names, i);

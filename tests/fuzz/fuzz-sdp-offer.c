@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include <gio/gio.h>
 #include <gst/sdp/sdp.h>
 
 #include "hub/hub-private.h"
