@@ -62,7 +62,7 @@ record_set_session (CimsAuditRecord *record, CimsViewerSession *session, const C
 }
 
 /* Records that could not be written wait in memory, in order, and are
- * retried on this interval; a stop record must not be lost because the
+ * retried on this interval. A stop record must not be lost because the
  * disk was briefly full. */
 #define BACKLOG_RETRY_S 2
 /* NOTE: past this many waiting records the oldest is dropped (logged as
@@ -112,8 +112,8 @@ backlog_push (CimsHub *hub, CimsAuditRecord *record)
 }
 
 /* Appends @record (transfer full) after any waiting ones. When the log
- * cannot be written, a @can_wait record joins the backlog for a retry and
- * the call still fails; the failure is logged and counted here. */
+ * cannot be written, a @can_wait record joins the backlog for a retry, and
+ * the call still fails. The failure is logged and counted here. */
 static gboolean
 record_append_full (CimsHub *hub, CimsAuditRecord *record, gboolean can_wait, GError **error)
 {

@@ -48,8 +48,8 @@ reply_json (SoupServerMessage *msg, guint status, JsonNode *root)
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, size);
 }
 
-/* An origin listed by name may call every resource; "*" opens only WHEP,
- * so an unknown page cannot drive the admin API with a token it holds. */
+/* An origin listed by name may call every resource. "*" opens only WHEP,
+ * so an unknown page cannot drive the admin API with a token it obtained. */
 static gboolean
 origin_is_allowed (CimsHub *hub, const char *origin, const char *path)
 {
@@ -64,8 +64,8 @@ origin_is_allowed (CimsHub *hub, const char *origin, const char *path)
   return FALSE;
 }
 
-void
-cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg, const char *path)
+static void
+cors_apply (CimsHub *hub, SoupServerMessage *msg, const char *path)
 {
   SoupMessageHeaders *request = soup_server_message_get_request_headers (msg);
   SoupMessageHeaders *response = soup_server_message_get_response_headers (msg);
@@ -223,7 +223,7 @@ request_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
   CimsHub *hub = user_data;
   const char *method = soup_server_message_get_method (msg);
 
-  cims_http_apply_cors (hub, msg, path);
+  cors_apply (hub, msg, path);
 
   if (g_str_equal (method, "OPTIONS"))
     handle_options (hub, msg, path);
@@ -243,9 +243,9 @@ request_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
     cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such resource.");
 }
 
-/* A listening socket with a deep accept queue: GLib's default of 10 makes a
+/* A listening socket with a deep accept queue. With GLib's default of 10, a
  * burst of connections (a video wall opening dozens of cameras at once)
- * fail at the TCP level before the hub sees them. */
+ * fails at the TCP level before the hub accepts them. */
 #define LISTEN_BACKLOG 1024
 
 static GSocket *

@@ -228,7 +228,7 @@ typedef enum {
   CIMS_NEGOTIATION_TRANSCODE,   /* a shared transcode for (camera, profile) */
 } CimsNegotiationMode;
 
-/* What the hub knows of a camera's video when a viewer asks. */
+/* The camera's video as far as the hub has seen it when a viewer requests it. */
 typedef struct {
   CimsCodec codec;
   guint32 h264_profile_level_id; /* from the camera's fmtp; 0 when unknown */

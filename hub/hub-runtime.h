@@ -25,7 +25,7 @@ typedef struct _CimsWorker CimsWorker;
 typedef struct _CimsFeed CimsFeed;
 typedef struct _CimsFeedRing CimsFeedRing;
 
-/* The most media worker threads a hub runs. */
+/* Maximum number of media worker threads. */
 #define CIMS_MAX_WORKERS 64
 typedef struct _CimsViewerSession CimsViewerSession;
 
@@ -276,7 +276,6 @@ void cims_source_when_ready (CimsSource *source, CimsSourceReadyFunc func, gpoin
 /* The camera's current video format; valid after ready. */
 CimsCodec cims_source_get_codec (CimsSource *source);
 guint32 cims_source_get_profile_level_id (CimsSource *source);
-const char *cims_source_get_fmtp (CimsSource *source);
 
 /* Viewers subscribed through any worker; any thread. */
 guint cims_source_get_n_subscribers (CimsSource *source);
@@ -316,7 +315,6 @@ CimsWorker *cims_worker_new (CimsHub *hub, guint index, GError **error);
 /* Runs the teardowns already queued, then stops the thread. */
 void cims_worker_free (CimsWorker *worker);
 GMainContext *cims_worker_get_context (CimsWorker *worker);
-guint cims_worker_get_index (CimsWorker *worker);
 void cims_worker_count_session (CimsWorker *worker, int delta);
 /* Wakes the worker to drain its feeds unless it is awake already; any
  * thread, after pushing. */
@@ -333,8 +331,6 @@ void cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSess
 CimsKeyframeCache *cims_feed_get_cache (CimsFeed *feed);
 
 CimsFeedRing *cims_feed_ring_new (void);
-/* Frees the ring and every packet still in it. */
-void cims_feed_ring_free (CimsFeedRing *ring);
 /* Adds @packet (transfer full) unless the ring is full; producer only. */
 gboolean cims_feed_ring_push (CimsFeedRing *ring, CimsRtpPacket *packet);
 
@@ -409,7 +405,7 @@ void cims_viewer_session_close (CimsViewerSession *session, const char *reason);
  * @packet, or the keyframe snapshot when the viewer is waiting for one.
  * Worker thread; takes no lock. */
 void cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cache,
-                                  CimsRtpPacket *packet, gboolean starts_keyframe);
+                                  CimsRtpPacket *packet);
 
 /* ---- HTTP (http-server.c, whep.c, web-page.c) -------------------------- */
 
@@ -418,8 +414,6 @@ gboolean cims_http_server_start (CimsHub *hub, GError **error);
 /* Sets a JSON error body {"error": code, "reason": reason} and the status. */
 void cims_http_reply_error (SoupServerMessage *msg, guint status, const char *code, const char *reason);
 
-/* Applies the CORS headers allowed for the request's Origin and path. */
-void cims_http_apply_cors (CimsHub *hub, SoupServerMessage *msg, const char *path);
 
 /* Returns (transfer full) the verified identity of the request's Bearer
  * token, or NULL after replying 401. */

@@ -392,11 +392,6 @@ cims_source_get_profile_level_id (CimsSource *source)
   return source->profile_level_id;
 }
 
-const char *
-cims_source_get_fmtp (CimsSource *source)
-{
-  return source->fmtp;
-}
 
 /* ---- subscribers and idle stop ---------------------------------------------- */
 

@@ -203,7 +203,7 @@ session_takes_pli (CimsViewerSession *session)
 
 void
 cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cache,
-                             CimsRtpPacket *packet, gboolean starts_keyframe)
+                             CimsRtpPacket *packet)
 {
   gboolean wants_snapshot;
 

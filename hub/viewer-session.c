@@ -546,8 +546,8 @@ teardown_on_media_cb (gpointer user_data)
 
   g_clear_pointer (&session->dtls_timer, g_source_destroy);
 
-  /* close_notify tells the browser at once; withdrawing consent and closing
-   * the sockets makes sure media and checks stop even if it is lost. */
+  /* close_notify reaches the browser at once. Withdrawing consent and
+   * closing the sockets stops media and checks even if it is lost. */
   if (session->ssl != NULL && session->dtls_done)
     SSL_shutdown (session->ssl);
 

@@ -100,8 +100,8 @@ feed_ring_pop (CimsFeedRing *ring)
   return packet;
 }
 
-void
-cims_feed_ring_free (CimsFeedRing *ring)
+static void
+feed_ring_free (CimsFeedRing *ring)
 {
   CimsRtpPacket *packet;
 
@@ -128,11 +128,9 @@ feed_drain (CimsFeed *feed)
     feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
 
   while ((packet = feed_ring_pop (feed->ring)) != NULL) {
-    gboolean starts_keyframe = cims_keyframe_cache_push (feed->cache, packet);
-
+    cims_keyframe_cache_push (feed->cache, packet);
     for (guint i = 0; i < feed->subscribers->len; i++)
-      cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, packet,
-                                   starts_keyframe);
+      cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, packet);
     cims_rtp_packet_unref (packet);
   }
 }
@@ -202,7 +200,7 @@ cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *
   /* The last viewer left: the source stops feeding this worker, and the
    * main context decides whether the camera is idle. */
   cims_source_detach_feed (feed->source, worker->index);
-  cims_feed_ring_free (feed->ring);
+  feed_ring_free (feed->ring);
   cims_keyframe_cache_free (feed->cache);
   g_ptr_array_remove (worker->feeds, feed);
 
@@ -370,12 +368,6 @@ cims_hub_worker_counters_sum (CimsHub *hub, gsize field_offset)
     total += atomic_load_explicit (field, memory_order_relaxed);
   }
   return total;
-}
-
-guint
-cims_worker_get_index (CimsWorker *worker)
-{
-  return worker->index;
 }
 
 void

@@ -3,7 +3,7 @@
  * H.265 video track and hands its RTP packets, not depayloaded, to the caller,
  * with reconnects and backoff. Classifying and caching the packets is left to
  * nal-classify.c and keyframe-cache.c. */
-#include "pipelines/pipelines.h"
+#include "pipelines/pipelines-private.h"
 
 #include <gst/gst.h>
 #include <gst/app/gstappsink.h>
@@ -378,17 +378,13 @@ connection_playing_cb (gpointer user_data)
 }
 
 static void
-connection_handle_buffer (IngestConnection *connection, GstBuffer *buffer)
+connection_handle_buffer (GstBuffer *buffer, gpointer user_data)
 {
+  IngestConnection *connection = user_data;
   CimsIngest *ingest = connection->ingest;
-  g_autoptr(CimsRtpPacket) packet = NULL;
-  GstMapInfo map;
   gint64 now_us = g_get_monotonic_time ();
-
-  if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
-    return;
-  packet = cims_rtp_packet_new (map.data, map.size, g_atomic_int_get (&connection->epoch), now_us);
-  gst_buffer_unmap (buffer, &map);
+  g_autoptr(CimsRtpPacket) packet = cims_rtp_packet_new_from_buffer (buffer, g_atomic_int_get (&connection->epoch),
+                                                                     now_us);
 
   /* Counted, and logged once at close: a packet-path log would flood. */
   if (packet == NULL)
@@ -407,25 +403,7 @@ connection_handle_buffer (IngestConnection *connection, GstBuffer *buffer)
 static GstFlowReturn
 appsink_new_sample_cb (GstAppSink *appsink, gpointer user_data)
 {
-  IngestConnection *connection = user_data;
-  g_autoptr(GstSample) sample = gst_app_sink_pull_sample (appsink);
-  GstBufferList *list;
-
-  if (sample == NULL)
-    return GST_FLOW_FLUSHING;
-
-  list = gst_sample_get_buffer_list (sample);
-  if (list != NULL)
-    {
-      for (guint i = 0; i < gst_buffer_list_length (list); i++)
-        connection_handle_buffer (connection, gst_buffer_list_get (list, i));
-    }
-  else
-    {
-      connection_handle_buffer (connection, gst_sample_get_buffer (sample));
-    }
-
-  return GST_FLOW_OK;
+  return cims_appsink_pull_buffers (appsink, connection_handle_buffer, user_data);
 }
 
 /* Picks the first H.264 or H.265 video track of the SDP. Every other track

@@ -2,7 +2,7 @@
 /* Transcoding of one camera's RTP for one output profile: decode, scale,
  * limit the frame rate and encode again as H.264 or VP8 RTP, shared by every
  * viewer of that profile. Choosing the profile is the hub's job. */
-#include "pipelines/pipelines.h"
+#include "pipelines/pipelines-private.h"
 
 #include <gst/gst.h>
 #include <gst/app/gstappsink.h>
@@ -510,17 +510,13 @@ pipeline_running_cb (gpointer user_data)
 }
 
 static void
-pipeline_handle_output (TranscodePipeline *pipeline, GstBuffer *buffer)
+pipeline_handle_output (GstBuffer *buffer, gpointer user_data)
 {
+  TranscodePipeline *pipeline = user_data;
   CimsTranscoder *transcoder = pipeline->transcoder;
-  g_autoptr(CimsRtpPacket) packet = NULL;
+  g_autoptr(CimsRtpPacket) packet = cims_rtp_packet_new_from_buffer (buffer, pipeline->epoch,
+                                                                     g_get_monotonic_time ());
   g_autoptr(GSource) source = NULL;
-  GstMapInfo map;
-
-  if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
-    return;
-  packet = cims_rtp_packet_new (map.data, map.size, pipeline->epoch, g_get_monotonic_time ());
-  gst_buffer_unmap (buffer, &map);
 
   /* The payloader's MTU keeps packets valid; this only guards the callback. */
   if (packet == NULL)
@@ -543,25 +539,7 @@ pipeline_handle_output (TranscodePipeline *pipeline, GstBuffer *buffer)
 static GstFlowReturn
 appsink_new_sample_cb (GstAppSink *appsink, gpointer user_data)
 {
-  TranscodePipeline *pipeline = user_data;
-  g_autoptr(GstSample) sample = gst_app_sink_pull_sample (appsink);
-  GstBufferList *list;
-
-  if (sample == NULL)
-    return GST_FLOW_FLUSHING;
-
-  list = gst_sample_get_buffer_list (sample);
-  if (list != NULL)
-    {
-      for (guint i = 0; i < gst_buffer_list_length (list); i++)
-        pipeline_handle_output (pipeline, gst_buffer_list_get (list, i));
-    }
-  else
-    {
-      pipeline_handle_output (pipeline, gst_sample_get_buffer (sample));
-    }
-
-  return GST_FLOW_OK;
+  return cims_appsink_pull_buffers (appsink, pipeline_handle_output, user_data);
 }
 
 /* ---- bus ------------------------------------------------------------------- */
