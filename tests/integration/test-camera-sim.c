@@ -13,6 +13,8 @@
 
 #define STARTUP_TIMEOUT_S 20
 #define PULL_TIMEOUT_S 30
+#define PULL_BUSY_ATTEMPTS 3
+#define PULL_BUSY_PAUSE_US (300 * 1000)
 
 /* A running simulator and the URLs it printed, in --camera order. */
 typedef struct {
@@ -242,11 +244,9 @@ pull_connect (Pull *pull, GstElement *pipeline)
   gst_pad_add_probe (sink_pad, GST_PAD_PROBE_TYPE_BUFFER, on_decoded_frame, pull, NULL);
 }
 
-/* Pulls @url with @source_options added to rtspsrc and decodes @codec
- * ("h264" or "h265") until @n_frames frames are decoded, an error arrives or
- * PULL_TIMEOUT_S passes. */
+/* One pull of @url; see pull_run(). */
 static void
-pull_run (Pull *pull, const char *url, const char *source_options, const char *codec,
+pull_run_once (Pull *pull, const char *url, const char *source_options, const char *codec,
           guint n_frames)
 {
   g_autofree char *description = g_strdup_printf (
@@ -276,6 +276,33 @@ pull_run (Pull *pull, const char *url, const char *source_options, const char *c
   if (!pull->has_timed_out)
     g_source_remove (timeout_id);
   gst_bus_remove_watch (bus);
+}
+
+static gboolean
+pull_was_busy (const Pull *pull)
+{
+  return pull->error != NULL && pull->error_debug != NULL && strstr (pull->error_debug, "(503)") != NULL;
+}
+
+/* Pulls @url with @source_options added to rtspsrc and decodes @codec
+ * ("h264" or "h265") until @n_frames frames are decoded, an error arrives or
+ * PULL_TIMEOUT_S passes. A 503 is retried: gst-rtsp-server 1.22 answers 503
+ * when a DESCRIBE finds the shared media of the previous client still being
+ * torn down. */
+static void
+pull_run (Pull *pull, const char *url, const char *source_options, const char *codec,
+          guint n_frames)
+{
+  for (guint attempt = 1; attempt <= PULL_BUSY_ATTEMPTS; attempt++) {
+    pull_run_once (pull, url, source_options, codec, n_frames);
+    if (!pull_was_busy (pull) || attempt == PULL_BUSY_ATTEMPTS)
+      return;
+
+    g_test_message ("%s answered 503 on attempt %u; pulling again", url, attempt);
+    pull_clear (pull);
+    memset (pull, 0, sizeof *pull);
+    g_usleep (PULL_BUSY_PAUSE_US);
+  }
 }
 
 static void
