@@ -24,9 +24,10 @@
 #define INGEST_WATCHDOG_MAX_INTERVAL_MS 500
 /* The ingest asks rtspsrc for a keep-alive this often while playing: with
  * GStreamer 1.22 over TCP, a camera with Session timeout=8 got no keep-alive
- * from rtspsrc within 8 s (seen in the camera-faults test). NOTE: rtspsrc
- * sends the requested one only when the camera's Public lists
- * GET_PARAMETER, and a camera whose timeout is below 5 s still drops. */
+ * from rtspsrc within 8 s (seen in the camera-faults test). rtspsrc sends the
+ * requested one only when Public lists GET_PARAMETER, which
+ * rtsp-keep-alive-ext.c sees to. NOTE: a camera whose session timeout is
+ * below 5 s still drops the session and is reconnected. */
 #define INGEST_KEEP_ALIVE_INTERVAL_US (5 * G_USEC_PER_SEC)
 
 /* One connection attempt: one pipeline and what its streaming threads share
@@ -906,6 +907,8 @@ cims_ingest_new (const CimsIngestSettings *settings,
   g_return_val_if_fail (settings->connect_timeout_ms > 0, NULL);
   g_return_val_if_fail (settings->reconnect_min_ms > 0, NULL);
   g_return_val_if_fail (settings->reconnect_min_ms <= settings->reconnect_max_ms, NULL);
+
+  cims_rtsp_keep_alive_ext_register ();
 
   ingest = g_new0 (CimsIngest, 1);
   ingest->camera_id = g_strdup (settings->camera_id);

@@ -286,8 +286,8 @@ pull_was_busy (const Pull *pull)
 
 /* Pulls @url with @source_options added to rtspsrc and decodes @codec
  * ("h264" or "h265") until @n_frames frames are decoded, an error arrives or
- * PULL_TIMEOUT_S passes. A 503 is retried: gst-rtsp-server 1.22 answers 503
- * when a DESCRIBE finds the shared media of the previous client still being
+ * PULL_TIMEOUT_S passes. A 503 is retried because gst-rtsp-server 1.22 returns
+ * 503 when a DESCRIBE finds the previous client's shared media still being
  * torn down. */
 static void
 pull_run (Pull *pull, const char *url, const char *source_options, const char *codec,

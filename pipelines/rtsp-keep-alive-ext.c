@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* An RTSP extension, loaded by every rtspsrc, that keeps sessions alive on
+ * cameras whose OPTIONS response leaves GET_PARAMETER out of Public.
+ * rtspsrc 1.22 rejects its "get-parameters" action on such a camera, and over
+ * TCP it sends no keep-alive of its own while data flows, so the camera would
+ * close the session at its timeout. The extension adds GET_PARAMETER to the
+ * response's Public header before rtspsrc parses it. The ingest's before-send
+ * handler then sends each keep-alive as OPTIONS, which every camera supports. */
+#include "pipelines/pipelines-private.h"
+
+#include <gst/rtsp/gstrtspextension.h>
+
+#define KEEP_ALIVE_EXT_ELEMENT "cimsrtspkeepalive"
+
+typedef struct {
+  GstElement parent;
+} CimsRtspKeepAliveExt;
+
+typedef struct {
+  GstElementClass parent_class;
+} CimsRtspKeepAliveExtClass;
+
+static void keep_alive_ext_interface_init (GstRTSPExtensionInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (CimsRtspKeepAliveExt, cims_rtsp_keep_alive_ext, GST_TYPE_ELEMENT,
+                         G_IMPLEMENT_INTERFACE (GST_TYPE_RTSP_EXTENSION, keep_alive_ext_interface_init))
+
+static gboolean
+public_lists_get_parameter (GstRTSPMessage *response)
+{
+  gchar *methods = NULL;
+
+  for (gint i = 0; gst_rtsp_message_get_header (response, GST_RTSP_HDR_PUBLIC, &methods, i) == GST_RTSP_OK; i++) {
+    g_auto(GStrv) names = g_strsplit (methods, ",", -1);
+
+    for (guint j = 0; names[j] != NULL; j++) {
+      if (g_ascii_strcasecmp (g_strstrip (names[j]), "GET_PARAMETER") == 0)
+        return TRUE;
+    }
+  }
+
+  return FALSE;
+}
+
+/* Adds GET_PARAMETER to the Public header of a 200 OPTIONS response. rtspsrc
+ * calls this after each request and before it parses the response. */
+static GstRTSPResult
+keep_alive_ext_after_send (GstRTSPExtension *ext, GstRTSPMessage *request, GstRTSPMessage *response)
+{
+  GstRTSPMethod method;
+  const gchar *uri;
+  GstRTSPVersion version;
+  GstRTSPStatusCode code;
+
+  if (gst_rtsp_message_parse_request (request, &method, &uri, &version) != GST_RTSP_OK
+      || method != GST_RTSP_OPTIONS)
+    return GST_RTSP_OK;
+  if (gst_rtsp_message_parse_response (response, &code, NULL, NULL) != GST_RTSP_OK
+      || code != GST_RTSP_STS_OK)
+    return GST_RTSP_OK;
+
+  if (public_lists_get_parameter (response))
+    return GST_RTSP_OK;
+
+  g_debug ("camera %s: Public omits GET_PARAMETER; keep-alives go out as OPTIONS", uri);
+  gst_rtsp_message_add_header (response, GST_RTSP_HDR_PUBLIC, "GET_PARAMETER");
+  return GST_RTSP_OK;
+}
+
+static void
+keep_alive_ext_interface_init (GstRTSPExtensionInterface *iface)
+{
+  iface->after_send = keep_alive_ext_after_send;
+}
+
+static void
+cims_rtsp_keep_alive_ext_class_init (CimsRtspKeepAliveExtClass *klass)
+{
+  gst_element_class_set_static_metadata (GST_ELEMENT_CLASS (klass), "cimshub RTSP keep-alive",
+                                         "Network/Extension/Protocol",
+                                         "Lets rtspsrc keep sessions alive on cameras that do not list "
+                                         "GET_PARAMETER", "cimshub");
+}
+
+static void
+cims_rtsp_keep_alive_ext_init (CimsRtspKeepAliveExt *self)
+{
+}
+
+static gboolean
+rtspsrc_class_exists (void)
+{
+  GType type = g_type_from_name ("GstRTSPSrc");
+
+  return type != 0 && g_type_class_peek (type) != NULL;
+}
+
+/* Registers the extension element. rtspsrc collects extensions from the
+ * registry once, in its class init, so this must run before the first rtspsrc. */
+void
+cims_rtsp_keep_alive_ext_register (void)
+{
+  static gsize is_registered = 0;
+
+  if (!g_once_init_enter (&is_registered))
+    return;
+
+  if (rtspsrc_class_exists ())
+    g_warning ("rtspsrc was created before the keep-alive extension was registered; "
+               "cameras that leave GET_PARAMETER out of Public will drop sessions over TCP");
+  gst_element_register (NULL, KEEP_ALIVE_EXT_ELEMENT, GST_RANK_MARGINAL, cims_rtsp_keep_alive_ext_get_type ());
+  g_once_init_leave (&is_registered, 1);
+}
