@@ -5,6 +5,7 @@
 #include "hub/hub-runtime.h"
 
 #include <gst/gst.h>
+#include <sched.h>
 #include <srtp2/srtp.h>
 
 G_DEFINE_QUARK (cims-hub-error-quark, cims_hub_error)
@@ -30,11 +31,27 @@ session_entry_free (SessionEntry *entry)
   g_free (entry);
 }
 
-/* One worker per processor unless the configuration says otherwise. */
+/* Counts the processors this process may run on. g_get_num_processors()
+ * counts every online processor, so a hub started under taskset or in a
+ * cpuset would run more workers than cores and switch between them. */
+static guint
+usable_processor_count (void)
+{
+  cpu_set_t allowed;
+
+  CPU_ZERO (&allowed);
+  if (sched_getaffinity (0, sizeof allowed, &allowed) != 0)
+    return (guint) g_get_num_processors ();
+
+  return MAX (1, CPU_COUNT (&allowed));
+}
+
+/* Starts one worker per usable processor unless the configuration sets the
+ * number. */
 static gboolean
 workers_start (CimsHub *hub, GError **error)
 {
-  guint n = hub->config->media_workers ? hub->config->media_workers : (guint) g_get_num_processors ();
+  guint n = hub->config->media_workers ? hub->config->media_workers : usable_processor_count ();
 
   hub->n_workers = CLAMP (n, 1, CIMS_MAX_WORKERS);
   for (guint i = 0; i < hub->n_workers; i++) {
