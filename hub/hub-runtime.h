@@ -315,6 +315,11 @@ CimsWorker *cims_worker_new (CimsHub *hub, guint index, GError **error);
 /* Runs the teardowns already queued, then stops the thread. */
 void cims_worker_free (CimsWorker *worker);
 GMainContext *cims_worker_get_context (CimsWorker *worker);
+
+/* Makes @context poll with epoll (worker-poll.c). The poller keeps its
+ * state per thread, so the thread that iterates @context must iterate no
+ * other context with this poll function. */
+void cims_worker_poll_install (GMainContext *context);
 void cims_worker_count_session (CimsWorker *worker, int delta);
 /* Wakes the worker to drain its feeds unless it is awake already; any
  * thread, after pushing. */
@@ -401,11 +406,12 @@ void cims_viewer_session_send_report (CimsViewerSession *session);
 /* Stops media and frees the ICE agent, withdrawing consent. Main context. */
 void cims_viewer_session_close (CimsViewerSession *session, const char *reason);
 
-/* Called by the session's worker for each packet of its camera: sends
- * @packet, or the keyframe snapshot when the viewer is waiting for one.
- * Worker thread; takes no lock. */
+/* Sends the camera's next @n_packets packets, already pushed into @cache, to
+ * the viewer, or the keyframe snapshot (which ends with them) when the viewer
+ * waits for a keyframe or sent a PLI. The session's worker calls it for each
+ * batch it drains. Worker thread; takes no lock. */
 void cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cache,
-                                  CimsRtpPacket *packet);
+                                  CimsRtpPacket *const *packets, guint n_packets);
 
 /* ---- HTTP (http-server.c, whep.c, web-page.c) -------------------------- */
 

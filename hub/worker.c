@@ -22,6 +22,8 @@
 /* Packets a feed may hold for a worker that is behind: about two seconds
  * of a 4 Mbit/s camera. Past it the source drops for that worker only. */
 #define FEED_RING_SIZE 1024
+/* Packets a drain hands each viewer at a time. */
+#define FEED_DRAIN_BATCH 32
 
 struct _CimsFeedRing {
   CimsRtpPacket *slots[FEED_RING_SIZE];
@@ -118,20 +120,37 @@ cims_feed_get_cache (CimsFeed *feed)
   return feed->cache;
 }
 
+/* Pops up to FEED_DRAIN_BATCH packets into @batch and the feed's cache.
+ * Returns how many. */
+static guint
+feed_pop_batch (CimsFeed *feed, CimsRtpPacket **batch)
+{
+  guint n = 0;
+
+  while (n < FEED_DRAIN_BATCH && (batch[n] = feed_ring_pop (feed->ring)) != NULL) {
+    cims_keyframe_cache_push (feed->cache, batch[n]);
+    n++;
+  }
+  return n;
+}
+
+/* Hands the queued packets to every subscriber a batch at a time, so each
+ * viewer gets a frame's packets in one sendmmsg(). */
 static void
 feed_drain (CimsFeed *feed)
 {
   guint generation = cims_source_get_format_generation (feed->source);
-  CimsRtpPacket *packet;
+  CimsRtpPacket *batch[FEED_DRAIN_BATCH];
+  guint n;
 
   if (generation != feed->format_generation)
     feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
 
-  while ((packet = feed_ring_pop (feed->ring)) != NULL) {
-    cims_keyframe_cache_push (feed->cache, packet);
+  while ((n = feed_pop_batch (feed, batch)) > 0) {
     for (guint i = 0; i < feed->subscribers->len; i++)
-      cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, packet);
-    cims_rtp_packet_unref (packet);
+      cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, batch, n);
+    for (guint i = 0; i < n; i++)
+      cims_rtp_packet_unref (batch[i]);
   }
 }
 
@@ -306,6 +325,7 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
   atomic_init (&worker->is_idle, 1);
   worker->feeds = g_ptr_array_new ();
   worker->context = g_main_context_new ();
+  cims_worker_poll_install (worker->context);
   worker->loop = g_main_loop_new (worker->context, FALSE);
   worker->wake_source = g_unix_fd_source_new (fd, G_IO_IN);
   g_source_set_callback (worker->wake_source, G_SOURCE_FUNC (wake_cb), worker, NULL);
