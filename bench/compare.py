@@ -187,7 +187,7 @@ class Bench:
 
     @staticmethod
     def viewer_results(paths):
-        viewers, histogram, bucket_us = [], {}, 100
+        viewers, histogram, frame_histogram, bucket_us = [], {}, {}, 100
         for path in paths:
             with open(path, encoding="utf-8") as result_file:
                 for line in result_file:
@@ -199,9 +199,12 @@ class Bench:
                         bucket_us = obj.get("latency_bucket_us", bucket_us)
                         for bucket, count in obj.get("latency_histogram", []):
                             histogram[bucket] = histogram.get(bucket, 0) + count
+                        for bucket, count in obj.get("frame_latency_histogram", []):
+                            frame_histogram[bucket] = frame_histogram.get(bucket, 0) + count
                     elif "viewer" in obj:
                         viewers.append(obj)
-        return {"viewers": viewers, "histogram": histogram, "bucket_us": bucket_us}
+        return {"viewers": viewers, "histogram": histogram, "frame_histogram": frame_histogram,
+                "bucket_us": bucket_us}
 
     def steady_window(self, pid):
         """Returns a window callback measuring @pid's CPU and RSS and the
@@ -269,6 +272,8 @@ class Bench:
             "latency_samples": sum(viewers["histogram"].values()),
             "latency_p50_ms": histogram_percentile(viewers["histogram"], viewers["bucket_us"], 0.5),
             "latency_p99_ms": histogram_percentile(viewers["histogram"], viewers["bucket_us"], 0.99),
+            "frame_latency_p50_ms": histogram_percentile(viewers["frame_histogram"], viewers["bucket_us"], 0.5),
+            "frame_latency_p99_ms": histogram_percentile(viewers["frame_histogram"], viewers["bucket_us"], 0.99),
             "srtp_profiles": profiles, "errors": errors,
         }
 
@@ -501,6 +506,8 @@ def server_figures(result):
         "cpu_per_1000_pct": per_viewer_cores * 1000 * 100,
         "first_frame_p50_ms": step["first_frame_p50_ms"], "first_frame_p99_ms": step["first_frame_p99_ms"],
         "latency_p50_ms": step["latency_p50_ms"], "latency_p99_ms": step["latency_p99_ms"],
+        "frame_latency_p50_ms": step["frame_latency_p50_ms"],
+        "frame_latency_p99_ms": step["frame_latency_p99_ms"],
         "rss_per_viewer_kib": step["rss_per_viewer_kib"],
         "rss_per_source_kib": (result["rss_sources_kib"] - result["rss_idle_kib"]) / max(1, len_sources(result)),
     }
@@ -535,6 +542,8 @@ def table_lines(results, revocation):
         ("first frame p99 (ms)", "first_frame_p99_ms", 0, False),
         ("source-to-viewer latency p50 (ms)", "latency_p50_ms", 1, False),
         ("source-to-viewer latency p99 (ms)", "latency_p99_ms", 1, False),
+        ("source-to-viewer frame latency p50 (ms)", "frame_latency_p50_ms", 1, False),
+        ("source-to-viewer frame latency p99 (ms)", "frame_latency_p99_ms", 1, False),
         ("memory per viewer (KiB RSS)", "rss_per_viewer_kib", 0, False),
         ("memory per source (KiB RSS)", "rss_per_source_kib", 0, False),
     ]
@@ -552,15 +561,16 @@ def table_lines(results, revocation):
 
 def step_lines(results):
     lines = ["| server | viewers | loss % | with keyframe | server cores | viewer-side cores | RSS MiB "
-             "| first frame p50/p99 ms | latency p50/p99 ms | latency samples | SRTP |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| first frame p50/p99 ms | latency p50/p99 ms | frame latency p50/p99 ms | latency samples | SRTP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, result in results["servers"].items():
         for s in result["steps"]:
             lines.append(
                 f"| {name} | {s['viewers']} | {s['loss'] * 100:.3f} | {s['with_keyframe']} | "
                 f"{s['server_cores']:.2f} | {s['viewer_cores']:.2f} | {s['rss_kib'] / 1024:.0f} | "
                 f"{fmt(s['first_frame_p50_ms'])}/{fmt(s['first_frame_p99_ms'])} | "
-                f"{fmt(s['latency_p50_ms'], 1)}/{fmt(s['latency_p99_ms'], 1)} | {s['latency_samples']} | "
+                f"{fmt(s['latency_p50_ms'], 1)}/{fmt(s['latency_p99_ms'], 1)} | "
+                f"{fmt(s['frame_latency_p50_ms'], 1)}/{fmt(s['frame_latency_p99_ms'], 1)} | {s['latency_samples']} | "
                 f"{', '.join(s['srtp_profiles'])} |")
     return lines
 

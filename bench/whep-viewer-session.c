@@ -46,6 +46,11 @@ struct _CimsWhepViewer {
   const char *srtp_profile_name;   /* static string from OpenSSL */
   guint n_undecryptable;
 
+  /* The frame whose first packet carried a send time, until its marker. */
+  gboolean has_frame_send_time;
+  guint32 frame_timestamp;
+  gint64 frame_send_time_us;
+
   /* g_get_monotonic_time() microseconds, 0 until it happens. */
   gint64 post_us;
   gint64 answer_us;
@@ -299,22 +304,36 @@ dtls_status_handle (CimsWhepViewer *viewer, CimsWhepViewerDtlsStatus status)
   }
 }
 
-/* Counts the source-to-viewer latency of a packet that carries a send time.
- * Packets sent before this viewer's first packet arrived are the hub's
- * cached keyframe run, replayed late on purpose, so they are left out. */
+/* Counts the source-to-viewer latency of a packet that carries a send time,
+ * and of the last packet (marker bit) of that packet's frame: a frame can be
+ * decoded only once that one arrives. Packets sent before this viewer's
+ * first packet arrived are the hub's cached keyframe run, replayed late on
+ * purpose, so they are left out. */
 static void
 latency_account (CimsWhepViewer *viewer, const guint8 *packet, gsize size, gint64 now_us)
 {
   const CimsWhepViewerShared *shared = viewer->shared;
+  gint64 now_real_us = now_us + shared->real_minus_monotonic_us;
+  guint32 timestamp;
   gint64 send_time_us;
 
-  if (shared->latency == NULL || now_us < shared->latency_from_us
-      || !cims_whep_viewer_send_time_parse (packet, size, &send_time_us))
-    return;
-  if (send_time_us < viewer->stats.first_packet_us + shared->real_minus_monotonic_us)
+  if (shared->latency == NULL || now_us < shared->latency_from_us || size < 12)
     return;
 
-  cims_whep_viewer_latency_add (shared->latency, now_us + shared->real_minus_monotonic_us - send_time_us);
+  memcpy (&timestamp, packet + 4, sizeof timestamp);
+  timestamp = GUINT32_FROM_BE (timestamp);
+  if (cims_whep_viewer_send_time_parse (packet, size, &send_time_us)
+      && send_time_us >= viewer->stats.first_packet_us + shared->real_minus_monotonic_us) {
+    cims_whep_viewer_latency_add (shared->latency, now_real_us - send_time_us);
+    viewer->has_frame_send_time = TRUE;
+    viewer->frame_timestamp = timestamp;
+    viewer->frame_send_time_us = send_time_us;
+  }
+
+  if ((packet[1] & 0x80) != 0 && viewer->has_frame_send_time && timestamp == viewer->frame_timestamp) {
+    cims_whep_viewer_latency_add (shared->frame_latency, now_real_us - viewer->frame_send_time_us);
+    viewer->has_frame_send_time = FALSE;
+  }
 }
 
 static void

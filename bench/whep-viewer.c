@@ -315,17 +315,24 @@ summary_member_ms (JsonBuilder *builder, const char *name, double ms)
 }
 
 /* Adds the latency percentiles and the non-empty histogram buckets, as
- * [bucket, count] pairs, so that runs of several processes can be merged. */
+ * [bucket, count] pairs, so that runs of several processes can be merged.
+ * Member names start with @prefix. */
 static void
-summary_latency_add (JsonBuilder *builder, const CimsWhepViewerLatency *latency)
+summary_latency_add (JsonBuilder *builder, const char *prefix, const CimsWhepViewerLatency *latency)
 {
-  json_builder_set_member_name (builder, "latency_samples");
+  g_autofree char *samples = g_strconcat (prefix, "_samples", NULL);
+  g_autofree char *p50 = g_strconcat (prefix, "_ms_p50", NULL);
+  g_autofree char *p99 = g_strconcat (prefix, "_ms_p99", NULL);
+  g_autofree char *bucket = g_strconcat (prefix, "_bucket_us", NULL);
+  g_autofree char *histogram = g_strconcat (prefix, "_histogram", NULL);
+
+  json_builder_set_member_name (builder, samples);
   json_builder_add_int_value (builder, (gint64) latency->n_samples);
-  summary_member_ms (builder, "latency_ms_p50", cims_whep_viewer_latency_percentile_ms (latency, 0.50));
-  summary_member_ms (builder, "latency_ms_p99", cims_whep_viewer_latency_percentile_ms (latency, 0.99));
-  json_builder_set_member_name (builder, "latency_bucket_us");
+  summary_member_ms (builder, p50, cims_whep_viewer_latency_percentile_ms (latency, 0.50));
+  summary_member_ms (builder, p99, cims_whep_viewer_latency_percentile_ms (latency, 0.99));
+  json_builder_set_member_name (builder, bucket);
   json_builder_add_int_value (builder, CIMS_WHEP_VIEWER_LATENCY_BUCKET_US);
-  json_builder_set_member_name (builder, "latency_histogram");
+  json_builder_set_member_name (builder, histogram);
   json_builder_begin_array (builder);
   for (guint i = 0; i < CIMS_WHEP_VIEWER_LATENCY_N_BUCKETS; i++) {
     if (latency->counts[i] == 0)
@@ -366,7 +373,8 @@ summary_to_json (Run *run, guint n_successful)
   summary_member_ms (builder, "first_keyframe_ms_p50", percentile (keyframe_ms, 0.50));
   summary_member_ms (builder, "first_keyframe_ms_p99", percentile (keyframe_ms, 0.99));
   summary_member_ms (builder, "first_keyframe_ms_max", percentile (keyframe_ms, 1.0));
-  summary_latency_add (builder, run->shared.latency);
+  summary_latency_add (builder, "latency", run->shared.latency);
+  summary_latency_add (builder, "frame_latency", run->shared.frame_latency);
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
@@ -440,6 +448,7 @@ main (int argc, char **argv)
                                                    "timeout", 30, NULL);
   run.shared.real_minus_monotonic_us = g_get_real_time () - g_get_monotonic_time ();
   run.shared.latency = g_new0 (CimsWhepViewerLatency, 1);
+  run.shared.frame_latency = g_new0 (CimsWhepViewerLatency, 1);
   run.shared.latency_from_us = g_get_monotonic_time () + (gint64) run.options.latency_after_ms * 1000;
   run.shared.ended_func = viewer_ended_cb;
   run.shared.ended_data = &run;
@@ -455,6 +464,7 @@ main (int argc, char **argv)
   g_object_unref (run.shared.soup);
   cims_whep_viewer_identity_free (run.shared.identity);
   g_free (run.shared.latency);
+  g_free (run.shared.frame_latency);
   srtp_shutdown ();
   options_clear (&run.options);
 

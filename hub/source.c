@@ -10,6 +10,12 @@
 /* Enough for several seconds of a 4 Mbit/s camera between keyframes. */
 #define KEYFRAME_CACHE_MAX_BYTES (4 * 1024 * 1024)
 #define PACKET_HISTORY_SIZE 1024
+/* A frame longer than this many packets wakes the workers part way, so a
+ * keyframe's first packets leave before its last ones arrive. */
+#define WAKE_BATCH_MAX 32
+/* After this many packets without a marker bit the stream counts as one that
+ * does not mark frame ends, and every packet wakes the workers. */
+#define MARKERLESS_AFTER_PACKETS 256
 
 typedef struct {
   CimsSourceReadyFunc func;
@@ -45,6 +51,9 @@ struct _CimsSource {
   guint width;                  /* from the camera's SPS; 0 until one is seen */
   guint height;
   GPtrArray *transcoders;       /* of CimsTranscoder fed by this camera (transfer none) */
+  gboolean wake_pending[CIMS_MAX_WORKERS];  /* packets queued since that worker's last wake */
+  guint n_unannounced;          /* packets queued since the last wake */
+  guint packets_since_marker;
 
   /* Main context only. */
   GArray *waiters;              /* of ReadyWaiter */
@@ -202,9 +211,9 @@ cims_source_when_ready (CimsSource *source, CimsSourceReadyFunc func, gpointer u
 /* ---- packets ----------------------------------------------------------------- */
 
 /* Keeps the master cache current and hands the packet to every worker
- * with viewers of this source. Lock held. Returns which workers to wake. */
+ * with viewers of this source. Lock held. */
 static void
-source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet, gboolean *wake)
+source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet)
 {
   CimsHub *hub = source->hub;
 
@@ -213,12 +222,42 @@ source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet, gboolean *wak
     if (source->rings[i] == NULL)
       continue;
     if (cims_feed_ring_push (source->rings[i], cims_rtp_packet_ref (packet))) {
-      wake[i] = TRUE;
+      source->wake_pending[i] = TRUE;
     } else {
       cims_rtp_packet_unref (packet);
       CIMS_METRIC_ADD (hub, feed_overflows, 1);
     }
   }
+  source->n_unannounced++;
+}
+
+/* Decides whether the workers should run now. They wake at the end of each
+ * frame (the RTP marker bit), so a frame's packets cost one main-loop pass
+ * and go to each viewer in one sendmmsg(). Since a frame is decodable only
+ * once its last packet arrives, holding its first packets back delays no
+ * picture. A long frame wakes them every WAKE_BATCH_MAX packets, and a
+ * stream that never sets the marker bit wakes them on every packet. Lock
+ * held. */
+static gboolean
+source_should_wake_locked (CimsSource *source, const CimsRtpPacket *packet)
+{
+  if (cims_rtp_packet_get_marker (packet)) {
+    source->packets_since_marker = 0;
+    return TRUE;
+  }
+
+  if (source->packets_since_marker < MARKERLESS_AFTER_PACKETS)
+    source->packets_since_marker++;
+  return source->packets_since_marker >= MARKERLESS_AFTER_PACKETS || source->n_unannounced >= WAKE_BATCH_MAX;
+}
+
+/* Copies the workers to wake into @wake and clears them. Lock held. */
+static void
+source_take_wakes_locked (CimsSource *source, gboolean *wake)
+{
+  memcpy (wake, source->wake_pending, sizeof source->wake_pending);
+  memset (source->wake_pending, 0, sizeof source->wake_pending);
+  source->n_unannounced = 0;
 }
 
 static void
@@ -244,7 +283,9 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
 
   if (source->width == 0)
     source_size_from_packet (source, packet);
-  source_dispatch_locked (source, packet, wake);
+  source_dispatch_locked (source, packet);
+  if (source_should_wake_locked (source, packet))
+    source_take_wakes_locked (source, wake);
   for (guint i = 0; i < source->transcoders->len; i++)
     cims_transcoder_push (g_ptr_array_index (source->transcoders, i), packet);
   g_mutex_unlock (&source->lock);
@@ -547,7 +588,9 @@ transcode_packet_cb (CimsRtpPacket *packet, gpointer user_data)
     source->epoch = packet->epoch;
     atomic_fetch_add (&source->format_generation, 1);
   }
-  source_dispatch_locked (source, packet, wake);
+  source_dispatch_locked (source, packet);
+  if (source_should_wake_locked (source, packet))
+    source_take_wakes_locked (source, wake);
   g_mutex_unlock (&source->lock);
 
   workers_wake (source->hub, wake);

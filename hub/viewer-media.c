@@ -3,6 +3,7 @@
  * packets, keyframe snapshots for joins and PLIs, NACK retransmissions and
  * RTCP sender reports. The handshake that keys it is viewer-dtls.c. */
 #include "hub/viewer-session-private.h"
+#include "hub/udp-batch.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -41,9 +42,7 @@ send_datagram (CimsViewerSession *session, const guint8 *buffer, int length)
                             (const char *) buffer) >= 0;
 
   /* A full socket buffer drops the packet for this viewer only: NACK or the
-   * next keyframe repairs it, and no other viewer waits.
-   * NOTE: live packets go one sendto() per viewer, because each viewer has
-   * its own ICE socket and sendmmsg() batches only within one socket. */
+   * next keyframe repairs it, and no other viewer waits. */
   sent = sendto (g_socket_get_fd (session->send_socket), buffer, (size_t) length,
                  MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *) &session->peer,
                  session->peer_size);
@@ -99,38 +98,20 @@ cims_viewer_session_update_send_path (CimsViewerSession *session)
   session->send_socket = socket;
 }
 
-static void
-send_packet (CimsViewerSession *session, const CimsRtpPacket *packet)
-{
-  guint8 buffer[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
-  gsize size;
-
-  size = cims_rtp_rewriter_write (&session->rewriter, packet, buffer, CIMS_RTP_MAX_PACKET);
-  if (size == 0) {
-    count_sent (session, 0, 0, 1);
-    return;
-  }
-
-  send_protected (session, buffer, size);
-}
-
-/* Datagrams a snapshot hands the kernel per sendmmsg() call. */
-#define SNAPSHOT_BATCH 32
+/* Datagrams handed to the kernel per sendmmsg() call. */
+#define SEND_BATCH 32
 
 typedef struct {
   guint8 data[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
 } Datagram;
 
-/* Sends @n protected datagrams to the viewer with one sendmmsg().
- * NOTE: no UDP GSO: the packets of a frame differ in size and GSO needs
- * equal segments, so each datagram stays a message of its own. */
+/* Sends @n protected datagrams to the viewer with one sendmmsg(), merged by
+ * GSO unless the kernel refused GSO for this viewer once. */
 static void
 send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths, guint n)
 {
-  struct mmsghdr messages[SNAPSHOT_BATCH];
-  struct iovec vectors[SNAPSHOT_BATCH];
-  guint64 n_bytes = 0;
-  int n_sent;
+  struct iovec vectors[SEND_BATCH];
+  CimsUdpBatchResult result = { 0 };
 
   if (session->send_socket == NULL) {
     for (guint i = 0; i < n; i++) {
@@ -140,49 +121,56 @@ send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths,
     return;
   }
 
-  memset (messages, 0, sizeof (struct mmsghdr) * n);
   for (guint i = 0; i < n; i++) {
     vectors[i].iov_base = datagrams[i].data;
     vectors[i].iov_len = (size_t) lengths[i];
-    messages[i].msg_hdr.msg_name = &session->peer;
-    messages[i].msg_hdr.msg_namelen = session->peer_size;
-    messages[i].msg_hdr.msg_iov = &vectors[i];
-    messages[i].msg_hdr.msg_iovlen = 1;
   }
 
-  n_sent = sendmmsg (g_socket_get_fd (session->send_socket), messages, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-  n_sent = MAX (n_sent, 0);
-  for (int i = 0; i < n_sent; i++)
-    n_bytes += (guint64) lengths[i];
-  count_sent (session, (guint) n_sent, n_bytes, n - (guint) n_sent);
+  cims_udp_send_batch (g_socket_get_fd (session->send_socket), (const struct sockaddr *) &session->peer,
+                       session->peer_size, vectors, n, !session->is_gso_refused, &result);
+  if (result.gso_error != 0) {
+    session->is_gso_refused = TRUE;
+    cims_session_message (session, "the kernel refused UDP GSO to this viewer (%s); sending each packet alone",
+                          g_strerror (result.gso_error));
+  }
+
+  count_sent (session, result.n_sent, result.n_bytes, n - result.n_sent);
 }
 
-/* Sends the cached keyframe and what followed it, batched: a joining
- * viewer gets tens of packets at once, one system call per batch. */
+/* Rewrites, protects and sends @n_packets packets, up to SEND_BATCH per
+ * sendmmsg(). */
 static void
-send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
+send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n_packets)
 {
-  Datagram datagrams[SNAPSHOT_BATCH];
-  int lengths[SNAPSHOT_BATCH];
+  Datagram datagrams[SEND_BATCH];
+  int lengths[SEND_BATCH];
   guint n = 0;
 
-  cims_rtp_rewriter_begin_catch_up (&session->rewriter);
-  for (guint i = 0; i < snapshot->len; i++) {
-    gsize size = cims_rtp_rewriter_write (&session->rewriter, g_ptr_array_index (snapshot, i),
-                                          datagrams[n].data, CIMS_RTP_MAX_PACKET);
+  for (guint i = 0; i < n_packets; i++) {
+    gsize size = cims_rtp_rewriter_write (&session->rewriter, packets[i], datagrams[n].data, CIMS_RTP_MAX_PACKET);
 
     lengths[n] = (int) size;
     if (size == 0 || srtp_protect (session->srtp_out, datagrams[n].data, &lengths[n]) != srtp_err_status_ok) {
       count_sent (session, 0, 0, 1);
       continue;
     }
-    if (++n == SNAPSHOT_BATCH) {
+    if (++n == SEND_BATCH) {
       send_batch (session, datagrams, lengths, n);
       n = 0;
     }
   }
+
   if (n > 0)
     send_batch (session, datagrams, lengths, n);
+}
+
+/* Sends the cached keyframe and what followed it: a joining viewer gets tens
+ * of packets at once. */
+static void
+send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
+{
+  cims_rtp_rewriter_begin_catch_up (&session->rewriter);
+  send_packets (session, (CimsRtpPacket *const *) snapshot->pdata, snapshot->len);
   cims_rtp_rewriter_end_catch_up (&session->rewriter);
 
   session->waiting_for_keyframe = FALSE;
@@ -203,7 +191,7 @@ session_takes_pli (CimsViewerSession *session)
 
 void
 cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cache,
-                             CimsRtpPacket *packet)
+                             CimsRtpPacket *const *packets, guint n_packets)
 {
   gboolean wants_snapshot;
 
@@ -212,14 +200,14 @@ cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cach
 
   wants_snapshot = session->waiting_for_keyframe || session_takes_pli (session);
   if (!wants_snapshot) {
-    send_packet (session, packet);
+    send_packets (session, packets, n_packets);
   } else if (cims_keyframe_cache_has_keyframe (cache)) {
     g_autoptr (GPtrArray) snapshot = cims_keyframe_cache_snapshot (cache);
     send_snapshot (session, snapshot);
   } else if (!session->waiting_for_keyframe) {
     /* A PLI with no keyframe cached: the next keyframe reaches this viewer
      * in the normal stream. */
-    send_packet (session, packet);
+    send_packets (session, packets, n_packets);
   }
 }
 

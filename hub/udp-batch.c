@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Batched UDP sends to one destination: one sendmmsg() per batch, with each
+ * run of equal-size datagrams (and a shorter last one) merged into a single
+ * UDP GSO message. The FU-A fragments of a frame are all one size but the
+ * last, so a frame's datagrams cross the IP stack as one or two buffers and
+ * the kernel or the network card cuts them apart. */
+#include "hub/udp-batch.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+
+/* The kernel takes at most 64 segments per GSO send, and one send carries
+ * at most 65,507 bytes of UDP payload. */
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
+/* Larger datagrams go out alone: a GSO segment plus IP and UDP headers must
+ * fit the path MTU, and 1400 bytes leaves room on a 1500-byte Ethernet MTU. */
+#define GSO_MAX_SEGMENT_SIZE 1400
+
+/* The sendmmsg() messages for one batch. */
+typedef struct {
+  struct mmsghdr messages[CIMS_UDP_BATCH_MAX];
+  union {
+    char buffer[CMSG_SPACE (sizeof (guint16))];
+    struct cmsghdr align;
+  } controls[CIMS_UDP_BATCH_MAX];
+  guint first[CIMS_UDP_BATCH_MAX];   /* index of the message's first datagram */
+  guint count[CIMS_UDP_BATCH_MAX];   /* datagrams in the message */
+  guint n_messages;
+} BatchPlan;
+
+/* Returns how many datagrams from @start on one message can carry. */
+static guint
+run_length (const struct iovec *datagrams, guint start, guint n_datagrams, gboolean use_gso)
+{
+  size_t segment_size = datagrams[start].iov_len;
+  guint max_count = MIN (GSO_MAX_SEGMENTS, GSO_MAX_BYTES / MAX (segment_size, 1));
+  guint end = start + 1;
+
+  if (!use_gso || segment_size > GSO_MAX_SEGMENT_SIZE)
+    return 1;
+
+  while (end < n_datagrams && end - start < max_count && datagrams[end].iov_len == segment_size)
+    end++;
+
+  /* GSO allows the last segment to be shorter. */
+  if (end < n_datagrams && end - start < max_count && datagrams[end].iov_len < segment_size)
+    end++;
+
+  return end - start;
+}
+
+static void
+plan_set_segment_size (BatchPlan *plan, guint index, size_t segment_size)
+{
+  struct msghdr *header = &plan->messages[index].msg_hdr;
+  struct cmsghdr *control;
+  guint16 size = (guint16) segment_size;
+
+  header->msg_control = plan->controls[index].buffer;
+  header->msg_controllen = sizeof plan->controls[index].buffer;
+  control = CMSG_FIRSTHDR (header);
+  control->cmsg_level = SOL_UDP;
+  control->cmsg_type = UDP_SEGMENT;
+  control->cmsg_len = CMSG_LEN (sizeof size);
+  memcpy (CMSG_DATA (control), &size, sizeof size);
+}
+
+static void
+plan_build (BatchPlan *plan, const struct sockaddr *peer, socklen_t peer_size,
+            const struct iovec *datagrams, guint n_datagrams, gboolean use_gso)
+{
+  plan->n_messages = 0;
+
+  for (guint i = 0; i < n_datagrams;) {
+    guint index = plan->n_messages++;
+    guint count = run_length (datagrams, i, n_datagrams, use_gso);
+    struct msghdr *header = &plan->messages[index].msg_hdr;
+
+    memset (&plan->messages[index], 0, sizeof plan->messages[index]);
+    header->msg_name = (void *) peer;
+    header->msg_namelen = peer_size;
+    header->msg_iov = (struct iovec *) &datagrams[i];
+    header->msg_iovlen = count;
+    if (count > 1)
+      plan_set_segment_size (plan, index, datagrams[i].iov_len);
+
+    plan->first[index] = i;
+    plan->count[index] = count;
+    i += count;
+  }
+}
+
+static void
+result_add_messages (CimsUdpBatchResult *result, const BatchPlan *plan, const struct iovec *datagrams,
+                     guint first_message, guint n_messages)
+{
+  for (guint m = first_message; m < first_message + n_messages; m++) {
+    for (guint i = plan->first[m]; i < plan->first[m] + plan->count[m]; i++)
+      result->n_bytes += datagrams[i].iov_len;
+    result->n_sent += plan->count[m];
+  }
+}
+
+/* Tells whether @error_code from a GSO message means that the route or the
+ * kernel cannot segment, e.g. EIO from a device without checksum offload. */
+static gboolean
+is_gso_refusal (int error_code)
+{
+  return error_code == EIO || error_code == EINVAL || error_code == EOPNOTSUPP || error_code == ENOPROTOOPT;
+}
+
+void
+cims_udp_send_batch (int fd, const struct sockaddr *peer, socklen_t peer_size, const struct iovec *datagrams,
+                     guint n_datagrams, gboolean use_gso, CimsUdpBatchResult *result)
+{
+  BatchPlan plan;
+  guint done = 0;
+
+  g_return_if_fail (n_datagrams <= CIMS_UDP_BATCH_MAX);
+
+  plan_build (&plan, peer, peer_size, datagrams, n_datagrams, use_gso);
+  while (done < plan.n_messages) {
+    int n_sent = sendmmsg (fd, plan.messages + done, plan.n_messages - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+    if (n_sent > 0) {
+      result_add_messages (result, &plan, datagrams, done, (guint) n_sent);
+      done += (guint) n_sent;
+      continue;
+    }
+    if (n_sent < 0 && errno == EINTR)
+      continue;
+
+    /* The rest goes out without GSO, one datagram per message. */
+    if (n_sent < 0 && plan.count[done] > 1 && is_gso_refusal (errno)) {
+      result->gso_error = errno;
+      cims_udp_send_batch (fd, peer, peer_size, datagrams + plan.first[done], n_datagrams - plan.first[done],
+                           FALSE, result);
+      return;
+    }
+
+    /* A full socket buffer or an unreachable peer: the rest is dropped. */
+    return;
+  }
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests of hub/udp-batch.c on loopback. A batch shaped like two frames (a
+ * small packet, equal-size fragments and a shorter last one) must reach a
+ * plain UDP socket as the same datagrams in the same order, with GSO and
+ * without. */
+#include "hub/udp-batch.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RECEIVE_TIMEOUT_MS 2000
+
+static int
+socket_bound_to_loopback (struct sockaddr_in *address)
+{
+  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  socklen_t size = sizeof *address;
+  struct timeval timeout = { .tv_sec = RECEIVE_TIMEOUT_MS / 1000 };
+  int buffer_size = 4 * 1024 * 1024;
+
+  g_assert_cmpint (fd, >=, 0);
+  memset (address, 0, sizeof *address);
+  address->sin_family = AF_INET;
+  address->sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (bind (fd, (struct sockaddr *) address, sizeof *address), ==, 0);
+  g_assert_cmpint (getsockname (fd, (struct sockaddr *) address, &size), ==, 0);
+  g_assert_cmpint (setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout), ==, 0);
+  g_assert_cmpint (setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &buffer_size, sizeof buffer_size), ==, 0);
+  return fd;
+}
+
+/* Fills datagram @index of @size bytes with a pattern that names it. */
+static guint8 *
+datagram_new (guint index, gsize size)
+{
+  guint8 *data = g_malloc (size);
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) (index * 31 + i);
+  return data;
+}
+
+/* Reads @n datagrams from @receiver and checks each against @datagrams. */
+static void
+assert_received (int receiver, const struct iovec *datagrams, guint n)
+{
+  for (guint i = 0; i < n; i++) {
+    guint8 received[2048];
+    ssize_t length = recv (receiver, received, sizeof received, 0);
+
+    g_assert_cmpint (length, ==, (ssize_t) datagrams[i].iov_len);
+    g_assert_cmpmem (received, (gsize) length, datagrams[i].iov_base, datagrams[i].iov_len);
+  }
+}
+
+static void
+datagrams_free (struct iovec *datagrams, guint n)
+{
+  for (guint i = 0; i < n; i++)
+    g_free (datagrams[i].iov_base);
+}
+
+static void
+check_batch (gboolean use_gso)
+{
+  static const gsize sizes[] = { 40, 1200, 1200, 1200, 1200, 1200, 700, 38, 1200, 1200, 1100, 1300, 1500 };
+  const guint n = G_N_ELEMENTS (sizes);
+  struct iovec datagrams[G_N_ELEMENTS (sizes)];
+  struct sockaddr_in receiver_address, sender_address;
+  int receiver = socket_bound_to_loopback (&receiver_address);
+  int sender = socket_bound_to_loopback (&sender_address);
+  CimsUdpBatchResult result = { 0 };
+  guint64 n_bytes = 0;
+
+  for (guint i = 0; i < n; i++) {
+    datagrams[i].iov_base = datagram_new (i, sizes[i]);
+    datagrams[i].iov_len = sizes[i];
+    n_bytes += sizes[i];
+  }
+
+  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams, n,
+                       use_gso, &result);
+  g_assert_cmpuint (result.n_sent, ==, n);
+  g_assert_cmpuint (result.n_bytes, ==, n_bytes);
+  g_assert_cmpint (result.gso_error, ==, 0);
+
+  assert_received (receiver, datagrams, n);
+  datagrams_free (datagrams, n);
+  close (sender);
+  close (receiver);
+}
+
+static void
+test_batch_with_gso (void)
+{
+  check_batch (TRUE);
+}
+
+static void
+test_batch_without_gso (void)
+{
+  check_batch (FALSE);
+}
+
+/* A full batch of 1400-byte datagrams, more than one GSO send may carry:
+ * the batch is split into several GSO messages and still arrives whole. */
+static void
+test_batch_full_run (void)
+{
+  struct iovec datagrams[CIMS_UDP_BATCH_MAX];
+  struct sockaddr_in receiver_address, sender_address;
+  int receiver = socket_bound_to_loopback (&receiver_address);
+  int sender = socket_bound_to_loopback (&sender_address);
+  CimsUdpBatchResult result = { 0 };
+
+  for (guint i = 0; i < CIMS_UDP_BATCH_MAX; i++) {
+    datagrams[i].iov_base = datagram_new (i, 1400);
+    datagrams[i].iov_len = 1400;
+  }
+
+  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams,
+                       CIMS_UDP_BATCH_MAX, TRUE, &result);
+  g_assert_cmpuint (result.n_sent, ==, CIMS_UDP_BATCH_MAX);
+
+  assert_received (receiver, datagrams, CIMS_UDP_BATCH_MAX);
+  datagrams_free (datagrams, CIMS_UDP_BATCH_MAX);
+  close (sender);
+  close (receiver);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/udp-batch/gso", test_batch_with_gso);
+  g_test_add_func ("/udp-batch/no-gso", test_batch_without_gso);
+  g_test_add_func ("/udp-batch/full-run", test_batch_full_run);
+
+  return g_test_run ();
+}
