@@ -49,6 +49,8 @@ PREFIX_LENGTH = 30
 VETH_SERVER = "vcmp-server"
 VETH_LOAD = "vcmp-load"
 RTSP_PORT = 18554
+# The results file's section that runs go into.
+RESULTS_SECTION = "## cimshub, Janus and the floor"
 HUB_HTTP_PORT = 18080
 HUB_ICE_PORTS = (40000, 44999)
 JANUS_HTTP_PORT = 18088
@@ -666,9 +668,23 @@ def outer_main(args, argv):
     lines = report(args, results, revocation, "bench/compare.py " + " ".join(argv))
     print("\n".join(lines))
     if args.results_file:
-        with open(args.results_file, "a", encoding="utf-8") as results_md:
-            results_md.write("\n" + "\n".join(lines))
+        results_add(args.results_file, lines)
     return 0 if all(best_step(r) for r in results["servers"].values()) else 1
+
+
+def results_add(path, lines):
+    """Inserts the run at the end of the comparison's section of the results
+    file, or at the end of the file when it has no such section."""
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    run = "\n".join(lines).rstrip("\n") + "\n"
+    section = text.find(RESULTS_SECTION)
+    next_section = text.find("\n## ", section + 1) if section >= 0 else -1
+    if next_section < 0:
+        text = text.rstrip("\n") + "\n\n" + run
+    else:
+        text = text[:next_section].rstrip("\n") + "\n\n" + run + text[next_section:]
+    with open(path, "w", encoding="utf-8") as results_md:
+        results_md.write(text)
 
 
 def parse_args(argv):
