@@ -245,8 +245,8 @@ feeds_have_packets (CimsWorker *worker)
 
 /* Drains every feed until all are empty. The worker announces it is idle
  * before its last look, and a producer wakes it only after taking that
- * flag: a burst of packets costs one wake-up and one main-loop pass
- * (which polls every viewer socket of the worker), not one per packet. */
+ * flag: packets queued while it drains cost no extra wake-up or main-loop
+ * pass (a pass visits every viewer's socket source of the worker). */
 static gboolean
 wake_cb (gint fd, GIOCondition condition, gpointer user_data)
 {
