@@ -235,9 +235,10 @@ source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet)
  * frame (the RTP marker bit), so a frame's packets cost one main-loop pass
  * and go to each viewer in one sendmmsg(). Since a frame is decodable only
  * once its last packet arrives, holding its first packets back delays no
- * picture. A long frame wakes them every WAKE_BATCH_MAX packets, and a
- * stream that never sets the marker bit wakes them on every packet. Lock
- * held. */
+ * picture. A long frame wakes them every WAKE_BATCH_MAX packets. A stream
+ * wakes them on every packet until its first marker bit and again after
+ * MARKERLESS_AFTER_PACKETS packets without one, so a camera that never marks
+ * frame ends is not held back. Lock held. */
 static gboolean
 source_should_wake_locked (CimsSource *source, const CimsRtpPacket *packet)
 {
@@ -338,6 +339,7 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   };
 
   source->hub = hub;
+  source->packets_since_marker = MARKERLESS_AFTER_PACKETS;
   source->key = g_strdup (camera->id);
   source->camera_id = g_strdup (camera->id);
   g_mutex_init (&source->lock);
@@ -672,6 +674,7 @@ cims_source_new_transcode (CimsHub *hub, CimsSource *camera, const CimsConfigPro
   };
 
   source->hub = hub;
+  source->packets_since_marker = MARKERLESS_AFTER_PACKETS;
   source->upstream = camera;
   source->key = cims_source_transcode_key (camera->camera_id, profile->name, output_codec);
   source->camera_id = g_strdup (camera->camera_id);
