@@ -54,6 +54,7 @@ struct _CimsSource {
   gboolean wake_pending[CIMS_MAX_WORKERS];  /* packets queued since that worker's last wake */
   guint n_unannounced;          /* packets queued since the last wake */
   guint packets_since_marker;
+  guint32 last_timestamp;       /* RTP timestamp of the last packet queued */
 
   /* Main context only. */
   GArray *waiters;              /* of ReadyWaiter */
@@ -235,13 +236,18 @@ source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet)
  * frame (the RTP marker bit), so a frame's packets cost one main-loop pass
  * and go to each viewer in one sendmmsg(). Since a frame is decodable only
  * once its last packet arrives, holding its first packets back delays no
- * picture. A long frame wakes them every WAKE_BATCH_MAX packets. A stream
- * wakes them on every packet until its first marker bit and again after
- * MARKERLESS_AFTER_PACKETS packets without one, so a camera that never marks
- * frame ends is not held back. Lock held. */
+ * picture. A long frame wakes them every WAKE_BATCH_MAX packets, and a new
+ * RTP timestamp behind queued packets (the last frame's marker packet was
+ * lost) wakes them too. A stream wakes them on every packet until its first
+ * marker bit and again after MARKERLESS_AFTER_PACKETS packets without one,
+ * so a camera that never marks frame ends is not held back. Lock held. */
 static gboolean
 source_should_wake_locked (CimsSource *source, const CimsRtpPacket *packet)
 {
+  guint32 timestamp = cims_rtp_packet_get_timestamp (packet);
+  gboolean is_new_frame = timestamp != source->last_timestamp;
+
+  source->last_timestamp = timestamp;
   if (cims_rtp_packet_get_marker (packet)) {
     source->packets_since_marker = 0;
     return TRUE;
@@ -249,7 +255,8 @@ source_should_wake_locked (CimsSource *source, const CimsRtpPacket *packet)
 
   if (source->packets_since_marker < MARKERLESS_AFTER_PACKETS)
     source->packets_since_marker++;
-  return source->packets_since_marker >= MARKERLESS_AFTER_PACKETS || source->n_unannounced >= WAKE_BATCH_MAX;
+  return source->packets_since_marker >= MARKERLESS_AFTER_PACKETS || source->n_unannounced >= WAKE_BATCH_MAX
+         || (is_new_frame && source->n_unannounced > 1);
 }
 
 /* Copies the workers to wake into @wake and clears them. Lock held. */

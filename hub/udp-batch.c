@@ -15,9 +15,11 @@
  * at most 65,507 bytes of UDP payload. */
 #define GSO_MAX_SEGMENTS 64
 #define GSO_MAX_BYTES 65000
-/* Larger datagrams go out alone: a GSO segment plus IP and UDP headers must
- * fit the path MTU, and 1400 bytes leaves room on a 1500-byte Ethernet MTU. */
-#define GSO_MAX_SEGMENT_SIZE 1400
+/* Larger datagrams go out alone: a GSO segment plus the IP and UDP headers
+ * must fit a 1500-byte Ethernet MTU. A smaller path MTU makes the kernel
+ * reject GSO with EMSGSIZE, and the batch falls back. */
+#define GSO_MAX_SEGMENT_SIZE_IPV4 (1500 - 20 - 8)
+#define GSO_MAX_SEGMENT_SIZE_IPV6 (1500 - 40 - 8)
 
 /* The sendmmsg() messages for one batch. */
 typedef struct {
@@ -31,22 +33,25 @@ typedef struct {
   guint n_messages;
 } BatchPlan;
 
-/* Returns how many datagrams from @start on one message can carry. */
+/* Returns how many datagrams from @start on one message can carry. An empty
+ * datagram goes alone, because a segment size of 0 turns GSO off. */
 static guint
-run_length (const struct iovec *datagrams, guint start, guint n_datagrams, gboolean use_gso)
+run_length (const struct iovec *datagrams, guint start, guint n_datagrams, size_t max_segment_size)
 {
   size_t segment_size = datagrams[start].iov_len;
-  guint max_count = MIN (GSO_MAX_SEGMENTS, GSO_MAX_BYTES / MAX (segment_size, 1));
+  guint max_count;
   guint end = start + 1;
 
-  if (!use_gso || segment_size > GSO_MAX_SEGMENT_SIZE)
+  if (segment_size == 0 || segment_size > max_segment_size)
     return 1;
 
+  max_count = MIN (GSO_MAX_SEGMENTS, GSO_MAX_BYTES / segment_size);
   while (end < n_datagrams && end - start < max_count && datagrams[end].iov_len == segment_size)
     end++;
 
-  /* GSO allows the last segment to be shorter. */
-  if (end < n_datagrams && end - start < max_count && datagrams[end].iov_len < segment_size)
+  /* GSO allows the last segment to be shorter, but not empty. */
+  if (end < n_datagrams && end - start < max_count && datagrams[end].iov_len < segment_size
+      && datagrams[end].iov_len > 0)
     end++;
 
   return end - start;
@@ -72,11 +77,15 @@ static void
 plan_build (BatchPlan *plan, const struct sockaddr *peer, socklen_t peer_size,
             const struct iovec *datagrams, guint n_datagrams, gboolean use_gso)
 {
-  plan->n_messages = 0;
+  size_t max_segment_size = 0;
 
+  if (use_gso)
+    max_segment_size = peer->sa_family == AF_INET6 ? GSO_MAX_SEGMENT_SIZE_IPV6 : GSO_MAX_SEGMENT_SIZE_IPV4;
+
+  plan->n_messages = 0;
   for (guint i = 0; i < n_datagrams;) {
     guint index = plan->n_messages++;
-    guint count = run_length (datagrams, i, n_datagrams, use_gso);
+    guint count = run_length (datagrams, i, n_datagrams, max_segment_size);
     struct msghdr *header = &plan->messages[index].msg_hdr;
 
     memset (&plan->messages[index], 0, sizeof plan->messages[index]);
@@ -105,11 +114,13 @@ result_add_messages (CimsUdpBatchResult *result, const BatchPlan *plan, const st
 }
 
 /* Tells whether @error_code from a GSO message means that the route or the
- * kernel cannot segment, e.g. EIO from a device without checksum offload. */
+ * kernel cannot segment it: EIO from a device without checksum offload, or
+ * EMSGSIZE when a segment does not fit the path MTU. */
 static gboolean
 is_gso_refusal (int error_code)
 {
-  return error_code == EIO || error_code == EINVAL || error_code == EOPNOTSUPP || error_code == ENOPROTOOPT;
+  return error_code == EIO || error_code == EINVAL || error_code == EMSGSIZE || error_code == EOPNOTSUPP
+         || error_code == ENOPROTOOPT;
 }
 
 void

@@ -15,20 +15,26 @@
 /* The epoll set is rebuilt from scratch at least this often. epoll drops a
  * socket when it is closed, and a new socket that takes the closed one's fd
  * number and place in the poll set before the next pass leaves the set
- * unchanged. NOTE: such a socket goes unwatched for up to this long. */
+ * unchanged. NOTE: such a socket goes unwatched for up to this long, and an
+ * idle worker wakes this often. */
 #define POLLER_REBUILD_INTERVAL_US (250 * 1000)
 #define POLLER_MAX_EVENTS 256
+/* Marks an fd as registered in registered_events, so that an fd watched
+ * for no event (ERR and HUP only, which epoll always reports) counts too.
+ * Never passed to epoll_ctl(). */
+#define POLLER_REGISTERED (1u << 31)
 
 /* One worker thread's epoll set and the poll set it was built from. */
 typedef struct {
   int epoll_fd;
   gint64 rebuilt_us;
   gboolean has_warned;          /* a failed registration was logged */
+  gboolean has_failed;          /* the last registration failed: poll() until the next rebuild */
 
   GPollFD *last_fds;            /* copy of the poll set of the last pass */
   guint n_last_fds;
 
-  GArray *registered_events;    /* guint32 epoll events by fd, 0: not registered */
+  GArray *registered_events;    /* guint32 by fd: POLLER_REGISTERED | epoll events, 0: not registered */
   GArray *registered_fds;       /* int: the fds registered in epoll_fd */
 
   GArray *first_index_by_fd;    /* gint: first entry of the poll set with that fd, or -1 */
@@ -195,7 +201,7 @@ poller_registered_events (const Poller *poller, int fd)
 static gboolean
 poller_watch (Poller *poller, int fd, guint32 events)
 {
-  struct epoll_event event = { .events = events, .data.fd = fd };
+  struct epoll_event event = { .events = events & ~POLLER_REGISTERED, .data.fd = fd };
   gboolean is_new = poller_registered_events (poller, fd) == 0;
 
   if (epoll_ctl (poller->epoll_fd, is_new ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event) < 0) {
@@ -251,7 +257,7 @@ poller_sync (Poller *poller, const GPollFD *fds, guint n_fds)
 
   poller_index_fds (poller, fds, n_fds);
   for (guint i = 0; i < n_fds; i++) {
-    guint32 events = 0;
+    guint32 events = POLLER_REGISTERED;
 
     if (poller_first_index (poller, fds[i].fd) != (gint) i)
       continue;
@@ -272,19 +278,23 @@ poller_sync (Poller *poller, const GPollFD *fds, guint n_fds)
 /* Adds the new fds to the epoll set when the poll set only grew, and
  * rebuilds the set when entries left (one of them may have been closed and
  * its number reused) or when a rebuild is due. On failure it logs the error
- * once per thread and leaves no epoll set, so the caller falls back to
- * poll(). */
+ * once per thread and returns FALSE, and the caller uses poll() until the
+ * next rebuild is due. */
 static gboolean
 poller_prepare (Poller *poller, const GPollFD *fds, guint n_fds)
 {
-  gboolean is_due = g_get_monotonic_time () - poller->rebuilt_us >= POLLER_REBUILD_INTERVAL_US;
+  gint64 now_us = g_get_monotonic_time ();
+  gboolean is_due = now_us - poller->rebuilt_us >= POLLER_REBUILD_INTERVAL_US;
 
+  if (!is_due && poller->has_failed)
+    return FALSE;
   if (!is_due && poller_set_unchanged (poller, fds, n_fds))
     return TRUE;
 
   if (is_due || !poller_set_only_grew (poller, fds, n_fds))
     poller_close (poller);
-  if (poller_sync (poller, fds, n_fds))
+  poller->has_failed = !poller_sync (poller, fds, n_fds);
+  if (!poller->has_failed)
     return TRUE;
 
   if (!poller->has_warned)
@@ -292,7 +302,22 @@ poller_prepare (Poller *poller, const GPollFD *fds, guint n_fds)
                n_fds, g_strerror (errno));
   poller->has_warned = TRUE;
   poller_close (poller);
+  poller->rebuilt_us = now_us;
   return FALSE;
+}
+
+/* Shortens @timeout_ms so that the pass ends by the next rebuild: a socket
+ * that took a closed one's place is then watched within the interval even
+ * when no other source wakes the context. */
+static gint
+poller_bound_timeout (const Poller *poller, gint timeout_ms)
+{
+  gint64 until_rebuild_us = poller->rebuilt_us + POLLER_REBUILD_INTERVAL_US - g_get_monotonic_time ();
+  gint until_rebuild_ms = (gint) CLAMP ((until_rebuild_us + 999) / 1000, 0, POLLER_REBUILD_INTERVAL_US / 1000);
+
+  if (timeout_ms < 0 || timeout_ms > until_rebuild_ms)
+    return until_rebuild_ms;
+  return timeout_ms;
 }
 
 /* Copies each epoll event to the entries of the poll set with its fd.
@@ -326,12 +351,12 @@ worker_poll (GPollFD *fds, guint n_fds, gint timeout_ms)
   int n_events;
 
   if (!poller_prepare (poller, fds, n_fds))
-    return g_poll (fds, n_fds, timeout_ms);
+    return g_poll (fds, n_fds, poller_bound_timeout (poller, timeout_ms));
 
   for (guint i = 0; i < n_fds; i++)
     fds[i].revents = 0;
 
-  n_events = epoll_wait (poller->epoll_fd, events, POLLER_MAX_EVENTS, timeout_ms);
+  n_events = epoll_wait (poller->epoll_fd, events, POLLER_MAX_EVENTS, poller_bound_timeout (poller, timeout_ms));
   if (n_events < 0)
     return -1;
 

@@ -307,9 +307,13 @@ session_challenge (RawSession *session, const char *cseq)
 static void
 session_handle_options (RawSession *session, const char *cseq)
 {
-  const char *public = (session->camera->faults.flags & CIMS_SIM_FAULT_GET_PARAMETER_UNLISTED)
-                       ? "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n"
-                       : "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\r\n";
+  CimsSimFaultFlags flags = session->camera->faults.flags;
+  const char *public = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN\r\n";
+
+  if (flags & CIMS_SIM_FAULT_OPTIONS_BARE)
+    public = "";
+  else if (flags & CIMS_SIM_FAULT_GET_PARAMETER_UNLISTED)
+    public = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n";
 
   session->last_refresh_us = g_get_monotonic_time ();
   session_respond (session, 200, "OK", cseq, public, NULL);

@@ -255,6 +255,7 @@ static const struct {
   { "redirect", CIMS_SIM_FAULT_REDIRECT },
   { "metadata-track", CIMS_SIM_FAULT_METADATA_TRACK },
   { "bad-sdp", CIMS_SIM_FAULT_BAD_SDP },
+  { "options-bare", CIMS_SIM_FAULT_OPTIONS_BARE },
 };
 
 static gboolean
@@ -287,7 +288,8 @@ spec_parse_fault (CimsSimCamera *camera, const char *value, GError **error)
                         "none or a '+'-separated list of sprop-only, resize, bframes, big-keyframe, "
                         "stap-a, reorder, silent, udp-refused, broken-audio, tcp-junk, empty-nonce, "
                         "basic-and-digest, auth-describe-only, get-parameter-454, "
-                        "get-parameter-unlisted, short-timeout, redirect, metadata-track, bad-sdp");
+                        "get-parameter-unlisted, short-timeout, redirect, metadata-track, bad-sdp, "
+                        "options-bare");
 
     camera->faults.flags |= flag;
     if (flag == CIMS_SIM_FAULT_UDP_REFUSED)

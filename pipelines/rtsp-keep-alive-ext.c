@@ -25,14 +25,17 @@ static void keep_alive_ext_interface_init (GstRTSPExtensionInterface *iface);
 G_DEFINE_TYPE_WITH_CODE (CimsRtspKeepAliveExt, cims_rtsp_keep_alive_ext, GST_TYPE_ELEMENT,
                          G_IMPLEMENT_INTERFACE (GST_TYPE_RTSP_EXTENSION, keep_alive_ext_interface_init))
 
+/* Tells whether any @header of @response lists GET_PARAMETER, and through
+ * @has_header whether @response has that header at all. */
 static gboolean
-public_lists_get_parameter (GstRTSPMessage *response)
+header_lists_get_parameter (GstRTSPMessage *response, GstRTSPHeaderField header, gboolean *has_header)
 {
   gchar *methods = NULL;
 
-  for (gint i = 0; gst_rtsp_message_get_header (response, GST_RTSP_HDR_PUBLIC, &methods, i) == GST_RTSP_OK; i++) {
+  for (gint i = 0; gst_rtsp_message_get_header (response, header, &methods, i) == GST_RTSP_OK; i++) {
     g_auto(GStrv) names = g_strsplit (methods, ",", -1);
 
+    *has_header = TRUE;
     for (guint j = 0; names[j] != NULL; j++) {
       if (g_ascii_strcasecmp (g_strstrip (names[j]), "GET_PARAMETER") == 0)
         return TRUE;
@@ -42,8 +45,10 @@ public_lists_get_parameter (GstRTSPMessage *response)
   return FALSE;
 }
 
-/* Adds GET_PARAMETER to the Public header of a 200 OPTIONS response. rtspsrc
- * calls this after each request and before it parses the response. */
+/* Adds GET_PARAMETER to the methods of a 200 OPTIONS response. rtspsrc
+ * calls this after each request and before it parses the response. With
+ * neither Public nor Allow, rtspsrc assumes DESCRIBE and SETUP, so those
+ * are listed too. */
 static GstRTSPResult
 keep_alive_ext_after_send (GstRTSPExtension *ext, GstRTSPMessage *request, GstRTSPMessage *response)
 {
@@ -51,6 +56,7 @@ keep_alive_ext_after_send (GstRTSPExtension *ext, GstRTSPMessage *request, GstRT
   const gchar *uri;
   GstRTSPVersion version;
   GstRTSPStatusCode code;
+  gboolean has_methods = FALSE;
 
   if (gst_rtsp_message_parse_request (request, &method, &uri, &version) != GST_RTSP_OK
       || method != GST_RTSP_OPTIONS)
@@ -59,11 +65,13 @@ keep_alive_ext_after_send (GstRTSPExtension *ext, GstRTSPMessage *request, GstRT
       || code != GST_RTSP_STS_OK)
     return GST_RTSP_OK;
 
-  if (public_lists_get_parameter (response))
+  if (header_lists_get_parameter (response, GST_RTSP_HDR_PUBLIC, &has_methods)
+      || header_lists_get_parameter (response, GST_RTSP_HDR_ALLOW, &has_methods))
     return GST_RTSP_OK;
 
-  g_debug ("camera %s: Public omits GET_PARAMETER; keep-alives go out as OPTIONS", uri);
-  gst_rtsp_message_add_header (response, GST_RTSP_HDR_PUBLIC, "GET_PARAMETER");
+  g_debug ("camera %s: OPTIONS lists no GET_PARAMETER; keep-alives go out as OPTIONS", uri);
+  gst_rtsp_message_add_header (response, GST_RTSP_HDR_PUBLIC,
+                               has_methods ? "GET_PARAMETER" : "DESCRIBE, SETUP, GET_PARAMETER");
   return GST_RTSP_OK;
 }
 

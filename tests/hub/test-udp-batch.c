@@ -6,8 +6,11 @@
 #include "hub/udp-batch.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define RECEIVE_TIMEOUT_MS 2000
@@ -130,6 +133,97 @@ test_batch_full_run (void)
   close (receiver);
 }
 
+/* Brings loopback up in the calling process's own network namespace with
+ * @mtu. Returns FALSE when the namespace cannot be made (not root). */
+static gboolean
+loopback_with_mtu (int mtu)
+{
+  struct ifreq request = { 0 };
+  int fd;
+
+  if (unshare (CLONE_NEWNET) != 0)
+    return FALSE;
+
+  fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (fd, >=, 0);
+  g_strlcpy (request.ifr_name, "lo", sizeof request.ifr_name);
+  request.ifr_mtu = mtu;
+  g_assert_cmpint (ioctl (fd, SIOCSIFMTU, &request), ==, 0);
+  g_assert_cmpint (ioctl (fd, SIOCGIFFLAGS, &request), ==, 0);
+  request.ifr_flags |= IFF_UP;
+  g_assert_cmpint (ioctl (fd, SIOCSIFFLAGS, &request), ==, 0);
+  close (fd);
+  return TRUE;
+}
+
+/* A path MTU below the GSO segment size: the kernel rejects the GSO message
+ * with EMSGSIZE, and the batch goes out again one datagram per message. */
+static void
+test_batch_small_mtu_falls_back (void)
+{
+  static const gsize sizes[] = { 100, 1200, 1200, 1200, 900 };
+  const guint n = G_N_ELEMENTS (sizes);
+  struct iovec datagrams[G_N_ELEMENTS (sizes)];
+  struct sockaddr_in receiver_address, sender_address;
+  CimsUdpBatchResult result = { 0 };
+  int receiver, sender;
+
+  if (!g_test_subprocess ()) {
+    if (getuid () != 0) {
+      g_test_skip ("a network namespace of its own needs root");
+      return;
+    }
+    g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_passed ();
+    return;
+  }
+
+  g_assert_true (loopback_with_mtu (1000));
+  receiver = socket_bound_to_loopback (&receiver_address);
+  sender = socket_bound_to_loopback (&sender_address);
+  for (guint i = 0; i < n; i++) {
+    datagrams[i].iov_base = datagram_new (i, sizes[i]);
+    datagrams[i].iov_len = sizes[i];
+  }
+
+  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams, n,
+                       TRUE, &result);
+  g_assert_cmpint (result.gso_error, ==, EMSGSIZE);
+  g_assert_cmpuint (result.n_sent, ==, n);
+
+  assert_received (receiver, datagrams, n);
+  datagrams_free (datagrams, n);
+  close (sender);
+  close (receiver);
+}
+
+/* Empty datagrams: GSO would merge them away, so each goes alone. */
+static void
+test_batch_empty_datagrams (void)
+{
+  static const gsize sizes[] = { 0, 0, 100, 100, 0 };
+  const guint n = G_N_ELEMENTS (sizes);
+  struct iovec datagrams[G_N_ELEMENTS (sizes)];
+  struct sockaddr_in receiver_address, sender_address;
+  int receiver = socket_bound_to_loopback (&receiver_address);
+  int sender = socket_bound_to_loopback (&sender_address);
+  CimsUdpBatchResult result = { 0 };
+
+  for (guint i = 0; i < n; i++) {
+    datagrams[i].iov_base = datagram_new (i, MAX (sizes[i], 1));
+    datagrams[i].iov_len = sizes[i];
+  }
+
+  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams, n,
+                       TRUE, &result);
+  g_assert_cmpuint (result.n_sent, ==, n);
+
+  assert_received (receiver, datagrams, n);
+  datagrams_free (datagrams, n);
+  close (sender);
+  close (receiver);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -138,6 +232,8 @@ main (int argc, char **argv)
   g_test_add_func ("/udp-batch/gso", test_batch_with_gso);
   g_test_add_func ("/udp-batch/no-gso", test_batch_without_gso);
   g_test_add_func ("/udp-batch/full-run", test_batch_full_run);
+  g_test_add_func ("/udp-batch/small-mtu", test_batch_small_mtu_falls_back);
+  g_test_add_func ("/udp-batch/empty", test_batch_empty_datagrams);
 
   return g_test_run ();
 }

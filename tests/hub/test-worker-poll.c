@@ -304,6 +304,96 @@ test_poll_reused_fd_is_watched (void)
   pair_close (&second);
 }
 
+/* Iterates @context with no timer of its own until @pair was dispatched or
+ * WAIT_LIMIT_US passed, so only the poller bounds each blocking pass.
+ * Returns the microseconds it took. */
+static gint64
+iterate_idle_until_dispatched (GMainContext *context, Pair *pair)
+{
+  gboolean has_fired = FALSE;
+  GSource *guard = g_timeout_source_new (WAIT_LIMIT_US / 1000);
+  gint64 start_us = g_get_monotonic_time ();
+
+  g_source_set_callback (guard, on_timeout, &has_fired, NULL);
+  g_source_attach (guard, context);
+  while (pair->n_dispatched == 0 && !has_fired)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (guard);
+  g_source_unref (guard);
+  return g_get_monotonic_time () - start_us;
+}
+
+/* The same as reused-fd, with nothing else in the context to wake it: the
+ * poller itself must end its pass by the next rebuild. */
+static void
+test_poll_reused_fd_idle_context (void)
+{
+  g_autoptr (GMainContext) context = context_new ();
+  Pair first, second;
+  GSource *source;
+  gint64 elapsed_us;
+  int old_fd;
+
+  pair_open (&first);
+  source = watch (context, &first);
+  pair_send (&first);
+  iterate_idle_until_dispatched (context, &first);
+  g_assert_cmpuint (first.n_dispatched, ==, 1);
+
+  old_fd = first.fd;
+  g_source_destroy (source);
+  g_source_unref (source);
+  pair_close (&first);
+  pair_open (&second);
+  g_assert_cmpint (second.fd, ==, old_fd);
+  source = watch (context, &second);
+
+  pair_send (&second);
+  elapsed_us = iterate_idle_until_dispatched (context, &second);
+  g_assert_cmpuint (second.n_dispatched, ==, 1);
+  g_assert_cmpint (elapsed_us, <, REUSED_FD_LIMIT_US);
+
+  g_source_destroy (source);
+  g_source_unref (source);
+  pair_close (&second);
+}
+
+static gboolean
+on_hang_up (gint fd, GIOCondition condition, gpointer user_data)
+{
+  Pair *pair = user_data;
+
+  pair->n_dispatched++;
+  pair->last_condition = condition;
+  return G_SOURCE_REMOVE;
+}
+
+/* A source that watches only G_IO_HUP: GLib passes it with no event bits,
+ * and epoll reports the hang-up anyway once the fd is registered. */
+static void
+test_poll_hang_up_only (void)
+{
+  g_autoptr (GMainContext) context = context_new ();
+  GSource *source;
+  Pair pair = { 0 };
+  int fds[2];
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), ==, 0);
+  pair.fd = fds[0];
+  pair.peer = fds[1];
+  source = g_unix_fd_source_new (pair.fd, G_IO_HUP);
+  g_source_set_callback (source, G_SOURCE_FUNC (on_hang_up), &pair, NULL);
+  g_source_attach (source, context);
+
+  close (pair.peer);
+  iterate_until (context, pair_was_dispatched, &pair);
+  g_assert_cmpuint (pair.n_dispatched, ==, 1);
+  g_assert_cmpuint (pair.last_condition & G_IO_HUP, !=, 0);
+
+  g_source_unref (source);
+  close (pair.fd);
+}
+
 static gpointer
 run_test (gpointer data)
 {
@@ -331,6 +421,8 @@ main (int argc, char **argv)
   g_test_add_data_func ("/worker-poll/more-than-one-wait", test_poll_more_ready_than_one_wait, test_in_thread);
   g_test_add_data_func ("/worker-poll/timeout", test_poll_wakes_for_timeout, test_in_thread);
   g_test_add_data_func ("/worker-poll/reused-fd", test_poll_reused_fd_is_watched, test_in_thread);
+  g_test_add_data_func ("/worker-poll/reused-fd-idle", test_poll_reused_fd_idle_context, test_in_thread);
+  g_test_add_data_func ("/worker-poll/hang-up-only", test_poll_hang_up_only, test_in_thread);
 
   return g_test_run ();
 }

@@ -61,6 +61,7 @@ CAMERAS = {
     "reorder": ("width=640,height=360,fps=15,keyint=15,kbps=1500,fault=reorder", (640, 360)),
     "metadata-track": (f"{SMALL},fault=metadata-track", (320, 180)),
     "bad-sdp": (f"{SMALL},fault=bad-sdp", (320, 180)),
+    "options-bare": (f"{SMALL},fault=options-bare", (320, 180)),
     "silent": (f"{SMALL},fault=silent,transport=tcp", (320, 180)),
 }
 
@@ -352,7 +353,7 @@ def parse_args():
 
 def run_tests(rig, only):
     plain = ("sprop-only", "broken-audio", "bframes", "tcp-junk", "udp-refused", "reorder",
-             "metadata-track", "bad-sdp")
+             "metadata-track", "bad-sdp", "options-bare")
     tests = [(name, lambda name=name: rig.check_plain(name)) for name in plain]
     tests += [("resize", rig.test_resize), ("big-keyframe", rig.test_big_keyframe),
               ("stap-a", rig.test_stap_a), ("redirect", rig.test_redirect),
