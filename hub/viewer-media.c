@@ -314,6 +314,8 @@ cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data,
 void
 cims_viewer_session_media_start (CimsViewerSession *session)
 {
+  CimsKeyframeCache *cache;
+
   cims_rtp_rewriter_init (&session->rewriter, session->ssrc, session->codec.payload_type,
                           session->codec.clock_rate ? session->codec.clock_rate : 90000,
                           (guint16) cims_viewer_session_random_u32 (), cims_viewer_session_random_u32 ());
@@ -323,4 +325,13 @@ cims_viewer_session_media_start (CimsViewerSession *session)
   atomic_store (&session->is_media_ready, 1);
   /* The worker's one report timer sends this session's sender reports. */
   session->feed = cims_worker_subscribe (session->worker, session->source, session);
+
+  /* The cached keyframe goes out now, because the camera's next frame may
+   * be a frame interval away. Packets still queued for the worker follow it
+   * in order. */
+  cache = cims_feed_get_current_cache (session->feed);
+  if (cims_keyframe_cache_has_keyframe (cache)) {
+    g_autoptr (GPtrArray) snapshot = cims_keyframe_cache_snapshot (cache);
+    send_snapshot (session, snapshot);
+  }
 }
