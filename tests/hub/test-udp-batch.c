@@ -65,34 +65,47 @@ datagrams_free (struct iovec *datagrams, guint n)
     g_free (datagrams[i].iov_base);
 }
 
-static void
-check_batch (gboolean use_gso)
+/* Sends datagrams of @sizes from one loopback socket to another in one
+ * batch, checks that each arrives whole and in order, and returns what
+ * cims_udp_send_batch() reported. */
+static CimsUdpBatchResult
+send_and_receive (const gsize *sizes, guint n, gboolean use_gso)
 {
-  static const gsize sizes[] = { 40, 1200, 1200, 1200, 1200, 1200, 700, 38, 1200, 1200, 1100, 1300, 1500 };
-  const guint n = G_N_ELEMENTS (sizes);
-  struct iovec datagrams[G_N_ELEMENTS (sizes)];
+  g_autofree struct iovec *datagrams = g_new0 (struct iovec, n);
   struct sockaddr_in receiver_address, sender_address;
   int receiver = socket_bound_to_loopback (&receiver_address);
   int sender = socket_bound_to_loopback (&sender_address);
   CimsUdpBatchResult result = { 0 };
-  guint64 n_bytes = 0;
 
   for (guint i = 0; i < n; i++) {
-    datagrams[i].iov_base = datagram_new (i, sizes[i]);
+    datagrams[i].iov_base = datagram_new (i, MAX (sizes[i], 1));
     datagrams[i].iov_len = sizes[i];
-    n_bytes += sizes[i];
   }
 
   cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams, n,
                        use_gso, &result);
-  g_assert_cmpuint (result.n_sent, ==, n);
-  g_assert_cmpuint (result.n_bytes, ==, n_bytes);
-  g_assert_cmpint (result.gso_error, ==, 0);
+  assert_received (receiver, datagrams, MIN (result.n_sent, n));
 
-  assert_received (receiver, datagrams, n);
   datagrams_free (datagrams, n);
   close (sender);
   close (receiver);
+  return result;
+}
+
+static void
+check_batch (gboolean use_gso)
+{
+  static const gsize sizes[] = { 40, 1200, 1200, 1200, 1200, 1200, 700, 38, 1200, 1200, 1100, 1300, 1500 };
+  guint64 n_bytes = 0;
+  CimsUdpBatchResult result;
+
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    n_bytes += sizes[i];
+
+  result = send_and_receive (sizes, G_N_ELEMENTS (sizes), use_gso);
+  g_assert_cmpuint (result.n_sent, ==, G_N_ELEMENTS (sizes));
+  g_assert_cmpuint (result.n_bytes, ==, n_bytes);
+  g_assert_cmpint (result.gso_error, ==, 0);
 }
 
 static void
@@ -112,25 +125,14 @@ test_batch_without_gso (void)
 static void
 test_batch_full_run (void)
 {
-  struct iovec datagrams[CIMS_UDP_BATCH_MAX];
-  struct sockaddr_in receiver_address, sender_address;
-  int receiver = socket_bound_to_loopback (&receiver_address);
-  int sender = socket_bound_to_loopback (&sender_address);
-  CimsUdpBatchResult result = { 0 };
+  gsize sizes[CIMS_UDP_BATCH_MAX];
+  CimsUdpBatchResult result;
 
-  for (guint i = 0; i < CIMS_UDP_BATCH_MAX; i++) {
-    datagrams[i].iov_base = datagram_new (i, 1400);
-    datagrams[i].iov_len = 1400;
-  }
+  for (guint i = 0; i < CIMS_UDP_BATCH_MAX; i++)
+    sizes[i] = 1400;
 
-  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams,
-                       CIMS_UDP_BATCH_MAX, TRUE, &result);
+  result = send_and_receive (sizes, CIMS_UDP_BATCH_MAX, TRUE);
   g_assert_cmpuint (result.n_sent, ==, CIMS_UDP_BATCH_MAX);
-
-  assert_received (receiver, datagrams, CIMS_UDP_BATCH_MAX);
-  datagrams_free (datagrams, CIMS_UDP_BATCH_MAX);
-  close (sender);
-  close (receiver);
 }
 
 /* Brings loopback up in the calling process's own network namespace with
@@ -162,11 +164,7 @@ static void
 test_batch_small_mtu_falls_back (void)
 {
   static const gsize sizes[] = { 100, 1200, 1200, 1200, 900 };
-  const guint n = G_N_ELEMENTS (sizes);
-  struct iovec datagrams[G_N_ELEMENTS (sizes)];
-  struct sockaddr_in receiver_address, sender_address;
-  CimsUdpBatchResult result = { 0 };
-  int receiver, sender;
+  CimsUdpBatchResult result;
 
   if (!g_test_subprocess ()) {
     if (getuid () != 0) {
@@ -179,22 +177,9 @@ test_batch_small_mtu_falls_back (void)
   }
 
   g_assert_true (loopback_with_mtu (1000));
-  receiver = socket_bound_to_loopback (&receiver_address);
-  sender = socket_bound_to_loopback (&sender_address);
-  for (guint i = 0; i < n; i++) {
-    datagrams[i].iov_base = datagram_new (i, sizes[i]);
-    datagrams[i].iov_len = sizes[i];
-  }
-
-  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams, n,
-                       TRUE, &result);
+  result = send_and_receive (sizes, G_N_ELEMENTS (sizes), TRUE);
   g_assert_cmpint (result.gso_error, ==, EMSGSIZE);
-  g_assert_cmpuint (result.n_sent, ==, n);
-
-  assert_received (receiver, datagrams, n);
-  datagrams_free (datagrams, n);
-  close (sender);
-  close (receiver);
+  g_assert_cmpuint (result.n_sent, ==, G_N_ELEMENTS (sizes));
 }
 
 /* Empty datagrams: GSO would merge them away, so each goes alone. */
@@ -202,26 +187,9 @@ static void
 test_batch_empty_datagrams (void)
 {
   static const gsize sizes[] = { 0, 0, 100, 100, 0 };
-  const guint n = G_N_ELEMENTS (sizes);
-  struct iovec datagrams[G_N_ELEMENTS (sizes)];
-  struct sockaddr_in receiver_address, sender_address;
-  int receiver = socket_bound_to_loopback (&receiver_address);
-  int sender = socket_bound_to_loopback (&sender_address);
-  CimsUdpBatchResult result = { 0 };
+  CimsUdpBatchResult result = send_and_receive (sizes, G_N_ELEMENTS (sizes), TRUE);
 
-  for (guint i = 0; i < n; i++) {
-    datagrams[i].iov_base = datagram_new (i, MAX (sizes[i], 1));
-    datagrams[i].iov_len = sizes[i];
-  }
-
-  cims_udp_send_batch (sender, (struct sockaddr *) &receiver_address, sizeof receiver_address, datagrams, n,
-                       TRUE, &result);
-  g_assert_cmpuint (result.n_sent, ==, n);
-
-  assert_received (receiver, datagrams, n);
-  datagrams_free (datagrams, n);
-  close (sender);
-  close (receiver);
+  g_assert_cmpuint (result.n_sent, ==, G_N_ELEMENTS (sizes));
 }
 
 int
