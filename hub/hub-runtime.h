@@ -334,9 +334,6 @@ CimsFeed *cims_worker_subscribe (CimsWorker *worker, CimsSource *source, CimsVie
 void cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *session);
 /* The worker's own keyframe cache and packet history for that camera. */
 CimsKeyframeCache *cims_feed_get_cache (CimsFeed *feed);
-/* The feed's cache, first replaced by a fresh one when the source's format
- * changed since the last drain. Worker thread. */
-CimsKeyframeCache *cims_feed_get_current_cache (CimsFeed *feed);
 
 CimsFeedRing *cims_feed_ring_new (void);
 /* Adds @packet (transfer full) unless the ring is full; producer only. */

@@ -165,7 +165,9 @@ send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n
 }
 
 /* Sends the cached keyframe and what followed it: a joining viewer gets tens
- * of packets at once. */
+ * of packets at once.
+ * NOTE: the snapshot is not paced, so a viewer whose receive buffer is
+ * smaller than a very large keyframe loses part of it and repairs it by NACK. */
 static void
 send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 {
@@ -314,8 +316,6 @@ cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data,
 void
 cims_viewer_session_media_start (CimsViewerSession *session)
 {
-  CimsKeyframeCache *cache;
-
   cims_rtp_rewriter_init (&session->rewriter, session->ssrc, session->codec.payload_type,
                           session->codec.clock_rate ? session->codec.clock_rate : 90000,
                           (guint16) cims_viewer_session_random_u32 (), cims_viewer_session_random_u32 ());
@@ -325,13 +325,4 @@ cims_viewer_session_media_start (CimsViewerSession *session)
   atomic_store (&session->is_media_ready, 1);
   /* The worker's one report timer sends this session's sender reports. */
   session->feed = cims_worker_subscribe (session->worker, session->source, session);
-
-  /* The cached keyframe goes out now, because the camera's next frame may
-   * be a frame interval away. Packets still queued for the worker follow it
-   * in order. */
-  cache = cims_feed_get_current_cache (session->feed);
-  if (cims_keyframe_cache_has_keyframe (cache)) {
-    g_autoptr (GPtrArray) snapshot = cims_keyframe_cache_snapshot (cache);
-    send_snapshot (session, snapshot);
-  }
 }

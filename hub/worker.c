@@ -137,28 +137,15 @@ feed_pop_batch (CimsFeed *feed, CimsRtpPacket **batch)
 /* Hands the queued packets to every subscriber a batch at a time, so each
  * viewer gets a frame's packets in one sendmmsg(). */
 static void
-feed_refresh_format (CimsFeed *feed)
-{
-  guint generation = cims_source_get_format_generation (feed->source);
-
-  if (generation != feed->format_generation)
-    feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
-}
-
-CimsKeyframeCache *
-cims_feed_get_current_cache (CimsFeed *feed)
-{
-  feed_refresh_format (feed);
-  return feed->cache;
-}
-
-static void
 feed_drain (CimsFeed *feed)
 {
+  guint generation = cims_source_get_format_generation (feed->source);
   CimsRtpPacket *batch[FEED_DRAIN_BATCH];
   guint n;
 
-  feed_refresh_format (feed);
+  if (generation != feed->format_generation)
+    feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
+
   while ((n = feed_pop_batch (feed, batch)) > 0) {
     for (guint i = 0; i < feed->subscribers->len; i++)
       cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, batch, n);
