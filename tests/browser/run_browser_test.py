@@ -838,6 +838,15 @@ def relay_problems(report, expected_size):
     return problems
 
 
+def report_results(results):
+    """Prints how many (name, passed) pairs of @results passed and returns the
+    exit status: 0 when at least one ran and none failed."""
+    passed = sum(1 for _, ok in results if ok)
+    failed = len(results) - passed
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
 def parse_args():
     script_dir = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -896,10 +905,7 @@ def main():
         run.cleanup()
         watchdog.cancel()
 
-    passed = sum(1 for _, ok in run.results if ok)
-    failed = len(run.results) - passed
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and passed > 0 else 1
+    return report_results(run.results)
 
 
 if __name__ == "__main__":

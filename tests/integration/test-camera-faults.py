@@ -21,7 +21,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "browser"))
 from run_browser_test import (  # noqa: E402  (the path is set just above)
-    free_tcp_port, libconfig_string, make_key_pair, wait_for_healthz,
+    free_tcp_port, libconfig_string, make_key_pair, report_results, wait_for_healthz,
     wait_for_output)
 
 _SPEC = importlib.util.spec_from_file_location("test_whep_viewer", os.path.join(HERE, "test-whep-viewer.py"))
@@ -387,10 +387,7 @@ def main():
         rig.cleanup()
         watchdog.cancel()
 
-    passed = sum(1 for _, ok in rig.results if ok)
-    failed = len(rig.results) - passed
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and passed > 0 else 1
+    return report_results(rig.results)
 
 
 if __name__ == "__main__":

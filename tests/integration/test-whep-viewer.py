@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
 from run_browser_test import (  # noqa: E402  (the path is set just above)
     Deadline, Processes, free_tcp_port, libconfig_string, make_key_pair, read_metric_sum,
-    run_checked, udp_range_is_free, wait_for_healthz, wait_for_output)
+    report_results, run_checked, udp_range_is_free, wait_for_healthz, wait_for_output)
 
 H264_CAMERA = "bos-0001"
 H265_CAMERA = "bos-0002"
@@ -442,10 +442,7 @@ def main():
         rig.cleanup()
         watchdog.cancel()
 
-    passed = sum(1 for _, ok in rig.results if ok)
-    failed = len(rig.results) - passed
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and passed > 0 else 1
+    return report_results(rig.results)
 
 
 if __name__ == "__main__":
