@@ -49,7 +49,7 @@ PREFIX_LENGTH = 30
 VETH_SERVER = "vcmp-server"
 VETH_LOAD = "vcmp-load"
 RTSP_PORT = 18554
-# The results file's section that runs go into.
+# Heading of the results-file section that each run is added to.
 RESULTS_SECTION = "## cimshub, Janus and the floor"
 HUB_HTTP_PORT = 18080
 HUB_ICE_PORTS = (40000, 44999)

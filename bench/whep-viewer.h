@@ -320,7 +320,7 @@ typedef struct {
   gint64 real_minus_monotonic_us;  /* converts monotonic times to Unix times */
   gint64 latency_from_us;          /* monotonic time from which latency samples count */
   CimsWhepViewerLatency *latency;  /* the process's histogram, written by every viewer */
-  CimsWhepViewerLatency *frame_latency;  /* the same, up to each frame's last packet */
+  CimsWhepViewerLatency *frame_latency;  /* histogram of latencies up to each frame's last packet */
   CimsWhepViewerEndedFunc ended_func;
   gpointer ended_data;
 } CimsWhepViewerShared;

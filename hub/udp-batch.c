@@ -11,8 +11,8 @@
 #include <netinet/udp.h>
 #include <string.h>
 
-/* The kernel takes at most 64 segments per GSO send, and one send carries
- * at most 65,507 bytes of UDP payload. */
+/* At most 64 segments per GSO send, the limit of the first kernels with UDP
+ * GSO. One send carries at most 65,507 bytes of UDP payload. */
 #define GSO_MAX_SEGMENTS 64
 #define GSO_MAX_BYTES 65000
 /* Larger datagrams go out alone: a GSO segment plus the IP and UDP headers
@@ -117,7 +117,7 @@ result_add_messages (CimsUdpBatchResult *result, const BatchPlan *plan, const st
  * kernel cannot segment it: EIO from a device without checksum offload, or
  * EMSGSIZE when a segment does not fit the path MTU. */
 static gboolean
-is_gso_refusal (int error_code)
+is_gso_rejection (int error_code)
 {
   return error_code == EIO || error_code == EINVAL || error_code == EMSGSIZE || error_code == EOPNOTSUPP
          || error_code == ENOPROTOOPT;
@@ -145,7 +145,7 @@ cims_udp_send_batch (int fd, const struct sockaddr *peer, socklen_t peer_size, c
       continue;
 
     /* The rest goes out without GSO, one datagram per message. */
-    if (n_sent < 0 && plan.count[done] > 1 && is_gso_refusal (errno)) {
+    if (n_sent < 0 && plan.count[done] > 1 && is_gso_rejection (errno)) {
       result->gso_error = errno;
       cims_udp_send_batch (fd, peer, peer_size, datagrams + plan.first[done], n_datagrams - plan.first[done],
                            FALSE, result);

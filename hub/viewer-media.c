@@ -100,13 +100,14 @@ cims_viewer_session_update_send_path (CimsViewerSession *session)
 
 /* Datagrams handed to the kernel per sendmmsg() call. */
 #define SEND_BATCH 32
+G_STATIC_ASSERT (SEND_BATCH <= CIMS_UDP_BATCH_MAX);
 
 typedef struct {
   guint8 data[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
 } Datagram;
 
 /* Sends @n protected datagrams to the viewer with one sendmmsg(), merged by
- * GSO unless the kernel refused GSO for this viewer once. */
+ * GSO unless the kernel rejected GSO for this viewer once. */
 static void
 send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths, guint n)
 {
@@ -127,10 +128,10 @@ send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths,
   }
 
   cims_udp_send_batch (g_socket_get_fd (session->send_socket), (const struct sockaddr *) &session->peer,
-                       session->peer_size, vectors, n, !session->is_gso_refused, &result);
+                       session->peer_size, vectors, n, !session->is_gso_rejected, &result);
   if (result.gso_error != 0) {
-    session->is_gso_refused = TRUE;
-    cims_session_message (session, "the kernel refused UDP GSO to this viewer (%s); sending each packet alone",
+    session->is_gso_rejected = TRUE;
+    cims_session_message (session, "UDP GSO to this viewer failed (%s); sending each packet alone from now on",
                           g_strerror (result.gso_error));
   }
 

@@ -72,7 +72,7 @@ struct _CimsViewerSession {
   GSocket *send_socket;         /* NULL: send through nice_agent_send() */
   struct sockaddr_storage peer;
   socklen_t peer_size;
-  gboolean is_gso_refused;      /* the kernel refused a GSO send to this viewer */
+  gboolean is_gso_rejected;     /* the kernel rejected a GSO send to this viewer */
   srtp_t srtp_out;
   CimsRtpRewriter rewriter;
   gboolean waiting_for_keyframe;

@@ -22,7 +22,7 @@
 /* Packets a feed may hold for a worker that is behind: about two seconds
  * of a 4 Mbit/s camera. Past it the source drops for that worker only. */
 #define FEED_RING_SIZE 1024
-/* Packets a drain hands each viewer at a time. */
+/* Maximum packets that a drain hands each viewer in one call. */
 #define FEED_DRAIN_BATCH 32
 
 struct _CimsFeedRing {

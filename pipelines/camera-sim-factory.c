@@ -305,7 +305,7 @@ cims_sim_factory_new (const CimsSimCamera *camera, GError **error)
   gst_rtsp_media_factory_set_launch (factory, launch);
   /* NOTE: gst-rtsp-server 1.22 hands a shared media that is still being torn
    * down to the next client, so a DESCRIBE right after the last client left
-   * can get 503; clients retry, as they do with a busy camera. */
+   * can get 503. Clients retry, as they do with a busy camera. */
   gst_rtsp_media_factory_set_shared (factory, TRUE);
 
   if (camera->faults.is_tcp_only)

@@ -22,8 +22,8 @@ typedef void (*CimsBufferFunc) (GstBuffer *buffer, gpointer user_data);
  * appsink has no sample (it is stopping), else GST_FLOW_OK. */
 GstFlowReturn cims_appsink_pull_buffers (GstAppSink *appsink, CimsBufferFunc func, gpointer user_data);
 
-/* Registers the RTSP extension of rtsp-keep-alive-ext.c; runs once, before
- * the process creates its first rtspsrc. */
+/* Registers the RTSP extension of rtsp-keep-alive-ext.c. It runs once and
+ * must run before the process creates its first rtspsrc. */
 void cims_rtsp_keep_alive_ext_register (void);
 
 G_END_DECLS

@@ -26,7 +26,7 @@
  * GStreamer 1.22 over TCP, a camera with Session timeout=8 got no keep-alive
  * from rtspsrc within 8 s (seen in the camera-faults test). rtspsrc sends the
  * requested one only when Public lists GET_PARAMETER, which
- * rtsp-keep-alive-ext.c sees to. NOTE: a camera whose session timeout is
+ * rtsp-keep-alive-ext.c ensures. NOTE: a camera whose session timeout is
  * below 5 s still drops the session and is reconnected. */
 #define INGEST_KEEP_ALIVE_INTERVAL_US (5 * G_USEC_PER_SEC)
 
