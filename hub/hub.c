@@ -59,6 +59,10 @@ workers_start (CimsHub *hub, GError **error)
     if (hub->workers[i] == NULL)
       return FALSE;
   }
+
+  g_message ("media workers: %u (%s)", hub->n_workers,
+             hub->config->media_workers ? "media_workers in the configuration"
+                                        : "one per processor the hub may run on");
   return TRUE;
 }
 

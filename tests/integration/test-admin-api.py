@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -107,7 +108,8 @@ class Run:
         os.mkdir(state_dir)
         config_path = os.path.join(self.temp_dir, "hub.conf")
         write_config(config_path, http_port, harness.free_udp_range(10), state_dir, self.keys)
-        hub = self.processes.start("cimshub", [self.args.cimshub, "--config", config_path])
+        # Pinned to one processor: the hub must then start one media worker.
+        hub = self.processes.start("cimshub", ["taskset", "-c", "0", self.args.cimshub, "--config", config_path])
         if not harness.wait_for_healthz(hub, self.base_url, 20):
             raise RuntimeError(f"the hub did not answer 200 on {self.base_url}/healthz")
 
@@ -158,6 +160,17 @@ class Run:
             "regional": self.token("state-police", "ig-1", "auditor"),
             "commander": self.token("chelsea", "c-commander", "commander"),
         }
+
+    def test_worker_count(self):
+        """A hub pinned to one processor starts one media worker, not one per
+        online processor."""
+        log = ""
+        for path in self.processes.log_paths("cimshub"):
+            with open(path, encoding="utf-8", errors="replace") as log_file:
+                log += log_file.read()
+        match = re.search(r"media workers: (\d+) \(one per processor the hub may run on\)", log)
+        self.check("worker-count", match is not None and match.group(1) == "1",
+                   match.group(0) if match else "no media-workers line in the hub's log")
 
     def test_grant(self):
         status, reply = self.json_request("POST", "/api/v1/grants", self.t["boston_grants"],
@@ -361,6 +374,7 @@ def main():
     try:
         run.setup()
         run.make_tokens()
+        run.test_worker_count()
         run.test_grant()
         run.test_agency_request_flow()
         run.test_civilian_request_flow()
