@@ -21,7 +21,15 @@ For each server the viewer count steps up through --viewers. A step passes
 when every viewer got a keyframe and under 0.1% of packets were lost, and
 the steps stop at the first failure. Server CPU is read from
 /proc/PID/stat (user plus system, all threads) over a steady window after
-every viewer has joined; RSS from /proc/PID/status.
+every viewer has joined; RSS from /proc/PID/status. After the window, 20
+more viewers join one at a time while the step's viewers still watch. Their
+first-frame times are reported apart from the step's join ramp. A step
+fails when one of them gets no keyframe.
+
+Latency runs from the send time that the source generator writes into each
+frame to the viewer process reading the packet, and to the kernel's receive
+timestamp in the viewer's socket (SIOCGSTAMPNS), which leaves out the load
+generator's own queueing on its shared core.
 """
 
 import argparse
@@ -117,6 +125,40 @@ def percentile(values, fraction):
     return ordered[rank - 1]
 
 
+# The whep-viewer histograms: latency to the viewer process reading each
+# frame's first packet and last packet, and the same to the kernel's
+# receive time in the viewer's socket.
+# Viewers that join one at a time while a step's viewers watch, and how far
+# apart they join (the processes of all sources together).
+PROBE_VIEWERS = 20
+PROBE_RAMP_MS = 250
+PROBE_DURATION_S = 2
+
+HISTOGRAMS = ("latency", "frame_latency", "socket_latency", "socket_frame_latency")
+
+
+def probe_figures(probes):
+    """First-frame times of the viewers that joined the loaded server one at
+    a time: how many got a keyframe, the median and the slowest."""
+    if probes is None:
+        return {"probes": 0, "probes_with_keyframe": 0, "probe_first_frame_p50_ms": None,
+                "probe_first_frame_max_ms": None}
+    first_frames = [v["first_keyframe_ms"] for v in probes if v.get("first_keyframe_ms") is not None]
+    return {"probes": len(probes), "probes_with_keyframe": len(first_frames),
+            "probe_first_frame_p50_ms": percentile(first_frames, 0.5),
+            "probe_first_frame_max_ms": max(first_frames) if first_frames else None}
+
+
+def latency_percentiles(viewers):
+    """{name_p50_ms, name_p99_ms} for every merged histogram."""
+    figures = {}
+    for name in HISTOGRAMS:
+        for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+            figures[f"{name}_{label}_ms"] = histogram_percentile(viewers["histograms"][name],
+                                                                 viewers["bucket_us"], fraction)
+    return figures
+
+
 def histogram_percentile(histogram, bucket_us, fraction):
     """Nearest-rank percentile in ms of merged {bucket: count}, at the
     bucket's upper edge."""
@@ -155,41 +197,68 @@ class Bench:
         return argv + ["--url", server["url"], "--camera", f"src-{source_index}",
                        "--token-file", server["token_path"]]
 
-    def run_viewers(self, server, n_viewers, duration_s, window=None):
-        """Runs @n_viewers spread over the sources, one viewer process per
-        source. @window(start_s, end_s) is called with the steady window's
-        bounds relative to now, and its result returned with the viewers'."""
-        n_sources = self.args.sources
-        per_source = [n_viewers // n_sources + (1 if i < n_viewers % n_sources else 0) for i in range(n_sources)]
-        ramp_ms = max(5, min(50, 4000 // max(per_source)))
-        join_s = max(per_source) * ramp_ms / 1000.0
-        latency_after_ms = int(join_s * 1000) + 2000
+    def start_viewers(self, server, per_source, ramp_ms, duration_s, latency_after_ms, stagger_s=0.0):
+        """Starts one viewer process per source with viewers, @stagger_s
+        apart; returns [(result path, process)]."""
         procs = []
-        started = time.monotonic()
         for index, count in enumerate(per_source):
             if count == 0:
                 continue
+            if procs:
+                time.sleep(stagger_s)
             self.n_runs += 1
             path = os.path.join(self.temp_dir, f"viewer-{self.n_runs}.json")
             with open(path, "wb") as out, open(path + ".stderr", "wb") as err:
                 procs.append((path, subprocess.Popen(
                     self.viewer_argv(server, index, count, ramp_ms, duration_s, latency_after_ms),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)))
+        return procs
 
-        measured = None
-        if window is not None:
-            measured = window(started, join_s + 2.0, join_s + duration_s - 1.0, [p.pid for _, p in procs])
+    @staticmethod
+    def wait_viewers(procs, timeout_s):
         for _, proc in procs:
             try:
-                proc.wait(timeout=join_s + duration_s + 40)
+                proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        return self.viewer_results([path for path, _ in procs]), measured
+
+    def run_viewers(self, server, n_viewers, duration_s, window=None):
+        """Runs @n_viewers spread over the sources, one viewer process per
+        source. @window(start_s, end_s) is called with the steady window's
+        bounds relative to now, and its result returned with the viewers'.
+        With a window, PROBE_VIEWERS more viewers join one by one once it
+        ends, while the others still watch; their results come back apart
+        as "probes"."""
+        n_sources = self.args.sources
+        per_source = [n_viewers // n_sources + (1 if i < n_viewers % n_sources else 0) for i in range(n_sources)]
+        ramp_ms = max(5, min(50, 4000 // max(per_source)))
+        join_s = max(per_source) * ramp_ms / 1000.0
+        latency_after_ms = int(join_s * 1000) + 2000
+        probe_span_s = PROBE_VIEWERS * PROBE_RAMP_MS / 1000.0 + PROBE_DURATION_S + 2.0
+        watch_s = duration_s + (int(join_s + probe_span_s) + 1 if window is not None else 0)
+        started = time.monotonic()
+        procs = self.start_viewers(server, per_source, ramp_ms, watch_s, latency_after_ms)
+
+        measured, probes = None, None
+        if window is not None:
+            measured = window(started, join_s + 2.0, join_s + duration_s - 1.0, [p.pid for _, p in procs])
+            probe_per_source = [PROBE_VIEWERS // n_sources + (1 if i < PROBE_VIEWERS % n_sources else 0)
+                                for i in range(n_sources)]
+            probe_procs = self.start_viewers(server, probe_per_source, PROBE_RAMP_MS * n_sources,
+                                             PROBE_DURATION_S, 0, stagger_s=PROBE_RAMP_MS / 1000.0)
+            self.wait_viewers(probe_procs, probe_span_s + 40)
+            probes = self.viewer_results([path for path, _ in probe_procs])["viewers"]
+        self.wait_viewers(procs, join_s + watch_s + 40)
+        viewers = self.viewer_results([path for path, _ in procs])
+        viewers["probes"] = probes
+        return viewers, measured
 
     @staticmethod
     def viewer_results(paths):
-        viewers, histogram, frame_histogram, bucket_us = [], {}, {}, 100
+        """Reads the per-viewer lines and merges the processes' latency
+        histograms, one {bucket: count} per HISTOGRAMS name."""
+        viewers, histograms, bucket_us = [], {name: {} for name in HISTOGRAMS}, 100
         for path in paths:
             with open(path, encoding="utf-8") as result_file:
                 for line in result_file:
@@ -199,14 +268,12 @@ class Bench:
                         continue
                     if obj.get("summary"):
                         bucket_us = obj.get("latency_bucket_us", bucket_us)
-                        for bucket, count in obj.get("latency_histogram", []):
-                            histogram[bucket] = histogram.get(bucket, 0) + count
-                        for bucket, count in obj.get("frame_latency_histogram", []):
-                            frame_histogram[bucket] = frame_histogram.get(bucket, 0) + count
+                        for name, merged in histograms.items():
+                            for bucket, count in obj.get(f"{name}_histogram", []):
+                                merged[bucket] = merged.get(bucket, 0) + count
                     elif "viewer" in obj:
                         viewers.append(obj)
-        return {"viewers": viewers, "histogram": histogram, "frame_histogram": frame_histogram,
-                "bucket_us": bucket_us}
+        return {"viewers": viewers, "histograms": histograms, "bucket_us": bucket_us}
 
     def steady_window(self, pid):
         """Returns a window callback measuring @pid's CPU and RSS and the
@@ -265,17 +332,16 @@ class Bench:
         return {
             "viewers": n_viewers, "reported": len(rows), "with_keyframe": len(first_frames),
             "packets": packets, "lost": lost, "loss": loss,
-            "passed": len(first_frames) == n_viewers and loss < LOSS_LIMIT,
+            "passed": (len(first_frames) == n_viewers and loss < LOSS_LIMIT
+                       and all(v.get("first_keyframe_ms") is not None for v in viewers.get("probes") or [])),
             "server_cores": window["server_cores"], "viewer_cores": window["viewer_cores"],
             "rss_kib": window["rss_kib"],
             "rss_per_viewer_kib": (window["rss_kib"] - rss_sources_kib) / n_viewers,
             "first_frame_p50_ms": percentile(first_frames, 0.5),
             "first_frame_p99_ms": percentile(first_frames, 0.99),
-            "latency_samples": sum(viewers["histogram"].values()),
-            "latency_p50_ms": histogram_percentile(viewers["histogram"], viewers["bucket_us"], 0.5),
-            "latency_p99_ms": histogram_percentile(viewers["histogram"], viewers["bucket_us"], 0.99),
-            "frame_latency_p50_ms": histogram_percentile(viewers["frame_histogram"], viewers["bucket_us"], 0.5),
-            "frame_latency_p99_ms": histogram_percentile(viewers["frame_histogram"], viewers["bucket_us"], 0.99),
+            "latency_samples": sum(viewers["histograms"]["latency"].values()),
+            **probe_figures(viewers.get("probes")),
+            **latency_percentiles(viewers),
             "srtp_profiles": profiles, "errors": errors,
         }
 
@@ -317,8 +383,11 @@ def generator_start(args, processes, name, mode_argv, load_cpu, duration_s):
     if not wait_line(stdout_path, "cimshub-source-gen: s", proc, 120):
         raise RuntimeError(f"{name} did not start; see {processes.log_paths(name)[1]}")
     with open(stdout_path, encoding="utf-8") as log:
-        match = re.search(r"(\d+) frames, \d+ keyframes, (\d+) packets, (\d+) kbit/s", log.read())
-    return {"frames": int(match.group(1)), "packets": int(match.group(2)), "kbps": int(match.group(3))}
+        text = log.read()
+        match = re.search(r"(\d+) frames, \d+ keyframes, (\d+) packets, (\d+) kbit/s", text)
+    largest = re.search(r"largest frame (\d+) packets", text)
+    return {"frames": int(match.group(1)), "packets": int(match.group(2)), "kbps": int(match.group(3)),
+            "largest_frame_packets": int(largest.group(1)) if largest else None}
 
 
 def write_hub_config(path, args, temp_dir, public_key):
@@ -440,8 +509,10 @@ def floor_run(args, clip, n_viewers, server_cpu):
             "--packet-size", str(packet_size), "--stream-bps", str(clip["kbps"] * 1000)]
     output = subprocess.run(in_server_ns(argv), capture_output=True, text=True, check=False).stdout
     match = re.search(r"viewers_per_core=(\d+)", output)
+    pps = re.search(r"packets_per_cpu_s=(\d+)", output)
     return {"viewers": n_viewers, "packet_size": packet_size,
-            "viewers_per_core": int(match.group(1)) if match else None, "output": output.strip()}
+            "viewers_per_core": int(match.group(1)) if match else None,
+            "packets_per_cpu_s": int(pps.group(1)) if pps else None, "output": output.strip()}
 
 
 # ---- the run (inside the load namespace) ----------------------------------------------------
@@ -496,23 +567,36 @@ def best_step(result):
     return passed[-1] if passed else None
 
 
+def half_load_step(result, step):
+    """Returns the largest passing step with at most half of @step's viewers."""
+    half = [s for s in result["steps"] if s["passed"] and s["viewers"] * 2 <= step["viewers"]]
+    return half[-1] if half else None
+
+
 def server_figures(result):
-    """The headline numbers of one server, from its largest passing step."""
+    """The headline numbers of one server, from its largest passing step;
+    latency also at half that load."""
     step = best_step(result)
     if step is None:
         return None
+    half = half_load_step(result, step) or {}
     per_viewer_cores = (step["server_cores"] - result["idle_cores"]) / step["viewers"]
-    return {
+    figures = {
         "viewers": step["viewers"],
         "viewers_per_core": step["viewers"] / step["server_cores"] if step["server_cores"] > 0 else None,
         "cpu_per_1000_pct": per_viewer_cores * 1000 * 100,
-        "first_frame_p50_ms": step["first_frame_p50_ms"], "first_frame_p99_ms": step["first_frame_p99_ms"],
-        "latency_p50_ms": step["latency_p50_ms"], "latency_p99_ms": step["latency_p99_ms"],
-        "frame_latency_p50_ms": step["frame_latency_p50_ms"],
-        "frame_latency_p99_ms": step["frame_latency_p99_ms"],
         "rss_per_viewer_kib": step["rss_per_viewer_kib"],
         "rss_per_source_kib": (result["rss_sources_kib"] - result["rss_idle_kib"]) / max(1, len_sources(result)),
+        "half_viewers": half.get("viewers"),
     }
+    for key in ("first_frame_p50_ms", "first_frame_p99_ms", "probe_first_frame_p50_ms",
+                "probe_first_frame_max_ms"):
+        figures[key] = step.get(key)
+    for name in HISTOGRAMS:
+        for label in ("p50", "p99"):
+            figures[f"{name}_{label}_ms"] = step.get(f"{name}_{label}_ms")
+            figures[f"half_{name}_{label}_ms"] = half.get(f"{name}_{label}_ms")
+    return figures
 
 
 def len_sources(result):
@@ -542,10 +626,21 @@ def table_lines(results, revocation):
         ("CPU per 1,000 viewers (% of a core)", "cpu_per_1000_pct", 1, False),
         ("first frame p50 (ms)", "first_frame_p50_ms", 0, False),
         ("first frame p99 (ms)", "first_frame_p99_ms", 0, False),
+        (f"first frame, {PROBE_VIEWERS} viewers joining the loaded server one by one, p50 (ms)",
+         "probe_first_frame_p50_ms", 0, False),
+        (f"first frame, {PROBE_VIEWERS} viewers joining the loaded server one by one, slowest (ms)",
+         "probe_first_frame_max_ms", 0, False),
         ("source-to-viewer latency p50 (ms)", "latency_p50_ms", 1, False),
         ("source-to-viewer latency p99 (ms)", "latency_p99_ms", 1, False),
         ("source-to-viewer frame latency p50 (ms)", "frame_latency_p50_ms", 1, False),
         ("source-to-viewer frame latency p99 (ms)", "frame_latency_p99_ms", 1, False),
+        ("source-to-socket frame latency p50 (ms)", "socket_frame_latency_p50_ms", 1, False),
+        ("source-to-socket frame latency p99 (ms)", "socket_frame_latency_p99_ms", 1, False),
+        ("half load: viewers", "half_viewers", 0, False),
+        ("half load: source-to-socket latency p50 (ms)", "half_socket_latency_p50_ms", 1, False),
+        ("half load: source-to-socket latency p99 (ms)", "half_socket_latency_p99_ms", 1, False),
+        ("half load: source-to-socket frame latency p50 (ms)", "half_socket_frame_latency_p50_ms", 1, False),
+        ("half load: source-to-socket frame latency p99 (ms)", "half_socket_frame_latency_p99_ms", 1, False),
         ("memory per viewer (KiB RSS)", "rss_per_viewer_kib", 0, False),
         ("memory per source (KiB RSS)", "rss_per_source_kib", 0, False),
     ]
@@ -563,16 +658,21 @@ def table_lines(results, revocation):
 
 def step_lines(results):
     lines = ["| server | viewers | loss % | with keyframe | server cores | viewer-side cores | RSS MiB "
-             "| first frame p50/p99 ms | latency p50/p99 ms | frame latency p50/p99 ms | latency samples | SRTP |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| first frame p50/p99 ms | joining one by one p50/slowest ms | latency p50/p99 ms "
+             "| frame latency p50/p99 ms | to socket p50/p99 ms | frame to socket p50/p99 ms "
+             "| latency samples | SRTP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    pair = (lambda s, name: f"{fmt(s.get(name + '_p50_ms'), 1)}/{fmt(s.get(name + '_p99_ms'), 1)}")
     for name, result in results["servers"].items():
         for s in result["steps"]:
             lines.append(
                 f"| {name} | {s['viewers']} | {s['loss'] * 100:.3f} | {s['with_keyframe']} | "
                 f"{s['server_cores']:.2f} | {s['viewer_cores']:.2f} | {s['rss_kib'] / 1024:.0f} | "
                 f"{fmt(s['first_frame_p50_ms'])}/{fmt(s['first_frame_p99_ms'])} | "
-                f"{fmt(s['latency_p50_ms'], 1)}/{fmt(s['latency_p99_ms'], 1)} | "
-                f"{fmt(s['frame_latency_p50_ms'], 1)}/{fmt(s['frame_latency_p99_ms'], 1)} | {s['latency_samples']} | "
+                f"{fmt(s.get('probe_first_frame_p50_ms'))}/{fmt(s.get('probe_first_frame_max_ms'))} "
+                f"({s.get('probes_with_keyframe', 0)} of {s.get('probes', 0)}) | "
+                f"{pair(s, 'latency')} | {pair(s, 'frame_latency')} | {pair(s, 'socket_latency')} | "
+                f"{pair(s, 'socket_frame_latency')} | {s['latency_samples']} | "
                 f"{', '.join(s['srtp_profiles'])} |")
     return lines
 
@@ -628,8 +728,31 @@ def report(args, results, revocation, command):
              f"SRTP {SRTP_PROFILE} for both servers.",
              f"- Janus libsrtp: {results['servers'].get('janus', {}).get('srtp_library') or 'not run'}.",
              f"- Floor: {results.get('floor', {}).get('output', 'not run')}", "",
+             *fan_out_lines(args, results, clip), "",
              *table_lines(results, revocation), "", *step_lines(results), ""]
     return lines
+
+
+def fan_out_lines(args, results, clip):
+    """Estimates how long the floor, at its measured packets per CPU-second,
+    takes to send one frame to every viewer of a source at cimshub's
+    half-load step. One core serves viewer after viewer, so the last viewer
+    of a frame waits that long even with no other cost."""
+    floor_pps = results.get("floor", {}).get("packets_per_cpu_s")
+    hub = results["servers"].get("cimshub")
+    step = best_step(hub) if hub else None
+    half = half_load_step(hub, step) if step else None
+    if not floor_pps or half is None:
+        return []
+    per_source = half["viewers"] / args.sources
+    mean_ms = per_source * clip["packets"] / clip["frames"] / floor_pps * 1000
+    line = (f"- Fan-out at the floor's speed ({floor_pps:,} packets per CPU-second): sending one frame to all "
+            f"{per_source:.0f} viewers of a source at the half-load step takes {mean_ms:.1f} ms for a frame of "
+            f"the clip's mean size ({clip['packets'] / clip['frames']:.1f} packets)")
+    if clip.get("largest_frame_packets"):
+        largest_ms = per_source * clip["largest_frame_packets"] / floor_pps * 1000
+        line += f" and {largest_ms:.1f} ms for its largest frame ({clip['largest_frame_packets']} packets)"
+    return [line + "."]
 
 
 def outer_main(args, argv):

@@ -621,10 +621,18 @@ clip_describe (const Gen *gen)
 {
   guint n_frames = gen->clip.frame_starts->len - 1;
   double seconds = (double) n_frames / gen->options.fps;
+  guint largest = 0;
+
+  for (guint i = 0; i < n_frames; i++) {
+    guint first = g_array_index (gen->clip.frame_starts, guint, i);
+    guint end = g_array_index (gen->clip.frame_starts, guint, i + 1);
+
+    largest = MAX (largest, end - first);
+  }
 
   printf ("cimshub-source-gen: clip %s: %u frames, %u keyframes, %u packets, %.0f kbit/s of RTP payload "
-          "at %d fps\n", gen->options.clip_path, n_frames, gen->clip.n_keyframes, gen->clip.packets->len,
-          gen->clip.n_payload_bytes * 8 / seconds / 1000, gen->options.fps);
+          "at %d fps, largest frame %u packets\n", gen->options.clip_path, n_frames, gen->clip.n_keyframes,
+          gen->clip.packets->len, gen->clip.n_payload_bytes * 8 / seconds / 1000, gen->options.fps, largest);
 }
 
 int

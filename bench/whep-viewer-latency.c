@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Source-to-viewer latency from the send-time SEI that cimshub-source-gen
  * puts before every frame, kept in one histogram per process. Relays pass
- * the payload untouched, so the time survives any header rewrite. */
+ * the payload untouched, so the time survives any header rewrite. The
+ * kernel's receive timestamp of a viewer's socket gives the same latency
+ * without the load generator's own queueing. */
 #include "bench/whep-viewer.h"
 
+#include <errno.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
 
 #define NAL_TYPE_SEI 6
 #define SEI_USER_DATA_UNREGISTERED 5
@@ -48,6 +54,29 @@ cims_whep_viewer_send_time_parse (const guint8 *packet, gsize size, gint64 *send
 
   *send_time_us = (gint64) value;
   return TRUE;
+}
+
+/* SIOCGSTAMPNS reads the socket's last receive time. Its first call makes
+ * the kernel stamp every datagram on arrival (socket(7)), so it has no time
+ * to return yet. */
+void
+cims_whep_viewer_socket_timestamps_enable (int fd)
+{
+  struct timespec arrival;
+
+  if (ioctl (fd, SIOCGSTAMPNS, &arrival) != 0 && errno != ENOENT)
+    g_warning ("socket %d: ioctl(SIOCGSTAMPNS) failed: %s; no socket latency", fd, g_strerror (errno));
+}
+
+gint64
+cims_whep_viewer_socket_arrival_us (int fd)
+{
+  struct timespec arrival;
+
+  if (fd < 0 || ioctl (fd, SIOCGSTAMPNS, &arrival) != 0)
+    return -1;
+
+  return (gint64) arrival.tv_sec * G_USEC_PER_SEC + arrival.tv_nsec / 1000;
 }
 
 void

@@ -30,6 +30,7 @@ struct _CimsWhepViewer {
   NiceAgent *agent;
   guint stream_id;
   gboolean is_ice_connected;
+  int socket_fd;                   /* the selected pair's local socket; -1 before ICE connects */
   GCancellable *cancellable;
   SoupMessage *post;
   SoupMessage *delete;
@@ -98,6 +99,7 @@ cims_whep_viewer_new (const CimsWhepViewerShared *shared, guint index)
 
   viewer->shared = shared;
   viewer->index = index;
+  viewer->socket_fd = -1;
   viewer->cname = g_strdup_printf ("whep-viewer-%u-%08x", index, g_random_int ());
   viewer->cancellable = g_cancellable_new ();
   viewer->rtcp.ssrc = g_random_int ();
@@ -112,6 +114,7 @@ viewer_transport_clear (CimsWhepViewer *viewer)
   if (viewer->agent != NULL)
     nice_agent_remove_stream (viewer->agent, viewer->stream_id);
   g_clear_object (&viewer->agent);
+  viewer->socket_fd = -1;
 }
 
 void
@@ -304,6 +307,21 @@ dtls_status_handle (CimsWhepViewer *viewer, CimsWhepViewerDtlsStatus status)
   }
 }
 
+/* Adds the span from @since_us to now to @latency, and the span to the
+ * kernel's receive time of the packet just read to @socket_latency. libnice
+ * 0.1.21 reads one datagram per recvmsg() before each callback (seen with
+ * strace), so that receive time belongs to this packet. */
+static void
+latency_add_both (CimsWhepViewer *viewer, CimsWhepViewerLatency *latency, CimsWhepViewerLatency *socket_latency,
+                  gint64 now_real_us, gint64 since_us)
+{
+  gint64 arrival_us = cims_whep_viewer_socket_arrival_us (viewer->socket_fd);
+
+  cims_whep_viewer_latency_add (latency, now_real_us - since_us);
+  if (arrival_us > 0 && arrival_us <= now_real_us)
+    cims_whep_viewer_latency_add (socket_latency, arrival_us - since_us);
+}
+
 /* Counts the source-to-viewer latency of a packet that carries a send time,
  * and of the last packet (marker bit) of that packet's frame: a frame can be
  * decoded only once that one arrives. Packets sent before this viewer's
@@ -324,14 +342,15 @@ latency_account (CimsWhepViewer *viewer, const guint8 *packet, gsize size, gint6
   timestamp = GUINT32_FROM_BE (timestamp);
   if (cims_whep_viewer_send_time_parse (packet, size, &send_time_us)
       && send_time_us >= viewer->stats.first_packet_us + shared->real_minus_monotonic_us) {
-    cims_whep_viewer_latency_add (shared->latency, now_real_us - send_time_us);
+    latency_add_both (viewer, shared->latency, shared->socket_latency, now_real_us, send_time_us);
     viewer->has_frame_send_time = TRUE;
     viewer->frame_timestamp = timestamp;
     viewer->frame_send_time_us = send_time_us;
   }
 
   if ((packet[1] & 0x80) != 0 && viewer->has_frame_send_time && timestamp == viewer->frame_timestamp) {
-    cims_whep_viewer_latency_add (shared->frame_latency, now_real_us - viewer->frame_send_time_us);
+    latency_add_both (viewer, shared->frame_latency, shared->socket_frame_latency, now_real_us,
+                      viewer->frame_send_time_us);
     viewer->has_frame_send_time = FALSE;
   }
 }
@@ -769,8 +788,10 @@ gathering_done_cb (NiceAgent *agent, guint stream_id, gpointer user_data)
   post_send (viewer, offer);
 }
 
+/* Readies the socket ICE picked: a larger receive buffer, and kernel
+ * receive timestamps for the latency histograms. */
 static void
-socket_receive_buffer_enlarge (CimsWhepViewer *viewer)
+socket_prepare (CimsWhepViewer *viewer)
 {
   g_autoptr (GSocket) socket = nice_agent_get_selected_socket (viewer->agent, viewer->stream_id, 1);
   int size = SOCKET_RECEIVE_BUFFER_BYTES;
@@ -778,8 +799,11 @@ socket_receive_buffer_enlarge (CimsWhepViewer *viewer)
   if (socket == NULL)
     return;
 
-  if (setsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0)
+  viewer->socket_fd = g_socket_get_fd (socket);
+  if (setsockopt (viewer->socket_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0)
     g_warning ("viewer %u: setsockopt(SO_RCVBUF, %d) failed: %s", viewer->index, size, g_strerror (errno));
+  if (viewer->shared->socket_latency != NULL)
+    cims_whep_viewer_socket_timestamps_enable (viewer->socket_fd);
 }
 
 static void
@@ -792,7 +816,7 @@ ice_state_changed_cb (NiceAgent *agent, guint stream_id, guint component_id, gui
 
   if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
     if (!viewer->is_ice_connected)
-      socket_receive_buffer_enlarge (viewer);
+      socket_prepare (viewer);
     viewer->is_ice_connected = TRUE;
     if (viewer->dtls.ssl != NULL && viewer->dtls.is_client)
       dtls_status_handle (viewer, cims_whep_viewer_dtls_handshake (&viewer->dtls));

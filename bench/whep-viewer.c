@@ -375,6 +375,8 @@ summary_to_json (Run *run, guint n_successful)
   summary_member_ms (builder, "first_keyframe_ms_max", percentile (keyframe_ms, 1.0));
   summary_latency_add (builder, "latency", run->shared.latency);
   summary_latency_add (builder, "frame_latency", run->shared.frame_latency);
+  summary_latency_add (builder, "socket_latency", run->shared.socket_latency);
+  summary_latency_add (builder, "socket_frame_latency", run->shared.socket_frame_latency);
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
@@ -449,6 +451,8 @@ main (int argc, char **argv)
   run.shared.real_minus_monotonic_us = g_get_real_time () - g_get_monotonic_time ();
   run.shared.latency = g_new0 (CimsWhepViewerLatency, 1);
   run.shared.frame_latency = g_new0 (CimsWhepViewerLatency, 1);
+  run.shared.socket_latency = g_new0 (CimsWhepViewerLatency, 1);
+  run.shared.socket_frame_latency = g_new0 (CimsWhepViewerLatency, 1);
   run.shared.latency_from_us = g_get_monotonic_time () + (gint64) run.options.latency_after_ms * 1000;
   run.shared.ended_func = viewer_ended_cb;
   run.shared.ended_data = &run;
@@ -465,6 +469,8 @@ main (int argc, char **argv)
   cims_whep_viewer_identity_free (run.shared.identity);
   g_free (run.shared.latency);
   g_free (run.shared.frame_latency);
+  g_free (run.shared.socket_latency);
+  g_free (run.shared.socket_frame_latency);
   srtp_shutdown ();
   options_clear (&run.options);
 

@@ -257,6 +257,12 @@ typedef struct {
  * other packet. */
 gboolean cims_whep_viewer_send_time_parse (const guint8 *packet, gsize size, gint64 *send_time_us);
 void cims_whep_viewer_latency_add (CimsWhepViewerLatency *latency, gint64 latency_us);
+/* Turns on kernel receive timestamps for the UDP socket @fd, so that
+ * cims_whep_viewer_socket_arrival_us() can read them. */
+void cims_whep_viewer_socket_timestamps_enable (int fd);
+/* Returns the time (CLOCK_REALTIME microseconds) at which the datagram last
+ * read from @fd reached the socket, or -1 when the kernel has none. */
+gint64 cims_whep_viewer_socket_arrival_us (int fd);
 double cims_whep_viewer_latency_percentile_ms (const CimsWhepViewerLatency *latency, double fraction);
 
 /* ---- Janus streaming plugin signalling (whep-viewer-janus.c) ------------- */
@@ -321,6 +327,10 @@ typedef struct {
   gint64 latency_from_us;          /* monotonic time from which latency samples count */
   CimsWhepViewerLatency *latency;  /* the process's histogram, written by every viewer */
   CimsWhepViewerLatency *frame_latency;  /* histogram of latencies up to each frame's last packet */
+  /* The same two, up to the kernel's receive time in the viewer's socket:
+   * without the time the packet waited for this process to read it. */
+  CimsWhepViewerLatency *socket_latency;
+  CimsWhepViewerLatency *socket_frame_latency;
   CimsWhepViewerEndedFunc ended_func;
   gpointer ended_data;
 } CimsWhepViewerShared;
