@@ -7,7 +7,6 @@
 
 #include <gst/gst.h>
 #include <gst/app/gstappsink.h>
-#include <gst/rtsp/gstrtspmessage.h>
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -630,36 +629,8 @@ rtspsrc_configure (CimsIngest *ingest, GstElement *rtspsrc)
     g_object_set (rtspsrc, "user-pw", ingest->password, NULL);
 }
 
-/* Turns every GET_PARAMETER without a body, i.e. a keep-alive, into OPTIONS
- * with the session: RFC 2326 section 10.1 lets OPTIONS keep a session alive,
- * and every camera implements it, while some answer GET_PARAMETER with 454 or
- * 405 or leave it out of Public. The ingest never asks for a parameter. */
-static gboolean
-rtspsrc_before_send_cb (GstElement *rtspsrc, GstRTSPMessage *message, gpointer user_data)
-{
-  GstRTSPMethod method;
-  const gchar *uri;
-  GstRTSPVersion version;
-  guint8 *body = NULL;
-  guint body_size = 0;
-
-  if (gst_rtsp_message_get_type (message) != GST_RTSP_MESSAGE_REQUEST)
-    return TRUE;
-  if (gst_rtsp_message_parse_request (message, &method, &uri, &version) != GST_RTSP_OK
-      || method != GST_RTSP_GET_PARAMETER)
-    return TRUE;
-
-  gst_rtsp_message_get_body (message, &body, &body_size);
-  if (body_size > 0)
-    return TRUE;
-
-  message->type_data.request.method = GST_RTSP_OPTIONS;
-  gst_rtsp_message_remove_header (message, GST_RTSP_HDR_CONTENT_TYPE, -1);
-  return TRUE;
-}
-
-/* Asks rtspsrc for an empty GET_PARAMETER, which rtspsrc_before_send_cb
- * sends as OPTIONS. Main context. */
+/* Asks rtspsrc for an empty GET_PARAMETER, which the extension of
+ * rtsp-keep-alive-ext.c sends as OPTIONS. Main context. */
 static void
 connection_send_keep_alive (IngestConnection *connection, gint64 now_us)
 {
@@ -735,7 +706,6 @@ connection_new (CimsIngest *ingest, GError **error)
   g_signal_connect (rtspsrc, "select-stream", G_CALLBACK (rtspsrc_select_stream_cb), connection);
   g_signal_connect (rtspsrc, "pad-added", G_CALLBACK (rtspsrc_pad_added_cb), connection);
   g_signal_connect (rtspsrc, "pad-removed", G_CALLBACK (rtspsrc_pad_removed_cb), connection);
-  g_signal_connect (rtspsrc, "before-send", G_CALLBACK (rtspsrc_before_send_cb), NULL);
 
   return connection;
 }

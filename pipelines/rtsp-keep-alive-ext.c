@@ -4,8 +4,9 @@
  * rtspsrc 1.22 rejects its "get-parameters" action on such a camera, and over
  * TCP it sends no keep-alive of its own while data flows, so the camera would
  * close the session at its timeout. The extension adds GET_PARAMETER to the
- * response's Public header before rtspsrc parses it. The ingest's before-send
- * handler then sends each keep-alive as OPTIONS, which every camera supports. */
+ * response's Public header before rtspsrc parses it, and sends each
+ * keep-alive that the ingest requests as OPTIONS, which every camera
+ * supports. When to send a keep-alive is left to rtsp-ingest.c. */
 #include "pipelines/pipelines-private.h"
 
 #include <gst/rtsp/gstrtspextension.h>
@@ -45,6 +46,40 @@ header_lists_get_parameter (GstRTSPMessage *response, GstRTSPHeaderField header,
   return FALSE;
 }
 
+/* Turns every GET_PARAMETER without a body, i.e. a keep-alive, into OPTIONS
+ * with the session: RFC 2326 section 10.1 lets OPTIONS keep a session alive,
+ * and every camera implements it, while some respond to GET_PARAMETER with
+ * 454 or 405 or leave it out of Public. The hub never requests a parameter.
+ * rtspsrc 1.22 calls this from gst_rtspsrc_try_send(), just before it emits
+ * "before-send", unless its short-header property is set. That covers the
+ * requests of the "get-parameters" action. NOTE: rtspsrc's own timer
+ * keep-alive (gst_rtspsrc_send_keep_alive) skips both, so it goes out as
+ * GET_PARAMETER on such cameras. Only the keep-alives that rtsp-ingest.c
+ * requests refresh their sessions. */
+static GstRTSPResult
+keep_alive_ext_before_send (GstRTSPExtension *ext, GstRTSPMessage *request)
+{
+  GstRTSPMethod method;
+  const gchar *uri;
+  GstRTSPVersion version;
+  guint8 *body = NULL;
+  guint body_size = 0;
+
+  if (gst_rtsp_message_get_type (request) != GST_RTSP_MESSAGE_REQUEST)
+    return GST_RTSP_OK;
+  if (gst_rtsp_message_parse_request (request, &method, &uri, &version) != GST_RTSP_OK
+      || method != GST_RTSP_GET_PARAMETER)
+    return GST_RTSP_OK;
+
+  gst_rtsp_message_get_body (request, &body, &body_size);
+  if (body_size > 0)
+    return GST_RTSP_OK;
+
+  request->type_data.request.method = GST_RTSP_OPTIONS;
+  gst_rtsp_message_remove_header (request, GST_RTSP_HDR_CONTENT_TYPE, -1);
+  return GST_RTSP_OK;
+}
+
 /* Adds GET_PARAMETER to the methods of a 200 OPTIONS response. rtspsrc
  * calls this after each request and before it parses the response. With
  * neither Public nor Allow, rtspsrc assumes DESCRIBE and SETUP, so those
@@ -78,6 +113,7 @@ keep_alive_ext_after_send (GstRTSPExtension *ext, GstRTSPMessage *request, GstRT
 static void
 keep_alive_ext_interface_init (GstRTSPExtensionInterface *iface)
 {
+  iface->before_send = keep_alive_ext_before_send;
   iface->after_send = keep_alive_ext_after_send;
 }
 
