@@ -7,15 +7,12 @@
 
 #include <string.h>
 
+#include "hub/frame-wake.h"
+#include "hub/marker-repair.h"
+
 /* Enough for several seconds of a 4 Mbit/s camera between keyframes. */
 #define KEYFRAME_CACHE_MAX_BYTES (4 * 1024 * 1024)
 #define PACKET_HISTORY_SIZE 1024
-/* A frame longer than this many packets wakes the workers part way, so a
- * keyframe's first packets leave before its last ones arrive. */
-#define WAKE_BATCH_MAX 32
-/* After this many packets without a marker bit the stream counts as one that
- * does not mark frame ends, and every packet wakes the workers. */
-#define MARKERLESS_AFTER_PACKETS 256
 
 typedef struct {
   CimsSourceReadyFunc func;
@@ -52,9 +49,8 @@ struct _CimsSource {
   guint height;
   GPtrArray *transcoders;       /* of CimsTranscoder fed by this camera (transfer none) */
   gboolean wake_pending[CIMS_MAX_WORKERS];  /* packets queued since that worker's last wake */
-  guint n_unannounced;          /* packets queued since the last wake */
-  guint packets_since_marker;
-  guint32 last_timestamp;       /* RTP timestamp of the last packet queued */
+  CimsFrameWake frame_wake;
+  CimsMarkerRepair marker_repair;  /* camera sources only */
 
   /* Main context only. */
   GArray *waiters;              /* of ReadyWaiter */
@@ -157,6 +153,9 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
       g_ptr_array_add (source->parameter_sets, g_bytes_ref (g_ptr_array_index (parameter_sets, i)));
   }
 
+  /* A new stream: the packet held from the last one belongs to no frame of it. */
+  cims_marker_repair_clear (&source->marker_repair);
+  cims_marker_repair_init (&source->marker_repair);
   source->codec = codec;
   source->clock_rate = clock_rate;
   source_size_from_parameter_sets (source, parameter_sets);
@@ -229,34 +228,15 @@ source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet)
       CIMS_METRIC_ADD (hub, feed_overflows, 1);
     }
   }
-  source->n_unannounced++;
 }
 
-/* Decides whether the workers should run now. They wake at the end of each
- * frame (the RTP marker bit), so a frame's packets cost one main-loop pass
- * and go to each viewer in one sendmmsg(). Since a frame is decodable only
- * once its last packet arrives, holding its first packets back delays no
- * picture. A long frame wakes them every WAKE_BATCH_MAX packets, and a new
- * RTP timestamp behind queued packets (the last frame's marker packet was
- * lost) wakes them too. A stream wakes them on every packet until its first
- * marker bit and again after MARKERLESS_AFTER_PACKETS packets without one,
- * so a camera that never marks frame ends is not held back. Lock held. */
+/* Decides whether the workers should run now for the packets queued so far,
+ * by the rules of frame-wake.c. Call once per queued packet. Lock held. */
 static gboolean
 source_should_wake_locked (CimsSource *source, const CimsRtpPacket *packet)
 {
-  guint32 timestamp = cims_rtp_packet_get_timestamp (packet);
-  gboolean is_new_frame = timestamp != source->last_timestamp;
-
-  source->last_timestamp = timestamp;
-  if (cims_rtp_packet_get_marker (packet)) {
-    source->packets_since_marker = 0;
-    return TRUE;
-  }
-
-  if (source->packets_since_marker < MARKERLESS_AFTER_PACKETS)
-    source->packets_since_marker++;
-  return source->packets_since_marker >= MARKERLESS_AFTER_PACKETS || source->n_unannounced >= WAKE_BATCH_MAX
-         || (is_new_frame && source->n_unannounced > 1);
+  return cims_frame_wake_packet (&source->frame_wake, cims_rtp_packet_get_marker (packet),
+                                 cims_rtp_packet_get_timestamp (packet));
 }
 
 /* Copies the workers to wake into @wake and clears them. Lock held. */
@@ -265,7 +245,6 @@ source_take_wakes_locked (CimsSource *source, gboolean *wake)
 {
   memcpy (wake, source->wake_pending, sizeof source->wake_pending);
   memset (source->wake_pending, 0, sizeof source->wake_pending);
-  source->n_unannounced = 0;
 }
 
 static void
@@ -276,12 +255,28 @@ workers_wake (CimsHub *hub, const gboolean *wake)
       cims_worker_wake (hub->workers[i]);
 }
 
+/* Queues one packet of the camera for the workers, the keyframe cache and
+ * the transcoders, and notes in @wake the workers to wake. Lock held. */
+static void
+camera_packet_queue_locked (CimsSource *source, CimsRtpPacket *packet, gboolean *wake)
+{
+  source_dispatch_locked (source, packet);
+  if (source_should_wake_locked (source, packet))
+    source_take_wakes_locked (source, wake);
+  for (guint i = 0; i < source->transcoders->len; i++)
+    cims_transcoder_push (g_ptr_array_index (source->transcoders, i), packet);
+}
+
 /* Streaming thread of the camera's ingest. */
 static void
 ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
 {
   CimsSource *source = user_data;
   gboolean wake[CIMS_MAX_WORKERS] = { FALSE };
+  CimsRtpPacket *ready[2];
+  guint n_ready;
+  guint64 n_repaired;
+  gboolean is_first_repair;
 
   g_mutex_lock (&source->lock);
   if (source->cache == NULL || packet->epoch != source->epoch) {
@@ -291,14 +286,19 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
 
   if (source->width == 0)
     source_size_from_packet (source, packet);
-  source_dispatch_locked (source, packet);
-  if (source_should_wake_locked (source, packet))
-    source_take_wakes_locked (source, wake);
-  for (guint i = 0; i < source->transcoders->len; i++)
-    cims_transcoder_push (g_ptr_array_index (source->transcoders, i), packet);
+  n_repaired = source->marker_repair.n_repaired;
+  n_ready = cims_marker_repair_push (&source->marker_repair, packet, ready);
+  for (guint i = 0; i < n_ready; i++) {
+    camera_packet_queue_locked (source, ready[i], wake);
+    cims_rtp_packet_unref (ready[i]);
+  }
+  is_first_repair = n_repaired == 0 && source->marker_repair.n_repaired > 0;
   g_mutex_unlock (&source->lock);
 
   workers_wake (source->hub, wake);
+  if (is_first_repair)
+    g_message ("camera=%s: the camera sets no RTP marker bit at frame ends; the hub sets it on each "
+               "frame's last packet when the next frame starts", source->camera_id);
 }
 
 static void
@@ -346,7 +346,8 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   };
 
   source->hub = hub;
-  source->packets_since_marker = MARKERLESS_AFTER_PACKETS;
+  cims_frame_wake_init (&source->frame_wake);
+  cims_marker_repair_init (&source->marker_repair);
   source->key = g_strdup (camera->id);
   source->camera_id = g_strdup (camera->id);
   g_mutex_init (&source->lock);
@@ -383,6 +384,7 @@ cims_source_free (CimsSource *source)
     g_warn_if_fail (source->rings[i] == NULL);
   g_clear_pointer (&source->cache, cims_keyframe_cache_free);
   g_clear_pointer (&source->parameter_sets, g_ptr_array_unref);
+  cims_marker_repair_clear (&source->marker_repair);
   g_mutex_unlock (&source->lock);
   g_mutex_clear (&source->lock);
 
@@ -681,7 +683,7 @@ cims_source_new_transcode (CimsHub *hub, CimsSource *camera, const CimsConfigPro
   };
 
   source->hub = hub;
-  source->packets_since_marker = MARKERLESS_AFTER_PACKETS;
+  cims_frame_wake_init (&source->frame_wake);
   source->upstream = camera;
   source->key = cims_source_transcode_key (camera->camera_id, profile->name, output_codec);
   source->camera_id = g_strdup (camera->camera_id);

@@ -10,7 +10,7 @@
 /* The faults that this file implements on a gst-rtsp-server media. */
 #define FAULTS_PROBED (CIMS_SIM_FAULT_SPROP_ONLY | CIMS_SIM_FAULT_BFRAMES | CIMS_SIM_FAULT_BIG_KEYFRAME \
                        | CIMS_SIM_FAULT_STAP_A | CIMS_SIM_FAULT_REORDER | CIMS_SIM_FAULT_SILENT \
-                       | CIMS_SIM_FAULT_RESIZE)
+                       | CIMS_SIM_FAULT_RESIZE | CIMS_SIM_FAULT_NO_MARKER)
 
 /* fault=silent: RTP flows this long after the media starts, then stops. */
 #define SILENT_AFTER_US (6 * G_USEC_PER_SEC)
@@ -143,6 +143,10 @@ probe_rewrite_packet (FaultProbe *probe, GstBuffer *buffer)
 
   if (keeps && (flags & (CIMS_SIM_FAULT_BIG_KEYFRAME | CIMS_SIM_FAULT_STAP_A)))
     probe_count_unit (probe, gst_rtp_buffer_get_timestamp (&rtp), payload, size);
+
+  /* Last, so that the markers fault=bframes puts on parameter sets go too. */
+  if (keeps && (flags & CIMS_SIM_FAULT_NO_MARKER))
+    gst_rtp_buffer_set_marker (&rtp, FALSE);
 
   gst_rtp_buffer_unmap (&rtp);
   return keeps;

@@ -244,6 +244,7 @@ static const struct {
   { "reorder", CIMS_SIM_FAULT_REORDER },
   { "silent", CIMS_SIM_FAULT_SILENT },
   { "udp-refused", CIMS_SIM_FAULT_UDP_REFUSED },
+  { "no-marker", CIMS_SIM_FAULT_NO_MARKER },
   { "broken-audio", CIMS_SIM_FAULT_BROKEN_AUDIO },
   { "tcp-junk", CIMS_SIM_FAULT_TCP_JUNK },
   { "empty-nonce", CIMS_SIM_FAULT_EMPTY_NONCE },
@@ -289,7 +290,7 @@ spec_parse_fault (CimsSimCamera *camera, const char *value, GError **error)
                         "stap-a, reorder, silent, udp-refused, broken-audio, tcp-junk, empty-nonce, "
                         "basic-and-digest, auth-describe-only, get-parameter-454, "
                         "get-parameter-unlisted, short-timeout, redirect, metadata-track, bad-sdp, "
-                        "options-bare");
+                        "options-bare, no-marker");
 
     camera->faults.flags |= flag;
     if (flag == CIMS_SIM_FAULT_UDP_REFUSED)

@@ -48,6 +48,7 @@ typedef enum {
   CIMS_SIM_FAULT_REORDER = 1 << 5,       /* packets of a frame swapped in pairs, one moved two later */
   CIMS_SIM_FAULT_SILENT = 1 << 6,        /* RTP stops after a few seconds, the session stays open */
   CIMS_SIM_FAULT_UDP_REFUSED = 1 << 7,   /* SETUP over UDP answered 461 */
+  CIMS_SIM_FAULT_NO_MARKER = 1 << 20,    /* RTP marker bit cleared on every packet */
   /* Served by the raw RTSP responder of camera-sim-raw.c. */
   CIMS_SIM_FAULT_BROKEN_AUDIO = 1 << 8,  /* audio track with empty config= and a wrong fmtp type */
   CIMS_SIM_FAULT_TCP_JUNK = 1 << 9,      /* stray bytes between frames, blank header line, early RTCP */

@@ -53,6 +53,9 @@ guint16 cims_rtp_packet_get_seq (const CimsRtpPacket *packet);
 guint32 cims_rtp_packet_get_timestamp (const CimsRtpPacket *packet);
 guint32 cims_rtp_packet_get_ssrc (const CimsRtpPacket *packet);
 gboolean cims_rtp_packet_get_marker (const CimsRtpPacket *packet);
+/* Sets the marker bit. Only the sole holder of a packet that has not been
+ * shared yet may call it. */
+void cims_rtp_packet_set_marker (CimsRtpPacket *packet);
 guint8 cims_rtp_packet_get_payload_type (const CimsRtpPacket *packet);
 /* The payload after CSRCs, header extension and before padding, or NULL
  * with *size 0 when the header is inconsistent. (transfer none) */

@@ -146,6 +146,12 @@ cims_rtp_packet_get_marker (const CimsRtpPacket *packet)
   return (packet->data[1] & 0x80) != 0;
 }
 
+void
+cims_rtp_packet_set_marker (CimsRtpPacket *packet)
+{
+  packet->data[1] |= 0x80;
+}
+
 guint8
 cims_rtp_packet_get_payload_type (const CimsRtpPacket *packet)
 {

@@ -32,6 +32,10 @@ UNKNOWN_CAMERA_ID = "bos-9999"
 # An H.265 camera: Chromium here cannot receive H.265, so it gets H.264.
 H265_CAMERA_ID = "bos-0265"
 H265_CAMERA_SIZE = (640, 360)
+# A camera that never sets the RTP marker bit, which Chromium needs at each
+# frame's end; the hub sets it.
+UNMARKED_CAMERA_ID = "bos-0003"
+UNMARKED_CAMERA_SIZE = (320, 240)
 PAGE_NAME = "whep-viewer.html"
 
 # Flags for Debian's Chromium headless on loopback (checked with Chromium 156 on
@@ -93,12 +97,12 @@ class Processes:
         self.log_dir = log_dir
         self.children = {}
 
-    def start(self, name, argv):
+    def start(self, name, argv, env=None):
         stdout_path = os.path.join(self.log_dir, name + ".stdout")
         stderr_path = os.path.join(self.log_dir, name + ".stderr")
         with open(stdout_path, "ab") as stdout, open(stderr_path, "ab") as stderr:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
-                                    stderr=stderr, start_new_session=True)
+                                    stderr=stderr, start_new_session=True, env=env)
         self.children[name] = proc
         return proc
 
@@ -226,6 +230,11 @@ cameras = (
     location = "Test bench H.265 camera";
     brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
     source = {libconfig_string(settings["camera_url"].rsplit("/", 1)[0] + "/" + H265_CAMERA_ID)};
+    shared_with = []; restricted = false; }},
+  {{ id = {libconfig_string(UNMARKED_CAMERA_ID)}; jurisdiction = "boston";
+    location = "Test bench camera without RTP marker bits";
+    brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
+    source = {libconfig_string(settings["camera_url"].rsplit("/", 1)[0] + "/" + UNMARKED_CAMERA_ID)};
     shared_with = []; restricted = false; }}
 );
 viewer_profiles = (
@@ -425,7 +434,9 @@ class Run:
         argv = [self.args.camera_sim, "--address", "127.0.0.1", "--port", str(self.sim_port),
                 "--camera", self.camera_spec(),
                 "--camera", f"path={H265_CAMERA_ID},codec=h265,width={H265_CAMERA_SIZE[0]},"
-                            f"height={H265_CAMERA_SIZE[1]},fps=15,keyint=15"]
+                            f"height={H265_CAMERA_SIZE[1]},fps=15,keyint=15",
+                "--camera", f"path={UNMARKED_CAMERA_ID},codec=h264,width={UNMARKED_CAMERA_SIZE[0]},"
+                            f"height={UNMARKED_CAMERA_SIZE[1]},fps=15,keyint=15,fault=no-marker"]
         if self.footage:
             argv += ["--footage", self.footage]
         proc = self.processes.start("camera-sim", argv)
@@ -492,8 +503,11 @@ class Run:
         name = f"chromium-{self.browser_count}-{test}"
         profile_dir = os.path.join(self.temp_dir, name + "-profile")
         os.mkdir(profile_dir)
+        # Chromium puts its singleton socket in a folder of TMPDIR and leaves
+        # it there when it is killed, so that folder goes in the test's own.
         self.processes.start(name, [self.args.chromium, *CHROMIUM_FLAGS,
-                                    f"--user-data-dir={profile_dir}", url])
+                                    f"--user-data-dir={profile_dir}", url],
+                             env={**os.environ, "TMPDIR": self.temp_dir})
         return name
 
     def test_relay(self):
@@ -520,7 +534,9 @@ class Run:
         self.record("relay", not problems, detail)
         return not problems
 
-    def transcode_case(self, test, camera, expected_codec, expected_size, **query):
+    def decode_case(self, test, camera, expected_codec, expected_size, **query):
+        """Plays @camera in a page and checks that it decodes enough frames of
+        @expected_codec at @expected_size."""
         self.open_page(test, camera=camera, token=self.tokens["boston"], **query)
         report = self.store.wait(
             test,
@@ -545,8 +561,12 @@ class Run:
 
     def test_transcodes(self):
         """A VP8-only Chromium gets VP8; an H.265 camera reaches it as H.264."""
-        self.transcode_case("vp8-only-browser", CAMERA_ID, "video/vp8", self.expected_size, codecs="vp8")
-        self.transcode_case("h265-camera-as-h264", H265_CAMERA_ID, "video/h264", H265_CAMERA_SIZE)
+        self.decode_case("vp8-only-browser", CAMERA_ID, "video/vp8", self.expected_size, codecs="vp8")
+        self.decode_case("h265-camera-as-h264", H265_CAMERA_ID, "video/h264", H265_CAMERA_SIZE)
+
+    def test_unmarked_camera(self):
+        """A camera that sets no RTP marker bit plays: the hub marks frame ends."""
+        self.decode_case("unmarked-camera", UNMARKED_CAMERA_ID, "video/h264", UNMARKED_CAMERA_SIZE)
 
     def run_probe(self, test, camera, token):
         query = {"camera": camera, "mode": "probe"}
@@ -898,6 +918,7 @@ def main():
             run.test_camera_restart(relay_ok)
             run.test_revoke()
             run.test_transcodes()
+            run.test_unmarked_camera()
         if not all(passed for _, passed in run.results):
             run.processes.report_exits()
             run.print_logs()

@@ -62,6 +62,7 @@ CAMERAS = {
     "metadata-track": (f"{SMALL},fault=metadata-track", (320, 180)),
     "bad-sdp": (f"{SMALL},fault=bad-sdp", (320, 180)),
     "options-bare": (f"{SMALL},fault=options-bare", (320, 180)),
+    "no-marker": (f"{SMALL},fault=no-marker", (320, 180)),
     "silent": (f"{SMALL},fault=silent,transport=tcp", (320, 180)),
 }
 
@@ -279,6 +280,22 @@ class FaultRig(whep.Rig):
             problems.append(f"keyframes sent as {lines}, expected one STAP-A (type 24) each")
         self.record("stap-a", problems, whep.describe(run) + f" plis={plis:.0f}")
 
+    def test_no_marker(self):
+        """A camera that never sets the RTP marker bit must still reach the
+        viewer as whole frames: the hub marks each frame's last packet. The
+        viewer, like a browser, ends a frame only at a marker bit."""
+        def check(run):
+            problems = []
+            for viewer in run.viewers:
+                if (viewer.get("packets") or 0) > 0 and not viewer.get("keyframes"):
+                    problems.append(f"viewer {viewer.get('viewer')}: {viewer.get('packets')} packets "
+                                    "arrived but no whole keyframe, and a frame ends at its marker bit")
+            repairs = re.findall(r"camera=([\w-]+): the camera sets no RTP marker bit", self.log_text("cimshub"))
+            if repairs != ["no-marker"]:
+                problems.append(f"the hub logged marker repair for cameras {repairs}, expected only no-marker")
+            return problems
+        self.check_plain("no-marker", check)
+
     def test_digest(self, camera, scheme="Digest"):
         def check(run):
             log = self.log_text("camera-sim")
@@ -357,6 +374,7 @@ def run_tests(rig, only):
     tests = [(name, lambda name=name: rig.check_plain(name)) for name in plain]
     tests += [("resize", rig.test_resize), ("big-keyframe", rig.test_big_keyframe),
               ("stap-a", rig.test_stap_a), ("redirect", rig.test_redirect),
+              ("no-marker", rig.test_no_marker),
               ("empty-nonce", lambda: rig.test_digest("empty-nonce")),
               ("basic-and-digest", lambda: rig.test_digest("basic-and-digest")),
               ("auth-describe-only", lambda: rig.test_digest("auth-describe-only")),
