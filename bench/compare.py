@@ -27,9 +27,11 @@ first-frame times are reported apart from the step's join ramp. A step
 fails when one of them gets no keyframe.
 
 Latency runs from the send time that the source generator writes into each
-frame to the viewer process reading the packet, and to the kernel's receive
-timestamp in the viewer's socket (SIOCGSTAMPNS), which leaves out the load
-generator's own queueing on its shared core.
+frame to the viewer process reading the packet. With --socket-timestamps it
+also runs to the kernel's receive timestamp in the viewer's socket
+(SIOCGSTAMPNS), which leaves out the load generator's own queueing on its
+shared core. cimshub's own relay-delay histogram on /metrics gives the
+latency the hub adds, from a camera packet's arrival to its send.
 """
 
 import argparse
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TOP_DIR = os.path.dirname(BENCH_DIR)
@@ -137,6 +140,40 @@ PROBE_DURATION_S = 2
 HISTOGRAMS = ("latency", "frame_latency", "socket_latency", "socket_frame_latency")
 
 
+def relay_delay_histogram(metrics_url):
+    """Returns cimshub's cimshub_relay_delay_seconds as {upper bound in ms:
+    cumulative count}, or None without a URL or a histogram."""
+    if metrics_url is None:
+        return None
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+            body = response.read().decode("utf-8", "replace")
+    except OSError as error:
+        print(f"note: GET {metrics_url} failed: {error}", flush=True)
+        return None
+    histogram = {}
+    for match in re.finditer(r'^cimshub_relay_delay_seconds_bucket\{le="([^"]+)"\} (\d+)$', body, re.M):
+        bound_ms = float("inf") if match.group(1) == "+Inf" else float(match.group(1)) * 1000
+        histogram[bound_ms] = int(match.group(2))
+    return histogram or None
+
+
+def relay_delay_percentiles(before, after):
+    """Returns the p50 and p99 of the relay delays counted between two
+    readings, as the upper bounds of their buckets in ms."""
+    if not before or not after:
+        return {}
+    bounds = sorted(after)
+    counts = [after[bound] - before.get(bound, 0) for bound in bounds]
+    if counts[-1] <= 0:
+        return {}
+    figures = {"relay_delay_samples": counts[-1]}
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        rank = fraction * counts[-1]
+        figures[f"relay_delay_{label}_ms"] = next(b for b, c in zip(bounds, counts) if c >= rank)
+    return figures
+
+
 def probe_figures(probes):
     """First-frame times of the viewers that joined the loaded server one at
     a time: how many got a keyframe, the median and the slowest."""
@@ -192,6 +229,8 @@ class Bench:
                 "--viewers", str(n_viewers), "--ramp-ms", str(ramp_ms), "--duration", str(duration_s),
                 "--idle-timeout", "4000", "--srtp-profiles", SRTP_PROFILE, "--json",
                 "--local-address", LOAD_ADDRESS, "--latency-after-ms", str(latency_after_ms)]
+        if self.args.socket_timestamps:
+            argv.append("--socket-timestamps")
         if server["kind"] == "janus":
             return argv + ["--janus", "--url", server["url"], "--camera", str(source_index + 1)]
         return argv + ["--url", server["url"], "--camera", f"src-{source_index}",
@@ -275,20 +314,26 @@ class Bench:
                         viewers.append(obj)
         return {"viewers": viewers, "histograms": histograms, "bucket_us": bucket_us}
 
-    def steady_window(self, pid):
-        """Returns a window callback measuring @pid's CPU and RSS and the
-        load side's CPU between two times after the start."""
+    def steady_window(self, server):
+        """Returns a window callback measuring the server's CPU and RSS, the
+        load side's CPU and, for cimshub, its relay-delay histogram between
+        two times after the start."""
+        pid = server["pid"]
+        metrics_url = server["url"] + "/metrics" if server["kind"] == "cimshub" else None
+
         def measure(started, start_s, end_s, viewer_pids):
             time.sleep(max(0.0, started + start_s - time.monotonic()))
             t0 = time.monotonic()
             cpu0 = cpu_seconds(pid)
             load0 = sum(cpu_seconds(p) for p in viewer_pids if os.path.exists(f"/proc/{p}"))
+            delay0 = relay_delay_histogram(metrics_url)
             time.sleep(max(1.0, started + end_s - time.monotonic()))
             elapsed = time.monotonic() - t0
             cpu1 = cpu_seconds(pid)
             load1 = sum(cpu_seconds(p) for p in viewer_pids if os.path.exists(f"/proc/{p}"))
+            delay1 = relay_delay_histogram(metrics_url)
             return {"server_cores": (cpu1 - cpu0) / elapsed, "viewer_cores": (load1 - load0) / elapsed,
-                    "rss_kib": rss_kib(pid), "seconds": elapsed}
+                    "rss_kib": rss_kib(pid), "seconds": elapsed, **relay_delay_percentiles(delay0, delay1)}
         return measure
 
     def idle_cores(self, pid, seconds=3.0):
@@ -309,7 +354,7 @@ class Bench:
         result["idle_cores"] = self.idle_cores(pid)
 
         for n_viewers in self.args.viewer_steps:
-            viewers, window = self.run_viewers(server, n_viewers, self.args.duration, self.steady_window(pid))
+            viewers, window = self.run_viewers(server, n_viewers, self.args.duration, self.steady_window(server))
             step = self.step_summary(n_viewers, viewers, window, result["rss_sources_kib"])
             result["steps"].append(step)
             print(f"{server['kind']}: {n_viewers} viewers: loss {step['loss'] * 100:.3f}%, "
@@ -340,6 +385,8 @@ class Bench:
             "first_frame_p50_ms": percentile(first_frames, 0.5),
             "first_frame_p99_ms": percentile(first_frames, 0.99),
             "latency_samples": sum(viewers["histograms"]["latency"].values()),
+            "relay_delay_p50_ms": window.get("relay_delay_p50_ms"),
+            "relay_delay_p99_ms": window.get("relay_delay_p99_ms"),
             **probe_figures(viewers.get("probes")),
             **latency_percentiles(viewers),
             "srtp_profiles": profiles, "errors": errors,
@@ -592,7 +639,7 @@ def server_figures(result):
     for key in ("first_frame_p50_ms", "first_frame_p99_ms", "probe_first_frame_p50_ms",
                 "probe_first_frame_max_ms"):
         figures[key] = step.get(key)
-    for name in HISTOGRAMS:
+    for name in HISTOGRAMS + ("relay_delay",):
         for label in ("p50", "p99"):
             figures[f"{name}_{label}_ms"] = step.get(f"{name}_{label}_ms")
             figures[f"half_{name}_{label}_ms"] = half.get(f"{name}_{label}_ms")
@@ -636,7 +683,11 @@ def table_lines(results, revocation):
         ("source-to-viewer frame latency p99 (ms)", "frame_latency_p99_ms", 1, False),
         ("source-to-socket frame latency p50 (ms)", "socket_frame_latency_p50_ms", 1, False),
         ("source-to-socket frame latency p99 (ms)", "socket_frame_latency_p99_ms", 1, False),
+        ("hub-added latency p50, hub's clock, bucket bound (ms)", "relay_delay_p50_ms", 2, False),
+        ("hub-added latency p99, hub's clock, bucket bound (ms)", "relay_delay_p99_ms", 2, False),
         ("half load: viewers", "half_viewers", 0, False),
+        ("half load: hub-added latency p50, bucket bound (ms)", "half_relay_delay_p50_ms", 2, False),
+        ("half load: hub-added latency p99, bucket bound (ms)", "half_relay_delay_p99_ms", 2, False),
         ("half load: source-to-socket latency p50 (ms)", "half_socket_latency_p50_ms", 1, False),
         ("half load: source-to-socket latency p99 (ms)", "half_socket_latency_p99_ms", 1, False),
         ("half load: source-to-socket frame latency p50 (ms)", "half_socket_frame_latency_p50_ms", 1, False),
@@ -660,9 +711,10 @@ def step_lines(results):
     lines = ["| server | viewers | loss % | with keyframe | server cores | viewer-side cores | RSS MiB "
              "| first frame p50/p99 ms | joining one by one p50/slowest ms | latency p50/p99 ms "
              "| frame latency p50/p99 ms | to socket p50/p99 ms | frame to socket p50/p99 ms "
-             "| latency samples | SRTP |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    pair = (lambda s, name: f"{fmt(s.get(name + '_p50_ms'), 1)}/{fmt(s.get(name + '_p99_ms'), 1)}")
+             "| hub-added p50/p99 ms | latency samples | SRTP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    pair = (lambda s, name, digits=1:
+            f"{fmt(s.get(name + '_p50_ms'), digits)}/{fmt(s.get(name + '_p99_ms'), digits)}")
     for name, result in results["servers"].items():
         for s in result["steps"]:
             lines.append(
@@ -672,7 +724,7 @@ def step_lines(results):
                 f"{fmt(s.get('probe_first_frame_p50_ms'))}/{fmt(s.get('probe_first_frame_max_ms'))} "
                 f"({s.get('probes_with_keyframe', 0)} of {s.get('probes', 0)}) | "
                 f"{pair(s, 'latency')} | {pair(s, 'frame_latency')} | {pair(s, 'socket_latency')} | "
-                f"{pair(s, 'socket_frame_latency')} | {s['latency_samples']} | "
+                f"{pair(s, 'socket_frame_latency')} | {pair(s, 'relay_delay', 2)} | {s['latency_samples']} | "
                 f"{', '.join(s['srtp_profiles'])} |")
     return lines
 
@@ -832,6 +884,10 @@ def parse_args(argv):
     parser.add_argument("--results-file", default=os.path.join(BENCH_DIR, "RESULTS.md"),
                         help="Markdown file the table is appended to; empty for none")
     parser.add_argument("--skip-revocation", action="store_true", help="do not run bench/revocation.py")
+    parser.add_argument("--socket-timestamps", action="store_true",
+                        help="also measure latency to the kernel's receive time in the viewers' sockets; the "
+                             "kernel then timestamps every packet on the server's core (about 6%% more CPU "
+                             "per viewer for cimshub here)")
     parser.add_argument("--revocation-sessions", type=int, default=50,
                         help="sessions for bench/revocation.py (default 50)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the logs and configurations")

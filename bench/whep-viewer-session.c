@@ -308,14 +308,15 @@ dtls_status_handle (CimsWhepViewer *viewer, CimsWhepViewerDtlsStatus status)
 }
 
 /* Adds the span from @since_us to now to @latency, and the span to the
- * kernel's receive time of the packet just read to @socket_latency. libnice
+ * kernel's receive time of the packet just read to @socket_latency when
+ * there is one (--socket-timestamps). libnice
  * 0.1.21 reads one datagram per recvmsg() before each callback (seen with
  * strace), so that receive time belongs to this packet. */
 static void
 latency_add_both (CimsWhepViewer *viewer, CimsWhepViewerLatency *latency, CimsWhepViewerLatency *socket_latency,
                   gint64 now_real_us, gint64 since_us)
 {
-  gint64 arrival_us = cims_whep_viewer_socket_arrival_us (viewer->socket_fd);
+  gint64 arrival_us = socket_latency != NULL ? cims_whep_viewer_socket_arrival_us (viewer->socket_fd) : -1;
 
   cims_whep_viewer_latency_add (latency, now_real_us - since_us);
   if (arrival_us > 0 && arrival_us <= now_real_us)

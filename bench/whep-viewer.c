@@ -50,6 +50,7 @@ typedef struct {
   char *local_address;
   gboolean is_janus;
   int latency_after_ms;
+  gboolean takes_socket_timestamps;
 } RawOptions;
 
 static G_GNUC_NORETURN G_GNUC_PRINTF (1, 2) void
@@ -103,6 +104,9 @@ options_parse_raw (int *argc, char ***argv, RawOptions *raw)
       "(e.g. http://HOST:8088/janus), --camera the numeric mountpoint id, no token", NULL },
     { "latency-after-ms", 0, 0, G_OPTION_ARG_INT, &raw->latency_after_ms,
       "Count source-to-viewer latency only from this many ms after the start (default 0)", "MS" },
+    { "socket-timestamps", 0, 0, G_OPTION_ARG_NONE, &raw->takes_socket_timestamps,
+      "Also measure latency to the kernel's receive time in each viewer's socket. The kernel then "
+      "timestamps every packet it receives, at a cost to the sender's CPU", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new ("- WebRTC WHEP viewers for tests and benchmarks");
@@ -197,6 +201,7 @@ options_parse (int *argc, char ***argv, CimsWhepViewerOptions *options)
   options->local_address = raw.local_address != NULL ? raw.local_address : g_strdup ("127.0.0.1");
   options->is_janus = raw.is_janus;
   options->latency_after_ms = (guint) raw.latency_after_ms;
+  options->takes_socket_timestamps = raw.takes_socket_timestamps;
   g_free (raw.url);
   g_free (raw.token_file);
   g_free (raw.setup);
@@ -375,8 +380,10 @@ summary_to_json (Run *run, guint n_successful)
   summary_member_ms (builder, "first_keyframe_ms_max", percentile (keyframe_ms, 1.0));
   summary_latency_add (builder, "latency", run->shared.latency);
   summary_latency_add (builder, "frame_latency", run->shared.frame_latency);
-  summary_latency_add (builder, "socket_latency", run->shared.socket_latency);
-  summary_latency_add (builder, "socket_frame_latency", run->shared.socket_frame_latency);
+  if (run->shared.socket_latency != NULL) {
+    summary_latency_add (builder, "socket_latency", run->shared.socket_latency);
+    summary_latency_add (builder, "socket_frame_latency", run->shared.socket_frame_latency);
+  }
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
@@ -451,8 +458,10 @@ main (int argc, char **argv)
   run.shared.real_minus_monotonic_us = g_get_real_time () - g_get_monotonic_time ();
   run.shared.latency = g_new0 (CimsWhepViewerLatency, 1);
   run.shared.frame_latency = g_new0 (CimsWhepViewerLatency, 1);
-  run.shared.socket_latency = g_new0 (CimsWhepViewerLatency, 1);
-  run.shared.socket_frame_latency = g_new0 (CimsWhepViewerLatency, 1);
+  if (run.options.takes_socket_timestamps) {
+    run.shared.socket_latency = g_new0 (CimsWhepViewerLatency, 1);
+    run.shared.socket_frame_latency = g_new0 (CimsWhepViewerLatency, 1);
+  }
   run.shared.latency_from_us = g_get_monotonic_time () + (gint64) run.options.latency_after_ms * 1000;
   run.shared.ended_func = viewer_ended_cb;
   run.shared.ended_data = &run;

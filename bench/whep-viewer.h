@@ -73,6 +73,7 @@ typedef struct {
   gboolean is_janus;              /* Janus streaming plugin instead of WHEP */
   guint64 janus_mountpoint_id;    /* --camera, when is_janus */
   guint latency_after_ms;         /* latency samples count from this time on */
+  gboolean takes_socket_timestamps;  /* kernel receive times for the socket_latency histograms */
 } CimsWhepViewerOptions;
 
 /* ---- offer and answer (whep-viewer-sdp.c) ------------------------------- */
@@ -328,7 +329,8 @@ typedef struct {
   CimsWhepViewerLatency *latency;  /* the process's histogram, written by every viewer */
   CimsWhepViewerLatency *frame_latency;  /* histogram of latencies up to each frame's last packet */
   /* The same two, up to the kernel's receive time in the viewer's socket:
-   * without the time the packet waited for this process to read it. */
+   * without the time the packet waited for this process to read it. NULL
+   * without --socket-timestamps. */
   CimsWhepViewerLatency *socket_latency;
   CimsWhepViewerLatency *socket_frame_latency;
   CimsWhepViewerEndedFunc ended_func;

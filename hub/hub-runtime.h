@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "hub/hub.h"
 #include "hub/hub-private.h"
+#include "hub/relay-delay.h"
 #include "pipelines/pipelines.h"
 
 G_BEGIN_DECLS
@@ -305,6 +306,8 @@ typedef struct {
   atomic_uint_fast64_t packets_relayed;
   atomic_uint_fast64_t bytes_relayed;
   atomic_uint_fast64_t packets_dropped;
+  atomic_uint_fast64_t relay_delay_counts[CIMS_RELAY_DELAY_N_BUCKETS];  /* relay-delay.c */
+  atomic_uint_fast64_t relay_delay_sum_us;
 } CimsWorkerCounters;
 
 CimsWorkerCounters *cims_worker_get_counters (CimsWorker *worker);

@@ -10,6 +10,21 @@ metric_append (GString *out, const char *name, const char *type, const char *hel
                           name, help, name, type, name, value);
 }
 
+/* Sums the workers' relay-delay histograms into one. */
+static void
+metric_append_relay_delay (GString *out, CimsHub *hub)
+{
+  guint64 counts[CIMS_RELAY_DELAY_N_BUCKETS];
+
+  for (guint i = 0; i < CIMS_RELAY_DELAY_N_BUCKETS; i++)
+    counts[i] = cims_hub_worker_counters_sum (hub, G_STRUCT_OFFSET (CimsWorkerCounters, relay_delay_counts)
+                                                   + i * sizeof (atomic_uint_fast64_t));
+
+  cims_relay_delay_format (out, counts,
+                           cims_hub_worker_counters_sum (hub, G_STRUCT_OFFSET (CimsWorkerCounters,
+                                                                               relay_delay_sum_us)));
+}
+
 static void
 metric_append_responses (GString *out, CimsHub *hub)
 {
@@ -131,6 +146,7 @@ cims_metrics_format (CimsHub *hub)
                  "Packets not sent because protection or sending failed.",
                  CIMS_METRIC_GET (hub, packets_dropped)
                  + cims_hub_worker_counters_sum (hub, G_STRUCT_OFFSET (CimsWorkerCounters, packets_dropped)));
+  metric_append_relay_delay (out, hub);
   metric_append (out, "cimshub_keyframe_snapshots_sent_total", "counter",
                  "Keyframe caches sent to joining viewers or after a PLI.",
                  CIMS_METRIC_GET (hub, keyframe_snapshots_sent));

@@ -138,13 +138,30 @@ send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths,
   count_sent (session, result.n_sent, result.n_bytes, n - result.n_sent);
 }
 
-/* Rewrites, protects and sends @n_packets packets, up to SEND_BATCH per
- * sendmmsg(). */
+/* Counts the relay delay of @n packets sent just now, the first of which
+ * arrived at @first_arrival_us. Every packet of the batch gets the first
+ * one's delay, the longest in a batch of one camera's packets, so the
+ * histogram errs long by at most the time the batch took to arrive. Only
+ * the session's worker writes these counters. */
 static void
-send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n_packets)
+count_relay_delay (CimsViewerSession *session, gint64 first_arrival_us, guint n)
+{
+  CimsWorkerCounters *counters = cims_worker_get_counters (session->worker);
+  gint64 delay_us = MAX (g_get_monotonic_time () - first_arrival_us, 0);
+
+  CIMS_COUNTER_ADD (counters->relay_delay_counts[cims_relay_delay_bucket (delay_us)], n);
+  CIMS_COUNTER_ADD (counters->relay_delay_sum_us, (guint64) delay_us * n);
+}
+
+/* Rewrites, protects and sends @n_packets packets, up to SEND_BATCH per
+ * sendmmsg(). Live packets count in the relay-delay histogram; a keyframe
+ * snapshot's do not. */
+static void
+send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n_packets, gboolean is_live)
 {
   Datagram datagrams[SEND_BATCH];
   int lengths[SEND_BATCH];
+  gint64 first_arrival_us = 0;
   guint n = 0;
 
   for (guint i = 0; i < n_packets; i++) {
@@ -155,14 +172,21 @@ send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n
       count_sent (session, 0, 0, 1);
       continue;
     }
+    if (n == 0)
+      first_arrival_us = packets[i]->arrival_us;
     if (++n == SEND_BATCH) {
       send_batch (session, datagrams, lengths, n);
+      if (is_live)
+        count_relay_delay (session, first_arrival_us, n);
       n = 0;
     }
   }
 
-  if (n > 0)
+  if (n > 0) {
     send_batch (session, datagrams, lengths, n);
+    if (is_live)
+      count_relay_delay (session, first_arrival_us, n);
+  }
 }
 
 /* Sends the cached keyframe and what followed it: a joining viewer gets tens
@@ -173,7 +197,7 @@ static void
 send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 {
   cims_rtp_rewriter_begin_catch_up (&session->rewriter);
-  send_packets (session, (CimsRtpPacket *const *) snapshot->pdata, snapshot->len);
+  send_packets (session, (CimsRtpPacket *const *) snapshot->pdata, snapshot->len, FALSE);
   cims_rtp_rewriter_end_catch_up (&session->rewriter);
 
   session->waiting_for_keyframe = FALSE;
@@ -203,14 +227,14 @@ cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cach
 
   wants_snapshot = session->waiting_for_keyframe || session_takes_pli (session);
   if (!wants_snapshot) {
-    send_packets (session, packets, n_packets);
+    send_packets (session, packets, n_packets, TRUE);
   } else if (cims_keyframe_cache_has_keyframe (cache)) {
     g_autoptr (GPtrArray) snapshot = cims_keyframe_cache_snapshot (cache);
     send_snapshot (session, snapshot);
   } else if (!session->waiting_for_keyframe) {
     /* A PLI with no keyframe cached: the next keyframe reaches this viewer
      * in the normal stream. */
-    send_packets (session, packets, n_packets);
+    send_packets (session, packets, n_packets, TRUE);
   }
 }
 

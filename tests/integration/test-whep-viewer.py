@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
 from run_browser_test import (  # noqa: E402  (the path is set just above)
-    Deadline, Processes, free_tcp_port, libconfig_string, make_key_pair, read_metric_sum,
+    Deadline, Processes, free_tcp_port, http_get, libconfig_string, make_key_pair, read_metric_sum,
     report_results, run_checked, udp_range_is_free, wait_for_healthz, wait_for_output)
 
 H264_CAMERA = "bos-0001"
@@ -276,11 +276,34 @@ class Rig:
         self.record("one-viewer", problems, describe(run) + f" relayed={relayed:.0f}")
 
     def test_five_viewers(self):
+        relayed_before = self.metric("cimshub_rtp_packets_relayed_total")
+        delays_before = self.metric("cimshub_relay_delay_seconds_count")
         run = self.run_viewer("--viewers", "5", "--duration", str(WATCH_S))
         problems = self.watch_problems(run, 5, self.h264_size)
         if not self.wait_sessions_active(0):
             problems.append("cimshub_sessions_active is not 0 after the DELETEs")
+        problems += self.relay_delay_problems(self.metric("cimshub_rtp_packets_relayed_total") - relayed_before,
+                                              self.metric("cimshub_relay_delay_seconds_count") - delays_before)
         self.record("five-viewers", problems, describe(run))
+
+    def relay_delay_problems(self, n_relayed, n_delays):
+        """Problems with the relay-delay histogram after @n_relayed packets
+        went out, @n_delays of them counted in it: all but the keyframe
+        snapshots (a few per viewer), in buckets that add up."""
+        problems = []
+        if not n_relayed / 2 <= n_delays <= n_relayed:
+            problems.append(f"the relay-delay histogram counted {n_delays:.0f} of {n_relayed:.0f} packets "
+                            "relayed; expected at least half, the packets sent after the keyframe snapshots")
+        status, body = http_get(self.hub_url + "/metrics")
+        buckets = [float(line.split()[1]) for line in body.splitlines()
+                   if status == 200 and line.startswith("cimshub_relay_delay_seconds_bucket{")]
+        if len(buckets) < 2 or buckets != sorted(buckets):
+            problems.append(f"relay-delay buckets are not cumulative: {buckets}")
+        elif buckets[-1] != self.metric("cimshub_relay_delay_seconds_count"):
+            problems.append(f"the +Inf bucket ({buckets[-1]:.0f}) differs from the count")
+        if self.metric("cimshub_relay_delay_seconds_sum") <= 0:
+            problems.append("the relay-delay sum is not positive")
+        return problems
 
     def test_setup_roles(self):
         for setup, role in (("actpass", None), ("active", "client"), ("passive", "server")):
