@@ -35,6 +35,7 @@ latency the hub adds, from a camera packet's arrival to its send.
 """
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -148,7 +149,7 @@ def relay_delay_histogram(metrics_url):
     try:
         with urllib.request.urlopen(metrics_url, timeout=5) as response:
             body = response.read().decode("utf-8", "replace")
-    except OSError as error:
+    except (OSError, http.client.HTTPException) as error:
         print(f"note: GET {metrics_url} failed: {error}", flush=True)
         return None
     histogram = {}
@@ -653,6 +654,8 @@ def len_sources(result):
 def fmt(value, digits=0, suffix=""):
     if value is None:
         return "–"
+    if value == float("inf"):
+        return "> 1,000"  # the relay-delay histogram's last bucket
     return f"{value:,.{digits}f}{suffix}"
 
 

@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Marks frame ends for cameras that never set the RTP marker bit. RFC 6184
+/* Marks frame ends for cameras that leave the RTP marker bit unset. RFC 6184
  * and RFC 7798 require the bit on the last packet of each access unit, and
  * browsers assemble a frame only when it arrives: Chromium 156 decodes no
- * frame of an unmarked stream (the browser test's unmarked camera). A receiver of such a stream learns that a frame has
- * ended only when the next frame's first packet arrives, so holding each
- * packet until the next one delays no frame's decoding. */
+ * frame of an unmarked stream (the browser test's unmarked camera). A
+ * receiver of such a stream learns that a frame has ended only when the next
+ * frame's first packet arrives, so holding each packet until the next one
+ * delays no frame's decoding. Some cameras mark only some frames (keyframes,
+ * say), so the repair runs from the first frame that ends unmarked until
+ * CIMS_MARKER_REPAIR_MARKED_FRAMES frames in a row came marked. */
 #include "hub/marker-repair.h"
 
 void
 cims_marker_repair_init (CimsMarkerRepair *repair)
 {
   repair->held_packet = NULL;
-  repair->n_since_marker = CIMS_MARKER_REPAIR_AFTER;
+  repair->has_last = FALSE;
+  repair->last_timestamp = 0;
+  repair->last_marker = FALSE;
+  repair->n_marked_frames = 0;
   repair->n_repaired = 0;
 }
 
@@ -19,6 +25,24 @@ void
 cims_marker_repair_clear (CimsMarkerRepair *repair)
 {
   g_clear_pointer (&repair->held_packet, cims_rtp_packet_unref);
+}
+
+/* Notes @packet in the stream's history: a new RTP timestamp after an
+ * unmarked packet is a frame that ended without a marker bit. */
+static void
+history_update (CimsMarkerRepair *repair, const CimsRtpPacket *packet)
+{
+  guint32 timestamp = cims_rtp_packet_get_timestamp (packet);
+  gboolean marker = cims_rtp_packet_get_marker (packet);
+
+  if (repair->has_last && timestamp != repair->last_timestamp && !repair->last_marker)
+    repair->n_marked_frames = 0;
+  if (marker && repair->n_marked_frames < CIMS_MARKER_REPAIR_MARKED_FRAMES)
+    repair->n_marked_frames++;
+
+  repair->has_last = TRUE;
+  repair->last_timestamp = timestamp;
+  repair->last_marker = marker;
 }
 
 /* Releases the held packet into @ready, marked when @next starts another
@@ -44,16 +68,11 @@ cims_marker_repair_push (CimsMarkerRepair *repair, CimsRtpPacket *packet, CimsRt
 {
   guint n_ready = held_release (repair, packet, ready);
 
-  if (cims_rtp_packet_get_marker (packet))
-    repair->n_since_marker = 0;
-  else if (repair->n_since_marker < CIMS_MARKER_REPAIR_AFTER)
-    repair->n_since_marker++;
+  history_update (repair, packet);
 
-  /* A marked stream's packets pass at once. An unmarked one's wait for the
-   * next packet, and so do the packets of a marked frame longer than
-   * CIMS_MARKER_REPAIR_AFTER packets, which only costs them one packet's
-   * delay because they share its timestamp. */
-  if (repair->n_since_marker < CIMS_MARKER_REPAIR_AFTER) {
+  /* A packet with the camera's own marker bit ends its frame, so only an
+   * unmarked packet of a stream under repair waits for the next one. */
+  if (repair->n_marked_frames >= CIMS_MARKER_REPAIR_MARKED_FRAMES || cims_rtp_packet_get_marker (packet)) {
     ready[n_ready++] = cims_rtp_packet_ref (packet);
     return n_ready;
   }

@@ -28,19 +28,24 @@ void
 cims_relay_delay_format (GString *out, const guint64 *counts, guint64 sum_us)
 {
   guint64 cumulative = 0;
+  char sum[G_ASCII_DTOSTR_BUF_SIZE];
 
   g_string_append (out, "# HELP cimshub_relay_delay_seconds Time from a camera packet's arrival to its "
                         "send to one viewer, per packet and viewer; keyframe snapshots left out.\n"
                         "# TYPE cimshub_relay_delay_seconds histogram\n");
   for (guint i = 0; i < CIMS_RELAY_DELAY_N_BOUNDS; i++) {
+    char bound[G_ASCII_DTOSTR_BUF_SIZE];
+
     cumulative += counts[i];
-    g_string_append_printf (out, "cimshub_relay_delay_seconds_bucket{le=\"%g\"} %" G_GUINT64_FORMAT "\n",
-                            cims_relay_delay_bounds_us[i] / 1e6, cumulative);
+    g_ascii_formatd (bound, sizeof bound, "%g", cims_relay_delay_bounds_us[i] / 1e6);
+    g_string_append_printf (out, "cimshub_relay_delay_seconds_bucket{le=\"%s\"} %" G_GUINT64_FORMAT "\n", bound,
+                            cumulative);
   }
 
   cumulative += counts[CIMS_RELAY_DELAY_N_BOUNDS];
   g_string_append_printf (out, "cimshub_relay_delay_seconds_bucket{le=\"+Inf\"} %" G_GUINT64_FORMAT "\n",
                           cumulative);
-  g_string_append_printf (out, "cimshub_relay_delay_seconds_sum %.6f\n", sum_us / 1e6);
+  g_ascii_formatd (sum, sizeof sum, "%.6f", sum_us / 1e6);
+  g_string_append_printf (out, "cimshub_relay_delay_seconds_sum %s\n", sum);
   g_string_append_printf (out, "cimshub_relay_delay_seconds_count %" G_GUINT64_FORMAT "\n", cumulative);
 }

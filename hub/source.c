@@ -13,6 +13,8 @@
 /* Enough for several seconds of a 4 Mbit/s camera between keyframes. */
 #define KEYFRAME_CACHE_MAX_BYTES (4 * 1024 * 1024)
 #define PACKET_HISTORY_SIZE 1024
+/* A stream's marker repair is logged once it has marked this many frames. */
+#define MARKER_REPAIRS_LOGGED_AFTER 8
 
 typedef struct {
   CimsSourceReadyFunc func;
@@ -276,7 +278,7 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
   CimsRtpPacket *ready[2];
   guint n_ready;
   guint64 n_repaired;
-  gboolean is_first_repair;
+  gboolean is_repair_logged;
 
   g_mutex_lock (&source->lock);
   if (source->cache == NULL || packet->epoch != source->epoch) {
@@ -292,13 +294,16 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
     camera_packet_queue_locked (source, ready[i], wake);
     cims_rtp_packet_unref (ready[i]);
   }
-  is_first_repair = n_repaired == 0 && source->marker_repair.n_repaired > 0;
+  /* Logged after several repairs, since a single one can come from a lost
+   * packet or from parameter sets sent with their own timestamp. */
+  is_repair_logged = n_repaired < MARKER_REPAIRS_LOGGED_AFTER
+                     && source->marker_repair.n_repaired >= MARKER_REPAIRS_LOGGED_AFTER;
   g_mutex_unlock (&source->lock);
 
   workers_wake (source->hub, wake);
-  if (is_first_repair)
-    g_message ("camera=%s: the camera sets no RTP marker bit at frame ends; the hub sets it on each "
-               "frame's last packet when the next frame starts", source->camera_id);
+  if (is_repair_logged)
+    g_message ("camera=%s: the camera leaves the RTP marker bit unset at frame ends; the hub sets it on "
+               "each such frame's last packet when the next frame starts", source->camera_id);
 }
 
 static void

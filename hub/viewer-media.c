@@ -107,19 +107,22 @@ typedef struct {
 } Datagram;
 
 /* Sends @n protected datagrams to the viewer with one sendmmsg(), merged by
- * GSO unless the kernel rejected GSO for this viewer once. */
-static void
+ * GSO unless the kernel rejected GSO for this viewer once. Returns how many
+ * the kernel took. */
+static guint
 send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths, guint n)
 {
   struct iovec vectors[SEND_BATCH];
   CimsUdpBatchResult result = { 0 };
+  guint n_sent = 0;
 
   if (session->send_socket == NULL) {
     for (guint i = 0; i < n; i++) {
       gboolean sent = send_datagram (session, datagrams[i].data, lengths[i]);
       count_sent (session, sent ? 1 : 0, sent ? (guint64) lengths[i] : 0, sent ? 0 : 1);
+      n_sent += sent ? 1 : 0;
     }
-    return;
+    return n_sent;
   }
 
   for (guint i = 0; i < n; i++) {
@@ -136,10 +139,11 @@ send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths,
   }
 
   count_sent (session, result.n_sent, result.n_bytes, n - result.n_sent);
+  return result.n_sent;
 }
 
-/* Counts the relay delay of @n packets sent just now, the first of which
- * arrived at @first_arrival_us. Every packet of the batch gets the first
+/* Counts the relay delay of @n packets sent just now, the first of the batch
+ * they came from having arrived at @first_arrival_us. Every packet of the batch gets the first
  * one's delay, the longest in a batch of one camera's packets, so the
  * histogram errs long by at most the time the batch took to arrive. Only
  * the session's worker writes these counters. */
@@ -163,6 +167,7 @@ send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n
   int lengths[SEND_BATCH];
   gint64 first_arrival_us = 0;
   guint n = 0;
+  guint n_sent;
 
   for (guint i = 0; i < n_packets; i++) {
     gsize size = cims_rtp_rewriter_write (&session->rewriter, packets[i], datagrams[n].data, CIMS_RTP_MAX_PACKET);
@@ -175,17 +180,17 @@ send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n
     if (n == 0)
       first_arrival_us = packets[i]->arrival_us;
     if (++n == SEND_BATCH) {
-      send_batch (session, datagrams, lengths, n);
+      n_sent = send_batch (session, datagrams, lengths, n);
       if (is_live)
-        count_relay_delay (session, first_arrival_us, n);
+        count_relay_delay (session, first_arrival_us, n_sent);
       n = 0;
     }
   }
 
   if (n > 0) {
-    send_batch (session, datagrams, lengths, n);
+    n_sent = send_batch (session, datagrams, lengths, n);
     if (is_live)
-      count_relay_delay (session, first_arrival_us, n);
+      count_relay_delay (session, first_arrival_us, n_sent);
   }
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of hub/marker-repair.c: marked cameras pass through at once,
- * unmarked ones get the marker bit on each frame's last packet, one packet
- * late, and a long marked frame gets no extra marker. */
+ * unmarked and partly marked ones get the marker bit on each frame's last
+ * packet, one packet late, and a long marked frame gets no extra marker. */
 #include "hub/marker-repair.h"
 
 /* RTP timestamp step of one frame: a 90 kHz clock at 30 frames per second. */
@@ -90,14 +90,23 @@ test_camera_assert_in_order (const TestCamera *camera, guint16 first_seq)
                       (guint16) (first_seq + i));
 }
 
+/* Sends CIMS_MARKER_REPAIR_MARKED_FRAMES marked frames, which end the
+ * repair that a new stream starts with. */
+static void
+test_camera_send_marked_frames (TestCamera *camera)
+{
+  for (guint frame = 0; frame < CIMS_MARKER_REPAIR_MARKED_FRAMES; frame++)
+    test_camera_send_frame (camera, 3, TRUE);
+}
+
 static void
 test_marked_camera_passes_at_once (void)
 {
   TestCamera camera;
 
   test_camera_init (&camera);
-  test_camera_send_frame (&camera, 3, TRUE);
-  g_assert_cmpuint (camera.out->len, ==, 3);
+  test_camera_send_marked_frames (&camera);
+  g_assert_cmpuint (camera.out->len, ==, 3 * CIMS_MARKER_REPAIR_MARKED_FRAMES);
 
   for (guint frame = 0; frame < 10; frame++) {
     g_assert_cmpuint (test_camera_send (&camera, FALSE), ==, 1);
@@ -106,15 +115,14 @@ test_marked_camera_passes_at_once (void)
     camera.timestamp += FRAME_TICKS;
   }
 
-  g_assert_cmpuint (camera.out->len, ==, 33);
-  g_assert_cmpuint (test_camera_count_markers (&camera), ==, 11);
+  g_assert_cmpuint (test_camera_count_markers (&camera), ==, CIMS_MARKER_REPAIR_MARKED_FRAMES + 10);
   g_assert_cmpuint (camera.repair.n_repaired, ==, 0);
   test_camera_assert_in_order (&camera, 1000);
   test_camera_clear (&camera);
 }
 
-/* Before the first marker bit each packet waits for the next, and the
- * marker packet releases the one before it and itself. */
+/* A new stream is repaired: each unmarked packet waits for the next, and
+ * the marker packet releases the one before it and itself. */
 static void
 test_first_frame_waits_one_packet (void)
 {
@@ -150,33 +158,74 @@ test_unmarked_camera_gets_frame_ends (void)
   test_camera_clear (&camera);
 }
 
-/* A camera that marked frames and stops is repaired once
- * CIMS_MARKER_REPAIR_AFTER packets went by without a marker bit. */
+/* A camera that marks only every third frame: every frame end gets one. */
+static void
+test_partly_marked_camera (void)
+{
+  TestCamera camera;
+
+  test_camera_init (&camera);
+  for (guint frame = 0; frame < 30; frame++)
+    test_camera_send_frame (&camera, 5, frame % 3 == 2);
+
+  g_assert_cmpuint (camera.out->len, ==, 150);
+  test_camera_assert_in_order (&camera, 1000);
+  for (guint i = 0; i < camera.out->len; i++)
+    g_assert_cmpint (cims_rtp_packet_get_marker (g_ptr_array_index (camera.out, i)), ==, i % 5 == 4);
+  g_assert_cmpuint (camera.repair.n_repaired, ==, 20);
+  test_camera_clear (&camera);
+}
+
+/* A camera that marked frames and stops: its first unmarked frame has
+ * already passed when its end shows, and every later one is repaired. */
 static void
 test_camera_that_stops_marking (void)
 {
   TestCamera camera;
-  guint n_frames = CIMS_MARKER_REPAIR_AFTER / 4 + 10;
   guint n_before;
 
   test_camera_init (&camera);
-  test_camera_send_frame (&camera, 4, TRUE);
-  for (guint frame = 0; frame < n_frames; frame++)
+  test_camera_send_marked_frames (&camera);
+  for (guint frame = 0; frame < 10; frame++)
     test_camera_send_frame (&camera, 4, FALSE);
 
+  g_assert_cmpuint (camera.repair.n_repaired, ==, 8);
   n_before = camera.out->len;
-  g_assert_cmpuint (camera.repair.n_repaired, >=, 9);
-  g_assert_cmpuint (camera.repair.n_repaired, <=, 10);
+
   /* Marking again: the held packet and the whole frame come out. */
   test_camera_send_frame (&camera, 4, TRUE);
   g_assert_cmpuint (camera.out->len, ==, n_before + 5);
   g_assert_null (camera.repair.held_packet);
+  g_assert_cmpuint (camera.repair.n_repaired, ==, 9);
   test_camera_assert_in_order (&camera, 1000);
   test_camera_clear (&camera);
 }
 
-/* A keyframe of more packets than CIMS_MARKER_REPAIR_AFTER, marked at its
- * end: its packets share one timestamp, so none gets a marker too early. */
+/* A marking camera that loses one marker packet is repaired again until
+ * it has marked CIMS_MARKER_REPAIR_MARKED_FRAMES frames in a row. */
+static void
+test_lost_marker_restarts_repair (void)
+{
+  TestCamera camera;
+
+  test_camera_init (&camera);
+  test_camera_send_marked_frames (&camera);
+  test_camera_send_frame (&camera, 3, FALSE);
+
+  g_assert_cmpuint (test_camera_send (&camera, FALSE), ==, 0);
+  g_assert_cmpuint (test_camera_send (&camera, TRUE), ==, 2);
+  camera.timestamp += FRAME_TICKS;
+  for (guint frame = 1; frame < CIMS_MARKER_REPAIR_MARKED_FRAMES; frame++)
+    test_camera_send_frame (&camera, 2, TRUE);
+
+  g_assert_cmpuint (test_camera_send (&camera, FALSE), ==, 1);
+  g_assert_cmpuint (camera.repair.n_repaired, ==, 0);
+  test_camera_assert_in_order (&camera, 1000);
+  test_camera_clear (&camera);
+}
+
+/* A keyframe of hundreds of packets, marked at its end: its packets share
+ * one timestamp, so none gets a marker too early. */
 static void
 test_long_marked_frame_keeps_one_marker (void)
 {
@@ -184,10 +233,10 @@ test_long_marked_frame_keeps_one_marker (void)
 
   test_camera_init (&camera);
   test_camera_send_frame (&camera, 2, TRUE);
-  test_camera_send_frame (&camera, CIMS_MARKER_REPAIR_AFTER + 200, TRUE);
+  test_camera_send_frame (&camera, 500, TRUE);
   test_camera_send_frame (&camera, 2, TRUE);
 
-  g_assert_cmpuint (camera.out->len, ==, CIMS_MARKER_REPAIR_AFTER + 204);
+  g_assert_cmpuint (camera.out->len, ==, 504);
   g_assert_cmpuint (test_camera_count_markers (&camera), ==, 3);
   g_assert_cmpuint (camera.repair.n_repaired, ==, 0);
   test_camera_assert_in_order (&camera, 1000);
@@ -217,7 +266,9 @@ main (int argc, char **argv)
   g_test_add_func ("/marker-repair/marked-camera-passes-at-once", test_marked_camera_passes_at_once);
   g_test_add_func ("/marker-repair/first-frame-waits-one-packet", test_first_frame_waits_one_packet);
   g_test_add_func ("/marker-repair/unmarked-camera-gets-frame-ends", test_unmarked_camera_gets_frame_ends);
+  g_test_add_func ("/marker-repair/partly-marked-camera", test_partly_marked_camera);
   g_test_add_func ("/marker-repair/camera-that-stops-marking", test_camera_that_stops_marking);
+  g_test_add_func ("/marker-repair/lost-marker-restarts-repair", test_lost_marker_restarts_repair);
   g_test_add_func ("/marker-repair/long-marked-frame-keeps-one-marker", test_long_marked_frame_keeps_one_marker);
   g_test_add_func ("/marker-repair/clear-drops-held-packet", test_clear_drops_held_packet);
   return g_test_run ();

@@ -290,7 +290,8 @@ class FaultRig(whep.Rig):
                 if (viewer.get("packets") or 0) > 0 and not viewer.get("keyframes"):
                     problems.append(f"viewer {viewer.get('viewer')}: {viewer.get('packets')} packets "
                                     "arrived but no whole keyframe, and a frame ends at its marker bit")
-            repairs = re.findall(r"camera=([\w-]+): the camera sets no RTP marker bit", self.log_text("cimshub"))
+            repairs = re.findall(r"camera=([\w-]+): the camera leaves the RTP marker bit unset",
+                                 self.log_text("cimshub"))
             if repairs != ["no-marker"]:
                 problems.append(f"the hub logged marker repair for cameras {repairs}, expected only no-marker")
             return problems
