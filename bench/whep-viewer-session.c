@@ -307,11 +307,11 @@ dtls_status_handle (CimsWhepViewer *viewer, CimsWhepViewerDtlsStatus status)
   }
 }
 
-/* Adds the span from @since_us to now to @latency, and the span to the
- * kernel's receive time of the packet just read to @socket_latency when
- * there is one (--socket-timestamps). libnice
- * 0.1.21 reads one datagram per recvmsg() before each callback (seen with
- * strace), so that receive time belongs to this packet. */
+/* Adds the span from @since_us to now to @latency and, with
+ * --socket-timestamps, the span to the kernel's receive time of the packet
+ * just read to @socket_latency. libnice 0.1.21 calls recvmsg() once per
+ * datagram before each callback (seen with strace), so that receive time
+ * belongs to this packet. */
 static void
 latency_add_both (CimsWhepViewer *viewer, CimsWhepViewerLatency *latency, CimsWhepViewerLatency *socket_latency,
                   gint64 now_real_us, gint64 since_us)

@@ -323,6 +323,7 @@ GMainContext *cims_worker_get_context (CimsWorker *worker);
  * state per thread, so the thread that iterates @context must iterate no
  * other context with this poll function. */
 void cims_worker_poll_install (GMainContext *context);
+
 void cims_worker_count_session (CimsWorker *worker, int delta);
 /* Wakes the worker to drain its feeds unless it is awake already; any
  * thread, after pushing. */

@@ -232,19 +232,16 @@ source_dispatch_locked (CimsSource *source, CimsRtpPacket *packet)
   }
 }
 
-/* Decides whether the workers should run now for the packets queued so far,
- * by the rules of frame-wake.c. Call once per queued packet. Lock held. */
-static gboolean
-source_should_wake_locked (CimsSource *source, const CimsRtpPacket *packet)
-{
-  return cims_frame_wake_packet (&source->frame_wake, cims_rtp_packet_get_marker (packet),
-                                 cims_rtp_packet_get_timestamp (packet));
-}
-
-/* Copies the workers to wake into @wake and clears them. Lock held. */
+/* Queues @packet for the workers and, when the rules of frame-wake.c say
+ * they should run now, moves the workers to wake into @wake. Lock held. */
 static void
-source_take_wakes_locked (CimsSource *source, gboolean *wake)
+source_queue_locked (CimsSource *source, CimsRtpPacket *packet, gboolean *wake)
 {
+  source_dispatch_locked (source, packet);
+  if (!cims_frame_wake_packet (&source->frame_wake, cims_rtp_packet_get_marker (packet),
+                               cims_rtp_packet_get_timestamp (packet)))
+    return;
+
   memcpy (wake, source->wake_pending, sizeof source->wake_pending);
   memset (source->wake_pending, 0, sizeof source->wake_pending);
 }
@@ -257,14 +254,11 @@ workers_wake (CimsHub *hub, const gboolean *wake)
       cims_worker_wake (hub->workers[i]);
 }
 
-/* Queues one packet of the camera for the workers, the keyframe cache and
- * the transcoders, and notes in @wake the workers to wake. Lock held. */
+/* Queues one camera packet for the workers and the transcoders. Lock held. */
 static void
 camera_packet_queue_locked (CimsSource *source, CimsRtpPacket *packet, gboolean *wake)
 {
-  source_dispatch_locked (source, packet);
-  if (source_should_wake_locked (source, packet))
-    source_take_wakes_locked (source, wake);
+  source_queue_locked (source, packet, wake);
   for (guint i = 0; i < source->transcoders->len; i++)
     cims_transcoder_push (g_ptr_array_index (source->transcoders, i), packet);
 }
@@ -604,9 +598,7 @@ transcode_packet_cb (CimsRtpPacket *packet, gpointer user_data)
     source->epoch = packet->epoch;
     atomic_fetch_add (&source->format_generation, 1);
   }
-  source_dispatch_locked (source, packet);
-  if (source_should_wake_locked (source, packet))
-    source_take_wakes_locked (source, wake);
+  source_queue_locked (source, packet, wake);
   g_mutex_unlock (&source->lock);
 
   workers_wake (source->hub, wake);

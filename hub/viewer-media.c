@@ -142,11 +142,10 @@ send_batch (CimsViewerSession *session, Datagram *datagrams, const int *lengths,
   return result.n_sent;
 }
 
-/* Counts the relay delay of @n packets sent just now, the first of the batch
- * they came from having arrived at @first_arrival_us. Every packet of the batch gets the first
- * one's delay, the longest in a batch of one camera's packets, so the
- * histogram errs long by at most the time the batch took to arrive. Only
- * the session's worker writes these counters. */
+/* Counts the relay delay of @n packets sent just now from a batch whose
+ * first packet arrived at @first_arrival_us. Each packet counts at that
+ * first, longest delay, so the histogram errs long by at most the time the
+ * batch took to arrive. Only the session's worker writes these counters. */
 static void
 count_relay_delay (CimsViewerSession *session, gint64 first_arrival_us, guint n)
 {
