@@ -113,7 +113,7 @@ cims_hub_access_recheck_all (CimsHub *hub, CimsAccessTrigger trigger)
   /* Ending a session edits the table, so walk a copy. */
   g_hash_table_iter_init (&iter, hub->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_ptr_array_add (sessions, cims_viewer_session_ref (cims_hub_session_entry_get_session (value)));
+    g_ptr_array_add (sessions, cims_viewer_session_ref (value));
 
   for (guint i = 0; i < sessions->len; i++)
     if (!cims_hub_access_recheck_session (hub, g_ptr_array_index (sessions, i), trigger))

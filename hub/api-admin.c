@@ -525,7 +525,7 @@ sessions_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
 
   g_hash_table_iter_init (&iter, hub->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    CimsViewerSession *session = cims_hub_session_entry_get_session (value);
+    CimsViewerSession *session = value;
 
     if (identity_sees (identity, cims_viewer_session_get_camera_owner (session),
                        cims_viewer_session_get_jurisdiction (session)))
@@ -538,8 +538,7 @@ sessions_list (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
 static void
 sessions_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, const char *id)
 {
-  CimsHubSessionEntry *entry = g_hash_table_lookup (hub->sessions, id);
-  CimsViewerSession *session = entry ? cims_hub_session_entry_get_session (entry) : NULL;
+  CimsViewerSession *session = g_hash_table_lookup (hub->sessions, id);
   g_autofree char *reason = NULL;
 
   if (session == NULL || !identity_sees (identity, cims_viewer_session_get_camera_owner (session),

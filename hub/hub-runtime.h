@@ -16,6 +16,7 @@
 #include "hub/hub.h"
 #include "hub/hub-private.h"
 #include "hub/relay-delay.h"
+#include "hub/session-expiry.h"
 #include "pipelines/pipelines.h"
 
 G_BEGIN_DECLS
@@ -92,6 +93,7 @@ struct _CimsHub {
   guint n_workers;
 
   GHashTable *sessions;         /* id -> CimsViewerSession (ref), main context only */
+  CimsSessionExpiry *session_expiry;  /* when each session's allowance ends */
   GHashTable *sources;          /* camera id -> CimsSource, main context only */
 
   CimsStore *store;             /* grants, incidents, audit log */
@@ -126,10 +128,7 @@ void cims_hub_session_add (CimsHub *hub, CimsViewerSession *session);
  * when no session has that id. */
 gboolean cims_hub_session_end (CimsHub *hub, const char *session_id, const char *reason);
 
-typedef struct _CimsHubSessionEntry CimsHubSessionEntry;
-CimsViewerSession *cims_hub_session_entry_get_session (CimsHubSessionEntry *entry);
-
-/* Re-arms the session's end timer at its current allowed-until instant. */
+/* Moves the session's scheduled end to its current allowed-until instant. */
 void cims_hub_session_reschedule (CimsHub *hub, CimsViewerSession *session);
 
 /* ---- live authorization (access.c) ----------------------------------- */

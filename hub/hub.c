@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The hub object: configuration, token keys, DTLS identity, the media
- * thread, and the tables of camera sources and viewer sessions with their
- * expiry timers. HTTP routing is in http-server.c. */
+ * thread, and the tables of camera sources and viewer sessions with the
+ * schedule of their ends. HTTP routing is in http-server.c. */
 #include "hub/hub-runtime.h"
 
 #include <gst/gst.h>
@@ -10,25 +10,16 @@
 
 G_DEFINE_QUARK (cims-hub-error-quark, cims_hub_error)
 
-struct _CimsHubSessionEntry {
-  CimsViewerSession *session;
-  guint expiry_id;
-};
-
-typedef struct _CimsHubSessionEntry SessionEntry;
-
-CimsViewerSession *
-cims_hub_session_entry_get_session (CimsHubSessionEntry *entry)
-{
-  return entry->session;
-}
-
+/* A session's allowance has ended: decide again, which ends the session or
+ * schedules its next end. */
 static void
-session_entry_free (SessionEntry *entry)
+session_expiry_cb (const char *session_id, gpointer user_data)
 {
-  g_clear_handle_id (&entry->expiry_id, g_source_remove);
-  cims_viewer_session_unref (entry->session);
-  g_free (entry);
+  CimsHub *hub = user_data;
+  CimsViewerSession *session = g_hash_table_lookup (hub->sessions, session_id);
+
+  if (session != NULL)
+    cims_hub_access_recheck_session (hub, session, CIMS_ACCESS_TRIGGER_TIMER);
 }
 
 /* Counts the processors this process may run on. g_get_num_processors()
@@ -121,7 +112,8 @@ cims_hub_new (CimsConfig *config, GError **error)
   hub->started_us = g_get_monotonic_time ();
   hub->main_context = g_main_context_ref_thread_default ();
   hub->sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                         (GDestroyNotify) session_entry_free);
+                                         (GDestroyNotify) cims_viewer_session_unref);
+  hub->session_expiry = cims_session_expiry_new (hub->main_context, session_expiry_cb, hub);
   hub->sources = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                         (GDestroyNotify) cims_source_free);
 
@@ -211,6 +203,7 @@ cims_hub_free (CimsHub *hub)
     ;
 
   g_hash_table_unref (hub->sessions);
+  g_clear_pointer (&hub->session_expiry, cims_session_expiry_free);
   g_hash_table_unref (hub->sources);
   g_main_context_unref (hub->main_context);
   g_clear_pointer (&hub->grants, g_ptr_array_unref);
@@ -255,91 +248,46 @@ cims_hub_transcode_acquire (CimsHub *hub, CimsSource *camera, const CimsConfigPr
 }
 
 
-typedef struct {
-  CimsHub *hub;
-  char *session_id;
-} ExpiryContext;
-
-static gboolean
-session_expiry_cb (gpointer user_data)
-{
-  ExpiryContext *context = user_data;
-  SessionEntry *entry = g_hash_table_lookup (context->hub->sessions, context->session_id);
-
-  if (entry != NULL) {
-    entry->expiry_id = 0;
-    cims_hub_access_recheck_session (context->hub, entry->session, CIMS_ACCESS_TRIGGER_TIMER);
-  }
-  return G_SOURCE_REMOVE;
-}
-
-static void
-expiry_context_free (gpointer user_data)
-{
-  ExpiryContext *context = user_data;
-
-  g_free (context->session_id);
-  g_free (context);
-}
-
-/* Schedules the end of the session at the exact instant its allowance ends;
- * nothing polls for it. */
-static guint
-session_expiry_schedule (CimsHub *hub, CimsViewerSession *session)
-{
-  gint64 until_us = cims_viewer_session_get_allowed_until (session);
-  gint64 delay_ms;
-  ExpiryContext *context;
-
-  if (until_us == G_MAXINT64)
-    return 0;
-
-  /* Rounded up, so the timer never fires before the instant itself. */
-  delay_ms = MAX (0, (until_us - g_get_real_time () + 999) / 1000);
-  context = g_new0 (ExpiryContext, 1);
-  context->hub = hub;
-  context->session_id = g_strdup (cims_viewer_session_get_id (session));
-  return g_timeout_add_full (G_PRIORITY_HIGH, (guint) MIN (delay_ms, G_MAXUINT), session_expiry_cb,
-                             context, expiry_context_free);
-}
-
+/* Nothing polls for a session's end: the schedule calls back at the exact
+ * instant its allowance ends. */
 void
 cims_hub_session_reschedule (CimsHub *hub, CimsViewerSession *session)
 {
-  SessionEntry *entry = g_hash_table_lookup (hub->sessions, cims_viewer_session_get_id (session));
+  const char *session_id = cims_viewer_session_get_id (session);
 
-  if (entry == NULL)
+  if (!g_hash_table_contains (hub->sessions, session_id))
     return;
 
-  g_clear_handle_id (&entry->expiry_id, g_source_remove);
-  entry->expiry_id = session_expiry_schedule (hub, session);
+  cims_session_expiry_set (hub->session_expiry, session_id,
+                           cims_viewer_session_get_allowed_until (session));
 }
 
 void
 cims_hub_session_add (CimsHub *hub, CimsViewerSession *session)
 {
-  SessionEntry *entry = g_new0 (SessionEntry, 1);
+  const char *session_id = cims_viewer_session_get_id (session);
 
-  entry->session = cims_viewer_session_ref (session);
-  entry->expiry_id = session_expiry_schedule (hub, session);
-  g_hash_table_insert (hub->sessions, (gpointer) cims_viewer_session_get_id (session), entry);
+  g_hash_table_insert (hub->sessions, (gpointer) session_id, cims_viewer_session_ref (session));
+  cims_session_expiry_set (hub->session_expiry, session_id,
+                           cims_viewer_session_get_allowed_until (session));
   atomic_fetch_add (&hub->metrics.sessions_active, 1);
 }
 
 gboolean
 cims_hub_session_end (CimsHub *hub, const char *session_id, const char *reason)
 {
-  SessionEntry *entry = g_hash_table_lookup (hub->sessions, session_id);
+  CimsViewerSession *entry = g_hash_table_lookup (hub->sessions, session_id);
   g_autoptr (CimsViewerSession) session = NULL;
   CimsSource *source;
 
   if (entry == NULL)
     return FALSE;
 
-  session = cims_viewer_session_ref (entry->session);
+  session = cims_viewer_session_ref (entry);
   cims_viewer_session_close (session, reason);
   cims_hub_audit_session_stop (hub, session, reason);
-  g_hash_table_remove (hub->sessions, session_id);
+  cims_session_expiry_remove (hub->session_expiry, cims_viewer_session_get_id (session));
+  g_hash_table_remove (hub->sessions, cims_viewer_session_get_id (session));
   atomic_fetch_sub (&hub->metrics.sessions_active, 1);
   CIMS_METRIC_ADD (hub, sessions_ended, 1);
 

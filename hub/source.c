@@ -459,7 +459,7 @@ source_has_sessions (CimsSource *source)
    * source: it stays while any session that uses it exists. */
   g_hash_table_iter_init (&iter, source->hub->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &entry)) {
-    CimsViewerSession *session = cims_hub_session_entry_get_session (entry);
+    CimsViewerSession *session = entry;
 
     if (cims_viewer_session_get_source (session) == source
         || (source->upstream == NULL

@@ -252,7 +252,7 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
 
   g_hash_table_iter_init (&iter, hub->sessions);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    CimsViewerSession *session = cims_hub_session_entry_get_session (value);
+    CimsViewerSession *session = value;
     const CimsAuthIdentity *other = cims_viewer_session_get_identity (session);
 
     if (g_str_equal (other->subject, identity->subject) && g_str_equal (other->issuer, identity->issuer))
