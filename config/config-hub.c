@@ -18,6 +18,7 @@
 #define HUB_MAX_INCIDENT_S (30 * 24 * 3600)
 #define HUB_MAX_RATE 100000
 #define HUB_MAX_SESSIONS 1000000
+#define HUB_MAX_HTTP_IDLE_S 3600
 #define HUB_MAX_WORKERS 64
 
 static void
@@ -118,6 +119,8 @@ hub_read_limits (CimsConfigLoader *loader, const config_setting_t *hub)
                          1, HUB_MAX_SESSIONS, &config->max_sessions_per_camera);
   cims_config_read_uint (loader, hub, "media_workers", HUB_SUBJECT, FALSE,
                          0, HUB_MAX_WORKERS, &config->media_workers);
+  cims_config_read_uint (loader, hub, "http_idle_timeout_s", HUB_SUBJECT, FALSE,
+                         1, HUB_MAX_HTTP_IDLE_S, &config->http_idle_timeout_s);
 }
 
 static void

@@ -95,6 +95,7 @@ cims_config_new_empty (const char *path)
   config->whep_rate_total = 200;
   config->max_sessions_per_user = 16;
   config->max_sessions_per_camera = 2000;
+  config->http_idle_timeout_s = 60;
   config->token_audience = g_strdup ("cimshub");
 
   config->jurisdictions = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_config_jurisdiction_free);

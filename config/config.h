@@ -89,6 +89,7 @@ typedef struct {
   guint max_sessions_per_user;  /* hub.max_sessions_per_user, default 16 */
   guint max_sessions_per_camera;/* hub.max_sessions_per_camera, default 2000 */
   guint media_workers;          /* hub.media_workers, 0 (default): one per processor */
+  guint http_idle_timeout_s;    /* hub.http_idle_timeout_s, idle HTTP connection limit, default 60 */
   char *dtls_certificate_path;  /* optional PEM; NULL: make an ECDSA P-256 one at start */
   char *dtls_private_key_path;
   char **cors_origins;          /* NULL-terminated; "*" allowed for WHEP only */

@@ -224,6 +224,7 @@ request_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
   const char *method = soup_server_message_get_method (msg);
 
   cors_apply (hub, msg, path);
+  cims_http_connection_close_after (msg);
 
   if (g_str_equal (method, "OPTIONS"))
     handle_options (hub, msg, path);
@@ -280,6 +281,7 @@ cims_http_server_start (CimsHub *hub, GError **error)
 
   hub->http = soup_server_new ("server-header", "cimshub", NULL);
   soup_server_add_handler (hub->http, NULL, request_cb, hub, NULL);
+  hub->http_connections = cims_http_connections_new (hub, hub->http);
 
   socket_address = g_inet_socket_address_new (address, hub->config->http_port);
   listener = listen_socket_new (socket_address, error);

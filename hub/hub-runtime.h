@@ -26,6 +26,7 @@ typedef struct _CimsRateLimiter CimsRateLimiter;
 typedef struct _CimsWorker CimsWorker;
 typedef struct _CimsFeed CimsFeed;
 typedef struct _CimsFeedRing CimsFeedRing;
+typedef struct _CimsHttpConnections CimsHttpConnections;
 
 /* Maximum number of media worker threads. */
 #define CIMS_MAX_WORKERS 64
@@ -106,6 +107,7 @@ struct _CimsHub {
   CimsRateLimiter *whep_limiter;   /* of CimsConfig replaced by reloads, kept until the hub stops */
 
   SoupServer *http;
+  CimsHttpConnections *http_connections;
   guint16 http_port;
   gint64 started_us;
   CimsMetrics metrics;
@@ -419,6 +421,18 @@ void cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache 
 /* ---- HTTP (http-server.c, whep.c, web-page.c) -------------------------- */
 
 gboolean cims_http_server_start (CimsHub *hub, GError **error);
+
+/* ---- HTTP connections (http-connection.c) ---- */
+
+/* Returns (transfer full) the connection rules for @server (transfer none),
+ * which must be freed after @server: a wait limit of
+ * hub.http_idle_timeout_s on each client, and the release of the sockets
+ * libsoup 3.2 keeps. */
+CimsHttpConnections *cims_http_connections_new (CimsHub *hub, SoupServer *server);
+void cims_http_connections_free (CimsHttpConnections *connections);
+
+/* Marks the response to close its connection once written. */
+void cims_http_connection_close_after (SoupServerMessage *msg);
 
 /* Sets a JSON error body {"error": code, "reason": reason} and the status. */
 void cims_http_reply_error (SoupServerMessage *msg, guint status, const char *code, const char *reason);

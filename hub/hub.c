@@ -202,6 +202,7 @@ cims_hub_free (CimsHub *hub)
   while (g_main_context_iteration (hub->main_context, FALSE))
     ;
 
+  g_clear_pointer (&hub->http_connections, cims_http_connections_free);
   g_hash_table_unref (hub->sessions);
   g_clear_pointer (&hub->session_expiry, cims_session_expiry_free);
   g_hash_table_unref (hub->sources);

@@ -19,6 +19,7 @@ static const char base_config[] =
   "  source_connect_timeout_ms = 5000;\n"
   "  reconnect_backoff_ms = [250, 10000];\n"
   "  ingest_latency_ms = 80;\n"
+  "  http_idle_timeout_s = 20;\n"
   "  dtls_certificate = \"tls/cert.pem\";\n"
   "  dtls_private_key = \"/etc/cimshub/key.pem\";\n"
   "  cors_origins = [\"*\", \"https://viewer.example\"];\n"
@@ -223,6 +224,7 @@ check_valid_hub (const CimsConfig *config, const char *dir)
   g_assert_cmpuint (config->reconnect_min_ms, ==, 250);
   g_assert_cmpuint (config->reconnect_max_ms, ==, 10000);
   g_assert_cmpuint (config->ingest_latency_ms, ==, 80);
+  g_assert_cmpuint (config->http_idle_timeout_s, ==, 20);
   g_assert_cmpstr (config->dtls_certificate_path, ==, certificate);
   g_assert_cmpstr (config->dtls_private_key_path, ==, "/etc/cimshub/key.pem");
   g_assert_true (g_strv_equal ((const char *const *) config->cors_origins, origins));
@@ -353,7 +355,7 @@ test_config_load_applies_defaults (Fixture *fixture, gconstpointer data)
   const char *optional[] = {
     "  idle_source_stop_s = 45;\n", "  source_connect_timeout_ms = 5000;\n",
     "  reconnect_backoff_ms = [250, 10000];\n", "  ingest_latency_ms = 80;\n",
-    "  dtls_certificate = \"tls/cert.pem\";\n", "  dtls_private_key = \"/etc/cimshub/key.pem\";\n",
+    "  http_idle_timeout_s = 20;\n", "  dtls_certificate = \"tls/cert.pem\";\n", "  dtls_private_key = \"/etc/cimshub/key.pem\";\n",
     "  cors_origins = [\"*\", \"https://viewer.example\"];\n", "  token_audience = \"cims-test\";\n",
     "  default_profile = \"legacy-640\";\n",
   };
@@ -377,6 +379,7 @@ test_config_load_applies_defaults (Fixture *fixture, gconstpointer data)
   g_assert_cmpuint (config->reconnect_min_ms, ==, 500);
   g_assert_cmpuint (config->reconnect_max_ms, ==, 30000);
   g_assert_cmpuint (config->ingest_latency_ms, ==, 50);
+  g_assert_cmpuint (config->http_idle_timeout_s, ==, 60);
   g_assert_null (config->dtls_certificate_path);
   g_assert_null (config->dtls_private_key_path);
   g_assert_nonnull (config->cors_origins);
@@ -556,6 +559,8 @@ static const RejectCase reject_cases[] = {
     "ice_udp_ports", 1, "hub: ice_udp_ports[1] 70000 is out of range (1 to 65535)" },
   { "ice-ports-too-few", "ice_udp_ports = [20000, 20999];", "ice_udp_ports = [20000, 20003];",
     "ice_udp_ports", 1, "hub: ice_udp_ports [20000, 20003] spans 4 ports, fewer than the 10" },
+  { "http-idle-zero", "http_idle_timeout_s = 20;", "http_idle_timeout_s = 0;",
+    "http_idle_timeout_s", 1, "hub: http_idle_timeout_s 0 is out of range (1 to 3600)" },
   { "http-listen-no-port", "http_listen = \"127.0.0.1:8080\";", "http_listen = \"localhost\";",
     "http_listen", 1, "hub: http_listen \"localhost\" is not HOST:PORT" },
   { "http-listen-port-zero", "http_listen = \"127.0.0.1:8080\";", "http_listen = \"127.0.0.1:0\";",
