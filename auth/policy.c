@@ -372,29 +372,6 @@ policy_collect_candidates (const CimsConfig *config, const CimsAuthIdentity *ide
   return candidates;
 }
 
-/* Returns: (transfer full): the distinct incident numbers the candidates
- * are limited to, as "\"A\", \"B\"". */
-static char *
-candidates_describe_numbers (GArray *candidates)
-{
-  g_autoptr(GPtrArray) seen = g_ptr_array_new ();
-  g_autoptr(GString) text = g_string_new (NULL);
-
-  for (guint i = 0; i < candidates->len; i++) {
-    const char *number = g_array_index (candidates, PolicyCandidate, i).incident_number;
-    g_autofree char *quoted = NULL;
-
-    if (number == NULL || g_ptr_array_find_with_equal_func (seen, number, g_str_equal, NULL))
-      continue;
-
-    g_ptr_array_add (seen, (gpointer) number);
-    quoted = cims_auth_quote_for_message (number);
-    g_string_append_printf (text, "%s\"%s\"", text->len > 0 ? ", " : "", quoted);
-  }
-
-  return g_string_free (g_steal_pointer (&text), FALSE);
-}
-
 /* Checks the request's incident number: present, well formed, and equal to
  * the number of each grant or incident limited to one. Candidates whose
  * number differs are removed. Returns FALSE with @decision filled as a
@@ -404,7 +381,7 @@ policy_check_incident_number (const char *number, GArray *candidates,
                               const PolicyContext *context, CimsAuthDecision *decision)
 {
   g_autofree char *quoted = NULL;
-  g_autofree char *expected = NULL;
+  guint n_limited = candidates->len;
 
   if (number == NULL || number[0] == '\0') {
     decision_deny (decision, CIMS_AUTH_RULE_INCIDENT_NUMBER_MISSING,
@@ -424,7 +401,6 @@ policy_check_incident_number (const char *number, GArray *candidates,
     return FALSE;
   }
 
-  expected = candidates_describe_numbers (candidates);
   for (guint i = candidates->len; i > 0; i--) {
     const char *limit = g_array_index (candidates, PolicyCandidate, i - 1).incident_number;
 
@@ -432,12 +408,14 @@ policy_check_incident_number (const char *number, GArray *candidates,
       g_array_remove_index (candidates, i - 1);
   }
 
+  /* The reason never names the expected numbers: a requester who could
+   * read them could copy one and retry. */
   if (candidates->len == 0) {
     decision_deny (decision, CIMS_AUTH_RULE_INCIDENT_NUMBER_INVALID,
-                   g_strdup_printf ("Incident number \"%s\" does not match the grants or "
-                                    "incidents that cover %s's camera %s for %s, which "
-                                    "expect %s.", quoted, context->owner, context->camera_id,
-                                    context->viewer, expected));
+                   g_strdup_printf ("Incident number \"%s\" does not match the number of any of "
+                                    "the %u grants or incidents that cover %s's camera %s for %s; "
+                                    "the camera's owner can tell which number applies.", quoted,
+                                    n_limited, context->owner, context->camera_id, context->viewer));
     return FALSE;
   }
 

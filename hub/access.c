@@ -96,8 +96,12 @@ cims_hub_access_recheck_session (CimsHub *hub, CimsViewerSession *session, CimsA
     return TRUE;
   }
 
-  cims_session_message (session, "no longer allowed (%s): %s", decision.rule_name,
-                        decision.reason ? decision.reason : "allowance ended");
+  if (decision.allowed)
+    cims_session_message (session, "no longer allowed: its token or its allowance under %s ended",
+                          decision.rule_name);
+  else
+    cims_session_message (session, "no longer allowed (%s): %s", decision.rule_name,
+                          decision.reason ? decision.reason : "allowance ended");
   cims_hub_session_end (hub, id, stop_reason_for (hub, session, &decision, trigger, now_us));
   return FALSE;
 }

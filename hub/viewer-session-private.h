@@ -31,6 +31,7 @@ struct _CimsViewerSession {
   char *client;
   char *remote_address;
   char *rule_name;
+  char *end_reason;             /* set once on the main context by close */
   char *grant_id;
   char *incident_id;
   char *incident_number;

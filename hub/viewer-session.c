@@ -92,6 +92,7 @@ cims_viewer_session_unref (CimsViewerSession *session)
   g_free (session->client);
   g_free (session->remote_address);
   g_free (session->rule_name);
+  g_free (session->end_reason);
   g_free (session->grant_id);
   g_free (session->incident_id);
   g_free (session->incident_number);
@@ -546,6 +547,13 @@ teardown_on_media_cb (gpointer user_data)
 
   g_clear_pointer (&session->dtls_timer, g_source_destroy);
 
+  /* A session that ends while the hub gathers its candidates still owes
+   * the viewer's POST an SDP answer or an error. */
+  if (!session->answer_sent)
+    answer_deliver (session, NULL, g_error_new (CIMS_HUB_ERROR, CIMS_HUB_ERROR_SESSION_ENDED,
+                                                "The session ended (%s) before its answer was ready.",
+                                                session->end_reason));
+
   /* close_notify reaches the browser at once. Withdrawing consent and
    * closing the sockets stops media and checks even if it is lost. */
   if (session->ssl != NULL && session->dtls_done)
@@ -574,6 +582,8 @@ cims_viewer_session_close (CimsViewerSession *session, const char *reason)
 {
   if (atomic_exchange (&session->is_closed, 1))
     return;
+
+  session->end_reason = g_strdup (reason);
 
   /* From here no worker sends for this session; the worker's teardown
    * unsubscribes it and closes its agent. */

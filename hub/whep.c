@@ -88,6 +88,14 @@ answer_ready_cb (CimsViewerSession *session, const char *answer, const GError *e
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (request->msg);
   g_autofree char *location = NULL;
 
+  if (g_error_matches (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_SESSION_ENDED)) {
+    cims_session_message (session, "no answer for the viewer: %s", error->message);
+    reply_error_counted (request->hub, request->msg, SOUP_STATUS_FORBIDDEN, "session-ended", error->message);
+    soup_server_message_unpause (request->msg);
+    whep_request_free (request);
+    return;
+  }
+
   if (error != NULL) {
     cims_session_warning (session, "no answer for the viewer: %s", error->message);
     cims_hub_session_end (request->hub, cims_viewer_session_get_id (session), "ice-failed");
@@ -274,6 +282,27 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
   return FALSE;
 }
 
+/* Refuses a token past its expiry. Token checks allow 30 s of clock skew,
+ * but a session's allowance ends at the token's expiry, so such a session
+ * would end before its answer. */
+static gboolean
+check_token_time_left (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
+{
+  g_autoptr (GDateTime) expiry = NULL;
+  g_autofree char *expiry_text = NULL;
+  g_autofree char *reason = NULL;
+
+  if (identity->expires_at_us > g_get_real_time ())
+    return TRUE;
+
+  expiry = g_date_time_new_from_unix_utc (identity->expires_at_us / G_USEC_PER_SEC);
+  expiry_text = g_date_time_format_iso8601 (expiry);
+  reason = g_strdup_printf ("The token expired at %s; a session needs a token that is still valid.",
+                            expiry_text);
+  reply_error_counted (hub, msg, SOUP_STATUS_UNAUTHORIZED, "token-expired", reason);
+  return FALSE;
+}
+
 static gboolean
 check_content_type (CimsHub *hub, SoupServerMessage *msg)
 {
@@ -364,6 +393,8 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
     reply_forbidden (hub, msg, &decision);
     return;
   }
+  if (!check_token_time_left (hub, msg, identity))
+    return;
 
   offer = parse_offer (hub, msg);
   if (offer == NULL)

@@ -86,6 +86,7 @@ typedef struct {
   const char *grant_id;
   const char *incident_id;
   const char *reason_part;      /* text the reason contains besides the camera id, or NULL */
+  const char *reason_absent;    /* text the reason must not contain, or NULL */
 } PolicyCase;
 
 /* Rows start from these defaults and override some fields, which the
@@ -398,7 +399,7 @@ static const PolicyCase policy_cases[] = {
     .jurisdiction = "chelsea", .permissions = "view", .camera_id = "bos-0001",
     .grants = { GRANT_BOS_CHL (.incident_number = NUMBER) }, .incident_number = OTHER_NUMBER,
     DENIED (INCIDENT_NUMBER_INVALID, "incident-number-invalid"),
-    .reason_part = "expect \"" NUMBER "\"" },
+    .reason_part = "does not match", .reason_absent = NUMBER },
   { .path = "number/compares-case-sensitively",
     .jurisdiction = "chelsea", .permissions = "view", .camera_id = "bos-0001",
     .grants = { GRANT_BOS_CHL (.incident_number = NUMBER) }, .incident_number = "bpd-2025-0001",
@@ -411,13 +412,13 @@ static const PolicyCase policy_cases[] = {
     .jurisdiction = "chelsea", .permissions = "view", .camera_id = "bos-0001",
     .incidents = { INCIDENT_BOS () }, .incident_number = OTHER_NUMBER,
     DENIED (INCIDENT_NUMBER_INVALID, "incident-number-invalid"),
-    .reason_part = "expect \"" NUMBER "\"" },
-  { .path = "number/names-every-expected-number",
+    .reason_part = "does not match", .reason_absent = NUMBER },
+  { .path = "number/hides-every-expected-number",
     .jurisdiction = "chelsea", .permissions = "view", .camera_id = "bos-0001",
     .grants = { GRANT_BOS_CHL (.incident_number = OTHER_NUMBER) },
     .incidents = { INCIDENT_BOS () }, .incident_number = "BPD-2025-0003",
     DENIED (INCIDENT_NUMBER_INVALID, "incident-number-invalid"),
-    .reason_part = "expect \"" OTHER_NUMBER "\", \"" NUMBER "\"" },
+    .reason_part = "any of the 2 grants or incidents", .reason_absent = NUMBER },
   { .path = "number/mismatch-leaves-unlimited-grant",
     .jurisdiction = "chelsea", .permissions = "view", .camera_id = "bos-0001",
     .grants = { GRANT_BOS_CHL (.id = "g-2", .incident_number = NUMBER),
@@ -628,6 +629,8 @@ test_policy_decides_case (gconstpointer data)
   g_assert_nonnull (strstr (decision.reason, row->camera_id));
   if (row->reason_part != NULL)
     g_assert_nonnull (strstr (decision.reason, row->reason_part));
+  if (row->reason_absent != NULL)
+    g_assert_null (strstr (decision.reason, row->reason_absent));
 
   if (!row->allowed) {
     assert_allowances_empty_when_denied (&decision);

@@ -365,6 +365,22 @@ def test_denied_leaves_nothing(rig, tokens):
     rig.record("denied-leaves-nothing", not problems, "; ".join(problems) or "403, no session, no media")
 
 
+def test_token_just_expired(rig):
+    """A token past its expiry but inside the 30 s clock-skew allowance of
+    token checks gets an answer at once, not a session that ends before it
+    is answered."""
+    token = rig.token("boston", "boston-late", ttl=1)
+    time.sleep(2.5)
+    started = time.monotonic()
+    viewer = rig.viewer("boston-late", token, "bos-0002", expect_status=401)
+    viewer.wait_result(timeout_s=10)
+    elapsed = time.monotonic() - started
+    answered = viewer.proc.returncode == 0
+    rig.record("token-just-expired", answered and elapsed < 8,
+               f"401 after {elapsed:.1f} s" if answered else
+               f"no 401 within {elapsed:.1f} s (viewer exit {viewer.proc.returncode})")
+
+
 def test_audit_before_media(rig, tokens, revoked_result):
     if revoked_result is None or not revoked_result.get("session_url"):
         rig.record("audit-start-before-media", False, "no session from the revocation case to check")
@@ -488,6 +504,7 @@ def main():
         test_incident_end(rig, tokens)
         test_cross_authority(rig, tokens)
         test_denied_leaves_nothing(rig, tokens)
+        test_token_just_expired(rig)
         test_audit_before_media(rig, tokens, revoked)
         test_read_only_log(rig, tokens)
         test_crash_recovery(rig, tokens)
