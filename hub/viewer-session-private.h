@@ -58,6 +58,7 @@ struct _CimsViewerSession {
   gsize fingerprint_size;
   srtp_t srtp_in;
   GSource *dtls_timer;
+  GSource *connect_timer;       /* ends the session unless DTLS completes in time */
   GPtrArray *remote_candidates;
   char *remote_ufrag;
   char *remote_pwd;

@@ -8,6 +8,11 @@
 
 #include <openssl/rand.h>
 
+/* How long a viewer has, from the start of negotiation, to complete ICE and
+ * DTLS. Between reachable candidates both usually take under a second on a
+ * LAN. */
+#define CONNECT_TIMEOUT_MS 15000
+
 /* ---- identity and lifetime --------------------------------------------- */
 
 static char *
@@ -425,6 +430,37 @@ agent_configure (CimsViewerSession *session)
   }
 }
 
+/* Ends a session whose viewer never completed ICE and DTLS. libnice fails
+ * a stream whose candidates cannot be reached, but one with no usable
+ * candidate at all would wait for ever, holding an ICE port and counting
+ * as a live session. */
+static gboolean
+connect_timeout_cb (gpointer user_data)
+{
+  CimsViewerSession *session = user_data;
+
+  session->connect_timer = NULL;
+  if (session->dtls_done || atomic_load (&session->is_closed))
+    return G_SOURCE_REMOVE;
+
+  CIMS_METRIC_ADD (session->hub, ice_failures, 1);
+  cims_session_message (session, "no ICE and DTLS connection within %d s of the offer, which named %u "
+                        "candidates; ending the session", CONNECT_TIMEOUT_MS / 1000,
+                        session->remote_candidates ? session->remote_candidates->len : 0);
+  cims_viewer_session_fail (session, "ice-failed");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+connect_timer_start (CimsViewerSession *session)
+{
+  session->connect_timer = g_timeout_source_new (CONNECT_TIMEOUT_MS);
+  g_source_set_callback (session->connect_timer, connect_timeout_cb, session, NULL);
+  g_source_attach (session->connect_timer, session->context);
+  /* The context holds the only reference; the field is cleared before it ends. */
+  g_source_unref (session->connect_timer);
+}
+
 static gboolean
 negotiate_on_media_cb (gpointer user_data)
 {
@@ -454,6 +490,7 @@ negotiate_on_media_cb (gpointer user_data)
 
   if (session->role == CIMS_DTLS_SETUP_PASSIVE)
     cims_viewer_session_dtls_start (session);
+  connect_timer_start (session);
 
   if (!nice_agent_gather_candidates (session->agent, session->stream_id))
     answer_deliver (session, NULL, g_error_new (CIMS_HUB_ERROR, CIMS_HUB_ERROR_ICE,
@@ -546,6 +583,7 @@ teardown_on_media_cb (gpointer user_data)
   CimsViewerSession *session = user_data;
 
   g_clear_pointer (&session->dtls_timer, g_source_destroy);
+  g_clear_pointer (&session->connect_timer, g_source_destroy);
 
   /* A session that ends while the hub gathers its candidates still owes
    * the viewer's POST an SDP answer or an error. */

@@ -284,7 +284,7 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
 
 /* Refuses a token past its expiry. Token checks allow 30 s of clock skew,
  * but a session's allowance ends at the token's expiry, so such a session
- * would end before its answer. */
+ * would end before its SDP answer. */
 static gboolean
 check_token_time_left (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
 {

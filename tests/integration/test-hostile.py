@@ -277,6 +277,25 @@ def test_silent_connections(rig):
         " with http_idle_timeout_s = 2")
 
 
+def test_offer_without_candidates(rig):
+    """An offer whose viewer never completes ICE (here: no candidate at all)
+    gets a session that ends on its own, releasing its ICE port."""
+    status, headers, _ = rig.post_offer("bos-0002")
+    location = headers.get("Location", "")
+    session_id = location.rsplit("/", 1)[-1]
+    started = time.monotonic()
+    ended_after = None
+    while status == 201 and time.monotonic() - started < 30:
+        if request("GET", f"{rig.base_url}/api/v1/sessions/{session_id}",
+                   headers={"Authorization": "Bearer " + rig.token})[0] == 404:
+            ended_after = time.monotonic() - started
+            break
+        time.sleep(0.5)
+    ok = status == 201 and ended_after is not None and 10 <= ended_after <= 25 and rig.alive()
+    rig.record("offer-without-candidates", ok, f"POST {status}, session ended after " +
+               (f"{ended_after:.1f} s" if ended_after is not None else "more than 30 s"))
+
+
 def create_and_delete(rig, camera, connection=None):
     """POSTs an offer and DELETEs the session, on @connection (which
     reconnects when the hub closes it after a response) or on new
@@ -411,6 +430,7 @@ def main():
         test_rate_limit(rig)
         test_closed_connections(rig)
         test_silent_connections(rig)
+        test_offer_without_candidates(rig)
         test_create_delete_cycles(rig)
         test_concurrent_flood(rig)
         test_stray_udp(rig)
