@@ -4,6 +4,13 @@
  * owners and sharing partners can be checked against them. */
 #include "config/config-private.h"
 
+static const char *const camera_settings[] = {
+  "id", "jurisdiction", "location", "brand_model", "installed", "source", "source_username",
+  "source_password", "has_audio", "shared_with", "restricted", "out_of_service", NULL,
+};
+
+static const char *const period_settings[] = { "from", "to", NULL };
+
 /* Reports unless @id names a jurisdiction that takes part in the camera
  * network. @role names the setting that named it, for the message. */
 static gboolean
@@ -90,6 +97,8 @@ period_parse (CimsConfigLoader *loader, const config_setting_t *group,
   const char *to = cims_config_read_string (loader, group, "to", subject, TRUE);
   gboolean is_valid = from != NULL && to != NULL;
 
+  cims_config_check_members (loader, group, subject, period_settings);
+
   if (from != NULL && !cims_config_parse_time_bound (from, FALSE, &period->from_us))
     {
       cims_config_loader_report_member (loader, group, "from", subject,
@@ -166,6 +175,7 @@ camera_read_fields (CimsConfigLoader *loader, const config_setting_t *entry,
   camera->shared_with = cims_config_read_strv (loader, entry, "shared_with", subject, FALSE);
   camera->restricted = cims_config_read_bool (loader, entry, "restricted", subject, FALSE, FALSE);
   camera->out_of_service = camera_read_out_of_service (loader, entry, subject);
+  cims_config_check_members (loader, entry, subject, camera_settings);
 }
 
 static CimsConfigCamera *

@@ -21,6 +21,14 @@
 #define HUB_MAX_HTTP_IDLE_S 3600
 #define HUB_MAX_WORKERS 64
 
+static const char *const hub_settings[] = {
+  "http_listen", "ice_udp_ports", "public_addresses", "state_dir", "idle_source_stop_s",
+  "source_connect_timeout_ms", "reconnect_backoff_ms", "ingest_latency_ms", "incident_max_s",
+  "whep_rate_per_client", "whep_rate_total", "max_sessions_per_user", "max_sessions_per_camera",
+  "media_workers", "http_idle_timeout_s", "dtls_certificate", "dtls_private_key", "cors_origins",
+  "token_audience", "default_profile", "regional_auditors", NULL,
+};
+
 static void
 hub_read_http_listen (CimsConfigLoader *loader, const config_setting_t *hub)
 {
@@ -267,4 +275,5 @@ cims_config_parse_hub (CimsConfigLoader *loader, const config_setting_t *root)
   hub_read_cors_origins (loader, hub);
   hub_read_names (loader, hub);
   hub_read_regional_auditors (loader, hub);
+  cims_config_check_members (loader, hub, HUB_SUBJECT, hub_settings);
 }

@@ -4,6 +4,12 @@
  * so a token maps to exactly one party. */
 #include "config/config-private.h"
 
+static const char *const jurisdiction_settings[] = {
+  "id", "name", "participates", "token_issuer", "token_key", NULL,
+};
+
+static const char *const agency_settings[] = { "id", "name", "token_issuer", "token_key", NULL };
+
 /* Records @issuer as belonging to @subject, or reports that an earlier
  * jurisdiction or agency already uses it. */
 static void
@@ -35,6 +41,7 @@ jurisdiction_parse (CimsConfigLoader *loader, const config_setting_t *entry, con
   jurisdiction->participates = cims_config_read_bool (loader, entry, "participates", subject, TRUE, FALSE);
   jurisdiction->token_issuer = g_strdup (cims_config_read_string (loader, entry, "token_issuer", subject, TRUE));
   jurisdiction->token_key_path = cims_config_read_path (loader, entry, "token_key", subject, TRUE);
+  cims_config_check_members (loader, entry, subject, jurisdiction_settings);
 
   if (jurisdiction->token_issuer != NULL)
     issuer_claim (loader, entry, jurisdiction->token_issuer, subject);
@@ -93,6 +100,7 @@ agency_parse (CimsConfigLoader *loader, const config_setting_t *entry, const cha
   agency->name = g_strdup (cims_config_read_string (loader, entry, "name", subject, TRUE));
   agency->token_issuer = g_strdup (cims_config_read_string (loader, entry, "token_issuer", subject, TRUE));
   agency->token_key_path = cims_config_read_path (loader, entry, "token_key", subject, TRUE);
+  cims_config_check_members (loader, entry, subject, agency_settings);
 
   if (agency->id != NULL)
     agency_check_id_is_free (loader, entry, agency->id, subject);

@@ -55,6 +55,10 @@ config_parse_text (config_t *document, CimsConfigLoader *loader,
   return FALSE;
 }
 
+static const char *const root_settings[] = {
+  "hub", "jurisdictions", "agencies", "cameras", "viewer_profiles", NULL,
+};
+
 /* Runs the section parsers in dependency order: cameras need jurisdictions,
  * and the hub's default_profile needs the profiles. */
 static void
@@ -65,6 +69,7 @@ config_parse_sections (CimsConfigLoader *loader, const config_setting_t *root)
   cims_config_parse_profiles (loader, root);
   cims_config_parse_cameras (loader, root);
   cims_config_parse_hub (loader, root);
+  cims_config_check_members (loader, root, NULL, root_settings);
 }
 
 /**

@@ -73,6 +73,12 @@ config_setting_t *cims_config_read_list (CimsConfigLoader *loader, const config_
 char *cims_config_read_path (CimsConfigLoader *loader, const config_setting_t *group,
                              const char *name, const char *subject, gboolean required);
 
+/* Reports each member of @group whose name is not in @known (NULL-ended),
+ * naming the closest known name when it is one or two letters away, so a
+ * misspelt setting such as `restriced` cannot go unnoticed. */
+void cims_config_check_members (CimsConfigLoader *loader, const config_setting_t *group,
+                                const char *subject, const char *const *known);
+
 /* config-values.c: checks of single values, free of libconfig. */
 gboolean cims_config_parse_date (const char *text, gint64 *midnight_us);
 gboolean cims_config_parse_time_bound (const char *text, gboolean is_end, gint64 *time_us);

@@ -12,6 +12,10 @@
 #define PROFILE_MAX_FPS 240
 #define PROFILE_MAX_KBPS 100000
 
+static const char *const profile_settings[] = {
+  "name", "codecs", "h264_profiles", "max_width", "max_height", "max_fps", "max_kbps", NULL,
+};
+
 static const char *const supported_codecs[] = { "h264", "h265", "vp8", NULL };
 
 static void
@@ -106,6 +110,7 @@ profile_parse (CimsConfigLoader *loader, const config_setting_t *entry, const ch
   profile->codecs = cims_config_read_strv (loader, entry, "codecs", subject, TRUE);
   profile->h264_profiles = cims_config_read_strv (loader, entry, "h264_profiles", subject, FALSE);
   profile_read_limits (loader, entry, profile, subject);
+  cims_config_check_members (loader, entry, subject, profile_settings);
 
   if (profile->codecs != NULL)
     profile_check_codecs (loader, entry, profile, subject);

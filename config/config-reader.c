@@ -550,3 +550,74 @@ cims_config_read_id (CimsConfigLoader *loader, const config_setting_t *entry,
 
   return id;
 }
+
+/* Levenshtein distance between two setting names, capped at 3 since only
+ * closer names are worth suggesting. */
+static guint
+name_distance (const char *a, const char *b)
+{
+  gsize len_a = strlen (a);
+  gsize len_b = strlen (b);
+  g_autofree guint *row = NULL;
+
+  if (len_a > 64 || len_b > 64 || (len_a > len_b ? len_a - len_b : len_b - len_a) > 2)
+    return 3;
+
+  row = g_new (guint, len_b + 1);
+  for (gsize j = 0; j <= len_b; j++)
+    row[j] = (guint) j;
+
+  for (gsize i = 1; i <= len_a; i++) {
+    guint diagonal = row[0];
+
+    row[0] = (guint) i;
+    for (gsize j = 1; j <= len_b; j++) {
+      guint above = row[j];
+      guint cost = a[i - 1] == b[j - 1] ? 0 : 1;
+
+      row[j] = MIN (MIN (row[j] + 1, row[j - 1] + 1), diagonal + cost);
+      diagonal = above;
+    }
+  }
+
+  return MIN (row[len_b], 3);
+}
+
+static const char *
+closest_known_name (const char *name, const char *const *known)
+{
+  const char *closest = NULL;
+  guint best = 3;
+
+  for (guint i = 0; known[i] != NULL; i++) {
+    guint distance = name_distance (name, known[i]);
+
+    if (distance < best) {
+      best = distance;
+      closest = known[i];
+    }
+  }
+
+  return closest;
+}
+
+void
+cims_config_check_members (CimsConfigLoader *loader, const config_setting_t *group,
+                           const char *subject, const char *const *known)
+{
+  for (int i = 0; i < config_setting_length (group); i++) {
+    const config_setting_t *member = config_setting_get_elem (group, (unsigned int) i);
+    const char *name = config_setting_name (member);
+    const char *closest;
+
+    if (name == NULL || g_strv_contains (known, name))
+      continue;
+
+    closest = closest_known_name (name, known);
+    if (closest != NULL)
+      cims_config_loader_report (loader, member, subject, "unknown setting \"%s\"; did you mean \"%s\"?",
+                                 name, closest);
+    else
+      cims_config_loader_report (loader, member, subject, "unknown setting \"%s\"", name);
+  }
+}

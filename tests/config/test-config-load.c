@@ -25,7 +25,6 @@ static const char base_config[] =
   "  cors_origins = [\"*\", \"https://viewer.example\"];\n"
   "  token_audience = \"cims-test\";\n"
   "  default_profile = \"legacy-640\";\n"
-  "  future_setting = \"ignored\";\n"
   "};\n"
   "jurisdictions = (\n"
   "  { id = \"boston\"; name = \"Boston\"; participates = true;\n"
@@ -561,6 +560,25 @@ static const RejectCase reject_cases[] = {
     "ice_udp_ports", 1, "hub: ice_udp_ports [20000, 20003] spans 4 ports, fewer than the 10" },
   { "http-idle-zero", "http_idle_timeout_s = 20;", "http_idle_timeout_s = 0;",
     "http_idle_timeout_s", 1, "hub: http_idle_timeout_s 0 is out of range (1 to 3600)" },
+  /* Unknown settings, so that a misspelt one cannot go unnoticed. */
+  { "unknown-camera-setting-suggests", "restricted = true;", "restriced = true;",
+    "restriced", 1, "camera \"bos-0001\": unknown setting \"restriced\"; did you mean \"restricted\"?" },
+  { "unknown-hub-setting", "  token_audience = \"cims-test\";\n",
+    "  token_audience = \"cims-test\";\n  future_setting = 1;\n",
+    "future_setting", 1, "hub: unknown setting \"future_setting\"" },
+  { "unknown-period-setting", "{ from = \"2024-01-10\"; to = \"2024-02-01\"; }",
+    "{ from = \"2024-01-10\"; to = \"2024-02-01\"; reason = \"x\"; }",
+    "reason", 1, "camera \"bos-0001\": unknown setting \"reason\"" },
+  { "unknown-jurisdiction-setting", "name = \"Chelsea\"; participates = true;",
+    "name = \"Chelsea\"; participates = true; partcipates = true;",
+    "partcipates", 1, "jurisdiction \"chelsea\": unknown setting \"partcipates\"; did you mean" },
+  { "unknown-agency-setting", "{ id = \"state-police\"; name = \"State Police\";",
+    "{ id = \"state-police\"; name = \"State Police\"; nmae = \"x\";",
+    "nmae", 1, "agency \"state-police\": unknown setting \"nmae\"; did you mean \"name\"?" },
+  { "unknown-profile-setting", "max_fps = 15; max_kbps = 800;", "max_fps = 15; max_kbps = 800; max_bps = 1;",
+    "max_bps", 1, "viewer profile \"legacy-640\": unknown setting \"max_bps\"; did you mean" },
+  { "unknown-top-level-setting", "viewer_profiles = (\n", "camera = ();\nviewer_profiles = (\n",
+    "camera = ()", 1, "unknown setting \"camera\"; did you mean \"cameras\"?" },
   { "http-listen-no-port", "http_listen = \"127.0.0.1:8080\";", "http_listen = \"localhost\";",
     "http_listen", 1, "hub: http_listen \"localhost\" is not HOST:PORT" },
   { "http-listen-port-zero", "http_listen = \"127.0.0.1:8080\";", "http_listen = \"127.0.0.1:0\";",
