@@ -416,6 +416,39 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   cims_source_when_ready (source, source_ready_cb, request);
 }
 
+/* Lets only the viewer who opened a session end it through its WHEP URL,
+ * with the Bearer token of the same person. Session ids appear in logs,
+ * audit records and the admin API, and an auditor who can read them must
+ * not be able to end sessions. Administrators end sessions through the
+ * admin API, which records who did it. */
+static gboolean
+check_session_owner (CimsHub *hub, SoupServerMessage *msg, const char *session_id)
+{
+  g_autoptr (CimsAuthIdentity) identity = cims_http_authenticate (hub, msg);
+  CimsViewerSession *session;
+  const CimsAuthIdentity *owner;
+
+  if (identity == NULL)
+    return FALSE;
+
+  session = g_hash_table_lookup (hub->sessions, session_id);
+  if (session == NULL) {
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "unknown-session", "No such WHEP session.");
+    return FALSE;
+  }
+
+  owner = cims_viewer_session_get_identity (session);
+  if (g_str_equal (owner->issuer, identity->issuer) && g_str_equal (owner->subject, identity->subject))
+    return TRUE;
+
+  cims_session_message (session, "%s of %s may not end another viewer's session; refused",
+                        identity->subject, identity->jurisdiction);
+  cims_http_reply_error (msg, SOUP_STATUS_FORBIDDEN, "not-session-owner",
+                         "Only the viewer who opened this WHEP session may end it here; an "
+                         "administrator can end it with DELETE /api/v1/sessions/ID.");
+  return FALSE;
+}
+
 static void
 handle_session (CimsHub *hub, SoupServerMessage *msg, const char *session_id)
 {
@@ -436,11 +469,10 @@ handle_session (CimsHub *hub, SoupServerMessage *msg, const char *session_id)
     return;
   }
 
-  if (!cims_hub_session_end (hub, session_id, "viewer-left")) {
-    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "unknown-session", "No such WHEP session.");
+  if (!check_session_owner (hub, msg, session_id))
     return;
-  }
 
+  cims_hub_session_end (hub, session_id, "viewer-left");
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
 }
 

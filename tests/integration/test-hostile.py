@@ -296,6 +296,26 @@ def test_offer_without_candidates(rig):
                (f"{ended_after:.1f} s" if ended_after is not None else "more than 30 s"))
 
 
+def test_delete_needs_owner(rig):
+    """Only the viewer who opened a WHEP session ends it through its URL."""
+    other = run_checked([rig.args.cimshubctl, "token", "mint", "--key", rig.keys[0],
+                         "--issuer", "https://idp.boston.test", "--subject", "bos-other",
+                         "--name", "Other", "--jurisdiction", "boston", "--permissions", "view",
+                         "--roles", "auditor"], "token mint").strip()
+    status, headers, _ = rig.post_offer("bos-0002")
+    url = rig.base_url + headers.get("Location", "/whep/sessions/none")
+    statuses = {
+        "no token": request("DELETE", url)[0],
+        "bad token": request("DELETE", url, headers={"Authorization": "Bearer not-a-token"})[0],
+        "another person": request("DELETE", url, headers={"Authorization": "Bearer " + other})[0],
+        "owner": request("DELETE", url, headers={"Authorization": "Bearer " + rig.token})[0],
+        "owner again": request("DELETE", url, headers={"Authorization": "Bearer " + rig.token})[0],
+    }
+    expected = {"no token": 401, "bad token": 401, "another person": 403, "owner": 200, "owner again": 404}
+    rig.record("delete-needs-owner", status == 201 and statuses == expected and rig.alive(),
+               f"POST {status}, DELETE statuses {statuses}")
+
+
 def create_and_delete(rig, camera, connection=None):
     """POSTs an offer and DELETEs the session, on @connection (which
     reconnects when the hub closes it after a response) or on new
@@ -305,7 +325,8 @@ def create_and_delete(rig, camera, connection=None):
         location = headers.get("Location")
         if status != 201:
             return status
-        return request("DELETE", rig.base_url + location)[0] if location else -1
+        return request("DELETE", rig.base_url + location,
+                       headers={"Authorization": "Bearer " + rig.token})[0] if location else -1
 
     connection.request("POST", f"/whep/cameras/{camera}", VALID_OFFER,
                        {"Content-Type": "application/sdp", "Authorization": "Bearer " + rig.token})
@@ -314,7 +335,7 @@ def create_and_delete(rig, camera, connection=None):
     location = response.getheader("Location")
     if response.status != 201 or location is None:
         return response.status
-    connection.request("DELETE", location)
+    connection.request("DELETE", location, headers={"Authorization": "Bearer " + rig.token})
     response = connection.getresponse()
     response.read()
     return response.status
@@ -431,6 +452,7 @@ def main():
         test_closed_connections(rig)
         test_silent_connections(rig)
         test_offer_without_candidates(rig)
+        test_delete_needs_owner(rig)
         test_create_delete_cycles(rig)
         test_concurrent_flood(rig)
         test_stray_udp(rig)
