@@ -129,9 +129,7 @@ chain_fail (guint64 sequence, guint64 *first_bad_sequence, GError **error, const
   va_end (args);
 
   *first_bad_sequence = sequence;
-  g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CHAIN_BROKEN,
-               "Audit log verification failed at record %" G_GUINT64_FORMAT ": %s", sequence,
-               detail);
+  g_set_error_literal (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CHAIN_BROKEN, detail);
   return FALSE;
 }
 

@@ -188,7 +188,7 @@ cims_hub_access_grant_revoke (CimsHub *hub, const CimsAuthIdentity *actor, const
 
   cims_hub_audit_grant (hub, "grant-revoked", actor, updated, NULL);
   *n_ended = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_GRANT_REVOKED);
-  g_message ("grant %s revoked by %s (%s); %u sessions ended", grant_id, actor->subject,
+  g_message ("grant %s revoked by %s (%s); sessions ended: %u", grant_id, actor->subject,
              actor->jurisdiction, *n_ended);
   return TRUE;
 }
@@ -231,7 +231,7 @@ cims_hub_access_incident_end (CimsHub *hub, const CimsAuthIdentity *actor, const
 
   cims_hub_audit_incident (hub, "incident-ended", actor, updated, NULL);
   *n_ended = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_INCIDENT_ENDED);
-  g_message ("major incident %s ended by %s (%s); %u sessions ended", incident_id, actor->subject,
+  g_message ("major incident %s ended by %s (%s); sessions ended: %u", incident_id, actor->subject,
              actor->jurisdiction, *n_ended);
   return TRUE;
 }

@@ -48,7 +48,7 @@ check_config (const char *path)
     return EXIT_FAILURE;
   }
 
-  printf ("%s: OK (%u jurisdictions, %u agencies, %u cameras, %u viewer profiles)\n", path,
+  printf ("%s: OK (jurisdictions: %u, agencies: %u, cameras: %u, viewer profiles: %u)\n", path,
           config->jurisdictions->len, config->agencies->len, config->cameras->len,
           config->profiles->len);
   return EXIT_SUCCESS;

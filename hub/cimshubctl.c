@@ -282,7 +282,7 @@ command_check_config_run (int argc, char **argv)
     return CTL_EXIT_FAILED;
   }
 
-  printf ("%s: OK (%u jurisdictions, %u agencies, %u cameras, %u profiles)\n", argv[1],
+  printf ("%s: OK (jurisdictions: %u, agencies: %u, cameras: %u, viewer profiles: %u)\n", argv[1],
           config->jurisdictions->len, config->agencies->len,
           config->cameras->len, config->profiles->len);
 

@@ -29,7 +29,8 @@ cims_http_reply_error (SoupServerMessage *msg, guint status, const char *code, c
   json_generator_set_root (generator, root);
   body = json_generator_to_data (generator, NULL);
 
-  soup_server_message_set_status (msg, status, NULL);
+  /* libsoup 3.2 has no reason phrase for 429 and would send "Unknown Error". */
+  soup_server_message_set_status (msg, status, status == 429 ? "Too Many Requests" : NULL);
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, strlen (body));
 }
 

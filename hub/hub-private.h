@@ -228,10 +228,16 @@ typedef enum {
   CIMS_NEGOTIATION_TRANSCODE,   /* a shared transcode for (camera, profile) */
 } CimsNegotiationMode;
 
+/* Returns the H.264 profile-level-id of a camera's fmtp: its
+ * profile-level-id parameter, or else the profile_idc, constraint flags and
+ * level_idc of the first SPS in sprop-parameter-sets, which many cameras
+ * send alone. 0 when neither is there. Pure; any thread. */
+guint32 cims_h264_profile_level_id_from_fmtp (const char *fmtp);
+
 /* The camera's video as far as the hub has seen it when a viewer requests it. */
 typedef struct {
   CimsCodec codec;
-  guint32 h264_profile_level_id; /* from the camera's fmtp; 0 when unknown */
+  guint32 h264_profile_level_id; /* from the camera's fmtp or SPS; 0 when unknown */
   guint width;                  /* 0 when unknown */
   guint height;                 /* 0 when unknown */
   guint fps;                    /* 0 when unknown */

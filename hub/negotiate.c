@@ -257,7 +257,10 @@ negotiation_set_relay (CimsNegotiation *negotiation, const CimsCameraVideo *vide
   negotiation->output_fps = video->fps;
   negotiation->output_kbps = 0;
 
-  if (video->codec == CIMS_CODEC_H264)
+  if (video->codec == CIMS_CODEC_H264 && video->h264_profile_level_id == 0)
+    negotiation_set_reason (negotiation, "relaying the camera's H.264 (profile-level-id unknown: its SDP "
+                            "has neither profile-level-id nor an SPS) on payload type %u", entry->payload_type);
+  else if (video->codec == CIMS_CODEC_H264)
     negotiation_set_reason (negotiation, "relaying the camera's H.264 (profile-level-id %06x) on payload type %u",
                             video->h264_profile_level_id, entry->payload_type);
   else
@@ -375,4 +378,57 @@ cims_negotiation_decide (const CimsSdpOffer *offer, const CimsCameraVideo *video
     }
 
   negotiation_set_none (negotiation, offer, video, profile);
+}
+
+/* Returns the value of fmtp parameter @name as a new string, or NULL. */
+static char *
+fmtp_parameter (const char *fmtp, const char *name)
+{
+  g_auto (GStrv) parameters = g_strsplit (fmtp, ";", -1);
+  gsize name_len = strlen (name);
+
+  for (guint i = 0; parameters[i] != NULL; i++) {
+    const char *parameter = g_strstrip (parameters[i]);
+
+    if (g_ascii_strncasecmp (parameter, name, name_len) == 0 && parameter[name_len] == '=')
+      return g_strdup (parameter + name_len + 1);
+  }
+
+  return NULL;
+}
+
+/* The three bytes after an SPS's NAL header are profile_idc, the
+ * constraint flags and level_idc, which is what profile-level-id holds. */
+static guint32
+profile_level_id_from_sprop (const char *sprop)
+{
+  g_auto (GStrv) sets = g_strsplit (sprop, ",", -1);
+
+  for (guint i = 0; sets[i] != NULL; i++) {
+    gsize size = 0;
+    g_autofree guchar *nal = g_base64_decode (sets[i], &size);
+
+    if (size >= 4 && (nal[0] & 0x1f) == 7)
+      return ((guint32) nal[1] << 16) | ((guint32) nal[2] << 8) | nal[3];
+  }
+
+  return 0;
+}
+
+guint32
+cims_h264_profile_level_id_from_fmtp (const char *fmtp)
+{
+  g_autofree char *profile_level_id = NULL;
+  g_autofree char *sprop = NULL;
+
+  if (fmtp == NULL)
+    return 0;
+
+  profile_level_id = fmtp_parameter (fmtp, "profile-level-id");
+  if (profile_level_id != NULL && strlen (profile_level_id) == 6 &&
+      strspn (profile_level_id, "0123456789abcdefABCDEF") == 6)
+    return (guint32) g_ascii_strtoull (profile_level_id, NULL, 16);
+
+  sprop = fmtp_parameter (fmtp, "sprop-parameter-sets");
+  return sprop != NULL ? profile_level_id_from_sprop (sprop) : 0;
 }

@@ -59,7 +59,7 @@ cims_hub_reload (CimsHub *hub, GError **error)
   cims_hub_audit_event (hub, "config-loaded", NULL, "reload", details);
 
   n_ended = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_CONFIG_RELOADED);
-  g_message ("configuration %s reloaded: %u cameras; %u sessions no longer allowed were ended",
+  g_message ("configuration %s reloaded: cameras: %u; sessions no longer allowed, ended: %u",
              hub->config->path, hub->config->cameras->len, n_ended);
   return TRUE;
 }

@@ -66,17 +66,6 @@ static void transcode_stop (CimsSource *source);
 
 /* ---- format and readiness ------------------------------------------------ */
 
-static guint32
-profile_level_id_from_fmtp (const char *fmtp)
-{
-  const char *found = fmtp ? strstr (fmtp, "profile-level-id=") : NULL;
-
-  if (found == NULL)
-    return 0;
-
-  return (guint32) g_ascii_strtoull (found + strlen ("profile-level-id="), NULL, 16);
-}
-
 static void
 waiters_notify (CimsSource *source, const GError *error)
 {
@@ -163,7 +152,7 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
   source_size_from_parameter_sets (source, parameter_sets);
   g_free (source->fmtp);
   source->fmtp = g_strdup (fmtp);
-  source->profile_level_id = profile_level_id_from_fmtp (fmtp);
+  source->profile_level_id = cims_h264_profile_level_id_from_fmtp (fmtp);
   source->epoch = epoch;
   source->has_format = TRUE;
   atomic_fetch_add (&source->format_generation, 1);

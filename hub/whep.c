@@ -351,8 +351,21 @@ parse_offer (CimsHub *hub, SoupServerMessage *msg)
   }
 
   offer = cims_sdp_offer_parse (data ? data : "", size, &error);
-  if (offer == NULL)
+  if (offer == NULL) {
     reply_error_counted (hub, msg, SOUP_STATUS_BAD_REQUEST, "invalid-offer", error->message);
+    return NULL;
+  }
+
+  /* A viewer that will not receive video would get a session, an audit
+   * record and an ICE port for nothing. */
+  if (!offer->video_is_recvonly_or_sendrecv) {
+    reply_error_counted (hub, msg, SOUP_STATUS_BAD_REQUEST, "invalid-offer",
+                         "The offer's video is sendonly or inactive; a WHEP viewer must offer to "
+                         "receive video (recvonly or sendrecv).");
+    cims_sdp_offer_free (offer);
+    return NULL;
+  }
+
   return offer;
 }
 

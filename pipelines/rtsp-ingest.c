@@ -540,21 +540,50 @@ rtspsrc_pad_removed_cb (GstElement *rtspsrc, GstPad *pad, gpointer user_data)
 
 /* ---- bus ----------------------------------------------------------------- */
 
-/* Returns (transfer full) "<element>: <error text>" for an ERROR or WARNING. */
+/* Returns the last line of a GStreamer debug string, where rtspsrc puts the
+ * camera's own words ("Service Unavailable (503)"), or NULL when there is
+ * none or it contains a URL, which may carry the camera's credentials. */
+static const gchar *
+debug_cause (const gchar *debug)
+{
+  const gchar *last_line;
+
+  if (debug == NULL)
+    return NULL;
+
+  last_line = strrchr (debug, '\n');
+  last_line = last_line != NULL ? last_line + 1 : NULL;
+  if (last_line == NULL || last_line[0] == '\0' || strstr (last_line, "://") != NULL)
+    return NULL;
+
+  return last_line;
+}
+
+/* Returns (transfer full) "<element>: <error text> (<cause>)" for an ERROR
+ * or WARNING, or "<element>: <cause>" when the cause begins with the text. */
 static gchar *
 bus_message_describe (GstMessage *message)
 {
   g_autoptr(GError) error = NULL;
+  g_autofree gchar *debug = NULL;
+  const gchar *cause;
 
   if (GST_MESSAGE_TYPE (message) == GST_MESSAGE_ERROR)
-    gst_message_parse_error (message, &error, NULL);
+    gst_message_parse_error (message, &error, &debug);
   else
-    gst_message_parse_warning (message, &error, NULL);
+    gst_message_parse_warning (message, &error, &debug);
 
   /* rtspsrc reports a 401 response as this resource error. */
   if (g_error_matches (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED))
     return g_strdup_printf ("%s: %s (RTSP 401 Unauthorized: check the camera's username and password)",
                             GST_MESSAGE_SRC_NAME (message), error->message);
+
+  /* "Not found" with the cause "Not Found (404)" reads best as the cause. */
+  cause = debug_cause (debug);
+  if (cause != NULL && g_ascii_strncasecmp (cause, error->message, strlen (error->message)) == 0)
+    return g_strdup_printf ("%s: %s", GST_MESSAGE_SRC_NAME (message), cause);
+  if (cause != NULL)
+    return g_strdup_printf ("%s: %s (%s)", GST_MESSAGE_SRC_NAME (message), error->message, cause);
 
   return g_strdup_printf ("%s: %s", GST_MESSAGE_SRC_NAME (message), error->message);
 }

@@ -149,7 +149,7 @@ test_ctl_audit_verify_edited_record (Fixture *fixture, gconstpointer data)
   result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
 
   g_assert_cmpint (result->exit_status, ==, 1);
-  g_assert_true (g_str_has_prefix (result->out, "audit log altered at record 3: "));
+  g_assert_true (g_str_has_prefix (result->out, "audit log altered: record 3 "));
   newline = strchr (result->out, '\n');
   g_assert_nonnull (newline);
   g_assert_cmpint (newline[1], ==, '\0');
@@ -164,7 +164,7 @@ test_ctl_audit_verify_deleted_record (Fixture *fixture, gconstpointer data)
   result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
 
   g_assert_cmpint (result->exit_status, ==, 1);
-  g_assert_true (g_str_has_prefix (result->out, "audit log altered at record 5: "));
+  g_assert_true (g_str_has_prefix (result->out, "audit log altered: record 5 "));
 }
 
 static void

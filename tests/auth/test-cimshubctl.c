@@ -247,8 +247,8 @@ static void
 test_cimshubctl_check_config_accepts_region (void)
 {
   g_autoptr(CtlResult) result = ctl_run ("check-config", region->config_path, NULL);
-  g_autofree char *expected = g_strdup_printf ("%s: OK (4 jurisdictions, 1 agencies, "
-                                               "4 cameras, 1 profiles)\n", region->config_path);
+  g_autofree char *expected = g_strdup_printf ("%s: OK (jurisdictions: 4, agencies: 1, "
+                                               "cameras: 4, viewer profiles: 1)\n", region->config_path);
 
   g_assert_cmpint (result->exit_status, ==, 0);
   g_assert_cmpstr (result->out, ==, expected);

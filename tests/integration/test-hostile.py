@@ -51,6 +51,8 @@ BAD_OFFERS = {
     "absurd-mlines": VALID_OFFER + "".join(f"m=video 9 UDP/TLS/RTP/SAVPF {96 + i % 30}\r\n" for i in range(200)),
     "unbalanced": "v=0\r\nm=video\r\na=\r\n=\r\n" * 50,
     "huge-numbers": VALID_OFFER.replace("102", "99999999999999999999"),
+    "sendonly": VALID_OFFER.replace("a=recvonly", "a=sendonly"),
+    "inactive": VALID_OFFER.replace("a=recvonly", "a=inactive"),
 }
 
 
@@ -215,11 +217,17 @@ def test_rate_limit(rig):
         statuses.append(status)
         if status == 429:
             retry_after = headers.get("Retry-After")
+    connection = http.client.HTTPConnection("127.0.0.1", rig.http_port, timeout=10)
+    connection.request("POST", "/whep/cameras/bos-0001", "", {"Content-Type": "application/sdp"})
+    response = connection.getresponse()
+    status_line = f"{response.status} {response.reason}"
+    connection.close()
     rig.write_config(with_second_camera=True)
     os.kill(rig.hub.pid, signal.SIGHUP)
     time.sleep(1)
     ok = 429 in statuses and retry_after is not None and rig.alive()
     rig.record("rate-limit-429", ok, f"{statuses.count(429)} of 40 got 429, Retry-After {retry_after}")
+    rig.record("rate-limit-status-line", status_line == "429 Too Many Requests", f"status line {status_line}")
 
 
 def open_fds(pid):

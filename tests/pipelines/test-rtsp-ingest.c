@@ -451,6 +451,9 @@ test_rtsp_ingest_reconnects_after_server_loss (void)
   g_assert_cmpint (cims_ingest_get_state (ingest), ==, CIMS_INGEST_STATE_RECONNECTING);
   /* The retry reaches the server and names the RTSP error it gets back. */
   g_assert_true (test_record_has_message (record, CIMS_INGEST_STATE_RECONNECTING, "not found"));
+  /* It also keeps the camera's own status line, which rtspsrc puts only in
+   * its debug text. */
+  g_assert_true (test_record_has_message (record, CIMS_INGEST_STATE_RECONNECTING, "(404)"));
   /* Backoff: reconnect_min_ms (200), then doubled, each within +-20 %. */
   g_assert_cmpuint (test_record_get_delay_ms (record, 0), >=, 160);
   g_assert_cmpuint (test_record_get_delay_ms (record, 0), <=, 240);
