@@ -94,6 +94,7 @@ backlog_retry_cb (gpointer user_data)
 
   g_message ("audit log writable again: every waiting record was written");
   hub->audit_retry_id = 0;
+  hub->audit_failed_at_us = 0;
   return G_SOURCE_REMOVE;
 }
 
@@ -123,9 +124,13 @@ record_append_full (CimsHub *hub, CimsAuditRecord *record, gboolean can_wait, GE
   if (hub->store == NULL)
     return TRUE;
 
-  if (backlog_flush (hub, &local_error) && cims_store_audit_append (hub->store, owned, &local_error))
+  if (backlog_flush (hub, &local_error) && cims_store_audit_append (hub->store, owned, &local_error)) {
+    hub->audit_failed_at_us = 0;
     return TRUE;
+  }
 
+  if (hub->audit_failed_at_us == 0)
+    hub->audit_failed_at_us = g_get_real_time ();
   CIMS_METRIC_ADD (hub, audit_failures, 1);
   g_warning ("audit log append of a %s record failed%s: %s", owned->event,
              can_wait ? ", kept for a retry" : "", local_error->message);

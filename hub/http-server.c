@@ -124,14 +124,33 @@ cims_http_authenticate (CimsHub *hub, SoupServerMessage *msg)
   return identity;
 }
 
+/* Answers 200 while the hub serves: "ok", or "degraded" with the problem
+ * when the audit log could not be written, since new sessions are refused
+ * until it can. Running sessions go on either way, so it is never 503. */
 static void
 handle_healthz (CimsHub *hub, SoupServerMessage *msg)
 {
-  static const char body[] = "{\"status\": \"ok\"}\n";
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
 
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_STATIC, body,
-                                    sizeof body - 1);
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_string_value (builder, hub->audit_failed_at_us != 0 ? "degraded" : "ok");
+  if (hub->audit_failed_at_us != 0) {
+    g_autoptr (GDateTime) failed_at = g_date_time_new_from_unix_utc (hub->audit_failed_at_us / G_USEC_PER_SEC);
+    g_autofree char *failed_text = g_date_time_format_iso8601 (failed_at);
+    g_autofree char *problem = g_strdup_printf ("The audit log could not be written since %s; new "
+                                                "sessions are refused until it can.", failed_text);
+
+    json_builder_set_member_name (builder, "problems");
+    json_builder_begin_array (builder);
+    json_builder_add_string_value (builder, problem);
+    json_builder_end_array (builder);
+  }
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  reply_json (msg, SOUP_STATUS_OK, root);
 }
 
 static void

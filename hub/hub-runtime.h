@@ -103,6 +103,7 @@ struct _CimsHub {
   guint heartbeat_id;
   GQueue audit_backlog;         /* of CimsAuditRecord waiting for a writable log */
   guint audit_retry_id;
+  gint64 audit_failed_at_us;    /* real time of the failed write since the last good one, or 0 */
   GPtrArray *retired_configs;
   CimsRateLimiter *whep_limiter;   /* of CimsConfig replaced by reloads, kept until the hub stops */
 

@@ -23,7 +23,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
 from run_browser_test import (  # noqa: E402  (the path is set just above)
-    Processes, free_tcp_port, free_udp_range, libconfig_string, make_key_pair,
+    Processes, free_tcp_port, free_udp_range, http_get, libconfig_string, make_key_pair,
     read_metric_sum, run_checked, wait_for_healthz, wait_for_output)
 
 JURISDICTIONS = ("boston", "chelsea", "everett")
@@ -399,6 +399,14 @@ def test_audit_before_media(rig, tokens, revoked_result):
                "the start record precedes the first media packet")
 
 
+def health_status(rig):
+    status, body = http_get(rig.base_url + "/healthz")
+    try:
+        return json.loads(body).get("status") if status == 200 else f"HTTP {status}"
+    except ValueError:
+        return f"not JSON: {body!r}"
+
+
 def test_read_only_log(rig, tokens):
     running = rig.viewer("boston-running", tokens["boston-viewer"], "bos-0001", duration_s=12)
     if running.wait_keyframe() is None:
@@ -416,10 +424,21 @@ def test_read_only_log(rig, tokens):
         refused = rig.viewer("boston-refused", tokens["boston-viewer"], "bos-0002", expect_status=503)
         refused_result = refused.wait_result()
         failures = read_metric_sum(rig.base_url, "cimshub_sessions_refused_audit_total")
+        health_locked = health_status(rig)
         result = running.wait_result(timeout_s=20)
     finally:
         subprocess.run(["chattr", "-i"] + files, capture_output=True)
+    health_after = None
+    for _ in range(20):
+        health_after = health_status(rig)
+        if health_after == "ok":
+            break
+        time.sleep(0.5)
     problems = []
+    if health_locked != "degraded":
+        problems.append(f"/healthz said {health_locked!r} while the log was read-only")
+    if health_after != "ok":
+        problems.append(f"/healthz said {health_after!r} 10 s after the log was writable again")
     if refused.proc.returncode != 0:
         problems.append(f"a new session was not refused with 503: {refused_result}")
     if not failures:
