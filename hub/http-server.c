@@ -124,7 +124,7 @@ cims_http_authenticate (CimsHub *hub, SoupServerMessage *msg)
   return identity;
 }
 
-/* Answers 200 while the hub serves: "ok", or "degraded" with the problem
+/* Replies 200 while the hub serves: "ok", or "degraded" with the problem
  * when the audit log could not be written, since new sessions are refused
  * until it can. Running sessions go on either way, so it is never 503. */
 static void

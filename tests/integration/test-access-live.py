@@ -367,7 +367,7 @@ def test_denied_leaves_nothing(rig, tokens):
 
 def test_token_just_expired(rig):
     """A token past its expiry but inside the 30 s clock-skew allowance of
-    token checks gets an answer at once, not a session that ends before it
+    token checks gets a response at once, not a session that ends before it
     is answered."""
     token = rig.token("boston", "boston-late", ttl=1)
     time.sleep(2.5)
