@@ -69,11 +69,24 @@ leaked_socket_watch (CimsHttpConnections *connections, GSocket *socket)
                                                    connections);
 }
 
+/* Returns whether libsoup's listener kept its reference to @socket, seen
+ * as libsoup accepts the connection: then the connection and the leaked
+ * reference are its only two, before libsoup wraps the socket in a stream.
+ * A libsoup that drops the reference at once leaves one, and its sockets
+ * are not watched. */
+static gboolean
+listener_kept_socket (SoupServerMessage *msg, GSocket *socket)
+{
+  return soup_server_message_get_method (msg) == NULL && g_atomic_int_get (&G_OBJECT (socket)->ref_count) == 2;
+}
+
 /* libsoup emits this as it accepts a connection, before the request
  * arrives. The socket gets the wait limit: a client that sends no request,
  * stops part way through one, or does not read the response for
  * hub.http_idle_timeout_s loses the connection, so it cannot hold a file
- * descriptor for ever. */
+ * descriptor for ever.
+ * NOTE: GSocket applies the limit to each wait, so a client that sends one
+ * byte per interval keeps its connection and descriptor. */
 static void
 request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
 {
@@ -84,14 +97,15 @@ request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_da
     return;
 
   g_socket_set_timeout (socket, connections->hub->config->http_idle_timeout_s);
-  if (connections->releases_leaked_sockets)
+  if (connections->releases_leaked_sockets && listener_kept_socket (msg, socket))
     leaked_socket_watch (connections, socket);
 }
 
-/* NOTE: libsoup 3.2's listener never drops its reference to the GSocket it
- * accepts, which would cost about 340 bytes per connection for as long as
+/* NOTE: libsoup 3.2.3's listener never drops its reference to the GSocket
+ * it accepts, which would cost about 340 bytes per connection for as long as
  * the hub runs. The sweep drops it once libsoup has closed the socket and
- * let go of it everywhere else. Other libsoup series are left alone. */
+ * let go of it everywhere else. Only the 3.2 series is watched, and only
+ * sockets whose count shows the kept reference (listener_kept_socket). */
 static gboolean
 libsoup_leaks_accepted_sockets (void)
 {

@@ -5,9 +5,14 @@
  * and GLib visits every source on each main-loop pass. */
 #include "hub/session-expiry.h"
 
+/* Instants are wall-clock times, but GSource waits on the monotonic clock.
+ * The timer wakes at least this often to compare the two again, so a step
+ * of the wall clock (or a suspended VM) delays an end by at most this. */
+#define WALL_CLOCK_RECHECK_MS 60000
+
 typedef struct {
   char *session_id;
-  gint64 ready_us;              /* monotonic clock */
+  gint64 until_us;              /* wall clock, as g_get_real_time() */
   guint64 order;                /* ties between equal instants go first-set-first */
   GSequenceIter *position;
 } ExpiryEntry;
@@ -39,25 +44,31 @@ expiry_entry_compare (gconstpointer a, gconstpointer b, gpointer user_data)
   const ExpiryEntry *entry_a = a;
   const ExpiryEntry *entry_b = b;
 
-  if (entry_a->ready_us != entry_b->ready_us)
-    return entry_a->ready_us < entry_b->ready_us ? -1 : 1;
+  if (entry_a->until_us != entry_b->until_us)
+    return entry_a->until_us < entry_b->until_us ? -1 : 1;
   if (entry_a->order != entry_b->order)
     return entry_a->order < entry_b->order ? -1 : 1;
   return 0;
 }
 
-/* Sets the timer's ready time to the earliest instant, or off when none. */
+/* Sets the timer's ready time to the earliest instant, or at most
+ * WALL_CLOCK_RECHECK_MS away, or off when there is none. The wait is
+ * rounded up to the millisecond, so the timer never wakes before the
+ * instant unless the wall clock moves. */
 static void
 expiry_timer_update (CimsSessionExpiry *expiry)
 {
   GSequenceIter *first = g_sequence_get_begin_iter (expiry->schedule);
+  gint64 wait_ms;
 
   if (g_sequence_iter_is_end (first)) {
     g_source_set_ready_time (expiry->timer, -1);
     return;
   }
 
-  g_source_set_ready_time (expiry->timer, ((ExpiryEntry *) g_sequence_get (first))->ready_us);
+  wait_ms = (((ExpiryEntry *) g_sequence_get (first))->until_us - g_get_real_time () + 999) / 1000;
+  wait_ms = CLAMP (wait_ms, 0, WALL_CLOCK_RECHECK_MS);
+  g_source_set_ready_time (expiry->timer, g_get_monotonic_time () + wait_ms * 1000);
 }
 
 static void
@@ -67,10 +78,11 @@ expiry_entry_take_out (CimsSessionExpiry *expiry, ExpiryEntry *entry)
   g_hash_table_remove (expiry->entries, entry->session_id);
 }
 
-/* Takes out the earliest entry if its instant has come by @now_us, and
- * returns (transfer full) its session id, or NULL. */
+/* Takes out the earliest entry if its instant has come by @now_us (wall
+ * clock) and it was set before the @order_limit'th call to set, and returns
+ * (transfer full) its session id, or NULL. */
 static char *
-expiry_take_due (CimsSessionExpiry *expiry, gint64 now_us)
+expiry_take_due (CimsSessionExpiry *expiry, gint64 now_us, guint64 order_limit)
 {
   GSequenceIter *first = g_sequence_get_begin_iter (expiry->schedule);
   ExpiryEntry *entry;
@@ -80,7 +92,7 @@ expiry_take_due (CimsSessionExpiry *expiry, gint64 now_us)
     return NULL;
 
   entry = g_sequence_get (first);
-  if (entry->ready_us > now_us)
+  if (entry->until_us > now_us || entry->order >= order_limit)
     return NULL;
 
   session_id = g_strdup (entry->session_id);
@@ -90,17 +102,17 @@ expiry_take_due (CimsSessionExpiry *expiry, gint64 now_us)
 
 /* Calls back for every entry due at the pass's start. The callback may edit
  * the schedule, so each round looks at the earliest entry afresh. An entry
- * the callback sets, even to an instant already past, gets a monotonic
- * instant read after the pass's start and waits for the next pass, so this
- * loop ends. */
+ * the callback sets, even to an instant already past, waits for the next
+ * pass, so this loop ends. */
 static gboolean
 expiry_timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   CimsSessionExpiry *expiry = ((ExpiryTimer *) source)->expiry;
-  gint64 now_us = g_get_monotonic_time ();
+  gint64 now_us = g_get_real_time ();
+  guint64 order_limit = expiry->n_set;
   char *session_id;
 
-  while ((session_id = expiry_take_due (expiry, now_us)) != NULL) {
+  while ((session_id = expiry_take_due (expiry, now_us, order_limit)) != NULL) {
     expiry->func (session_id, expiry->user_data);
     g_free (session_id);
   }
@@ -165,18 +177,14 @@ void
 cims_session_expiry_set (CimsSessionExpiry *expiry, const char *session_id, gint64 until_us)
 {
   ExpiryEntry *entry;
-  gint64 delay_ms;
 
   cims_session_expiry_remove (expiry, session_id);
   if (until_us == G_MAXINT64)
     return;
 
-  /* The wall-clock instant becomes a monotonic one, rounded up to the
-   * millisecond so that the call never comes before the instant itself. */
-  delay_ms = MAX (0, (until_us - g_get_real_time () + 999) / 1000);
   entry = g_new0 (ExpiryEntry, 1);
   entry->session_id = g_strdup (session_id);
-  entry->ready_us = g_get_monotonic_time () + delay_ms * 1000;
+  entry->until_us = until_us;
   entry->order = expiry->n_set++;
   entry->position = g_sequence_insert_sorted (expiry->schedule, entry, expiry_entry_compare, NULL);
   g_hash_table_insert (expiry->entries, entry->session_id, entry);

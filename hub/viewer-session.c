@@ -320,13 +320,12 @@ answer_deliver (CimsViewerSession *session, char *answer, GError *error)
 {
   AnswerDelivery *delivery = g_new0 (AnswerDelivery, 1);
 
-  if (session->answer_sent) {
+  if (atomic_exchange (&session->answer_sent, 1)) {
     g_free (answer);
     g_clear_error (&error);
     g_free (delivery);
     return;
   }
-  session->answer_sent = TRUE;
 
   delivery->session = cims_viewer_session_ref (session);
   delivery->answer = answer;
@@ -379,7 +378,7 @@ gathering_done_cb (NiceAgent *agent, guint stream_id, gpointer user_data)
   CimsSdpAnswerParams params = { 0 };
   g_autofree char *stream_label = NULL;
 
-  if (session->answer_sent || atomic_load (&session->is_closed))
+  if (atomic_load (&session->answer_sent) || atomic_load (&session->is_closed))
     return;
 
   nice_agent_get_local_credentials (agent, stream_id, &ufrag, &pwd);
@@ -554,7 +553,7 @@ end_on_main_cb (gpointer user_data)
 {
   EndRequest *request = user_data;
 
-  if (!request->session->answer_sent)
+  if (!atomic_load (&request->session->answer_sent))
     answer_deliver (request->session, NULL,
                     g_error_new (CIMS_HUB_ERROR, CIMS_HUB_ERROR_ICE, "The session ended: %s",
                                  request->reason));
@@ -587,7 +586,7 @@ teardown_on_media_cb (gpointer user_data)
 
   /* A session that ends while the hub gathers its candidates still owes
    * the viewer's POST an SDP answer or an error. */
-  if (!session->answer_sent)
+  if (!atomic_load (&session->answer_sent))
     answer_deliver (session, NULL, g_error_new (CIMS_HUB_ERROR, CIMS_HUB_ERROR_SESSION_ENDED,
                                                 "The session ended (%s) before its answer was ready.",
                                                 session->end_reason));

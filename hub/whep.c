@@ -80,6 +80,18 @@ reply_forbidden (CimsHub *hub, SoupServerMessage *msg, const CimsAuthDecision *d
 
 /* ---- answer --------------------------------------------------------------- */
 
+/* Frees @request and returns TRUE when the hub's HTTP server has stopped:
+ * its connections are gone, so the paused POST can no longer be answered. */
+static gboolean
+whep_request_drop_when_stopped (WhepRequest *request)
+{
+  if (request->hub->http != NULL)
+    return FALSE;
+
+  whep_request_free (request);
+  return TRUE;
+}
+
 static void
 answer_ready_cb (CimsViewerSession *session, const char *answer, const GError *error,
                  gpointer user_data)
@@ -87,6 +99,9 @@ answer_ready_cb (CimsViewerSession *session, const char *answer, const GError *e
   WhepRequest *request = user_data;
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (request->msg);
   g_autofree char *location = NULL;
+
+  if (whep_request_drop_when_stopped (request))
+    return;
 
   if (g_error_matches (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_SESSION_ENDED)) {
     cims_session_message (session, "no answer for the viewer: %s", error->message);
@@ -168,6 +183,9 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
   const CimsConfigProfile *profile;
   const CimsSdpCodec *chosen;
   CimsSource *feed;
+
+  if (whep_request_drop_when_stopped (request))
+    return;
 
   if (error != NULL) {
     g_warning ("camera=%s: viewer %s refused: %s", request->camera->id, request->identity->subject,
