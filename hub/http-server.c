@@ -8,6 +8,8 @@
 
 #include <gio/gio.h>
 
+#include "auth/report.h"
+
 #define MAX_TOKEN_SIZE 8192
 
 void
@@ -125,7 +127,7 @@ cims_http_authenticate (CimsHub *hub, SoupServerMessage *msg)
 }
 
 /* Replies 200 while the hub serves: "ok", or "degraded" with the problem
- * when the audit log could not be written, since new sessions are refused
+ * when the audit log could not be written, since new sessions are rejected
  * until it can. Running sessions go on either way, so it is never 503. */
 static void
 handle_healthz (CimsHub *hub, SoupServerMessage *msg)
@@ -137,8 +139,7 @@ handle_healthz (CimsHub *hub, SoupServerMessage *msg)
   json_builder_set_member_name (builder, "status");
   json_builder_add_string_value (builder, hub->audit_failed_at_us != 0 ? "degraded" : "ok");
   if (hub->audit_failed_at_us != 0) {
-    g_autoptr (GDateTime) failed_at = g_date_time_new_from_unix_utc (hub->audit_failed_at_us / G_USEC_PER_SEC);
-    g_autofree char *failed_text = g_date_time_format_iso8601 (failed_at);
+    g_autofree char *failed_text = cims_audit_time_format_ms (hub->audit_failed_at_us / 1000);
     g_autofree char *problem = g_strdup_printf ("The audit log could not be written since %s; new "
                                                 "sessions are refused until it can.", failed_text);
 

@@ -19,7 +19,7 @@ typedef enum {
   CIMS_HUB_ERROR_SRTP,
   CIMS_HUB_ERROR_LISTEN,        /* the HTTP address could not be bound */
   CIMS_HUB_ERROR_ICE,
-  CIMS_HUB_ERROR_SESSION_ENDED, /* the session ended before its WHEP answer was ready */
+  CIMS_HUB_ERROR_SESSION_ENDED, /* the session ended before its SDP answer was ready */
 } CimsHubError;
 
 typedef struct _CimsHub CimsHub;

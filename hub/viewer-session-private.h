@@ -67,7 +67,7 @@ struct _CimsViewerSession {
   char *answer_fmtp;
   CimsViewerAnswerFunc answer_func;
   gpointer answer_data;
-  atomic_int answer_sent;      /* set once by whichever thread delivers the answer first */
+  atomic_int answer_sent;       /* 1 once a thread delivered the SDP answer or its error */
 
   /* Send path. Media goes straight to the selected pair's UDP socket;
    * libnice keeps the socket for STUN and consent checks. */

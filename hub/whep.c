@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "auth/report.h"
+
 #define MAX_OFFER_SIZE (64 * 1024)
 /* RFC 6585; libsoup 3.2 has no name for it. */
 #define CIMS_HTTP_STATUS_TOO_MANY_REQUESTS 429
@@ -80,8 +82,8 @@ reply_forbidden (CimsHub *hub, SoupServerMessage *msg, const CimsAuthDecision *d
 
 /* ---- answer --------------------------------------------------------------- */
 
-/* Frees @request and returns TRUE when the hub's HTTP server has stopped:
- * its connections are gone, so the paused POST can no longer be answered. */
+/* Frees @request and returns TRUE when the hub's HTTP server has stopped.
+ * Its connections are gone, so the paused POST can get no response. */
 static gboolean
 whep_request_drop_when_stopped (WhepRequest *request)
 {
@@ -300,21 +302,19 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
   return FALSE;
 }
 
-/* Refuses a token past its expiry. Token checks allow 30 s of clock skew,
+/* Rejects a token past its expiry. Token checks allow 30 s of clock skew,
  * but a session's allowance ends at the token's expiry, so such a session
  * would end before its SDP answer. */
 static gboolean
 check_token_time_left (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
 {
-  g_autoptr (GDateTime) expiry = NULL;
   g_autofree char *expiry_text = NULL;
   g_autofree char *reason = NULL;
 
   if (identity->expires_at_us > g_get_real_time ())
     return TRUE;
 
-  expiry = g_date_time_new_from_unix_utc (identity->expires_at_us / G_USEC_PER_SEC);
-  expiry_text = g_date_time_format_iso8601 (expiry);
+  expiry_text = cims_audit_time_format_ms (identity->expires_at_us / 1000);
   reason = g_strdup_printf ("The token expired at %s; a session needs a token that is still valid.",
                             expiry_text);
   reply_error_counted (hub, msg, SOUP_STATUS_UNAUTHORIZED, "token-expired", reason);

@@ -367,8 +367,8 @@ def test_denied_leaves_nothing(rig, tokens):
 
 def test_token_just_expired(rig):
     """A token past its expiry but inside the 30 s clock-skew allowance of
-    token checks gets a response at once, not a session that ends before it
-    is answered."""
+    token checks gets a 401 at once, not a session that ends before the POST
+    gets its response."""
     token = rig.token("boston", "boston-late", ttl=1)
     time.sleep(2.5)
     started = time.monotonic()
