@@ -21,6 +21,8 @@
  * when the process is descheduled for a moment. Linux caps the request at
  * net.core.rmem_max. */
 #define SOCKET_RECEIVE_BUFFER_BYTES (4 * 1024 * 1024)
+/* Packets received closer together than this count as one burst. */
+#define JOIN_BURST_GAP_US 500
 
 struct _CimsWhepViewer {
   const CimsWhepViewerShared *shared;
@@ -51,6 +53,13 @@ struct _CimsWhepViewer {
   gboolean has_frame_send_time;
   guint32 frame_timestamp;
   gint64 frame_send_time_us;
+
+  /* With --socket-timestamps: the longest run of packets before the first
+   * whole keyframe that the kernel received less than JOIN_BURST_GAP_US
+   * apart, which shows how the hub paced its cached keyframe. */
+  gint64 join_burst_last_arrival_us;
+  guint join_burst_run;
+  guint join_burst_max;
 
   /* g_get_monotonic_time() microseconds, 0 until it happens. */
   gint64 post_us;
@@ -356,6 +365,28 @@ latency_account (CimsWhepViewer *viewer, const guint8 *packet, gsize size, gint6
   }
 }
 
+/* Extends the current burst of packets, by kernel receive time, while the
+ * viewer waits for its first whole keyframe. */
+static void
+join_burst_account (CimsWhepViewer *viewer)
+{
+  gint64 arrival_us;
+
+  if (!viewer->shared->options->takes_socket_timestamps || viewer->stats.first_keyframe_us != 0)
+    return;
+
+  arrival_us = cims_whep_viewer_socket_arrival_us (viewer->socket_fd);
+  if (arrival_us <= 0)
+    return;
+
+  if (viewer->join_burst_run > 0 && arrival_us - viewer->join_burst_last_arrival_us < JOIN_BURST_GAP_US)
+    viewer->join_burst_run++;
+  else
+    viewer->join_burst_run = 1;
+  viewer->join_burst_last_arrival_us = arrival_us;
+  viewer->join_burst_max = MAX (viewer->join_burst_max, viewer->join_burst_run);
+}
+
 static void
 rtp_handle (CimsWhepViewer *viewer, const guint8 *data, gsize size)
 {
@@ -373,6 +404,7 @@ rtp_handle (CimsWhepViewer *viewer, const guint8 *data, gsize size)
     return;
   }
 
+  join_burst_account (viewer);
   now_us = g_get_monotonic_time ();
   if (cims_whep_viewer_stats_add (&viewer->stats, packet, (gsize) length, now_us))
     event_print (viewer, "first-keyframe");
@@ -971,6 +1003,11 @@ result_media_add (JsonBuilder *builder, CimsWhepViewer *viewer)
   }
   json_builder_end_array (builder);
   member_int_add (builder, "keyframes", stats->n_keyframes);
+  json_builder_set_member_name (builder, "join_burst_packets");
+  if (viewer->join_burst_max != 0)
+    json_builder_add_int_value (builder, viewer->join_burst_max);
+  else
+    json_builder_add_null_value (builder);
   member_string_add (builder, "srtp_profile", viewer->srtp_profile_name);
   member_string_add (builder, "dtls_role", viewer->answer.setup == CIMS_WHEP_VIEWER_SETUP_PASSIVE ? "client"
                                            : viewer->answer.setup == CIMS_WHEP_VIEWER_SETUP_ACTIVE ? "server"

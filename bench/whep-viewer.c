@@ -105,8 +105,10 @@ options_parse_raw (int *argc, char ***argv, RawOptions *raw)
     { "latency-after-ms", 0, 0, G_OPTION_ARG_INT, &raw->latency_after_ms,
       "Count source-to-viewer latency only from this many ms after the start (default 0)", "MS" },
     { "socket-timestamps", 0, 0, G_OPTION_ARG_NONE, &raw->takes_socket_timestamps,
-      "Also measure latency to the kernel's receive time in each viewer's socket. The kernel then "
-      "timestamps every packet it receives, at a cost to the sender's CPU", NULL },
+      "Also measure latency to the kernel's receive time in each viewer's socket, and report each "
+      "viewer's join_burst_packets: the most packets before its first whole keyframe that arrived "
+      "less than 0.5 ms apart. The kernel then timestamps every packet it receives, at a cost to "
+      "the sender's CPU", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) context = g_option_context_new ("- WebRTC WHEP viewers for tests and benchmarks");

@@ -73,7 +73,7 @@ typedef struct {
   gboolean is_janus;              /* Janus streaming plugin instead of WHEP */
   guint64 janus_mountpoint_id;    /* --camera, when is_janus */
   guint latency_after_ms;         /* latency samples count from this time on */
-  gboolean takes_socket_timestamps;  /* kernel receive times for the socket_latency histograms */
+  gboolean takes_socket_timestamps;  /* kernel receive times: socket_latency histograms, join bursts */
 } CimsWhepViewerOptions;
 
 /* ---- offer and answer (whep-viewer-sdp.c) ------------------------------- */

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "hub/hub-runtime.h"
+#include "hub/snapshot-pacer.h"
 
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -78,7 +79,9 @@ struct _CimsViewerSession {
   srtp_t srtp_out;
   CimsRtpRewriter rewriter;
   gboolean waiting_for_keyframe;
-  gint64 last_snapshot_us;
+  gint64 last_snapshot_us;      /* when the last snapshot was all sent */
+  CimsSnapshotPacer snapshot_pacer;
+  GSource *snapshot_timer;      /* sends the next burst; NULL unless a snapshot is in progress */
 
   CimsSource *source;
   atomic_int is_media_ready;
@@ -98,6 +101,8 @@ void cims_viewer_session_handle_dtls (CimsViewerSession *session, const guint8 *
 
 /* viewer-media.c */
 void cims_viewer_session_media_start (CimsViewerSession *session);
+/* Drops a keyframe snapshot still being sent; worker thread, at teardown. */
+void cims_viewer_session_media_stop (CimsViewerSession *session);
 /* Points the send path at the pair ICE selected; worker thread. */
 void cims_viewer_session_update_send_path (CimsViewerSession *session);
 void cims_viewer_session_handle_rtcp (CimsViewerSession *session, const guint8 *data, gsize size);

@@ -583,6 +583,7 @@ teardown_on_media_cb (gpointer user_data)
 
   g_clear_pointer (&session->dtls_timer, g_source_destroy);
   g_clear_pointer (&session->connect_timer, g_source_destroy);
+  cims_viewer_session_media_stop (session);
 
   /* A session that ends while the hub gathers its candidates still owes
    * the viewer's POST an SDP answer or an error. */

@@ -32,6 +32,9 @@ SMALL = "width=320,height=180,fps=15,keyint=15,kbps=400"
 CONNECT_TIMEOUT_MS = 3000
 FIRST_KEYFRAME_LIMIT_MS = 1000.0
 WATCH_S = 4
+# Most packets a viewer may get back to back while it waits for its first
+# keyframe: the hub's pacing burst of 64, with room for a retransmission.
+JOIN_BURST_LIMIT = 96
 USER, PASSWORD = "camuser", "cam-secret-1"
 # Faults that need a login on the camera.
 AUTH_FAULTS = ("empty-nonce", "basic-and-digest", "auth-describe-only")
@@ -247,7 +250,7 @@ class FaultRig(whep.Rig):
         # Eight viewers join 350 ms apart, at random points of the 2 s GOP.
         self.warm("big-keyframe")
         run = self.run_viewer("--viewers", "8", "--ramp-ms", "350", "--duration", "3",
-                              camera="big-keyframe", timeout_s=40)
+                              "--socket-timestamps", camera="big-keyframe", timeout_s=40)
         problems = self.viewer_problems(run, CAMERAS["big-keyframe"][1])
         if len(run.viewers) != 8:
             problems.append(f"{len(run.viewers)} viewer results, expected 8")
@@ -259,11 +262,20 @@ class FaultRig(whep.Rig):
                 problems.append(f"viewer {viewer.get('viewer')}: first packet at "
                                 f"{viewer['first_packet_ms']} ms, first whole keyframe at "
                                 f"{viewer['first_keyframe_ms']} ms")
+            # The hub paces the cached keyframe in bursts of 64 packets. Sent
+            # at once, a keyframe of hundreds of packets arrives as one burst
+            # and can overflow a busy viewer's receive buffer.
+            burst = viewer.get("join_burst_packets")
+            if burst is None or burst > JOIN_BURST_LIMIT:
+                problems.append(f"viewer {viewer.get('viewer')}: {burst} packets arrived back to back "
+                                f"before the first keyframe, limit {JOIN_BURST_LIMIT}")
         counts = [int(n) for n in re.findall(r"/big-keyframe: keyframe sent in (\d+) RTP packets",
                                              self.log_text("camera-sim"))]
         if not counts or min(counts) <= 150:
             problems.append(f"keyframe packet counts {counts}, expected more than 150 each")
-        self.record("big-keyframe", problems, whep.describe(run) + f" keyframe_packets={counts}")
+        bursts = [viewer.get("join_burst_packets") for viewer in run.viewers]
+        self.record("big-keyframe", problems,
+                    whep.describe(run) + f" keyframe_packets={counts} join_bursts={bursts}")
 
     def test_stap_a(self):
         self.warm("stap-a")
