@@ -21,6 +21,7 @@ cims_hub_access_open (CimsHub *hub, GError **error)
   hub->store = cims_store_sqlite_open (path, error);
   if (hub->store == NULL)
     return FALSE;
+  hub->store_path = g_strdup (path);
 
   hub->grants = cims_store_grant_list (hub->store, error);
   if (hub->grants == NULL)

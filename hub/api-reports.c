@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* GET /api/v1/reports/annual?year=Y&format=json|csv|html: the annual
  * transparency report for auditors, System Administrators and commanders.
- * The figures are computed by auth/report.c from the audit log and the
- * configuration. */
+ * auth/report.c computes the figures from the audit log and the
+ * configuration, on a thread of its own so that the main context goes on
+ * serving viewers, revocations and expiries meanwhile. */
 #include "hub/hub-runtime.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "auth/report.h"
 
@@ -77,15 +81,103 @@ reply_report (SoupServerMessage *msg, const CimsAnnualReport *report, CimsReport
                                     strlen (body));
 }
 
-/* NOTE: the report is computed on the main context, so HTTP requests and
- * session starts wait while a large year's log is read. */
+/* The report thread's nice value: background work beside the media. */
+#define REPORT_THREAD_NICE 10
+
+/* One annual report request. The report thread fills @report or @error,
+ * then the main context replies to the paused @msg. */
+typedef struct {
+  CimsHub *hub;
+  SoupServerMessage *msg;
+  char *store_path;
+  CimsConfig *config;           /* the configuration when the request came */
+  int year;
+  CimsReportFormat format;
+  char *subject;
+  char *jurisdiction;
+  CimsAnnualReport *report;
+  GError *error;
+} ReportJob;
+
+static void
+report_job_free (ReportJob *job)
+{
+  g_object_unref (job->msg);
+  g_free (job->store_path);
+  cims_config_unref (job->config);
+  g_free (job->subject);
+  g_free (job->jurisdiction);
+  g_clear_pointer (&job->report, cims_annual_report_free);
+  g_clear_error (&job->error);
+  g_free (job);
+}
+
+static gboolean
+report_reply_on_main_cb (gpointer user_data)
+{
+  ReportJob *job = user_data;
+
+  /* A hub that stopped has no connection to send the reply on. */
+  if (job->hub->http == NULL) {
+    report_job_free (job);
+    return G_SOURCE_REMOVE;
+  }
+
+  if (job->report != NULL) {
+    reply_report (job->msg, job->report, job->format);
+  } else {
+    g_warning ("annual report %d for %s (%s) failed: %s", job->year, job->subject, job->jurisdiction,
+               job->error->message);
+    cims_api_reply_store_error (job->msg, job->error);
+  }
+
+  soup_server_message_unpause (job->msg);
+  report_job_free (job);
+  return G_SOURCE_REMOVE;
+}
+
+/* Report thread. A year's log can contain millions of records, so the
+ * report reads it through its own connection. In WAL mode that read neither
+ * waits for the main context's audit writes nor delays them. */
+static void
+report_compute (gpointer data, gpointer user_data)
+{
+  ReportJob *job = data;
+  CimsHub *hub = user_data;
+  g_autoptr (CimsStore) store = NULL;
+
+  /* On Linux a nice value set with a thread id applies to that thread only:
+   * the report then yields the core to the media workers and the main loop. */
+  if (setpriority (PRIO_PROCESS, (id_t) gettid (), REPORT_THREAD_NICE) != 0)
+    g_debug ("annual report thread: setpriority(%d) failed: %s", REPORT_THREAD_NICE, g_strerror (errno));
+
+  if (atomic_load (&hub->reports_cancelled)) {
+    g_set_error (&job->error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN, "The hub is stopping.");
+  } else {
+    store = cims_store_sqlite_open (job->store_path, &job->error);
+    if (store != NULL)
+      job->report = cims_annual_report_compute (store, job->config, job->year, &job->error);
+  }
+
+  g_main_context_invoke (hub->main_context, report_reply_on_main_cb, job);
+}
+
+static GThreadPool *
+report_pool_get (CimsHub *hub)
+{
+  if (hub->report_pool == NULL)
+    hub->report_pool = g_thread_pool_new (report_compute, hub, 1, FALSE, NULL);
+  return hub->report_pool;
+}
+
+/* NOTE: the whole year's records are in memory while a report is computed.
+ * Reports run one at a time, so two requests do not double that memory. */
 static void
 report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, GHashTable *query)
 {
-  g_autoptr (CimsAnnualReport) report = NULL;
-  g_autoptr (GError) error = NULL;
   g_autofree char *reason = NULL;
   CimsReportFormat format;
+  ReportJob *job;
   int year = 0;
 
   if (!may_read_reports (identity)) {
@@ -96,21 +188,35 @@ report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   }
   if (!query_get_year (msg, query, &year) || !query_get_format (msg, query, &format))
     return;
-  if (hub->store == NULL) {
+  if (hub->store == NULL || hub->store_path == NULL) {
     cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-unavailable",
                            "The audit log is not open.");
     return;
   }
 
-  report = cims_annual_report_compute (hub->store, hub->config, year, &error);
-  if (report == NULL) {
-    g_warning ("annual report %d for %s (%s) failed: %s", year, identity->subject, identity->jurisdiction,
-               error->message);
-    cims_api_reply_store_error (msg, error);
-    return;
-  }
+  job = g_new0 (ReportJob, 1);
+  job->hub = hub;
+  job->msg = g_object_ref (msg);
+  job->store_path = g_strdup (hub->store_path);
+  job->config = cims_config_ref (hub->config);
+  job->year = year;
+  job->format = format;
+  job->subject = g_strdup (identity->subject);
+  job->jurisdiction = g_strdup (identity->jurisdiction);
 
-  reply_report (msg, report, format);
+  soup_server_message_pause (msg);
+  g_thread_pool_push (report_pool_get (hub), job, NULL);
+}
+
+void
+cims_api_reports_stop (CimsHub *hub)
+{
+  atomic_store (&hub->reports_cancelled, 1);
+
+  /* Queued reports are skipped at once; their replies are dropped on the
+   * main context, which the hub iterates once more before it is freed. */
+  if (hub->report_pool != NULL)
+    g_thread_pool_free (g_steal_pointer (&hub->report_pool), FALSE, TRUE);
 }
 
 void

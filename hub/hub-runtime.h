@@ -98,14 +98,17 @@ struct _CimsHub {
   GHashTable *sources;          /* camera id -> CimsSource, main context only */
 
   CimsStore *store;             /* grants, incidents, audit log */
+  char *store_path;             /* its file, which annual reports open on their own thread */
+  GThreadPool *report_pool;     /* computes annual reports, one at a time (api-reports.c) */
+  atomic_int reports_cancelled; /* set at stop: queued reports are skipped */
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
   GQueue audit_backlog;         /* of CimsAuditRecord waiting for a writable log */
   guint audit_retry_id;
   gint64 audit_failed_at_us;    /* real time of the failed write since the last good one, or 0 */
-  GPtrArray *retired_configs;
-  CimsRateLimiter *whep_limiter;   /* of CimsConfig replaced by reloads, kept until the hub stops */
+  GPtrArray *retired_configs;   /* of CimsConfig replaced by reloads, kept until the hub stops */
+  CimsRateLimiter *whep_limiter;
 
   SoupServer *http;
   CimsHttpConnections *http_connections;
@@ -232,6 +235,8 @@ void cims_api_archive_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAu
                               const char *rest, GHashTable *query);
 void cims_api_reports_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
                               const char *rest, GHashTable *query);
+/* Skips the reports still queued and waits for the one being computed. */
+void cims_api_reports_stop (CimsHub *hub);
 
 /* Reply helpers of those resources (api-json.c). reply_object takes
  * @object (transfer full). body_parse returns (transfer none) the body's

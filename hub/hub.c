@@ -98,6 +98,7 @@ cims_hub_new (CimsConfig *config, GError **error)
   hub->config = cims_config_ref (config);
   if (!cims_hub_access_open (hub, error)) {
     g_clear_pointer (&hub->store, cims_store_free);
+    g_clear_pointer (&hub->store_path, g_free);
     g_clear_pointer (&hub->grants, g_ptr_array_unref);
     g_clear_pointer (&hub->incidents, g_ptr_array_unref);
     cims_config_unref (hub->config);
@@ -194,6 +195,7 @@ cims_hub_free (CimsHub *hub)
     return;
 
   cims_hub_stop (hub);
+  cims_api_reports_stop (hub);
 
   for (guint i = 0; i < hub->n_workers; i++)
     g_clear_pointer (&hub->workers[i], cims_worker_free);
@@ -210,6 +212,7 @@ cims_hub_free (CimsHub *hub)
   g_clear_pointer (&hub->grants, g_ptr_array_unref);
   g_clear_pointer (&hub->incidents, g_ptr_array_unref);
   g_clear_pointer (&hub->store, cims_store_free);
+  g_free (hub->store_path);
   cims_dtls_identity_free (hub->dtls);
   cims_auth_keyring_free (hub->keyring);
   g_ptr_array_unref (hub->retired_configs);

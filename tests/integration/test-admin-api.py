@@ -17,6 +17,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +36,12 @@ PARTIES = {
     "state-police": {"name": "State Police", "kind": "agency"},
 }
 REGIONAL_AUDITOR = "state-police:ig-1"
-TIME_LIMIT_S = 120
+TIME_LIMIT_S = 180
+# Viewing sessions audit-fill adds, two records each: the annual report then
+# takes about half a second to read them in the plain build. Under the
+# sanitizers every allocation is slower, so fewer do.
+SANITIZED = "ASAN_OPTIONS" in os.environ
+FILL_SESSIONS = 10000 if SANITIZED else 100000
 
 
 def issuer(party):
@@ -86,6 +93,10 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.temp_dir = tempfile.mkdtemp(prefix="cimshub-admin-api-")
+        # audit-fill commits each record with a sync, which costs nothing on
+        # the memory file system.
+        self.state_dir = tempfile.mkdtemp(prefix="cimshub-admin-api-state-",
+                                          dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
         self.processes = harness.Processes(self.temp_dir)
         self.keys = {}
         self.base_url = None
@@ -104,10 +115,8 @@ class Run:
             self.keys[party] = harness.make_key_pair(self.temp_dir, party)
         http_port = harness.free_tcp_port()
         self.base_url = f"http://127.0.0.1:{http_port}"
-        state_dir = os.path.join(self.temp_dir, "state")
-        os.mkdir(state_dir)
         config_path = os.path.join(self.temp_dir, "hub.conf")
-        write_config(config_path, http_port, harness.free_udp_range(10), state_dir, self.keys)
+        write_config(config_path, http_port, harness.free_udp_range(10), self.state_dir, self.keys)
         # Pinned to one processor: the hub must then start one media worker.
         hub = self.processes.start("cimshub", ["taskset", "-c", "0", self.args.cimshub, "--config", config_path])
         if not harness.wait_for_healthz(hub, self.base_url, 20):
@@ -355,15 +364,89 @@ class Run:
             status, _, _ = self.request("GET", "/api/v1/reports/annual?" + query, self.t["commander"])
             self.check(f"report-rejects-{query or 'no-year'}", status == 400, f"status={status}")
 
+    def test_report_beside_healthz(self):
+        """The annual report over a large log is computed off the hub's main
+        loop, so /healthz keeps responding at once while it runs."""
+        year = time.gmtime().tm_year
+        env = dict(os.environ)
+        if SANITIZED:
+            # The filler is not under test: the fast unwinder saves it minutes.
+            env["ASAN_OPTIONS"] = env["ASAN_OPTIONS"].replace("fast_unwind_on_malloc=0", "fast_unwind_on_malloc=1")
+        fill = subprocess.run([self.args.audit_fill, os.path.join(self.state_dir, "cimshub.db"), str(year),
+                               str(FILL_SESSIONS)], capture_output=True, text=True, timeout=120, check=False,
+                              env=env)
+        if not self.check("report-log-filled", fill.returncode == 0, fill.stderr.strip()[-300:]):
+            return
+
+        report = {}
+
+        def fetch_report():
+            started = time.monotonic()
+            report["status"], _, report["text"] = self.request(
+                "GET", f"/api/v1/reports/annual?year={year}", self.t["commander"])
+            report["seconds"] = time.monotonic() - started
+
+        thread = threading.Thread(target=fetch_report)
+        thread.start()
+        healthz_seconds = []
+        while thread.is_alive() and len(healthz_seconds) < 2000:
+            started = time.monotonic()
+            with urllib.request.urlopen(self.base_url + "/healthz", timeout=10) as response:
+                response.read()
+            healthz_seconds.append(time.monotonic() - started)
+            time.sleep(0.01)
+        thread.join()
+
+        rows = {}
+        if report.get("status") == 200:
+            rows = {row["id"]: row for row in json.loads(report["text"]).get("jurisdictions", [])}
+        sessions = rows.get("boston", {}).get("viewing_sessions", 0)
+        self.check("report-large-log", report.get("status") == 200 and sessions >= FILL_SESSIONS,
+                   f"status={report.get('status')} boston viewing_sessions={sessions}")
+        # Too quick a report cannot show a stalled main loop.
+        self.check("report-large-log-slow-enough", report.get("seconds", 0) >= 0.3,
+                   f"{report.get('seconds', 0):.2f} s for {2 * FILL_SESSIONS} records")
+        # On the main loop, a /healthz sent during the report would wait
+        # for most of it.
+        slowest = max(healthz_seconds, default=0)
+        self.check("report-beside-healthz",
+                   len(healthz_seconds) >= 3 and slowest < report.get("seconds", 0) / 3,
+                   f"{len(healthz_seconds)} /healthz requests during a {report.get('seconds', 0):.2f} s "
+                   f"report, slowest {slowest * 1000:.0f} ms")
+
+    def test_stop_during_report(self):
+        """A hub sent SIGTERM while it reads the large log for a report
+        exits cleanly and at once, and the queued reply is dropped."""
+        year = time.gmtime().tm_year
+        hub = self.processes.children["cimshub"]
+
+        def fetch_report():
+            try:
+                self.request("GET", f"/api/v1/reports/annual?year={year}", self.t["commander"])
+            except (OSError, urllib.error.URLError):
+                pass  # the hub closes the connection as it stops
+
+        thread = threading.Thread(target=fetch_report, daemon=True)
+        thread.start()
+        time.sleep(0.15)
+        hub.send_signal(signal.SIGTERM)
+        try:
+            status = hub.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            status = None
+        self.check("stop-during-report", status == 0, f"exit status {status}")
+
     def cleanup(self):
         self.processes.stop_all()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cimshub", required=True, help="path of the cimshub binary")
     parser.add_argument("--cimshubctl", required=True, help="path of the cimshubctl binary")
+    parser.add_argument("--audit-fill", required=True, help="path of the audit-fill test program")
     args = parser.parse_args()
 
     run = Run(args)
@@ -380,6 +463,8 @@ def main():
         run.test_civilian_request_flow()
         run.test_audit_scopes()
         run.test_reports()
+        run.test_report_beside_healthz()
+        run.test_stop_during_report()
     except (RuntimeError, OSError, KeyError, TypeError, ValueError) as error:
         run.record("run", False, f"{type(error).__name__}: {error}")
     finally:
