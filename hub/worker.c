@@ -48,6 +48,7 @@ struct _CimsWorker {
   GMainLoop *loop;
   GThread *thread;
   int wake_fd;                  /* eventfd the producers write to */
+  int context_wakeup_fd;        /* GLib's own wake-up fd of @context, or -1 */
   GSource *wake_source;
   GSource *report_source;
   GPtrArray *feeds;             /* of CimsFeed, worker thread only */
@@ -301,6 +302,7 @@ worker_main (gpointer user_data)
   CimsWorker *worker = user_data;
 
   g_main_context_push_thread_default (worker->context);
+  cims_worker_poll_set_wakeup_fd (worker->context_wakeup_fd);
   g_main_loop_run (worker->loop);
   g_main_context_pop_thread_default (worker->context);
   return NULL;
@@ -325,7 +327,7 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
   atomic_init (&worker->is_idle, 1);
   worker->feeds = g_ptr_array_new ();
   worker->context = g_main_context_new ();
-  cims_worker_poll_install (worker->context);
+  worker->context_wakeup_fd = cims_worker_poll_install (worker->context);
   worker->loop = g_main_loop_new (worker->context, FALSE);
   worker->wake_source = g_unix_fd_source_new (fd, G_IO_IN);
   g_source_set_callback (worker->wake_source, G_SOURCE_FUNC (wake_cb), worker, NULL);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the media workers' epoll-based poll function (hub/worker-poll.c):
  * a main context that uses it dispatches ready sockets, sources that share
- * an fd, more ready sockets than one epoll_wait() returns, timeouts, and a
- * socket whose fd number was reused. */
+ * an fd, more ready sockets than one epoll_wait() returns, timeouts, a
+ * socket whose fd number was reused, and passes for GLib's wake-up fd alone
+ * spaced out on a crowded context. */
 #include "hub/hub-runtime.h"
 
 #include <glib-unix.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -380,6 +382,131 @@ test_poll_hang_up_only (void)
   close (pair.fd);
 }
 
+/* Quiet fds, each with its own source. GLib polls each distinct fd once,
+ * and the poller spaces a pass for its wake-up fd alone by 5 us per fd, so
+ * by about 2 ms here. */
+#define CROWD_FDS 400
+#define CROWD_SPACING_US (CROWD_FDS * 5)
+
+/* A quiet eventfd and its source, removed together. */
+typedef struct {
+  int fd;
+  GSource *source;
+  guint n_dispatched;           /* stays 0: nothing writes to @fd */
+} QuietWatch;
+
+static void
+quiet_watch_free (gpointer data)
+{
+  QuietWatch *quiet = data;
+
+  g_source_destroy (quiet->source);
+  g_source_unref (quiet->source);
+  close (quiet->fd);
+  g_free (quiet);
+}
+
+/* A context with CROWD_FDS quiet eventfds and a ready pair. The poller is
+ * given GLib's wake-up fd of the context. */
+typedef struct {
+  GMainContext *context;
+  GPtrArray *quiet_watches;     /* of QuietWatch */
+  Pair ready;
+  GSource *ready_source;
+} Crowd;
+
+static void
+crowd_init (Crowd *crowd)
+{
+  int wakeup_fd;
+
+  crowd->context = g_main_context_new ();
+  wakeup_fd = cims_worker_poll_install (crowd->context);
+  g_assert_cmpint (wakeup_fd, >=, 0);
+  cims_worker_poll_set_wakeup_fd (wakeup_fd);
+
+  crowd->quiet_watches = g_ptr_array_new_with_free_func (quiet_watch_free);
+  for (guint i = 0; i < CROWD_FDS; i++) {
+    QuietWatch *quiet = g_new0 (QuietWatch, 1);
+
+    quiet->fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    g_assert_cmpint (quiet->fd, >=, 0);
+    quiet->source = g_unix_fd_source_new (quiet->fd, G_IO_IN);
+    g_source_set_callback (quiet->source, G_SOURCE_FUNC (on_readable_count), &quiet->n_dispatched, NULL);
+    g_source_attach (quiet->source, crowd->context);
+    g_ptr_array_add (crowd->quiet_watches, quiet);
+  }
+
+  pair_open (&crowd->ready);
+  crowd->ready_source = watch (crowd->context, &crowd->ready);
+}
+
+static void
+crowd_clear (Crowd *crowd)
+{
+  g_source_destroy (crowd->ready_source);
+  g_source_unref (crowd->ready_source);
+  pair_close (&crowd->ready);
+  g_ptr_array_unref (crowd->quiet_watches);
+  g_main_context_unref (crowd->context);
+}
+
+/* Runs one pass that dispatches the ready pair, so the next pass counts
+ * from now, and clears its count. */
+static void
+crowd_pass (Crowd *crowd)
+{
+  crowd->ready.n_dispatched = 0;
+  pair_send (&crowd->ready);
+  iterate_until (crowd->context, pair_was_dispatched, &crowd->ready);
+  g_assert_cmpuint (crowd->ready.n_dispatched, ==, 1);
+  crowd->ready.n_dispatched = 0;
+}
+
+/* GLib signals its wake-up fd when it dispatches an fd source, on its own
+ * thread too. A pass for that alone waits for the spacing after the last. */
+static void
+test_poll_wakeup_alone_waits (void)
+{
+  Crowd crowd;
+  gint64 start_us;
+
+  crowd_init (&crowd);
+  crowd_pass (&crowd);
+
+  g_main_context_wakeup (crowd.context);
+  start_us = g_get_monotonic_time ();
+  g_main_context_iteration (crowd.context, TRUE);
+  g_assert_cmpint (g_get_monotonic_time () - start_us, >=, CROWD_SPACING_US / 2);
+
+  crowd_clear (&crowd);
+}
+
+/* A socket that is ready beside the wake-up fd starts its pass at once. The
+ * best of three tries allows for a descheduled test thread. */
+static void
+test_poll_socket_beside_wakeup_at_once (void)
+{
+  gint64 best_us = G_MAXINT64;
+  Crowd crowd;
+
+  crowd_init (&crowd);
+  for (guint i = 0; i < 3; i++) {
+    gint64 start_us;
+
+    crowd_pass (&crowd);
+    g_main_context_wakeup (crowd.context);
+    pair_send (&crowd.ready);
+    start_us = g_get_monotonic_time ();
+    while (crowd.ready.n_dispatched == 0 && g_get_monotonic_time () - start_us < WAIT_LIMIT_US)
+      g_main_context_iteration (crowd.context, TRUE);
+    best_us = MIN (best_us, g_get_monotonic_time () - start_us);
+  }
+  g_assert_cmpint (best_us, <, CROWD_SPACING_US / 2);
+
+  crowd_clear (&crowd);
+}
+
 static gpointer
 run_test (gpointer data)
 {
@@ -409,6 +536,9 @@ main (int argc, char **argv)
   g_test_add_data_func ("/worker-poll/reused-fd", test_poll_reused_fd_is_watched, test_in_thread);
   g_test_add_data_func ("/worker-poll/reused-fd-idle", test_poll_reused_fd_idle_context, test_in_thread);
   g_test_add_data_func ("/worker-poll/hang-up-only", test_poll_hang_up_only, test_in_thread);
+  g_test_add_data_func ("/worker-poll/wakeup-alone-waits", test_poll_wakeup_alone_waits, test_in_thread);
+  g_test_add_data_func ("/worker-poll/socket-beside-wakeup", test_poll_socket_beside_wakeup_at_once,
+                        test_in_thread);
 
   return g_test_run ();
 }
