@@ -116,6 +116,10 @@ char *cims_sdp_answer_build (const CimsSdpOffer *offer, const CimsSdpAnswerParam
 
 /* ---- per-viewer RTP rewriting (rtp-rewrite.c) -------------------------- */
 
+/* Frames of a snapshot whose timestamps a retransmission can still restore:
+ * 2 s at 30 frames per second. A NACK for an older frame goes unanswered. */
+#define CIMS_RTP_REWRITER_CATCH_UP_FRAMES 64
+
 /* State that turns a source's packets into one viewer's continuous stream:
  * the viewer's own SSRC, a sequence number space without jumps when the
  * camera reconnects, timestamps continuing across epochs, and the
@@ -141,6 +145,11 @@ typedef struct {
   gboolean is_catching_up;      /* between begin_catch_up and end_catch_up */
   gboolean has_catch_up_frame;  /* a frame was written since begin_catch_up */
   guint32 catch_up_src_ts;      /* source timestamp of that frame */
+  /* The last snapshot's frames, source and output timestamp: a
+   * retransmission gets the output timestamp its packet was first sent with. */
+  guint32 catch_up_frame_src_ts[CIMS_RTP_REWRITER_CATCH_UP_FRAMES];
+  guint32 catch_up_frame_out_ts[CIMS_RTP_REWRITER_CATCH_UP_FRAMES];
+  guint n_catch_up_frames;      /* frames since begin_catch_up; the arrays keep the last ones */
 
   guint64 packets_sent;
   guint64 octets_sent;          /* payload octets, for RTCP SR */
@@ -179,6 +188,17 @@ gsize cims_rtp_rewriter_write (CimsRtpRewriter *rewriter, const CimsRtpPacket *p
  */
 void cims_rtp_rewriter_begin_catch_up (CimsRtpRewriter *rewriter);
 void cims_rtp_rewriter_end_catch_up (CimsRtpRewriter *rewriter);
+
+/**
+ * cims_rtp_rewriter_write_again:
+ * Writes @packet, already sent, into @out as it was first sent, for a
+ * retransmission, without changing @rewriter. A packet of a snapshot frame
+ * gets the output timestamp that frame was given.
+ * Returns: the output size, or 0 when the packet is malformed or its frame's
+ * output timestamp is no longer known.
+ */
+gsize cims_rtp_rewriter_write_again (const CimsRtpRewriter *rewriter, const CimsRtpPacket *packet,
+                                     guint8 *out, gsize out_size);
 
 /* Maps a sequence number the viewer NACKed back to the source's, within the
  * current epoch. Returns FALSE when it cannot be mapped. */

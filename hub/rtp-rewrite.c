@@ -106,6 +106,7 @@ static void
 catch_up_ts_update (CimsRtpRewriter *rewriter, guint32 src_ts)
 {
   guint32 out_ts;
+  guint index;
 
   if (rewriter->has_catch_up_frame && src_ts == rewriter->catch_up_src_ts)
     return;
@@ -119,6 +120,10 @@ catch_up_ts_update (CimsRtpRewriter *rewriter, guint32 src_ts)
   rewriter->is_ts_mapped = TRUE;
   rewriter->has_catch_up_frame = TRUE;
   rewriter->catch_up_src_ts = src_ts;
+
+  index = rewriter->n_catch_up_frames++ % CIMS_RTP_REWRITER_CATCH_UP_FRAMES;
+  rewriter->catch_up_frame_src_ts[index] = src_ts;
+  rewriter->catch_up_frame_out_ts[index] = out_ts;
 }
 
 /* A synthetic packet (parameter sets made by the hub) has no place in the
@@ -226,6 +231,31 @@ cims_rtp_rewriter_write (CimsRtpRewriter *rewriter, const CimsRtpPacket *packet,
   return RTP_HEADER_SIZE + payload_size;
 }
 
+gsize
+cims_rtp_rewriter_write_again (const CimsRtpRewriter *rewriter, const CimsRtpPacket *packet,
+                               guint8 *out, gsize out_size)
+{
+  CimsRtpRewriter copy = *rewriter;
+  guint32 src_ts = cims_rtp_packet_get_timestamp (packet);
+  guint n_frames = MIN (rewriter->n_catch_up_frames, CIMS_RTP_REWRITER_CATCH_UP_FRAMES);
+  gboolean is_snapshot_frame = FALSE;
+
+  for (guint i = 0; i < n_frames && !is_snapshot_frame; i++) {
+    if (rewriter->catch_up_frame_src_ts[i] != src_ts)
+      continue;
+
+    copy.ts_offset = rewriter->catch_up_frame_out_ts[i] - src_ts;
+    is_snapshot_frame = TRUE;
+  }
+
+  /* While a snapshot is sent, ts_offset holds for its latest frame only. */
+  if (!is_snapshot_frame && rewriter->is_catching_up)
+    return 0;
+
+  copy.is_catching_up = FALSE;
+  return cims_rtp_rewriter_write (&copy, packet, out, out_size);
+}
+
 void
 cims_rtp_rewriter_begin_catch_up (CimsRtpRewriter *rewriter)
 {
@@ -235,6 +265,7 @@ cims_rtp_rewriter_begin_catch_up (CimsRtpRewriter *rewriter)
    * output at last + 1 whatever the source or epoch it comes from. */
   rewriter->is_catching_up = TRUE;
   rewriter->has_catch_up_frame = FALSE;
+  rewriter->n_catch_up_frames = 0;
   rewriter->is_seq_mapped = FALSE;
   rewriter->is_ts_mapped = FALSE;
 }

@@ -232,8 +232,7 @@ snapshot_burst_send (CimsViewerSession *session)
   snapshot_catch_up_end_if_sent (session);
 }
 
-/* Ends pacing once every queued packet went out. The PLI limit counts from
- * here, because a viewer may send a PLI while the snapshot arrives. */
+/* Ends pacing once every queued packet went out. */
 static gboolean
 snapshot_pacing_finish_if_done (CimsViewerSession *session)
 {
@@ -241,7 +240,6 @@ snapshot_pacing_finish_if_done (CimsViewerSession *session)
     return FALSE;
 
   cims_snapshot_pacer_clear (&session->snapshot_pacer);
-  session->last_snapshot_us = g_get_monotonic_time ();
   return TRUE;
 }
 
@@ -249,6 +247,13 @@ static gboolean
 snapshot_pace_cb (gpointer user_data)
 {
   CimsViewerSession *session = user_data;
+
+  /* Teardown, queued on this context, destroys the timer; until then the
+   * closed session sends nothing more. */
+  if (atomic_load (&session->is_closed)) {
+    session->snapshot_timer = NULL;
+    return G_SOURCE_REMOVE;
+  }
 
   snapshot_burst_send (session);
   if (!snapshot_pacing_finish_if_done (session))
@@ -264,6 +269,7 @@ static void
 send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 {
   session->waiting_for_keyframe = FALSE;
+  session->last_snapshot_us = g_get_monotonic_time ();
   CIMS_METRIC_ADD (session->hub, keyframe_snapshots_sent, 1);
 
   cims_rtp_rewriter_begin_catch_up (&session->rewriter);
@@ -305,7 +311,8 @@ cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache *cach
   if (!atomic_load (&session->is_media_ready) || atomic_load (&session->is_closed))
     return;
 
-  /* Behind a snapshot still being sent; a PLI waits until it is done. */
+  /* Behind a snapshot still being sent. A PLI that arrives meanwhile is
+   * taken after it, within the PLI limit counted from the snapshot's start. */
   if (session->snapshot_timer != NULL) {
     cims_snapshot_pacer_queue (&session->snapshot_pacer, packets, n_packets);
     return;
@@ -345,7 +352,10 @@ cims_viewer_session_send_report (CimsViewerSession *session)
   int length;
   guint32 rtp_ts;
 
-  if (session->srtp_out == NULL || !rewriter->started || atomic_load (&session->is_closed))
+  /* During a snapshot the last packet sent is an old cached one, so the RTP
+   * time extrapolated from it would run ahead of the live packets. */
+  if (session->srtp_out == NULL || !rewriter->started || atomic_load (&session->is_closed)
+      || session->snapshot_timer != NULL)
     return;
 
   /* The RTP time now, extrapolated from the last packet sent. */
@@ -365,7 +375,6 @@ retransmit (CimsViewerSession *session, guint16 out_seq)
 {
   guint8 buffer[CIMS_RTP_MAX_PACKET + SRTP_MAX_OVERHEAD];
   CimsRtpPacket *packet;
-  CimsRtpRewriter copy;
   guint16 src_seq;
   gsize size;
 
@@ -376,10 +385,7 @@ retransmit (CimsViewerSession *session, guint16 out_seq)
   if (packet == NULL)
     return;
 
-  /* A copy of the rewriter maps the old packet to the sequence number and
-   * timestamp it had, without moving the live stream's state. */
-  copy = session->rewriter;
-  size = cims_rtp_rewriter_write (&copy, packet, buffer, CIMS_RTP_MAX_PACKET);
+  size = cims_rtp_rewriter_write_again (&session->rewriter, packet, buffer, CIMS_RTP_MAX_PACKET);
   if (size > 0) {
     send_protected (session, buffer, size);
     CIMS_METRIC_ADD (session->hub, retransmissions_sent, 1);

@@ -79,7 +79,7 @@ struct _CimsViewerSession {
   srtp_t srtp_out;
   CimsRtpRewriter rewriter;
   gboolean waiting_for_keyframe;
-  gint64 last_snapshot_us;      /* when the last snapshot was all sent */
+  gint64 last_snapshot_us;      /* when the last snapshot started */
   CimsSnapshotPacer snapshot_pacer;
   GSource *snapshot_timer;      /* sends the next burst; NULL unless a snapshot is in progress */
 

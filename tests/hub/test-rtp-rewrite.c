@@ -389,6 +389,49 @@ test_rtp_rewrite_catch_up_after_output (void)
   g_assert_cmpuint (ts, ==, INITIAL_TS + 90 + 180 + 9000);
 }
 
+/* Writes @packet (transfer full) again and returns the output timestamp. */
+static guint32
+write_again_ts (const CimsRtpRewriter *rewriter, CimsRtpPacket *packet)
+{
+  g_autoptr (CimsRtpPacket) owned = packet;
+  guint8 out[CIMS_RTP_MAX_PACKET];
+  gsize size = cims_rtp_rewriter_write_again (rewriter, owned, out, sizeof (out));
+
+  g_assert_cmpuint (size, >=, 12);
+  return out_ts (out);
+}
+
+/* A snapshot packet resent during the snapshot or after it, and a live
+ * packet resent, each keep the timestamp they were first sent with. */
+static void
+test_rtp_rewrite_write_again_keeps_ts (void)
+{
+  CimsRtpRewriter rewriter;
+  guint32 first_ts[3];
+  guint32 live_ts;
+  guint16 seq;
+  guint32 ts;
+
+  rewriter_init (&rewriter);
+  cims_rtp_rewriter_begin_catch_up (&rewriter);
+  for (guint frame = 0; frame < 3; frame++)
+    write_packet (&rewriter, packet_simple (300 + frame, 1000000 + frame * 9000, 1, 0), &seq, &first_ts[frame]);
+
+  g_assert_cmpuint (write_again_ts (&rewriter, packet_simple (300, 1000000, 1, 0)), ==, first_ts[0]);
+  g_assert_cmpuint (write_again_ts (&rewriter, packet_simple (301, 1009000, 1, 0)), ==, first_ts[1]);
+
+  cims_rtp_rewriter_end_catch_up (&rewriter);
+  write_packet (&rewriter, packet_simple (303, 1027000, 1, 0), &seq, &live_ts);
+
+  g_assert_cmpuint (write_again_ts (&rewriter, packet_simple (300, 1000000, 1, 0)), ==, first_ts[0]);
+  g_assert_cmpuint (write_again_ts (&rewriter, packet_simple (302, 1018000, 1, 0)), ==, first_ts[2]);
+  g_assert_cmpuint (write_again_ts (&rewriter, packet_simple (303, 1027000, 1, 0)), ==, live_ts);
+
+  /* Writing again leaves the live stream where it was. */
+  write_packet (&rewriter, packet_simple (304, 1036000, 1, 0), &seq, &ts);
+  g_assert_cmpuint (ts, ==, live_ts + 9000);
+}
+
 static void
 test_rtp_rewrite_maps_seq_to_source (void)
 {
@@ -456,6 +499,7 @@ main (int argc, char **argv)
   g_test_add_func ("/rtp-rewrite/catch-up-steps-frames", test_rtp_rewrite_catch_up_steps_frames);
   g_test_add_func ("/rtp-rewrite/catch-up-after-output", test_rtp_rewrite_catch_up_after_output);
   g_test_add_func ("/rtp-rewrite/maps-seq-to-source", test_rtp_rewrite_maps_seq_to_source);
+  g_test_add_func ("/rtp-rewrite/write-again-keeps-ts", test_rtp_rewrite_write_again_keeps_ts);
   g_test_add_func ("/rtp-rewrite/counts-for-sender-report", test_rtp_rewrite_counts_for_sender_report);
 
   return g_test_run ();
