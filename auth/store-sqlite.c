@@ -470,6 +470,50 @@ cims_store_sqlite_open (const char *path, GError **error)
   return g_steal_pointer (&store);
 }
 
+CimsStore *
+cims_store_sqlite_open_reader (const char *path, GError **error)
+{
+  g_autoptr(CimsStore) store = NULL;
+  CimsStoreSqlite *sq;
+  int version = 0;
+  int rc;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  sq = g_new0 (CimsStoreSqlite, 1);
+  g_mutex_init (&sq->lock);
+  sq->path = g_strdup (path);
+  sq->statements = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                          statement_finalize);
+  store = g_new0 (CimsStore, 1);
+  store->backend = &sqlite_backend;
+  store->data = sq;
+
+  /* Read-only and without SQLITE_OPEN_CREATE: a missing file is an error,
+   * never a new empty store. */
+  rc = sqlite3_open_v2 (path, &sq->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+  if (rc != SQLITE_OK) {
+    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
+                 "Cannot open state store %s for reading: %s", path,
+                 sq->db != NULL ? sqlite3_errmsg (sq->db) : sqlite3_errstr (rc));
+    return NULL;
+  }
+  sqlite3_extended_result_codes (sq->db, 1);
+  sqlite3_busy_timeout (sq->db, SQLITE_BUSY_TIMEOUT_MS);
+
+  if (!store_sqlite_get_user_version (sq, &version, error))
+    return NULL;
+  if (version != SCHEMA_VERSION) {
+    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
+                 "Cannot read state store %s: its schema version is %d, expected %d", path, version,
+                 SCHEMA_VERSION);
+    return NULL;
+  }
+
+  return g_steal_pointer (&store);
+}
+
 static void
 store_sqlite_close (CimsStore *store)
 {

@@ -192,6 +192,12 @@ typedef struct _CimsStore CimsStore;
  * Returns: (transfer full) the store, or NULL with CIMS_STORE_ERROR_OPEN. */
 CimsStore *cims_store_sqlite_open (const char *path, GError **error);
 
+/* Opens the existing store at @path for reading only, with no migration and
+ * no warning: for a second connection beside the one that writes, such as a
+ * report's. Fails with CIMS_STORE_ERROR_OPEN when the file is missing or its
+ * schema version is not this cimshub's. */
+CimsStore *cims_store_sqlite_open_reader (const char *path, GError **error);
+
 void cims_store_free (CimsStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsStore, cims_store_free)
 

@@ -154,7 +154,7 @@ report_compute (gpointer data, gpointer user_data)
   if (atomic_load (&hub->reports_cancelled)) {
     g_set_error (&job->error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN, "The hub is stopping.");
   } else {
-    store = cims_store_sqlite_open (job->store_path, &job->error);
+    store = cims_store_sqlite_open_reader (job->store_path, &job->error);
     if (store != NULL)
       job->report = cims_annual_report_compute (store, job->config, job->year, &job->error);
   }
@@ -166,7 +166,9 @@ static GThreadPool *
 report_pool_get (CimsHub *hub)
 {
   if (hub->report_pool == NULL)
-    hub->report_pool = g_thread_pool_new (report_compute, hub, 1, FALSE, NULL);
+    /* Exclusive: the thread keeps its nice value to itself, where a shared
+     * pool thread would carry it on to GLib's and GStreamer's other work. */
+    hub->report_pool = g_thread_pool_new (report_compute, hub, 1, TRUE, NULL);
   return hub->report_pool;
 }
 
@@ -208,13 +210,16 @@ report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   g_thread_pool_push (report_pool_get (hub), job, NULL);
 }
 
+/* NOTE: nothing interrupts the report being computed, so a hub asked to stop
+ * during a report of millions of records exits only seconds later. */
 void
 cims_api_reports_stop (CimsHub *hub)
 {
   atomic_store (&hub->reports_cancelled, 1);
 
-  /* Queued reports are skipped at once; their replies are dropped on the
-   * main context, which the hub iterates once more before it is freed. */
+  /* Queued reports are skipped at once, and the one running finishes. Their
+   * replies wait on the main context, which the hub owns to the end and
+   * iterates once more before it is freed, and are dropped there. */
   if (hub->report_pool != NULL)
     g_thread_pool_free (g_steal_pointer (&hub->report_pool), FALSE, TRUE);
 }

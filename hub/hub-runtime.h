@@ -90,6 +90,7 @@ struct _CimsHub {
   CimsDtlsIdentity *dtls;
 
   GMainContext *main_context;   /* HTTP, ingest, session lifecycle */
+  gboolean owns_main_context;   /* acquired by the hub's thread from start to free */
   CimsWorker *workers[CIMS_MAX_WORKERS];  /* ICE, DTLS, RTCP and sending, per core */
   guint n_workers;
 

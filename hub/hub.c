@@ -112,6 +112,12 @@ cims_hub_new (CimsConfig *config, GError **error)
   hub->dtls = g_steal_pointer (&dtls);
   hub->started_us = g_get_monotonic_time ();
   hub->main_context = g_main_context_ref_thread_default ();
+  /* Owned by this thread for the hub's whole life, also before and after
+   * its loop runs: g_main_context_invoke() from a worker, ingest or report
+   * thread then always queues, and never runs the callback on that thread. */
+  hub->owns_main_context = g_main_context_acquire (hub->main_context);
+  if (!hub->owns_main_context)
+    g_warning ("the hub's main context is owned by another thread; callbacks from media threads may run there");
   hub->sessions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                          (GDestroyNotify) cims_viewer_session_unref);
   hub->session_expiry = cims_session_expiry_new (hub->main_context, session_expiry_cb, hub);
@@ -208,6 +214,8 @@ cims_hub_free (CimsHub *hub)
   g_hash_table_unref (hub->sessions);
   g_clear_pointer (&hub->session_expiry, cims_session_expiry_free);
   g_hash_table_unref (hub->sources);
+  if (hub->owns_main_context)
+    g_main_context_release (hub->main_context);
   g_main_context_unref (hub->main_context);
   g_clear_pointer (&hub->grants, g_ptr_array_unref);
   g_clear_pointer (&hub->incidents, g_ptr_array_unref);

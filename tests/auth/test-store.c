@@ -888,6 +888,40 @@ test_store_audit_read_only_append_fails (StoreFixture *fixture, gconstpointer da
   g_assert_no_error (error);
 }
 
+/* A reader connection beside the writing one reads its records, writes
+ * nothing, and never creates a missing store. */
+static void
+test_store_reader_reads_beside_writer (StoreFixture *fixture, gconstpointer data)
+{
+  g_autofree char *missing = g_build_filename (fixture->dir, "missing.db", NULL);
+  g_autoptr(CimsStore) reader = NULL;
+  g_autoptr(CimsAuditRecord) record = audit_record_new (5);
+  g_autoptr(GPtrArray) records = NULL;
+  g_autoptr(GError) error = NULL;
+
+  audit_append_n (fixture->store, 0, 3);
+  reader = cims_store_sqlite_open_reader (fixture->path, &error);
+  g_assert_no_error (error);
+
+  records = audit_query_all (reader);
+  g_assert_cmpuint (records->len, ==, 3);
+
+  /* The writer goes on appending while the reader is open. */
+  audit_append_n (fixture->store, 3, 1);
+  g_clear_pointer (&records, g_ptr_array_unref);
+  records = audit_query_all (reader);
+  g_assert_cmpuint (records->len, ==, 4);
+
+  g_assert_false (cims_store_audit_append (reader, record, &error));
+  g_assert_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_WRITE);
+  g_clear_error (&error);
+
+  g_assert_null (cims_store_sqlite_open_reader (missing, &error));
+  g_assert_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN);
+  g_assert_nonnull (strstr (error->message, missing));
+  g_assert_false (g_file_test (missing, G_FILE_TEST_EXISTS));
+}
+
 /* The same through file permissions, which only bind a user without
  * CAP_DAC_OVERRIDE. */
 static void
@@ -1297,6 +1331,7 @@ main (int argc, char *argv[])
   ADD_STORE_TEST ("/auth/store/open/creates-private-wal-file", test_store_open_creates_private_wal_file);
   ADD_STORE_TEST ("/auth/store/open/accepts-uri", test_store_open_accepts_uri);
   ADD_STORE_TEST ("/auth/store/open/rejects-newer-schema", test_store_open_rejects_newer_schema);
+  ADD_STORE_TEST ("/auth/store/open/reader-beside-writer", test_store_reader_reads_beside_writer);
   g_test_add_func ("/auth/store/open/reports-missing-directory", test_store_open_reports_missing_directory);
 
   ADD_STORE_TEST ("/auth/store/grant/insert-and-get", test_store_grant_insert_and_get);

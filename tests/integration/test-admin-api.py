@@ -416,7 +416,7 @@ class Run:
 
     def test_stop_during_report(self):
         """A hub sent SIGTERM while it reads the large log for a report
-        exits cleanly and at once, and the queued reply is dropped."""
+        exits cleanly once that report is done, and drops its reply."""
         year = time.gmtime().tm_year
         hub = self.processes.children["cimshub"]
 
