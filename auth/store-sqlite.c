@@ -418,6 +418,39 @@ store_sqlite_configure (CimsStoreSqlite *sq, gboolean is_read_only, GError **err
                                  error);
 }
 
+/* Returns (transfer full) a store for @path with no connection yet. */
+static CimsStore *
+store_sqlite_new (const char *path)
+{
+  CimsStoreSqlite *sq = g_new0 (CimsStoreSqlite, 1);
+  CimsStore *store = g_new0 (CimsStore, 1);
+
+  g_mutex_init (&sq->lock);
+  sq->path = g_strdup (path);
+  sq->statements = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
+                                          statement_finalize);
+  store->backend = &sqlite_backend;
+  store->data = sq;
+  return store;
+}
+
+/* Opens the connection of @sq with @flags. SQLITE_OPEN_URI makes "file:..."
+ * a URI, and other names stay plain paths. */
+static gboolean
+store_sqlite_connect (CimsStoreSqlite *sq, int flags, GError **error)
+{
+  int rc = sqlite3_open_v2 (sq->path, &sq->db, flags | SQLITE_OPEN_URI, NULL);
+
+  if (rc == SQLITE_OK)
+    return TRUE;
+
+  g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
+               "Cannot open state store %s%s: %s", sq->path,
+               (flags & SQLITE_OPEN_READONLY) ? " for reading" : "",
+               sq->db != NULL ? sqlite3_errmsg (sq->db) : sqlite3_errstr (rc));
+  return FALSE;
+}
+
 CimsStore *
 cims_store_sqlite_open (const char *path, GError **error)
 {
@@ -425,32 +458,18 @@ cims_store_sqlite_open (const char *path, GError **error)
   CimsStoreSqlite *sq;
   gboolean is_read_only;
   gboolean was_empty = FALSE;
-  int rc;
 
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  sq = g_new0 (CimsStoreSqlite, 1);
-  g_mutex_init (&sq->lock);
-  sq->path = g_strdup (path);
-  sq->statements = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
-                                          statement_finalize);
-  store = g_new0 (CimsStore, 1);
-  store->backend = &sqlite_backend;
-  store->data = sq;
+  store = store_sqlite_new (path);
+  sq = store->data;
 
   store_sqlite_precreate (path);
 
-  /* SQLITE_OPEN_URI makes "file:..." a URI, and other names stay plain
-   * paths. SQLite opens a file it may not write read-only instead of failing. */
-  rc = sqlite3_open_v2 (path, &sq->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
-  if (rc != SQLITE_OK) {
-    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
-                 "Cannot open state store %s: %s", path,
-                 sq->db != NULL ? sqlite3_errmsg (sq->db) : sqlite3_errstr (rc));
+  /* SQLite opens a file it may not write read-only instead of failing. */
+  if (!store_sqlite_connect (sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error))
     return NULL;
-  }
 
   is_read_only = sqlite3_db_readonly (sq->db, "main") == 1;
 
@@ -476,37 +495,28 @@ cims_store_sqlite_open_reader (const char *path, GError **error)
   g_autoptr(CimsStore) store = NULL;
   CimsStoreSqlite *sq;
   int version = 0;
-  int rc;
 
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  sq = g_new0 (CimsStoreSqlite, 1);
-  g_mutex_init (&sq->lock);
-  sq->path = g_strdup (path);
-  sq->statements = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
-                                          statement_finalize);
-  store = g_new0 (CimsStore, 1);
-  store->backend = &sqlite_backend;
-  store->data = sq;
+  store = store_sqlite_new (path);
+  sq = store->data;
 
-  /* Read-only and without SQLITE_OPEN_CREATE: a missing file is an error,
-   * never a new empty store. */
-  rc = sqlite3_open_v2 (path, &sq->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-  if (rc != SQLITE_OK) {
-    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
-                 "Cannot open state store %s for reading: %s", path,
-                 sq->db != NULL ? sqlite3_errmsg (sq->db) : sqlite3_errstr (rc));
+  /* Without SQLITE_OPEN_CREATE a missing file is an error, never a new
+   * empty store. */
+  if (!store_sqlite_connect (sq, SQLITE_OPEN_READONLY, error))
     return NULL;
-  }
+
   sqlite3_extended_result_codes (sq->db, 1);
   sqlite3_busy_timeout (sq->db, SQLITE_BUSY_TIMEOUT_MS);
 
   if (!store_sqlite_get_user_version (sq, &version, error))
     return NULL;
+
   if (version != SCHEMA_VERSION) {
     g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
-                 "Cannot read state store %s: its schema version is %d, expected %d", path, version,
+                 "Cannot read state store %s: its schema version is %d, expected %d; start the "
+                 "hub once with write access so that it migrates the store", path, version,
                  SCHEMA_VERSION);
     return NULL;
   }

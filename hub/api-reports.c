@@ -190,7 +190,7 @@ report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   }
   if (!query_get_year (msg, query, &year) || !query_get_format (msg, query, &format))
     return;
-  if (hub->store == NULL || hub->store_path == NULL) {
+  if (hub->store_path == NULL) {
     cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-unavailable",
                            "The audit log is not open.");
     return;

@@ -145,14 +145,15 @@ typedef struct {
   gboolean is_catching_up;      /* between begin_catch_up and end_catch_up */
   gboolean has_catch_up_frame;  /* a frame was written since begin_catch_up */
   guint32 catch_up_src_ts;      /* source timestamp of that frame */
-  /* The last snapshot's frames, source and output timestamp: a
-   * retransmission gets the output timestamp its packet was first sent with. */
-  guint32 catch_up_frame_src_ts[CIMS_RTP_REWRITER_CATCH_UP_FRAMES];
-  guint32 catch_up_frame_out_ts[CIMS_RTP_REWRITER_CATCH_UP_FRAMES];
-  guint n_catch_up_frames;      /* frames since begin_catch_up; the arrays keep the last ones */
 
   guint64 packets_sent;
   guint64 octets_sent;          /* payload octets, for RTCP SR */
+
+  /* Last, so that the fields each packet touches share cache lines: the
+   * last snapshot's frames, whose output timestamps a retransmission reuses. */
+  guint n_catch_up_frames;      /* frames since begin_catch_up; the arrays keep the last ones */
+  guint32 catch_up_frame_src_ts[CIMS_RTP_REWRITER_CATCH_UP_FRAMES];
+  guint32 catch_up_frame_out_ts[CIMS_RTP_REWRITER_CATCH_UP_FRAMES];
 } CimsRtpRewriter;
 
 /* Sets up a caller-allocated @rewriter so that the first packet written gets

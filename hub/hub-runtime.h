@@ -101,7 +101,7 @@ struct _CimsHub {
   CimsStore *store;             /* grants, incidents, audit log */
   char *store_path;             /* its file, which annual reports open on their own thread */
   GThreadPool *report_pool;     /* computes annual reports, one at a time (api-reports.c) */
-  atomic_int reports_cancelled; /* set at stop: queued reports are skipped */
+  atomic_int reports_cancelled; /* 1 once the hub stops, so that queued reports are skipped */
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;

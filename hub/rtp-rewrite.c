@@ -248,7 +248,7 @@ cims_rtp_rewriter_write_again (const CimsRtpRewriter *rewriter, const CimsRtpPac
     is_snapshot_frame = TRUE;
   }
 
-  /* While a snapshot is sent, ts_offset holds for its latest frame only. */
+  /* While a snapshot is sent, ts_offset is valid for its latest frame only. */
   if (!is_snapshot_frame && rewriter->is_catching_up)
     return 0;
 

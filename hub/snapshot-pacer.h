@@ -19,7 +19,7 @@ typedef struct {
  * function that drops their refs). @pacer must be idle. */
 void cims_snapshot_pacer_start (CimsSnapshotPacer *pacer, GPtrArray *snapshot);
 
-/* TRUE from start until every queued packet was taken. */
+/* Returns TRUE from start until every queued packet was taken. */
 gboolean cims_snapshot_pacer_is_active (const CimsSnapshotPacer *pacer);
 
 /* Queues @n_packets live packets behind the snapshot, taking a ref on each.
@@ -29,8 +29,8 @@ void cims_snapshot_pacer_queue (CimsSnapshotPacer *pacer, CimsRtpPacket *const *
 /* Takes up to @max_packets of the next packets and points @packets at them
  * (transfer none: valid until the next queue or clear). A run never mixes
  * snapshot and live packets: @is_snapshot is TRUE for a run of snapshot
- * packets, and the run that contains the snapshot's last packet ends there. Returns how many; 0 once
- * every packet was taken. */
+ * packets, and such a run ends at the snapshot's last packet. Returns how
+ * many, or 0 once every packet was taken. */
 guint cims_snapshot_pacer_take (CimsSnapshotPacer *pacer, guint max_packets, CimsRtpPacket *const **packets,
                                 gboolean *is_snapshot);
 

@@ -196,8 +196,8 @@ send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n
 /* A keyframe snapshot goes out SNAPSHOT_BURST_PACKETS at a time, one burst
  * every SNAPSHOT_PACE_INTERVAL_MS: 32,000 packets a second, about 300 Mbit/s
  * with 1,200-byte packets. A keyframe of 300 packets then arrives within
- * 10 ms, and one of 1,600 packets no longer reaches the viewer's receive
- * buffer all at once, where it overflowed a busy viewer's buffer. */
+ * 10 ms. Sent at once, a keyframe of 1,600 packets overflowed the receive
+ * buffer of a viewer busy with other work. */
 #define SNAPSHOT_BURST_PACKETS 64
 #define SNAPSHOT_PACE_INTERVAL_MS 2
 
@@ -229,6 +229,7 @@ snapshot_burst_send (CimsViewerSession *session)
     snapshot_catch_up_end_if_sent (session);
   }
 
+  /* An empty snapshot ends catch-up at once. */
   snapshot_catch_up_end_if_sent (session);
 }
 
@@ -248,7 +249,7 @@ snapshot_pace_cb (gpointer user_data)
 {
   CimsViewerSession *session = user_data;
 
-  /* Teardown, queued on this context, destroys the timer; until then the
+  /* Teardown, queued on this context, destroys the timer. Until then the
    * closed session sends nothing more. */
   if (atomic_load (&session->is_closed)) {
     session->snapshot_timer = NULL;

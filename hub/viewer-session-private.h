@@ -81,7 +81,7 @@ struct _CimsViewerSession {
   gboolean waiting_for_keyframe;
   gint64 last_snapshot_us;      /* when the last snapshot started */
   CimsSnapshotPacer snapshot_pacer;
-  GSource *snapshot_timer;      /* sends the next burst; NULL unless a snapshot is in progress */
+  GSource *snapshot_timer;      /* the timer of the next burst, or NULL unless a snapshot is in progress */
 
   CimsSource *source;
   atomic_int is_media_ready;
@@ -101,7 +101,7 @@ void cims_viewer_session_handle_dtls (CimsViewerSession *session, const guint8 *
 
 /* viewer-media.c */
 void cims_viewer_session_media_start (CimsViewerSession *session);
-/* Drops a keyframe snapshot still being sent; worker thread, at teardown. */
+/* Drops a keyframe snapshot still being sent. Worker thread, at teardown. */
 void cims_viewer_session_media_stop (CimsViewerSession *session);
 /* Points the send path at the pair ICE selected; worker thread. */
 void cims_viewer_session_update_send_path (CimsViewerSession *session);

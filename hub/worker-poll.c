@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -384,12 +383,14 @@ poller_hold (Poller *poller, struct epoll_event *events, gint64 start_us)
 {
   gint64 wait_us = start_us - g_get_monotonic_time ();
   guint64 count;
+  int wait_ms;
 
   /* epoll reported it readable, so this read does not block. */
   if (read (poller->wakeup_fd, &count, sizeof count) < 0 && errno != EAGAIN)
     return epoll_wait (poller->epoll_fd, events, POLLER_MAX_EVENTS, 0);
 
-  return epoll_wait (poller->epoll_fd, events, POLLER_MAX_EVENTS, (int) (MAX (wait_us, 0) + 999) / 1000);
+  wait_ms = (int) ((MAX (wait_us, 0) + 999) / 1000);
+  return epoll_wait (poller->epoll_fd, events, POLLER_MAX_EVENTS, wait_ms);
 }
 
 /* A GPollFunc with poll()'s contract. It keeps state per thread, so each

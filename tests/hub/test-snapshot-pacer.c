@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of hub/snapshot-pacer.c: a snapshot comes out in runs no longer
- * than asked for, the run holding its last packet ends there, live packets
+ * than asked for, the run containing its last packet ends there, live packets
  * queued meanwhile follow it in order, and clearing drops every ref. */
 #include "hub/snapshot-pacer.h"
 
@@ -87,7 +87,7 @@ test_live_packets_follow (void)
   cims_snapshot_pacer_queue (&pacer, (CimsRtpPacket *const *) live->pdata, 12);
   cims_snapshot_pacer_queue (&pacer, (CimsRtpPacket *const *) live->pdata + 12, 18);
 
-  /* The run holding the snapshot's last packet stops there, although the
+  /* The run containing the snapshot's last packet stops there, although the
    * limit would take live packets too: 6 snapshot packets, then 16, 14. */
   g_assert_cmpuint (cims_snapshot_pacer_take (&pacer, 16, &packets, &is_snapshot), ==, 6);
   g_assert_true (is_snapshot);

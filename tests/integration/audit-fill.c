@@ -51,9 +51,15 @@ main (int argc, char **argv)
   guint64 year = 0;
   guint64 n_sessions = 0;
 
-  if (argc != 4 || !g_ascii_string_to_unsigned (argv[2], 10, 2000, 2100, &year, NULL)
-      || !g_ascii_string_to_unsigned (argv[3], 10, 1, 1000000, &n_sessions, NULL)) {
-    g_printerr ("usage: %s STORE YEAR SESSIONS (YEAR 2000 to 2100, SESSIONS 1 to 1000000)\n", argv[0]);
+  if (argc != 4) {
+    g_printerr ("usage: %s STORE YEAR SESSIONS\n", argv[0]);
+    return 2;
+  }
+
+  if (!g_ascii_string_to_unsigned (argv[2], 10, 2000, 2100, &year, &error)
+      || !g_ascii_string_to_unsigned (argv[3], 10, 1, 1000000, &n_sessions, &error)) {
+    g_printerr ("%s: invalid argument: %s (YEAR must be 2000 to 2100, SESSIONS 1 to 1000000)\n", argv[0],
+                error->message);
     return 2;
   }
 

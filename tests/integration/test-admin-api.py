@@ -39,7 +39,7 @@ REGIONAL_AUDITOR = "state-police:ig-1"
 TIME_LIMIT_S = 180
 # Viewing sessions audit-fill adds, two records each: the annual report then
 # takes about half a second to read them in the plain build. Under the
-# sanitizers every allocation is slower, so fewer do.
+# sanitizers every allocation is slower, so that run adds fewer.
 SANITIZED = "ASAN_OPTIONS" in os.environ
 FILL_SESSIONS = 10000 if SANITIZED else 100000
 
