@@ -13,7 +13,7 @@ cims_frame_wake_init (CimsFrameWake *wake)
 }
 
 /* The workers wake at the end of each frame (the RTP marker bit), so a
- * frame's packets cost one main-loop pass and go to each viewer in one
+ * frame's packets cost each worker one wake-up and go to each viewer in one
  * sendmmsg(). Since a frame is decodable only once its last packet arrives,
  * holding its first packets back delays no picture. A long frame wakes them
  * every CIMS_FRAME_WAKE_BATCH_MAX packets, and a new RTP timestamp behind

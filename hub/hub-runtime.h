@@ -327,14 +327,11 @@ CimsWorker *cims_worker_new (CimsHub *hub, guint index, GError **error);
 void cims_worker_free (CimsWorker *worker);
 GMainContext *cims_worker_get_context (CimsWorker *worker);
 
-/* Makes @context poll with epoll (worker-poll.c). The poller keeps its
- * state per thread, so the thread that iterates @context must iterate no
- * other context with this poll function. @context must have no source yet.
- * Returns GLib's wake-up fd of @context, or -1 when it cannot be found. */
-int cims_worker_poll_install (GMainContext *context);
-/* Tells the calling thread's poller which fd is GLib's own wake-up fd of its
- * context, as returned by cims_worker_poll_install(). */
-void cims_worker_poll_set_wakeup_fd (int fd);
+/* The context of a viewer group with room for one more viewer, for the
+ * viewer's ICE agent and timers (worker-loop.c); worker thread. */
+GMainContext *cims_worker_join_group (CimsWorker *worker);
+/* Gives back the viewer's place in that group; worker thread. */
+void cims_worker_leave_group (CimsWorker *worker, GMainContext *group_context);
 
 void cims_worker_count_session (CimsWorker *worker, int delta);
 /* Wakes the worker to drain its feeds unless it is awake already; any

@@ -281,7 +281,7 @@ cims_viewer_session_dtls_start (CimsViewerSession *session)
 
   session->dtls_timer = g_timeout_source_new (DTLS_TIMER_INTERVAL_MS);
   g_source_set_callback (session->dtls_timer, dtls_timer_cb, session, NULL);
-  g_source_attach (session->dtls_timer, session->context);
+  g_source_attach (session->dtls_timer, session->group_context);
   /* The context holds the only reference; the field is cleared before it ends. */
   g_source_unref (session->dtls_timer);
 

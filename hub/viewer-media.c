@@ -281,7 +281,7 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 
   session->snapshot_timer = g_timeout_source_new (SNAPSHOT_PACE_INTERVAL_MS);
   g_source_set_callback (session->snapshot_timer, snapshot_pace_cb, session, NULL);
-  g_source_attach (session->snapshot_timer, session->context);
+  g_source_attach (session->snapshot_timer, session->group_context);
   g_source_unref (session->snapshot_timer);
 }
 

@@ -46,7 +46,8 @@ struct _CimsViewerSession {
   /* The worker that owns the session; everything below runs on its
    * thread, so the send path takes no lock. */
   CimsWorker *worker;
-  GMainContext *context;
+  GMainContext *context;        /* the worker's own: calls from other threads */
+  GMainContext *group_context;  /* the viewer group's: ICE agent and timers; NULL until negotiation */
   CimsFeed *feed;               /* NULL until media starts */
   NiceAgent *agent;
   guint stream_id;

@@ -455,7 +455,7 @@ connect_timer_start (CimsViewerSession *session)
 {
   session->connect_timer = g_timeout_source_new (CONNECT_TIMEOUT_MS);
   g_source_set_callback (session->connect_timer, connect_timeout_cb, session, NULL);
-  g_source_attach (session->connect_timer, session->context);
+  g_source_attach (session->connect_timer, session->group_context);
   /* The context holds the only reference; the field is cleared before it ends. */
   g_source_unref (session->connect_timer);
 }
@@ -471,7 +471,8 @@ negotiate_on_media_cb (gpointer user_data)
     return G_SOURCE_REMOVE;
   }
 
-  session->agent = nice_agent_new_full (session->context, NICE_COMPATIBILITY_RFC5245,
+  session->group_context = cims_worker_join_group (session->worker);
+  session->agent = nice_agent_new_full (session->group_context, NICE_COMPATIBILITY_RFC5245,
                                         NICE_AGENT_OPTION_CONSENT_FRESHNESS);
   agent_configure (session);
 
@@ -484,7 +485,7 @@ negotiate_on_media_cb (gpointer user_data)
 
   g_signal_connect (session->agent, "candidate-gathering-done", G_CALLBACK (gathering_done_cb), session);
   g_signal_connect (session->agent, "component-state-changed", G_CALLBACK (ice_state_changed_cb), session);
-  nice_agent_attach_recv (session->agent, session->stream_id, 1, session->context,
+  nice_agent_attach_recv (session->agent, session->stream_id, 1, session->group_context,
                           ice_recv_cb, session);
 
   if (session->role == CIMS_DTLS_SETUP_PASSIVE)
@@ -610,6 +611,8 @@ teardown_on_media_cb (gpointer user_data)
   g_clear_pointer (&session->srtp_in, srtp_dealloc);
   g_clear_pointer (&session->ssl, SSL_free);
   g_clear_object (&session->agent);
+  if (session->group_context != NULL)
+    cims_worker_leave_group (session->worker, g_steal_pointer (&session->group_context));
 
   cims_viewer_session_unref (session);
   return G_SOURCE_REMOVE;

@@ -5,18 +5,17 @@
  * per-viewer hot path so runs on one thread with no lock, and a slow worker
  * never delays the camera or another worker. */
 #include "hub/hub-runtime.h"
+#include "hub/worker-loop.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <glib-unix.h>
-
 /* RTCP sender reports go out once a second (RFC 3550 section 6.2 allows
  * far less; a second keeps the viewer's lip-sync and stats fresh). One
  * timer per worker serves all its sessions: a timer per session would add
- * a main-loop pass, which polls every socket of the worker, per session. */
+ * a GLib pass of its viewer group per session and second. */
 #define SENDER_REPORT_INTERVAL_MS 1000
 
 /* Packets a feed may hold for a worker that is behind: about two seconds
@@ -44,12 +43,13 @@ struct _CimsFeed {
 struct _CimsWorker {
   CimsHub *hub;
   guint index;
-  GMainContext *context;
-  GMainLoop *loop;
+  GMainContext *context;        /* invokes from other threads and the report timer */
+  CimsWorkerLoop *loop;         /* runs @context and the viewers' groups */
   GThread *thread;
+  GMutex start_mutex;
+  GCond start_cond;
+  gboolean has_started;         /* the thread owns @context */
   int wake_fd;                  /* eventfd the producers write to */
-  int context_wakeup_fd;        /* GLib's own wake-up fd of @context, or -1 */
-  GSource *wake_source;
   GSource *report_source;
   GPtrArray *feeds;             /* of CimsFeed, worker thread only */
   atomic_int n_sessions;
@@ -244,12 +244,12 @@ feeds_have_packets (CimsWorker *worker)
   return FALSE;
 }
 
-/* Drains every feed until all are empty. The worker announces it is idle
- * before its last look, and a producer wakes it only after taking that
- * flag: packets queued while it drains cost no extra wake-up or main-loop
- * pass (a pass visits every viewer's socket source of the worker). */
-static gboolean
-wake_cb (gint fd, GIOCondition condition, gpointer user_data)
+/* Drains every feed until all are empty, straight from the worker loop's
+ * epoll. The worker announces it is idle before its last look, and a
+ * producer wakes it only after taking that flag: packets queued while it
+ * drains cost no extra wake-up. */
+static void
+wake_cb (int fd, gpointer user_data)
 {
   CimsWorker *worker = user_data;
   guint64 count;
@@ -266,7 +266,6 @@ wake_cb (gint fd, GIOCondition condition, gpointer user_data)
       break;
     atomic_store (&worker->is_idle, 0);
   }
-  return G_SOURCE_CONTINUE;
 }
 
 void
@@ -301,22 +300,47 @@ worker_main (gpointer user_data)
 {
   CimsWorker *worker = user_data;
 
+  /* Owned before cims_worker_new() returns, so that no other thread's
+   * g_main_context_invoke() runs its call on that thread instead. */
+  g_main_context_acquire (worker->context);
+  g_mutex_lock (&worker->start_mutex);
+  worker->has_started = TRUE;
+  g_cond_signal (&worker->start_cond);
+  g_mutex_unlock (&worker->start_mutex);
+
   g_main_context_push_thread_default (worker->context);
-  cims_worker_poll_set_wakeup_fd (worker->context_wakeup_fd);
-  g_main_loop_run (worker->loop);
+  cims_worker_loop_run (worker->loop);
   g_main_context_pop_thread_default (worker->context);
+  g_main_context_release (worker->context);
   return NULL;
+}
+
+static void
+worker_start (CimsWorker *worker)
+{
+  g_autofree char *name = g_strdup_printf ("cims-media-%u", worker->index);
+
+  worker->thread = g_thread_new (name, worker_main, worker);
+  g_mutex_lock (&worker->start_mutex);
+  while (!worker->has_started)
+    g_cond_wait (&worker->start_cond, &worker->start_mutex);
+  g_mutex_unlock (&worker->start_mutex);
 }
 
 CimsWorker *
 cims_worker_new (CimsHub *hub, guint index, GError **error)
 {
   CimsWorker *worker;
-  g_autofree char *name = g_strdup_printf ("cims-media-%u", index);
-  int fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+  CimsWorkerLoop *loop = cims_worker_loop_new (error);
+  int fd;
 
+  if (loop == NULL)
+    return NULL;
+
+  fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd < 0) {
     g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "eventfd() failed: %s", g_strerror (errno));
+    cims_worker_loop_free (loop);
     return NULL;
   }
 
@@ -326,23 +350,31 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
   worker->wake_fd = fd;
   atomic_init (&worker->is_idle, 1);
   worker->feeds = g_ptr_array_new ();
+  g_mutex_init (&worker->start_mutex);
+  g_cond_init (&worker->start_cond);
   worker->context = g_main_context_new ();
-  worker->context_wakeup_fd = cims_worker_poll_install (worker->context);
-  worker->loop = g_main_loop_new (worker->context, FALSE);
-  worker->wake_source = g_unix_fd_source_new (fd, G_IO_IN);
-  g_source_set_callback (worker->wake_source, G_SOURCE_FUNC (wake_cb), worker, NULL);
-  g_source_attach (worker->wake_source, worker->context);
+  worker->loop = loop;
+  cims_worker_loop_add_context (loop, worker->context);
+  if (!cims_worker_loop_watch_fd (loop, fd, wake_cb, worker, error)) {
+    cims_worker_loop_free (loop);
+    g_main_context_unref (worker->context);
+    g_ptr_array_unref (worker->feeds);
+    close (fd);
+    g_aligned_free (worker);
+    return NULL;
+  }
+
   worker->report_source = g_timeout_source_new (SENDER_REPORT_INTERVAL_MS);
   g_source_set_callback (worker->report_source, report_cb, worker, NULL);
   g_source_attach (worker->report_source, worker->context);
-  worker->thread = g_thread_new (name, worker_main, worker);
+  worker_start (worker);
   return worker;
 }
 
 static gboolean
 quit_cb (gpointer user_data)
 {
-  g_main_loop_quit (user_data);
+  cims_worker_loop_quit (user_data);
   return G_SOURCE_REMOVE;
 }
 
@@ -356,15 +388,15 @@ cims_worker_free (CimsWorker *worker)
   g_main_context_invoke (worker->context, quit_cb, worker->loop);
   g_thread_join (worker->thread);
 
-  g_source_destroy (worker->wake_source);
-  g_source_unref (worker->wake_source);
   g_source_destroy (worker->report_source);
   g_source_unref (worker->report_source);
+  cims_worker_loop_free (worker->loop);
   close (worker->wake_fd);
   g_warn_if_fail (worker->feeds->len == 0);
   g_ptr_array_unref (worker->feeds);
-  g_main_loop_unref (worker->loop);
   g_main_context_unref (worker->context);
+  g_mutex_clear (&worker->start_mutex);
+  g_cond_clear (&worker->start_cond);
   g_aligned_free (worker);
 }
 
@@ -372,6 +404,18 @@ GMainContext *
 cims_worker_get_context (CimsWorker *worker)
 {
   return worker->context;
+}
+
+GMainContext *
+cims_worker_join_group (CimsWorker *worker)
+{
+  return cims_worker_loop_join_group (worker->loop);
+}
+
+void
+cims_worker_leave_group (CimsWorker *worker, GMainContext *group_context)
+{
+  cims_worker_loop_leave_group (worker->loop, group_context);
 }
 
 CimsWorkerCounters *
