@@ -264,8 +264,36 @@ snapshot_pace_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Dispatches the pacing timer and counts the next interval from the end of
+ * the burst just sent. A GLib timeout counts it from the time that its
+ * context cached at the prepare before the pass. When a pass ran more than
+ * one interval after that prepare, the next burst was due at once, and the
+ * bursts went out back to back. */
+static gboolean
+pace_timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  if (!callback (user_data))
+    return G_SOURCE_REMOVE;
+
+  g_source_set_ready_time (source, g_get_monotonic_time () + SNAPSHOT_PACE_INTERVAL_MS * 1000);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs pace_timer_funcs = { .dispatch = pace_timer_dispatch };
+
+static GSource *
+pace_timer_new (CimsViewerSession *session)
+{
+  GSource *timer = g_source_new (&pace_timer_funcs, sizeof (GSource));
+
+  g_source_set_name (timer, "cimshub snapshot pacing");
+  g_source_set_ready_time (timer, g_get_monotonic_time () + SNAPSHOT_PACE_INTERVAL_MS * 1000);
+  g_source_set_callback (timer, snapshot_pace_cb, session, NULL);
+  return timer;
+}
+
 /* Sends the cached keyframe and what followed it: the first burst now, the
- * rest from a timer on the worker's context. */
+ * rest from a pacing timer in the viewer group's context. */
 static void
 send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
 {
@@ -279,8 +307,7 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
   if (snapshot_pacing_finish_if_done (session))
     return;
 
-  session->snapshot_timer = g_timeout_source_new (SNAPSHOT_PACE_INTERVAL_MS);
-  g_source_set_callback (session->snapshot_timer, snapshot_pace_cb, session, NULL);
+  session->snapshot_timer = pace_timer_new (session);
   g_source_attach (session->snapshot_timer, session->group_context);
   g_source_unref (session->snapshot_timer);
 }
