@@ -361,7 +361,9 @@ class Bench:
             print(f"{server['kind']}: {n_viewers} viewers: loss {step['loss'] * 100:.3f}%, "
                   f"{step['with_keyframe']} with keyframe, server {step['server_cores']:.2f} cores, "
                   f"viewers {step['viewer_cores']:.2f} cores, latency p50 {step['latency_p50_ms']} ms, "
-                  f"first frame p50 {step['first_frame_p50_ms']} ms", flush=True)
+                  f"first frame p50 {step['first_frame_p50_ms']} ms, p99 {step['first_frame_p99_ms']} ms "
+                  f"(answer p99 {step['answer_p99_ms']} ms, DTLS done p99 {step['dtls_connected_p99_ms']} ms)",
+                  flush=True)
             if not step["passed"]:
                 break
         return result
@@ -372,6 +374,8 @@ class Bench:
         packets = sum(v.get("packets", 0) for v in rows)
         lost = sum(v.get("lost", 0) for v in rows)
         first_frames = [v["first_keyframe_ms"] for v in rows if v.get("first_keyframe_ms") is not None]
+        answers = [v["answer_ms"] for v in rows if v.get("answer_ms") is not None]
+        dtls_connected = [v["dtls_connected_ms"] for v in rows if v.get("dtls_connected_ms") is not None]
         profiles = sorted({v.get("srtp_profile") for v in rows if v.get("srtp_profile")})
         errors = sorted({v.get("error") for v in rows if v.get("error")})[:3]
         loss = lost / (packets + lost) if packets + lost else 1.0
@@ -385,6 +389,8 @@ class Bench:
             "rss_per_viewer_kib": (window["rss_kib"] - rss_sources_kib) / n_viewers,
             "first_frame_p50_ms": percentile(first_frames, 0.5),
             "first_frame_p99_ms": percentile(first_frames, 0.99),
+            "answer_p99_ms": percentile(answers, 0.99),
+            "dtls_connected_p99_ms": percentile(dtls_connected, 0.99),
             "latency_samples": sum(viewers["histograms"]["latency"].values()),
             "relay_delay_p50_ms": window.get("relay_delay_p50_ms"),
             "relay_delay_p99_ms": window.get("relay_delay_p99_ms"),

@@ -64,6 +64,7 @@ struct _CimsWhepViewer {
   /* g_get_monotonic_time() microseconds, 0 until it happens. */
   gint64 post_us;
   gint64 answer_us;
+  gint64 dtls_connected_us;
   gint64 next_report_us;
   gint64 next_pli_us;
   gint64 close_notify_us;
@@ -292,7 +293,8 @@ dtls_connected (CimsWhepViewer *viewer)
   }
 
   viewer->srtp_profile_name = viewer->srtp.profile_name;
-  viewer->next_report_us = g_get_monotonic_time ();
+  viewer->dtls_connected_us = g_get_monotonic_time ();
+  viewer->next_report_us = viewer->dtls_connected_us;
   viewer->next_pli_us = viewer->next_report_us + viewer->shared->options->pli_interval_ms * 1000;
 }
 
@@ -1028,6 +1030,8 @@ cims_whep_viewer_result_to_json (CimsWhepViewer *viewer)
     json_builder_add_int_value (builder, viewer->delete_status);
   else
     json_builder_add_null_value (builder);
+  member_ms_add (builder, "answer_ms", ms_since_post (viewer, viewer->answer_us));
+  member_ms_add (builder, "dtls_connected_ms", ms_since_post (viewer, viewer->dtls_connected_us));
   member_ms_add (builder, "first_packet_ms", ms_since_post (viewer, viewer->stats.first_packet_us));
   member_ms_add (builder, "first_keyframe_ms", ms_since_post (viewer, viewer->stats.first_keyframe_us));
   result_media_add (builder, viewer);

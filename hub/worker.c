@@ -23,6 +23,14 @@
 #define FEED_RING_SIZE 1024
 /* Maximum packets that a drain hands each viewer in one call. */
 #define FEED_DRAIN_BATCH 32
+/* A drain hands packets to viewers for at most this long before the worker
+ * serves its other work (joins, ICE, DTLS, RTCP) and then goes on. A
+ * keyframe of 63 packets to 400 viewers is 25,200 datagrams, about 70 ms
+ * at the relay floor's speed, and a joining viewer's SDP answer and DTLS
+ * handshake used to wait behind it. */
+#define FEED_DRAIN_BUDGET_US 2000
+/* Viewers served between two clock reads. */
+#define FEED_DRAIN_CLOCK_STRIDE 16
 
 struct _CimsFeedRing {
   CimsRtpPacket *slots[FEED_RING_SIZE];
@@ -38,6 +46,12 @@ struct _CimsFeed {
   CimsKeyframeCache *cache;     /* this worker's own copy: no lock to read it */
   guint format_generation;
   GPtrArray *subscribers;       /* of CimsViewerSession (ref) */
+
+  /* The batch being handed out, when a drain ran out of time part way:
+   * the subscribers before @next_subscriber have it. */
+  CimsRtpPacket *batch[FEED_DRAIN_BATCH];
+  guint batch_length;
+  guint next_subscriber;
 };
 
 struct _CimsWorker {
@@ -52,6 +66,7 @@ struct _CimsWorker {
   int wake_fd;                  /* eventfd the producers write to */
   GSource *report_source;
   GPtrArray *feeds;             /* of CimsFeed, worker thread only */
+  guint first_feed;             /* where the next drain starts, so each feed gets its turn first */
   atomic_int n_sessions;
   atomic_int is_idle;           /* 1: drained and waiting; the next producer wakes it */
   /* On a cache line of its own: only this worker writes it. */
@@ -121,37 +136,69 @@ cims_feed_get_cache (CimsFeed *feed)
   return feed->cache;
 }
 
-/* Pops up to FEED_DRAIN_BATCH packets into @batch and the feed's cache.
- * Returns how many. */
+/* Pops up to FEED_DRAIN_BATCH packets into the feed's batch and its
+ * cache. Returns how many. */
 static guint
-feed_pop_batch (CimsFeed *feed, CimsRtpPacket **batch)
+feed_pop_batch (CimsFeed *feed)
 {
   guint n = 0;
 
-  while (n < FEED_DRAIN_BATCH && (batch[n] = feed_ring_pop (feed->ring)) != NULL) {
-    cims_keyframe_cache_push (feed->cache, batch[n]);
+  while (n < FEED_DRAIN_BATCH && (feed->batch[n] = feed_ring_pop (feed->ring)) != NULL) {
+    cims_keyframe_cache_push (feed->cache, feed->batch[n]);
     n++;
   }
+  feed->batch_length = n;
+  feed->next_subscriber = 0;
   return n;
 }
 
-/* Hands the queued packets to every subscriber a batch at a time, so each
- * viewer gets a frame's packets in one sendmmsg(). */
 static void
-feed_drain (CimsFeed *feed)
+feed_batch_clear (CimsFeed *feed)
 {
-  guint generation = cims_source_get_format_generation (feed->source);
-  CimsRtpPacket *batch[FEED_DRAIN_BATCH];
-  guint n;
+  for (guint i = 0; i < feed->batch_length; i++)
+    cims_rtp_packet_unref (feed->batch[i]);
+  feed->batch_length = 0;
+  feed->next_subscriber = 0;
+}
 
-  if (generation != feed->format_generation)
-    feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
+/* Hands the batch to the subscribers that lack it, each viewer its packets
+ * in one sendmmsg(). Returns FALSE when @deadline_us passed first. */
+static gboolean
+feed_batch_deliver (CimsFeed *feed, gint64 deadline_us)
+{
+  while (feed->next_subscriber < feed->subscribers->len) {
+    CimsViewerSession *session = g_ptr_array_index (feed->subscribers, feed->next_subscriber);
 
-  while ((n = feed_pop_batch (feed, batch)) > 0) {
-    for (guint i = 0; i < feed->subscribers->len; i++)
-      cims_viewer_session_deliver (g_ptr_array_index (feed->subscribers, i), feed->cache, batch, n);
-    for (guint i = 0; i < n; i++)
-      cims_rtp_packet_unref (batch[i]);
+    cims_viewer_session_deliver (session, feed->cache, feed->batch, feed->batch_length);
+    feed->next_subscriber++;
+    if (feed->next_subscriber % FEED_DRAIN_CLOCK_STRIDE == 0 && g_get_monotonic_time () >= deadline_us)
+      return FALSE;
+  }
+
+  feed_batch_clear (feed);
+  return TRUE;
+}
+
+/* Hands the queued packets to every subscriber a batch at a time until the
+ * feed is empty or @deadline_us passed. Returns TRUE when it is empty. */
+static gboolean
+feed_drain (CimsFeed *feed, gint64 deadline_us)
+{
+  for (;;) {
+    if (feed->batch_length == 0) {
+      guint generation = cims_source_get_format_generation (feed->source);
+
+      /* A new cache only between batches: the batch's packets are in the old one. */
+      if (generation != feed->format_generation)
+        feed->format_generation = cims_source_refresh_feed_cache (feed->source, &feed->cache);
+      if (feed_pop_batch (feed) == 0)
+        return TRUE;
+    }
+
+    if (!feed_batch_deliver (feed, deadline_us))
+      return FALSE;
+    if (g_get_monotonic_time () >= deadline_us)
+      return feed_ring_is_empty (feed->ring);
   }
 }
 
@@ -210,9 +257,15 @@ void
 cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *session)
 {
   IdleCheck *check;
+  guint index;
 
-  if (!g_ptr_array_remove (feed->subscribers, session))
+  if (!g_ptr_array_find (feed->subscribers, session, &index))
     return;
+
+  /* The subscribers after it move up one place in a batch part way out. */
+  if (index < feed->next_subscriber)
+    feed->next_subscriber--;
+  g_ptr_array_remove_index (feed->subscribers, index);
   cims_source_count_subscriber (feed->source, -1);
   if (feed->subscribers->len > 0)
     return;
@@ -220,6 +273,7 @@ cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *
   /* The last viewer left: the source stops feeding this worker, and the
    * main context decides whether the camera is idle. */
   cims_source_detach_feed (feed->source, worker->index);
+  feed_batch_clear (feed);
   feed_ring_free (feed->ring);
   cims_keyframe_cache_free (feed->cache);
   g_ptr_array_remove (worker->feeds, feed);
@@ -238,28 +292,66 @@ cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *
 static gboolean
 feeds_have_packets (CimsWorker *worker)
 {
-  for (guint i = 0; i < worker->feeds->len; i++)
-    if (!feed_ring_is_empty (((CimsFeed *) g_ptr_array_index (worker->feeds, i))->ring))
+  for (guint i = 0; i < worker->feeds->len; i++) {
+    CimsFeed *feed = g_ptr_array_index (worker->feeds, i);
+
+    if (feed->batch_length > 0 || !feed_ring_is_empty (feed->ring))
       return TRUE;
+  }
   return FALSE;
 }
 
+/* Drains each feed once, starting with the one after where the last call
+ * started. Returns TRUE when all are empty. */
+static gboolean
+feeds_drain (CimsWorker *worker, gint64 deadline_us)
+{
+  guint n_feeds = worker->feeds->len;
+  gboolean is_empty = TRUE;
+
+  for (guint i = 0; i < n_feeds; i++) {
+    CimsFeed *feed = g_ptr_array_index (worker->feeds, (worker->first_feed + i) % n_feeds);
+
+    if (!feed_drain (feed, deadline_us))
+      is_empty = FALSE;
+  }
+
+  worker->first_feed = n_feeds > 0 ? (worker->first_feed + 1) % n_feeds : 0;
+  return is_empty;
+}
+
+/* Writes the worker's own wake-up eventfd, so that the loop calls wake_cb()
+ * again once it has served its other ready work. */
+static void
+wake_again (CimsWorker *worker)
+{
+  guint64 one = 1;
+
+  if (write (worker->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+    g_warning ("worker %u: write() to its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
+}
+
 /* Drains every feed until all are empty, straight from the worker loop's
- * epoll. The worker announces it is idle before its last look, and a
- * producer wakes it only after taking that flag: packets queued while it
- * drains cost no extra wake-up. */
+ * epoll. After FEED_DRAIN_BUDGET_US it wakes itself again and returns, so
+ * that joins and handshakes wait for at most that long. The worker
+ * announces it is idle before its last look, and a producer wakes it only
+ * after taking that flag: packets queued while it drains cost no extra
+ * wake-up. */
 static void
 wake_cb (int fd, gpointer user_data)
 {
   CimsWorker *worker = user_data;
+  gint64 deadline_us = g_get_monotonic_time () + FEED_DRAIN_BUDGET_US;
   guint64 count;
 
   if (read (fd, &count, sizeof count) < 0 && errno != EAGAIN)
     g_warning ("worker %u: read() of its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
 
   for (;;) {
-    for (guint i = 0; i < worker->feeds->len; i++)
-      feed_drain (g_ptr_array_index (worker->feeds, i));
+    if (!feeds_drain (worker, deadline_us)) {
+      wake_again (worker);
+      return;
+    }
 
     atomic_store (&worker->is_idle, 1);
     if (!feeds_have_packets (worker))
