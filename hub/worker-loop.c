@@ -453,8 +453,8 @@ cims_worker_loop_join_group (CimsWorkerLoop *loop)
   }
 
   if (chosen == NULL) {
-    /* Acquired before anything can see it, so that another thread's
-     * g_main_context_invoke() queues its call instead of running it. */
+    /* GLib lets only the owner of a context run prepare, query, check
+     * and dispatch, and the loop thread runs every pass of its groups. */
     context = g_main_context_new ();
     g_main_context_acquire (context);
     chosen = group_new (context, TRUE);

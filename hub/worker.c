@@ -60,9 +60,6 @@ struct _CimsWorker {
   GMainContext *context;        /* invokes from other threads and the report timer */
   CimsWorkerLoop *loop;         /* runs @context and the viewers' groups */
   GThread *thread;
-  GMutex start_mutex;
-  GCond start_cond;
-  gboolean has_started;         /* the thread owns @context */
   int wake_fd;                  /* eventfd the producers write to */
   GSource *report_source;
   GPtrArray *feeds;             /* of CimsFeed, worker thread only */
@@ -392,37 +389,17 @@ worker_main (gpointer user_data)
 {
   CimsWorker *worker = user_data;
 
-  /* Owned before cims_worker_new() returns, so that no other thread's
-   * g_main_context_invoke() runs its call on that thread instead. */
-  g_main_context_acquire (worker->context);
-  g_mutex_lock (&worker->start_mutex);
-  worker->has_started = TRUE;
-  g_cond_signal (&worker->start_cond);
-  g_mutex_unlock (&worker->start_mutex);
-
   g_main_context_push_thread_default (worker->context);
   cims_worker_loop_run (worker->loop);
   g_main_context_pop_thread_default (worker->context);
-  g_main_context_release (worker->context);
   return NULL;
-}
-
-static void
-worker_start (CimsWorker *worker)
-{
-  g_autofree char *name = g_strdup_printf ("cims-media-%u", worker->index);
-
-  worker->thread = g_thread_new (name, worker_main, worker);
-  g_mutex_lock (&worker->start_mutex);
-  while (!worker->has_started)
-    g_cond_wait (&worker->start_cond, &worker->start_mutex);
-  g_mutex_unlock (&worker->start_mutex);
 }
 
 CimsWorker *
 cims_worker_new (CimsHub *hub, guint index, GError **error)
 {
   CimsWorker *worker;
+  g_autofree char *name = g_strdup_printf ("cims-media-%u", index);
   CimsWorkerLoop *loop = cims_worker_loop_new (error);
   int fd;
 
@@ -442,8 +419,6 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
   worker->wake_fd = fd;
   atomic_init (&worker->is_idle, 1);
   worker->feeds = g_ptr_array_new ();
-  g_mutex_init (&worker->start_mutex);
-  g_cond_init (&worker->start_cond);
   worker->context = g_main_context_new ();
   worker->loop = loop;
   cims_worker_loop_add_context (loop, worker->context);
@@ -459,7 +434,7 @@ cims_worker_new (CimsHub *hub, guint index, GError **error)
   worker->report_source = g_timeout_source_new (SENDER_REPORT_INTERVAL_MS);
   g_source_set_callback (worker->report_source, report_cb, worker, NULL);
   g_source_attach (worker->report_source, worker->context);
-  worker_start (worker);
+  worker->thread = g_thread_new (name, worker_main, worker);
   return worker;
 }
 
@@ -487,8 +462,6 @@ cims_worker_free (CimsWorker *worker)
   g_warn_if_fail (worker->feeds->len == 0);
   g_ptr_array_unref (worker->feeds);
   g_main_context_unref (worker->context);
-  g_mutex_clear (&worker->start_mutex);
-  g_cond_clear (&worker->start_cond);
   g_aligned_free (worker);
 }
 
