@@ -202,8 +202,8 @@ dtls_handshake_done (CimsViewerSession *session)
 {
   session->dtls_done = TRUE;
   g_clear_pointer (&session->dtls_timer, g_source_destroy);
-  /* A connected viewer keeps no timer of its own: every source on a worker's
-   * context costs it on each wake. */
+  /* A connected viewer keeps no timer of its own: every source in a viewer
+   * group's context costs each pass of that group. */
   g_clear_pointer (&session->connect_timer, g_source_destroy);
 
   if (!dtls_peer_matches_fingerprint (session)) {

@@ -310,6 +310,9 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
   session->snapshot_timer = pace_timer_new (session);
   g_source_attach (session->snapshot_timer, session->group_context);
   g_source_unref (session->snapshot_timer);
+  /* This runs in the feed drain, outside any pass of the group, and an
+   * attach on the owner thread does not wake the context. */
+  g_main_context_wakeup (session->group_context);
 }
 
 void

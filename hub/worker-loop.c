@@ -111,6 +111,9 @@ group_new (GMainContext *context, gboolean is_viewer_group)
   group->context = g_main_context_ref (context);
   group->is_viewer_group = is_viewer_group;
   group->wakeup_fd = context_find_wakeup_fd (context);
+  if (group->wakeup_fd < 0)
+    g_warning ("media worker: a context with sources already attached was added to the loop; each fd "
+               "dispatch in it will cost one more pass");
   group->n_allocated = 8;
   group->fds = g_new0 (GPollFD, group->n_allocated);
   group->watched = g_array_new (FALSE, FALSE, sizeof (WatchedFd));
@@ -306,12 +309,14 @@ group_sync_fds (CimsWorkerLoop *loop, LoopGroup *group, gboolean is_resync)
   group->next_watched = old;
 }
 
-/* Reads GLib's wake-up fd of @group's context. GLib writes it whenever it
- * puts an fd back into the poll set, which it does after each fd source it
+/* Reads GLib's wake-up fd of @group's context. During a pass GLib writes it
+ * whenever the poll set or a ready time changes, as after each fd source it
  * dispatches, and reads it only in the next pass's check. Left alone, each
  * dispatch would cost one more pass. Read right before prepare, it loses no
- * wake-up: that prepare sees a source attached or invoked from another
- * thread until now, and a later one writes the fd again after the query. */
+ * wake-up from another thread: that prepare finds what was attached or
+ * invoked until now, and a later attach writes the fd again. An attach on
+ * the loop thread outside a pass writes nothing, so its caller must call
+ * g_main_context_wakeup(). */
 static void
 group_clear_wakeup (LoopGroup *group)
 {
@@ -454,7 +459,8 @@ cims_worker_loop_join_group (CimsWorkerLoop *loop)
 
   if (chosen == NULL) {
     /* GLib lets only the owner of a context run prepare, query, check
-     * and dispatch, and the loop thread runs every pass of its groups. */
+     * and dispatch, and it writes the wake-up fd for another thread's
+     * attach only when the context has an owner. */
     context = g_main_context_new ();
     g_main_context_acquire (context);
     chosen = group_new (context, TRUE);

@@ -25,11 +25,13 @@ void cims_worker_loop_free (CimsWorkerLoop *loop);
 gboolean cims_worker_loop_watch_fd (CimsWorkerLoop *loop, int fd, CimsWorkerLoopFdFunc func,
                                     gpointer user_data, GError **error);
 /* Runs @context's sources too, as a group of its own that no viewer joins.
- * Before cims_worker_loop_run(). */
+ * @context must have no source attached yet. Before cims_worker_loop_run(). */
 void cims_worker_loop_add_context (CimsWorkerLoop *loop, GMainContext *context);
 
 /* Returns (transfer none) the context of a group with room for one more
- * viewer, making a group when all are full. Loop thread. */
+ * viewer, making a group when all are full. Loop thread. A source attached
+ * to it from the loop thread outside the group's own passes needs a
+ * g_main_context_wakeup() to be seen. */
 GMainContext *cims_worker_loop_join_group (CimsWorkerLoop *loop);
 /* Gives back the place that cims_worker_loop_join_group() returned @context
  * for; the viewer's sources are gone or going. Loop thread. */

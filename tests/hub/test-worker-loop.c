@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of the media worker's event loop (hub/worker-loop.c) on real
- * sockets. They cover ready sockets and timers in viewer groups, a pass of
- * one group that leaves the others alone, and no pass spent on GLib's own
- * wake-up. They also cover an fd handler, calls from other threads, and fd
- * numbers reused within a group and across groups. */
+ * sockets. They cover ready sockets, shared fds, hang-ups and timers in
+ * viewer groups, a pass of one group that leaves the others alone, and no
+ * pass spent on GLib's own wake-up. They also cover an fd handler, calls
+ * from other threads, and fd numbers reused within a group and across
+ * groups. */
 #include "hub/hub-runtime.h"
 #include "hub/worker-loop.h"
 
@@ -139,6 +140,24 @@ pair_was_dispatched (gpointer data)
   return ((Pair *) data)->n_dispatched > 0;
 }
 
+static gboolean
+always_done (gpointer data)
+{
+  return TRUE;
+}
+
+/* Runs the loop for one tick, so that the passes that joins asked for are
+ * done and every group waits for its fds or timers. */
+static void
+harness_settle (Harness *harness)
+{
+  harness_run_until (harness, always_done, NULL);
+}
+
+/* The harness whose loop an idle source of its added context joins a
+ * viewer of, from within a run. */
+static Harness *running_harness;
+
 /* Joins @n viewers and returns the context of the last one's group. */
 static GMainContext *
 join_viewers (Harness *harness, guint n)
@@ -156,6 +175,7 @@ test_loop_dispatches_ready_socket (void)
   Harness harness;
   GMainContext *group;
   Pair quiet, ready;
+  gint64 elapsed_us;
 
   harness_init (&harness);
   group = join_viewers (&harness, 1);
@@ -163,14 +183,150 @@ test_loop_dispatches_ready_socket (void)
   pair_open (&ready);
   pair_watch (&quiet, group);
   pair_watch (&ready, group);
+  harness_settle (&harness);
 
   pair_send (&ready);
-  harness_run_until (&harness, pair_was_dispatched, &ready);
+  elapsed_us = harness_run_until (&harness, pair_was_dispatched, &ready);
   g_assert_cmpuint (ready.n_dispatched, ==, 1);
   g_assert_cmpuint (quiet.n_dispatched, ==, 0);
+  g_assert_cmpint (elapsed_us, <, PROMPT_LIMIT_US);
 
   pair_close (&quiet);
   pair_close (&ready);
+  harness_clear (&harness);
+}
+
+static gboolean
+on_readable_count (gint fd, GIOCondition condition, gpointer user_data)
+{
+  (*(guint *) user_data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+typedef struct {
+  guint first;
+  guint second;
+} SharedCounts;
+
+static gboolean
+both_dispatched (gpointer data)
+{
+  SharedCounts *counts = data;
+
+  return counts->first > 0 && counts->second > 0;
+}
+
+/* Two sources of one group that watch one fd: epoll registers the fd once,
+ * and both sources are dispatched. */
+static void
+test_loop_shared_fd_reaches_both (void)
+{
+  SharedCounts counts = { 0, 0 };
+  Harness harness;
+  GMainContext *group;
+  GSource *sources[2];
+  Pair pair;
+
+  harness_init (&harness);
+  group = join_viewers (&harness, 1);
+  pair_open (&pair);
+  for (guint i = 0; i < 2; i++) {
+    sources[i] = g_unix_fd_source_new (pair.fd, G_IO_IN);
+    g_source_set_callback (sources[i], G_SOURCE_FUNC (on_readable_count), i == 0 ? &counts.first : &counts.second,
+                           NULL);
+    g_source_attach (sources[i], group);
+  }
+  harness_settle (&harness);
+
+  pair_send (&pair);
+  harness_run_until (&harness, both_dispatched, &counts);
+  g_assert_cmpuint (counts.first, >, 0);
+  g_assert_cmpuint (counts.second, >, 0);
+
+  for (guint i = 0; i < 2; i++) {
+    g_source_destroy (sources[i]);
+    g_source_unref (sources[i]);
+  }
+  pair_close (&pair);
+  harness_clear (&harness);
+}
+
+/* More ready sockets than one epoll_wait() returns (256), spread over
+ * viewer groups. */
+#define MANY_PAIRS 300
+
+static gboolean
+all_dispatched (gpointer data)
+{
+  Pair *pairs = data;
+
+  for (guint i = 0; i < MANY_PAIRS; i++) {
+    if (pairs[i].n_dispatched == 0)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+test_loop_more_ready_than_one_wait (void)
+{
+  g_autofree Pair *pairs = g_new0 (Pair, MANY_PAIRS);
+  Harness harness;
+
+  harness_init (&harness);
+  for (guint i = 0; i < MANY_PAIRS; i++) {
+    pair_open (&pairs[i]);
+    pair_watch (&pairs[i], join_viewers (&harness, 1));
+  }
+  harness_settle (&harness);
+
+  for (guint i = 0; i < MANY_PAIRS; i++)
+    pair_send (&pairs[i]);
+  harness_run_until (&harness, all_dispatched, pairs);
+  g_assert_true (all_dispatched (pairs));
+
+  for (guint i = 0; i < MANY_PAIRS; i++)
+    pair_close (&pairs[i]);
+  harness_clear (&harness);
+}
+
+static gboolean
+on_hang_up (gint fd, GIOCondition condition, gpointer user_data)
+{
+  Pair *pair = user_data;
+
+  pair->n_dispatched++;
+  g_assert_cmpuint (condition & G_IO_HUP, !=, 0);
+  return G_SOURCE_REMOVE;
+}
+
+/* A source that watches only G_IO_HUP has no event bits for epoll, which
+ * reports the hang-up anyway once the fd is registered. */
+static void
+test_loop_hang_up_only (void)
+{
+  Harness harness;
+  GSource *source;
+  Pair pair = { 0 };
+  gint64 elapsed_us;
+  int fds[2];
+
+  harness_init (&harness);
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), ==, 0);
+  pair.fd = fds[0];
+  pair.peer = fds[1];
+  source = g_unix_fd_source_new (pair.fd, G_IO_HUP);
+  g_source_set_callback (source, G_SOURCE_FUNC (on_hang_up), &pair, NULL);
+  g_source_attach (source, join_viewers (&harness, 1));
+  harness_settle (&harness);
+
+  close (pair.peer);
+  elapsed_us = harness_run_until (&harness, pair_was_dispatched, &pair);
+  g_assert_cmpuint (pair.n_dispatched, ==, 1);
+  g_assert_cmpint (elapsed_us, <, PROMPT_LIMIT_US);
+
+  g_source_unref (source);
+  close (pair.fd);
   harness_clear (&harness);
 }
 
@@ -281,13 +437,22 @@ test_loop_timeout_in_group (void)
   GSource *timeout = g_timeout_source_new (30);
   gint64 elapsed_us;
 
+  GMainContext *group;
+
   harness_init (&harness);
+  group = join_viewers (&harness, 1);
+  harness_settle (&harness);
+
+  /* Attached on the loop thread outside a pass of the group, so the test
+   * wakes the context, as worker-loop.h requires. */
   g_source_set_callback (timeout, on_timeout, &has_fired, NULL);
-  g_source_attach (timeout, join_viewers (&harness, 1));
+  g_source_attach (timeout, group);
+  g_main_context_wakeup (group);
 
   elapsed_us = harness_run_until (&harness, flag_is_set, &has_fired);
   g_assert_true (has_fired);
   g_assert_cmpint (elapsed_us, >=, 30 * 1000);
+  g_assert_cmpint (elapsed_us, <, PROMPT_LIMIT_US);
 
   g_source_unref (timeout);
   harness_clear (&harness);
@@ -373,9 +538,19 @@ invoke_from_thread (gpointer data)
   return NULL;
 }
 
-/* Another thread's g_main_context_invoke() into a group runs on the loop
- * thread, also while the loop is between runs: a group's context stays
- * owned by the thread that made it. */
+static gboolean
+on_idle_join (gpointer user_data)
+{
+  GMainContext **group = user_data;
+
+  *group = cims_worker_loop_join_group (running_harness->loop);
+  return G_SOURCE_REMOVE;
+}
+
+/* Another thread's g_main_context_invoke() into a waiting group or the
+ * added context runs on the loop thread at once. GLib wakes the context for
+ * that thread's attach only because the loop thread owns it. The group is
+ * made during a run, as a media worker makes its groups. */
 static void
 check_invoke_reaches_loop_thread (gboolean into_group)
 {
@@ -383,19 +558,29 @@ check_invoke_reaches_loop_thread (gboolean into_group)
   Harness harness;
   InvokeRequest request;
   GThread *caller;
+  gint64 elapsed_us;
 
   harness_init (&harness);
-  request.context = into_group ? join_viewers (&harness, 1) : harness.control;
+  request.context = harness.control;
+  if (into_group) {
+    GSource *idle = g_idle_source_new ();
+
+    running_harness = &harness;
+    request.context = NULL;
+    g_source_set_callback (idle, on_idle_join, &request.context, NULL);
+    g_source_attach (idle, harness.control);
+    g_source_unref (idle);
+  }
+  harness_settle (&harness);
+  g_assert_nonnull (request.context);
   request.check = &check;
 
   caller = g_thread_new ("caller", invoke_from_thread, &request);
-  if (into_group)
-    g_thread_join (caller);
-  harness_run_until (&harness, was_called, &check);
-  if (!into_group)
-    g_thread_join (caller);
+  elapsed_us = harness_run_until (&harness, was_called, &check);
+  g_thread_join (caller);
   g_assert_cmpuint (check.n_calls, ==, 1);
   g_assert_true (check.ran_on_loop_thread);
+  g_assert_cmpint (elapsed_us, <, PROMPT_LIMIT_US);
 
   harness_clear (&harness);
 }
@@ -525,6 +710,9 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/worker-loop/ready-socket", test_loop_dispatches_ready_socket);
+  g_test_add_func ("/worker-loop/shared-fd", test_loop_shared_fd_reaches_both);
+  g_test_add_func ("/worker-loop/more-than-one-wait", test_loop_more_ready_than_one_wait);
+  g_test_add_func ("/worker-loop/hang-up-only", test_loop_hang_up_only);
   g_test_add_func ("/worker-loop/groups-fill-up", test_loop_groups_fill_up);
   g_test_add_func ("/worker-loop/pass-leaves-other-groups", test_loop_pass_leaves_other_groups);
   g_test_add_func ("/worker-loop/timeout-in-group", test_loop_timeout_in_group);
