@@ -1005,6 +1005,8 @@ result_media_add (JsonBuilder *builder, CimsWhepViewer *viewer)
   }
   json_builder_end_array (builder);
   member_int_add (builder, "keyframes", stats->n_keyframes);
+  member_ms_add (builder, "longest_silence_ms",
+                 stats->first_keyframe_us != 0 ? stats->longest_silence_us / 1000.0 : -1);
   json_builder_set_member_name (builder, "join_burst_packets");
   if (viewer->join_burst_max != 0)
     json_builder_add_int_value (builder, viewer->join_burst_max);

@@ -318,6 +318,8 @@ cims_whep_viewer_stats_add (CimsWhepViewerStats *stats, const guint8 *packet, gs
   stats->n_bytes += size;
   if (stats->first_packet_us == 0)
     stats->first_packet_us = now_us;
+  if (stats->first_keyframe_us != 0)
+    stats->longest_silence_us = MAX (stats->longest_silence_us, now_us - stats->last_packet_us);
   stats->last_packet_us = now_us;
 
   sequence_update (stats, view.seq);

@@ -197,6 +197,7 @@ typedef struct {
   gint64 last_packet_us;
   gint64 first_keyframe_us;
   gint64 last_keyframe_us;
+  gint64 longest_silence_us;       /* maximum time between two packets after the first keyframe */
   guint n_keyframes;               /* whole keyframes: every key part, no gap */
   guint width;                     /* of the first SPS */
   guint height;

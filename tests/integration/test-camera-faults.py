@@ -35,6 +35,11 @@ WATCH_S = 4
 # Most packets a viewer may get back to back while it waits for its first
 # keyframe: the hub's pacing burst of 64, with room for a retransmission.
 JOIN_BURST_LIMIT = 96
+# Longest time a viewer may go without a packet after its first keyframe
+# while the hub responds to its PLIs: 2.5 frame intervals of the 10 fps camera.
+# In runs of this case it was 103 to 141 ms with paced snapshots, and about
+# 940 ms when a snapshot stalled between its bursts.
+PLI_SILENCE_LIMIT_MS = 250.0
 USER, PASSWORD = "camuser", "cam-secret-1"
 # Faults that need a login on the camera.
 AUTH_FAULTS = ("empty-nonce", "basic-and-digest", "auth-describe-only")
@@ -277,6 +282,26 @@ class FaultRig(whep.Rig):
         self.record("big-keyframe", problems,
                     whep.describe(run) + f" keyframe_packets={counts} join_bursts={bursts}")
 
+    def test_big_keyframe_pli(self):
+        # PLIs long after the viewer connected, when libnice's checks have
+        # settled: each snapshot of a keyframe of hundreds of packets goes
+        # out in paced bursts, and nothing but the pacing timer may be
+        # waking the viewer's group between them. A stalled snapshot holds
+        # back the live packets queued behind it.
+        self.warm("big-keyframe")
+        run = self.run_viewer("--viewers", "1", "--duration", "9", "--pli-interval", "1500",
+                              camera="big-keyframe", timeout_s=40)
+        problems = self.viewer_problems(run, CAMERAS["big-keyframe"][1])
+        if len(run.viewers) != 1:
+            problems.append(f"{len(run.viewers)} viewer results, expected 1")
+        for viewer in run.viewers:
+            silence = viewer.get("longest_silence_ms")
+            if silence is None or silence > PLI_SILENCE_LIMIT_MS:
+                problems.append(f"viewer {viewer.get('viewer')}: {silence} ms without a packet after the "
+                                f"first keyframe, limit {PLI_SILENCE_LIMIT_MS} ms")
+        self.record("big-keyframe-pli", problems,
+                    whep.describe(run) + f" longest_silence_ms={[v.get('longest_silence_ms') for v in run.viewers]}")
+
     def test_stap_a(self):
         self.warm("stap-a")
         plis_before = self.metric("cimshub_rtcp_plis_received_total")
@@ -385,6 +410,7 @@ def run_tests(rig, only):
              "metadata-track", "bad-sdp", "options-bare")
     tests = [(name, lambda name=name: rig.check_plain(name)) for name in plain]
     tests += [("resize", rig.test_resize), ("big-keyframe", rig.test_big_keyframe),
+              ("big-keyframe-pli", rig.test_big_keyframe_pli),
               ("stap-a", rig.test_stap_a), ("redirect", rig.test_redirect),
               ("no-marker", rig.test_no_marker),
               ("empty-nonce", lambda: rig.test_digest("empty-nonce")),
