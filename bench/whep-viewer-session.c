@@ -256,7 +256,7 @@ viewer_end (CimsWhepViewer *viewer, CimsWhepViewerEnd end, const char *format, .
     viewer->error_message = g_strdup_vprintf (format, args);
     va_end (args);
   }
-  cims_whep_viewer_stats_finish (&viewer->stats);
+  cims_whep_viewer_stats_finish (&viewer->stats, viewer->ended_us);
   g_cancellable_cancel (viewer->cancellable);
   event_print (viewer, "ended");
 

@@ -109,8 +109,12 @@ sequence_update (CimsWhepViewerStats *stats, guint16 seq)
 }
 
 void
-cims_whep_viewer_stats_finish (CimsWhepViewerStats *stats)
+cims_whep_viewer_stats_finish (CimsWhepViewerStats *stats, gint64 now_us)
 {
+  /* A stall at the end counts too. */
+  if (stats->first_keyframe_us != 0)
+    stats->longest_silence_us = MAX (stats->longest_silence_us, now_us - stats->last_packet_us);
+
   if (!stats->has_sequence)
     return;
 

@@ -236,8 +236,9 @@ void cims_whep_viewer_stats_init (CimsWhepViewerStats *stats, CimsCodec codec, g
 gboolean cims_whep_viewer_stats_add (CimsWhepViewerStats *stats, const guint8 *packet, gsize size,
                                      gint64 now_us);
 
-/* Counts the numbers still missing at the end of the session as lost. */
-void cims_whep_viewer_stats_finish (CimsWhepViewerStats *stats);
+/* Counts the numbers still missing at the end of the session as lost, and
+ * the time from the last packet to @now_us as a silence. */
+void cims_whep_viewer_stats_finish (CimsWhepViewerStats *stats, gint64 now_us);
 
 guint32 cims_whep_viewer_stats_get_extended_max (const CimsWhepViewerStats *stats);
 /* Returns the RFC 3550 fraction lost since the previous call (0-255). */

@@ -4,7 +4,8 @@
  * to the return of the sendmmsg() that hands it to one viewer. For
  * transcoded video it starts at the encoder's output. It counts the wait for the frame's
  * end, the queue to the worker, and the worker's turn through the viewers
- * before this one. Keyframe snapshots sent to joining viewers are left out
+ * before this one, with the other work that the worker serves between
+ * slices of a long fan-out. Keyframe snapshots sent to joining viewers are left out
  * because their packets are old on purpose. */
 #include "hub/relay-delay.h"
 

@@ -31,7 +31,9 @@ void cims_worker_loop_add_context (CimsWorkerLoop *loop, GMainContext *context);
 /* Returns (transfer none) the context of a group with room for one more
  * viewer, making a group when all are full. Loop thread. A source attached
  * to it from the loop thread outside the group's own passes needs a
- * g_main_context_wakeup() to be seen. */
+ * g_main_context_wakeup() to be seen. This call and
+ * cims_worker_loop_leave_group() bring the group's next pass forward to the
+ * current turn of the loop, so attaches made before that pass need none. */
 GMainContext *cims_worker_loop_join_group (CimsWorkerLoop *loop);
 /* Gives back the place that cims_worker_loop_join_group() returned @context
  * for; the viewer's sources are gone or going. Loop thread. */

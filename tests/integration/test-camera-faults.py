@@ -35,7 +35,7 @@ WATCH_S = 4
 # Most packets a viewer may get back to back while it waits for its first
 # keyframe: the hub's pacing burst of 64, with room for a retransmission.
 JOIN_BURST_LIMIT = 96
-# Longest time a viewer may go without a packet after its first keyframe
+# Maximum time a viewer may go without a packet after its first keyframe
 # while the hub responds to its PLIs: 2.5 frame intervals of the 10 fps camera.
 # In runs of this case it was 103 to 141 ms with paced snapshots, and about
 # 940 ms when a snapshot stalled between its bursts.
@@ -289,11 +289,16 @@ class FaultRig(whep.Rig):
         # waking the viewer's group between them. A stalled snapshot holds
         # back the live packets queued behind it.
         self.warm("big-keyframe")
+        snapshots_before = self.metric("cimshub_keyframe_snapshots_sent_total")
         run = self.run_viewer("--viewers", "1", "--duration", "9", "--pli-interval", "1500",
                               camera="big-keyframe", timeout_s=40)
         problems = self.viewer_problems(run, CAMERAS["big-keyframe"][1])
         if len(run.viewers) != 1:
             problems.append(f"{len(run.viewers)} viewer results, expected 1")
+        # The join's snapshot and one for each of about five PLIs.
+        snapshots = self.metric("cimshub_keyframe_snapshots_sent_total") - snapshots_before
+        if not snapshots >= 4:
+            problems.append(f"the hub sent {snapshots:.0f} keyframe snapshots, expected at least 4")
         for viewer in run.viewers:
             silence = viewer.get("longest_silence_ms")
             if silence is None or silence > PLI_SILENCE_LIMIT_MS:
