@@ -108,12 +108,20 @@ sequence_update (CimsWhepViewerStats *stats, guint16 seq)
   }
 }
 
+/* Counts the time since the last packet as a silence once the first whole
+ * keyframe arrived. */
+static void
+silence_account (CimsWhepViewerStats *stats, gint64 now_us)
+{
+  if (stats->first_keyframe_us != 0)
+    stats->longest_silence_us = MAX (stats->longest_silence_us, now_us - stats->last_packet_us);
+}
+
 void
 cims_whep_viewer_stats_finish (CimsWhepViewerStats *stats, gint64 now_us)
 {
   /* A stall at the end counts too. */
-  if (stats->first_keyframe_us != 0)
-    stats->longest_silence_us = MAX (stats->longest_silence_us, now_us - stats->last_packet_us);
+  silence_account (stats, now_us);
 
   if (!stats->has_sequence)
     return;
@@ -322,8 +330,7 @@ cims_whep_viewer_stats_add (CimsWhepViewerStats *stats, const guint8 *packet, gs
   stats->n_bytes += size;
   if (stats->first_packet_us == 0)
     stats->first_packet_us = now_us;
-  if (stats->first_keyframe_us != 0)
-    stats->longest_silence_us = MAX (stats->longest_silence_us, now_us - stats->last_packet_us);
+  silence_account (stats, now_us);
   stats->last_packet_us = now_us;
 
   sequence_update (stats, view.seq);

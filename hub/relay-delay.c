@@ -5,8 +5,8 @@
  * transcoded video it starts at the encoder's output. It counts the wait for the frame's
  * end, the queue to the worker, and the worker's turn through the viewers
  * before this one, with the other work that the worker serves between
- * slices of a long fan-out. Keyframe snapshots sent to joining viewers are left out
- * because their packets are old on purpose. */
+ * slices of a long fan-out. Keyframe snapshots sent to joining viewers are
+ * left out because their packets are old on purpose. */
 #include "hub/relay-delay.h"
 
 const gint64 cims_relay_delay_bounds_us[CIMS_RELAY_DELAY_N_BOUNDS] = {

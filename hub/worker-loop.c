@@ -15,8 +15,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -376,12 +374,6 @@ group_pass (CimsWorkerLoop *loop, LoopGroup *group)
   group_prepare (loop, group);
 }
 
-static void
-loop_add_group (CimsWorkerLoop *loop, LoopGroup *group)
-{
-  g_ptr_array_add (loop->groups, group);
-}
-
 /* ---- the loop ------------------------------------------------------------ */
 
 CimsWorkerLoop *
@@ -441,7 +433,7 @@ cims_worker_loop_watch_fd (CimsWorkerLoop *loop, int fd, CimsWorkerLoopFdFunc fu
 void
 cims_worker_loop_add_context (CimsWorkerLoop *loop, GMainContext *context)
 {
-  loop_add_group (loop, group_new (context, FALSE));
+  g_ptr_array_add (loop->groups, group_new (context, FALSE));
 }
 
 GMainContext *
@@ -464,7 +456,7 @@ cims_worker_loop_join_group (CimsWorkerLoop *loop)
     context = g_main_context_new ();
     g_main_context_acquire (context);
     chosen = group_new (context, TRUE);
-    loop_add_group (loop, chosen);
+    g_ptr_array_add (loop->groups, chosen);
     group_prepare (loop, chosen);
   }
 

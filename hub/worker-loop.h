@@ -15,8 +15,8 @@ typedef struct _CimsWorkerLoop CimsWorkerLoop;
 typedef void (*CimsWorkerLoopFdFunc) (int fd, gpointer user_data);
 
 CimsWorkerLoop *cims_worker_loop_new (GError **error);
-/* Frees the loop and its groups' contexts; after cims_worker_loop_run()
- * returned, or when it never ran. The contexts added with
+/* Frees the loop and its groups' contexts, after cims_worker_loop_run()
+ * returned or when it never ran. The contexts added with
  * cims_worker_loop_add_context() stay with their owners. */
 void cims_worker_loop_free (CimsWorkerLoop *loop);
 
@@ -36,7 +36,7 @@ void cims_worker_loop_add_context (CimsWorkerLoop *loop, GMainContext *context);
  * current turn of the loop, so attaches made before that pass need none. */
 GMainContext *cims_worker_loop_join_group (CimsWorkerLoop *loop);
 /* Gives back the place that cims_worker_loop_join_group() returned @context
- * for; the viewer's sources are gone or going. Loop thread. */
+ * for, once the viewer's sources are gone or going. Loop thread. */
 void cims_worker_loop_leave_group (CimsWorkerLoop *loop, GMainContext *context);
 
 /* Acquires every context of the loop for the calling thread and runs until
@@ -46,7 +46,7 @@ void cims_worker_loop_run (CimsWorkerLoop *loop);
 /* Makes cims_worker_loop_run() return after the current pass. Loop thread. */
 void cims_worker_loop_quit (CimsWorkerLoop *loop);
 
-/* How many GLib passes the loop ran for @context's group so far; for
+/* Returns how many GLib passes the loop ran for @context's group, for
  * tests. Loop thread. */
 guint64 cims_worker_loop_get_group_passes (CimsWorkerLoop *loop, GMainContext *context);
 

@@ -327,14 +327,14 @@ feeds_drain (CimsWorker *worker, gint64 deadline_us)
   return is_empty;
 }
 
-/* Writes the worker's own wake-up eventfd, so that the loop calls wake_cb()
- * again once it has served its other ready work. */
+/* Writes the worker's wake-up eventfd, so that its loop calls wake_cb().
+ * EAGAIN means the counter is already non-zero: the call will come. */
 static void
-wake_again (CimsWorker *worker)
+wake_fd_signal (CimsWorker *worker)
 {
-  guint64 one = 1;
+  guint64 increment = 1;
 
-  if (write (worker->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+  if (write (worker->wake_fd, &increment, sizeof increment) < 0 && errno != EAGAIN)
     g_warning ("worker %u: write() to its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
 }
 
@@ -356,8 +356,9 @@ wake_cb (int fd, gpointer user_data)
     g_warning ("worker %u: read() of its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
 
   for (;;) {
+    /* Out of time: the loop serves its other ready work, then calls again. */
     if (!feeds_drain (worker, deadline_us)) {
-      wake_again (worker);
+      wake_fd_signal (worker);
       return;
     }
 
@@ -371,14 +372,8 @@ wake_cb (int fd, gpointer user_data)
 void
 cims_worker_wake (CimsWorker *worker)
 {
-  guint64 one = 1;
-
-  if (!atomic_exchange (&worker->is_idle, 0))
-    return;
-
-  /* EAGAIN means the counter is already non-zero: the worker will wake. */
-  if (write (worker->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-    g_warning ("worker %u: write() to its wake-up eventfd failed: %s", worker->index, g_strerror (errno));
+  if (atomic_exchange (&worker->is_idle, 0))
+    wake_fd_signal (worker);
 }
 
 static gboolean

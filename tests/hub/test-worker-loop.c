@@ -484,10 +484,10 @@ was_called (gpointer data)
 static gpointer
 write_eventfd (gpointer data)
 {
-  guint64 one = 1;
+  guint64 increment = 1;
 
   g_usleep (20 * 1000);
-  g_assert_cmpint (write (GPOINTER_TO_INT (data), &one, sizeof one), ==, sizeof one);
+  g_assert_cmpint (write (GPOINTER_TO_INT (data), &increment, sizeof increment), ==, sizeof increment);
   return NULL;
 }
 
