@@ -434,17 +434,18 @@ test_loop_timeout_in_group (void)
 {
   Harness harness;
   gboolean has_fired = FALSE;
-  GSource *timeout = g_timeout_source_new (30);
-  gint64 elapsed_us;
-
   GMainContext *group;
+  GSource *timeout;
+  gint64 elapsed_us;
 
   harness_init (&harness);
   group = join_viewers (&harness, 1);
   harness_settle (&harness);
 
-  /* Attached on the loop thread outside a pass of the group, so the test
+  /* Made after the settling run, so that its 30 ms count from here.
+   * Attached on the loop thread outside a pass of the group, so the test
    * wakes the context, as worker-loop.h requires. */
+  timeout = g_timeout_source_new (30);
   g_source_set_callback (timeout, on_timeout, &has_fired, NULL);
   g_source_attach (timeout, group);
   g_main_context_wakeup (group);
