@@ -68,6 +68,7 @@ HUB_ICE_PORTS = (40000, 44999)
 JANUS_HTTP_PORT = 18088
 JANUS_RTP_PORTS = "45000-49999"
 JANUS_SOURCE_PORT = 20000
+JANUS_HTTP_CONNECTION_LIMIT = 16384
 LOSS_LIMIT = 0.001
 SRTP_PROFILE = "SRTP_AES128_CM_SHA1_80"
 FLOOR_SUITE = "cm"
@@ -525,9 +526,13 @@ def janus_configure(args, temp_dir):
 media: {{ rtp_port_range = "{JANUS_RTP_PORTS}" }}
 nat: {{ ice_enforce_list = "{SERVER_ADDRESS}" ignore_mdns = true }}
 """)
+    # libmicrohttpd's default limit of 1,020 open connections stopped Janus
+    # near 250 viewers: the load generator keeps idle keep-alive connections
+    # open, about four per viewer after a fast ramp, and Janus never closes
+    # them. An operator serving that many clients raises the limit.
     with open(os.path.join(folder, "janus.transport.http.jcfg"), "w", encoding="utf-8") as config:
         config.write(f"""general: {{ json = "compact" base_path = "/janus" http = true port = {JANUS_HTTP_PORT}
-  ip = "{SERVER_ADDRESS}" https = false }}
+  ip = "{SERVER_ADDRESS}" https = false mhd_connection_limit = {JANUS_HTTP_CONNECTION_LIMIT} }}
 admin: {{ admin_http = false }}
 """)
     mountpoints = "".join(

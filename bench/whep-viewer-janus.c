@@ -192,12 +192,23 @@ janus_fail (CimsWhepViewerJanus *janus, const char *format, ...)
   janus_finish (janus, NULL, error);
 }
 
+/* Returns (transfer none) the object member @name of @object, or NULL when
+ * it is missing or not an object. json-glib 1.6 warns when
+ * json_object_get_object_member() meets a missing member. */
+static JsonObject *
+object_member_find (JsonObject *object, const char *name)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+}
+
 /* Returns (transfer none) the offer SDP of a streaming plugin event, or
  * NULL when @object is some other event. */
 static const char *
 event_offer_get (JsonObject *object)
 {
-  JsonObject *jsep = json_object_get_object_member (object, "jsep");
+  JsonObject *jsep = object_member_find (object, "jsep");
 
   if (jsep == NULL || g_strcmp0 (json_object_get_string_member_with_default (jsep, "type", ""), "offer") != 0)
     return NULL;
@@ -209,8 +220,8 @@ event_offer_get (JsonObject *object)
 static const char *
 event_plugin_error_get (JsonObject *object)
 {
-  JsonObject *plugindata = json_object_get_object_member (object, "plugindata");
-  JsonObject *data = plugindata != NULL ? json_object_get_object_member (plugindata, "data") : NULL;
+  JsonObject *plugindata = object_member_find (object, "plugindata");
+  JsonObject *data = plugindata != NULL ? object_member_find (plugindata, "data") : NULL;
 
   if (data == NULL || !json_object_has_member (data, "error"))
     return NULL;
@@ -243,10 +254,10 @@ static void
 janus_object_handle (CimsWhepViewerJanus *janus, JsonObject *object)
 {
   const char *kind = json_object_get_string_member_with_default (object, "janus", "");
-  JsonObject *data = json_object_get_object_member (object, "data");
+  JsonObject *data = object_member_find (object, "data");
 
   if (strcmp (kind, "error") == 0) {
-    JsonObject *error = json_object_get_object_member (object, "error");
+    JsonObject *error = object_member_find (object, "error");
 
     janus_fail (janus, "Janus returned an error: %s",
                 error != NULL ? json_object_get_string_member_with_default (error, "reason", "") : "");
