@@ -249,10 +249,10 @@ typedef enum {
   CIMS_NEGOTIATION_TRANSCODE,   /* a shared transcode for (camera, profile) */
 } CimsNegotiationMode;
 
-/* Returns the H.264 profile-level-id of a camera's fmtp: its
- * profile-level-id parameter, or else the profile_idc, constraint flags and
- * level_idc of the first SPS in sprop-parameter-sets, which many cameras
- * send alone. 0 when neither is there. Pure; any thread. */
+/* Returns the profile-level-id parameter of a camera's H.264 fmtp, or 0
+ * when it is missing or invalid. Many cameras send only
+ * sprop-parameter-sets: the source then reads the profile from the SPS.
+ * Pure, any thread. */
 guint32 cims_h264_profile_level_id_from_fmtp (const char *fmtp);
 
 /* The camera's video as far as the hub has seen it when a viewer requests it. */

@@ -397,38 +397,18 @@ fmtp_parameter (const char *fmtp, const char *name)
   return NULL;
 }
 
-/* The three bytes after an SPS's NAL header are profile_idc, the
- * constraint flags and level_idc, which is what profile-level-id holds. */
-static guint32
-profile_level_id_from_sprop (const char *sprop)
-{
-  g_auto (GStrv) sets = g_strsplit (sprop, ",", -1);
-
-  for (guint i = 0; sets[i] != NULL; i++) {
-    gsize size = 0;
-    g_autofree guchar *nal = g_base64_decode (sets[i], &size);
-
-    if (size >= 4 && (nal[0] & 0x1f) == 7)
-      return ((guint32) nal[1] << 16) | ((guint32) nal[2] << 8) | nal[3];
-  }
-
-  return 0;
-}
-
 guint32
 cims_h264_profile_level_id_from_fmtp (const char *fmtp)
 {
   g_autofree char *profile_level_id = NULL;
-  g_autofree char *sprop = NULL;
 
   if (fmtp == NULL)
     return 0;
 
   profile_level_id = fmtp_parameter (fmtp, "profile-level-id");
-  if (profile_level_id != NULL && strlen (profile_level_id) == 6 &&
-      strspn (profile_level_id, "0123456789abcdefABCDEF") == 6)
-    return (guint32) g_ascii_strtoull (profile_level_id, NULL, 16);
+  if (profile_level_id == NULL || strlen (profile_level_id) != 6
+      || strspn (profile_level_id, "0123456789abcdefABCDEF") != 6)
+    return 0;
 
-  sprop = fmtp_parameter (fmtp, "sprop-parameter-sets");
-  return sprop != NULL ? profile_level_id_from_sprop (sprop) : 0;
+  return (guint32) g_ascii_strtoull (profile_level_id, NULL, 16);
 }

@@ -80,22 +80,34 @@ waiters_notify (CimsSource *source, const GError *error)
   }
 }
 
-/* Takes the picture size from the first parameter set that is an SPS. */
+/* Takes the picture size from an SPS NAL unit and, for H.264, the
+ * profile-level-id when the fmtp did not give one. */
 static void
-source_size_from_parameter_sets (CimsSource *source, GPtrArray *parameter_sets)
+source_read_sps (CimsSource *source, const guint8 *nal, gsize size)
+{
+  cims_sps_parse_size (source->codec, nal, size, &source->width, &source->height);
+  if (source->codec == CIMS_CODEC_H264 && source->profile_level_id == 0)
+    source->profile_level_id = cims_h264_sps_profile_level_id (nal, size);
+}
+
+/* Reads the first parameter set that is an SPS. */
+static void
+source_read_parameter_sets (CimsSource *source, GPtrArray *parameter_sets)
 {
   for (guint i = 0; parameter_sets != NULL && i < parameter_sets->len; i++) {
     gsize size = 0;
     const guint8 *nal = g_bytes_get_data (g_ptr_array_index (parameter_sets, i), &size);
 
-    if ((cims_nal_classify_unit (source->codec, nal, size) & CIMS_NAL_FLAG_SPS)
-        && cims_sps_parse_size (source->codec, nal, size, &source->width, &source->height))
+    if (cims_nal_classify_unit (source->codec, nal, size) & CIMS_NAL_FLAG_SPS) {
+      source_read_sps (source, nal, size);
       return;
+    }
   }
 }
 
+/* Reads an in-band SPS for a camera that announced none out of band. */
 static void
-source_size_from_packet (CimsSource *source, CimsRtpPacket *packet)
+source_read_packet_sps (CimsSource *source, CimsRtpPacket *packet)
 {
   gsize size = 0;
   const guint8 *payload = cims_rtp_packet_get_payload (packet, &size);
@@ -105,7 +117,7 @@ source_size_from_packet (CimsSource *source, CimsRtpPacket *packet)
 
   /* A single-NAL SPS packet; aggregated ones wait for a plain one. */
   if (size > 2 && (cims_nal_classify_unit (source->codec, payload, size) & CIMS_NAL_FLAG_SPS))
-    cims_sps_parse_size (source->codec, payload, size, &source->width, &source->height);
+    source_read_sps (source, payload, size);
 }
 
 static gboolean
@@ -149,10 +161,10 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
   cims_marker_repair_init (&source->marker_repair);
   source->codec = codec;
   source->clock_rate = clock_rate;
-  source_size_from_parameter_sets (source, parameter_sets);
   g_free (source->fmtp);
   source->fmtp = g_strdup (fmtp);
-  source->profile_level_id = cims_h264_profile_level_id_from_fmtp (fmtp);
+  source->profile_level_id = codec == CIMS_CODEC_H264 ? cims_h264_profile_level_id_from_fmtp (fmtp) : 0;
+  source_read_parameter_sets (source, parameter_sets);
   source->epoch = epoch;
   source->has_format = TRUE;
   atomic_fetch_add (&source->format_generation, 1);
@@ -269,8 +281,8 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
     return;
   }
 
-  if (source->width == 0)
-    source_size_from_packet (source, packet);
+  if (source->width == 0 || (source->codec == CIMS_CODEC_H264 && source->profile_level_id == 0))
+    source_read_packet_sps (source, packet);
   n_repaired = source->marker_repair.n_repaired;
   n_ready = cims_marker_repair_push (&source->marker_repair, packet, ready);
   for (guint i = 0; i < n_ready; i++) {

@@ -101,6 +101,11 @@ gboolean cims_nal_foreach_unit (CimsCodec codec, const guint8 *payload, gsize si
 gboolean cims_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size,
                               guint *width, guint *height);
 
+/* Returns the profile-level-id (profile_idc, constraint flags, level_idc)
+ * of an H.264 SPS NAL unit, header included, or 0 when @nal is no SPS or is
+ * too short. */
+guint32 cims_h264_sps_profile_level_id (const guint8 *nal, gsize size);
+
 /* ---- keyframe cache and packet history -------------------------------- */
 
 /* Per-source memory of the packets since the latest keyframe, so a new

@@ -268,3 +268,14 @@ cims_sps_parse_size (CimsCodec codec, const guint8 *nal, gsize size, guint *widt
 
   return FALSE;
 }
+
+guint32
+cims_h264_sps_profile_level_id (const guint8 *nal, gsize size)
+{
+  /* The three bytes after the NAL header: profile_idc, the constraint flags
+   * and level_idc, in the order of profile-level-id (RFC 6184). */
+  if (size < 4 || (nal[0] & 0x1f) != 7)
+    return 0;
+
+  return ((guint32) nal[1] << 16) | ((guint32) nal[2] << 8) | nal[3];
+}

@@ -268,18 +268,27 @@ test_negotiate_relays_baseline_to_constrained_baseline (void)
 static void
 test_negotiate_reads_profile_level_id (void)
 {
-  /* SPS 67 42 c0 15 in base64, as a camera sends it without profile-level-id. */
   const char *sprop_only = "packetization-mode=1;sprop-parameter-sets=Z0LAFdkBQfsBagwMDUoAAAMAAgAAAwB5HixckA==,"
                            "aMuMsg==;profile=constrained-baseline";
 
   g_assert_cmphex (cims_h264_profile_level_id_from_fmtp ("packetization-mode=1;profile-level-id=42e01f"),
                    ==, 0x42e01f);
-  g_assert_cmphex (cims_h264_profile_level_id_from_fmtp (sprop_only), ==, 0x42c015);
-  g_assert_cmphex (cims_h264_profile_level_id_from_fmtp ("profile-level-id=zz;sprop-parameter-sets=Z0LAFQ=="),
-                   ==, 0x42c015);
-  g_assert_cmphex (cims_h264_profile_level_id_from_fmtp ("sprop-parameter-sets=aMuMsg=="), ==, 0);
+  g_assert_cmphex (cims_h264_profile_level_id_from_fmtp ("profile-level-id=zz"), ==, 0);
+  g_assert_cmphex (cims_h264_profile_level_id_from_fmtp (sprop_only), ==, 0);
   g_assert_cmphex (cims_h264_profile_level_id_from_fmtp ("packetization-mode=1"), ==, 0);
   g_assert_cmphex (cims_h264_profile_level_id_from_fmtp (NULL), ==, 0);
+}
+
+static void
+test_negotiate_reads_sps_profile (void)
+{
+  /* This H.264 SPS starts 67 42 c0 15. A PPS (68 ...) carries no profile. */
+  const guint8 sps[] = { 0x67, 0x42, 0xc0, 0x15, 0xd9, 0x01 };
+  const guint8 pps[] = { 0x68, 0xcb, 0x8c, 0xb2 };
+
+  g_assert_cmphex (cims_h264_sps_profile_level_id (sps, sizeof sps), ==, 0x42c015);
+  g_assert_cmphex (cims_h264_sps_profile_level_id (pps, sizeof pps), ==, 0);
+  g_assert_cmphex (cims_h264_sps_profile_level_id (sps, 3), ==, 0);
 }
 
 int
@@ -290,6 +299,7 @@ main (int argc, char **argv)
   g_test_add_func ("/hub/negotiate/decides-table", test_negotiate_decides_table);
   g_test_add_func ("/hub/negotiate/prefers-constrained-baseline", test_negotiate_prefers_constrained_baseline);
   g_test_add_func ("/hub/negotiate/reads-profile-level-id", test_negotiate_reads_profile_level_id);
+  g_test_add_func ("/hub/negotiate/reads-sps-profile", test_negotiate_reads_sps_profile);
   g_test_add_func ("/hub/negotiate/relays-baseline-to-constrained-baseline",
                    test_negotiate_relays_baseline_to_constrained_baseline);
 

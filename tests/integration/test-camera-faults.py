@@ -349,6 +349,19 @@ class FaultRig(whep.Rig):
             return []
         self.check_plain(camera, check)
 
+    def test_sprop_only(self):
+        # The camera's SDP has sprop-parameter-sets and no profile-level-id:
+        # the hub reads the profile from the SPS and matches the offer to it.
+        def check(run):
+            found = re.findall(r"camera=sprop-only [^:]*: profile \S+: relaying the camera's H\.264 "
+                               r"\(profile-level-id ([0-9a-f]{6})\)", self.log_text("cimshub"))
+            if not found:
+                return ["the hub logged no profile-level-id for the sprop-only camera's sessions"]
+            if {value[:4] for value in found} != {"42c0"}:
+                return [f"profile-level-id {sorted(set(found))}, expected constrained baseline (42c0..)"]
+            return []
+        self.check_plain("sprop-only", check)
+
     def test_redirect(self):
         self.check_plain("redirect", lambda run: [] if "/redirect: DESCRIBE redirected" in
                          self.log_text("camera-sim") else ["the camera redirected nothing"])
@@ -411,10 +424,10 @@ def parse_args():
 
 
 def run_tests(rig, only):
-    plain = ("sprop-only", "broken-audio", "bframes", "tcp-junk", "udp-refused", "reorder",
+    plain = ("broken-audio", "bframes", "tcp-junk", "udp-refused", "reorder",
              "metadata-track", "bad-sdp", "options-bare")
     tests = [(name, lambda name=name: rig.check_plain(name)) for name in plain]
-    tests += [("resize", rig.test_resize), ("big-keyframe", rig.test_big_keyframe),
+    tests += [("sprop-only", rig.test_sprop_only), ("resize", rig.test_resize), ("big-keyframe", rig.test_big_keyframe),
               ("big-keyframe-pli", rig.test_big_keyframe_pli),
               ("stap-a", rig.test_stap_a), ("redirect", rig.test_redirect),
               ("no-marker", rig.test_no_marker),
