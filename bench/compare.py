@@ -70,8 +70,8 @@ JANUS_RTP_PORTS = "45000-49999"
 JANUS_SOURCE_PORT = 20000
 JANUS_HTTP_CONNECTION_LIMIT = 16384
 LOSS_LIMIT = 0.001
-SRTP_PROFILE = "SRTP_AES128_CM_SHA1_80"
-FLOOR_SUITE = "cm"
+# DTLS-SRTP profile the viewers offer, and the floor's suite, per --srtp.
+SRTP_SUITES = {"cm": ("SRTP_AES128_CM_SHA1_80", "cm"), "gcm": ("SRTP_AEAD_AES_128_GCM", "gcm")}
 JANUS_LIB_DIR = "/usr/lib/x86_64-linux-gnu/janus"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -229,7 +229,7 @@ class Bench:
     def viewer_argv(self, server, source_index, n_viewers, ramp_ms, duration_s, latency_after_ms):
         argv = ["taskset", "-c", str(self.load_cpu), self.args.whep_viewer,
                 "--viewers", str(n_viewers), "--ramp-ms", str(ramp_ms), "--duration", str(duration_s),
-                "--idle-timeout", "4000", "--srtp-profiles", SRTP_PROFILE, "--json",
+                "--idle-timeout", "4000", "--srtp-profiles", SRTP_SUITES[self.args.srtp][0], "--json",
                 "--local-address", LOAD_ADDRESS, "--latency-after-ms", str(latency_after_ms)]
         if self.args.socket_timestamps:
             argv.append("--socket-timestamps")
@@ -528,8 +528,9 @@ nat: {{ ice_enforce_list = "{SERVER_ADDRESS}" ignore_mdns = true }}
 """)
     # libmicrohttpd's default limit of 1,020 open connections stopped Janus
     # near 250 viewers: the load generator keeps idle keep-alive connections
-    # open, about four per viewer after a fast ramp, and Janus never closes
-    # them. An operator serving that many clients raises the limit.
+    # open, about four per viewer after a fast ramp, and Janus closes them
+    # only after 120 s idle. An operator serving that many clients raises
+    # the limit.
     with open(os.path.join(folder, "janus.transport.http.jcfg"), "w", encoding="utf-8") as config:
         config.write(f"""general: {{ json = "compact" base_path = "/janus" http = true port = {JANUS_HTTP_PORT}
   ip = "{SERVER_ADDRESS}" https = false mhd_connection_limit = {JANUS_HTTP_CONNECTION_LIMIT} }}
@@ -563,7 +564,8 @@ def janus_start(args, processes, temp_dir, server_cpu):
 def floor_run(args, clip, n_viewers, server_cpu):
     """The relay floor for the clip's mean packet size and bitrate."""
     packet_size = int(clip["kbps"] * 1000 / 8 * (clip["frames"] / args.fps) / clip["packets"]) + 12
-    argv = ["taskset", "-c", f"{server_cpu},0", args.floor, "--viewers", str(n_viewers), "--suite", FLOOR_SUITE,
+    argv = ["taskset", "-c", f"{server_cpu},0", args.floor, "--viewers", str(n_viewers),
+            "--suite", SRTP_SUITES[args.srtp][1],
             "--key-value", "--cpu", str(server_cpu), "--max-seconds", "10", "--deliveries", "1000000",
             "--packet-size", str(packet_size), "--stream-bps", str(clip["kbps"] * 1000)]
     output = subprocess.run(in_server_ns(argv), capture_output=True, text=True, check=False).stdout
@@ -793,7 +795,7 @@ def report(args, results, revocation, command):
              f"source generator and viewers on CPU {results['load_cpu']}.",
              f"- Sources: {args.sources} × {clip['kbps']} kbit/s H.264 1080p25 ({clip['packets']} packets "
              f"in {clip['frames']} frames), viewers stepped through {args.viewers}, {args.duration} s each; "
-             f"SRTP {SRTP_PROFILE} for both servers.",
+             f"SRTP {SRTP_SUITES[args.srtp][0]} offered to both servers.",
              f"- Janus libsrtp: {results['servers'].get('janus', {}).get('srtp_library') or 'not run'}.",
              f"- Floor: {results.get('floor', {}).get('output', 'not run')}", "",
              *fan_out_lines(args, results, clip), "",
@@ -906,6 +908,9 @@ def parse_args(argv):
                              "per viewer for cimshub here)")
     parser.add_argument("--revocation-sessions", type=int, default=50,
                         help="sessions for bench/revocation.py (default 50)")
+    parser.add_argument("--srtp", choices=sorted(SRTP_SUITES), default="cm",
+                        help="SRTP suite the viewers offer and the floor uses: cm (AES_CM_128_HMAC_SHA1_80, what "
+                             "Chromium negotiates; default) or gcm (AEAD_AES_128_GCM)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the logs and configurations")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-path", help=argparse.SUPPRESS)
