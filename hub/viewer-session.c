@@ -621,6 +621,8 @@ teardown_on_media_cb (gpointer user_data)
 void
 cims_viewer_session_close (CimsViewerSession *session, const char *reason)
 {
+  g_autoptr (GSource) teardown_source = NULL;
+
   if (atomic_exchange (&session->is_closed, 1))
     return;
 
@@ -639,6 +641,10 @@ cims_viewer_session_close (CimsViewerSession *session, const char *reason)
     /* Never negotiated: nothing runs on a worker. */
     return;
   }
-  g_main_context_invoke (session->context, teardown_on_media_cb,
-                         cims_viewer_session_ref (session));
+
+  /* Always queued, never run in place: a teardown inside a worker's feed
+   * drain would unsubscribe from the feed that the drain is walking. */
+  teardown_source = g_idle_source_new ();
+  g_source_set_callback (teardown_source, teardown_on_media_cb, cims_viewer_session_ref (session), NULL);
+  g_source_attach (teardown_source, session->context);
 }
