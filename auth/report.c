@@ -401,59 +401,74 @@ party_compare_ids (gconstpointer a, gconstpointer b)
   return strcmp (left->id, right->id);
 }
 
-CimsAnnualReport *
-cims_annual_report_compute_from_records (GPtrArray *records, const CimsConfig *config, int year)
+/* Starts a computation of @year with the configured parties and cameras. */
+static void
+builder_init (ReportBuilder *builder, const CimsConfig *config, int year)
 {
   CimsAnnualReport *report = g_new0 (CimsAnnualReport, 1);
-  ReportBuilder builder = { report, config, NULL, NULL, NULL };
-
-  g_return_val_if_fail (year >= CIMS_REPORT_MIN_YEAR && year <= CIMS_REPORT_MAX_YEAR, NULL);
 
   report->year = year;
   report->from_ms = year_start_ms (year);
   report->to_ms = year_start_ms (year + 1);
   report->has_camera_counts = config != NULL;
   report->parties = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_report_party_free);
-  builder.parties = g_hash_table_new (g_str_hash, g_str_equal);
-  builder.unconfigured = g_ptr_array_new ();
-  builder.users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) report_user_free);
 
-  builder_add_configured_parties (&builder);
-  builder_count_cameras (&builder);
+  builder->report = report;
+  builder->config = config;
+  builder->parties = g_hash_table_new (g_str_hash, g_str_equal);
+  builder->unconfigured = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_report_party_free);
+  builder->users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) report_user_free);
 
-  for (guint i = 0; records != NULL && i < records->len; i++) {
-    const CimsAuditRecord *record = g_ptr_array_index (records, i);
-
-    if (record->time_ms < report->from_ms || record->time_ms >= report->to_ms)
-      continue;
-
-    if (report->n_audit_records == 0)
-      report->first_sequence = record->sequence;
-    report->last_sequence = record->sequence;
-    report->n_audit_records++;
-    builder_count_record (&builder, record);
-  }
-
-  builder_count_users (&builder);
-
-  /* Parties the log names but the configuration does not go last, by id. */
-  g_ptr_array_sort (builder.unconfigured, party_compare_ids);
-  for (guint i = 0; i < builder.unconfigured->len; i++)
-    g_ptr_array_add (report->parties, g_ptr_array_index (builder.unconfigured, i));
-
-  g_ptr_array_unref (builder.unconfigured);
-  g_hash_table_unref (builder.parties);
-  g_hash_table_unref (builder.users);
-  return report;
+  builder_add_configured_parties (builder);
+  builder_count_cameras (builder);
 }
 
-/* NOTE: the whole year's records are held in memory while the report is
- * computed, so a log of millions of records a year needs that much memory. */
+/* Counts one record of the year. The store hands them over in sequence
+ * order, so the first and the last seen bound the year's sequence numbers. */
+static gboolean
+builder_add_record_cb (const CimsAuditRecord *record, gpointer user_data)
+{
+  ReportBuilder *builder = user_data;
+  CimsAnnualReport *report = builder->report;
+
+  if (report->n_audit_records == 0)
+    report->first_sequence = record->sequence;
+  report->last_sequence = record->sequence;
+  report->n_audit_records++;
+  builder_count_record (builder, record);
+  return TRUE;
+}
+
+static void
+builder_clear (ReportBuilder *builder)
+{
+  g_clear_pointer (&builder->report, cims_annual_report_free);
+  g_clear_pointer (&builder->unconfigured, g_ptr_array_unref);
+  g_clear_pointer (&builder->parties, g_hash_table_unref);
+  g_clear_pointer (&builder->users, g_hash_table_unref);
+}
+
+/* Counts the users and returns the finished report. (transfer full) */
+static CimsAnnualReport *
+builder_finish (ReportBuilder *builder)
+{
+  builder_count_users (builder);
+
+  /* Parties the log names but the configuration does not go last, by id. */
+  g_ptr_array_sort (builder->unconfigured, party_compare_ids);
+  g_ptr_array_extend_and_steal (builder->report->parties, g_steal_pointer (&builder->unconfigured));
+
+  g_clear_pointer (&builder->parties, g_hash_table_unref);
+  g_clear_pointer (&builder->users, g_hash_table_unref);
+  return g_steal_pointer (&builder->report);
+}
+
 CimsAnnualReport *
-cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year, GError **error)
+cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year,
+                            GCancellable *cancellable, GError **error)
 {
   CimsAuditFilter filter = { 0 };
-  g_autoptr (GPtrArray) records = NULL;
+  ReportBuilder builder = { 0 };
 
   if (year < CIMS_REPORT_MIN_YEAR || year > CIMS_REPORT_MAX_YEAR) {
     g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID,
@@ -462,13 +477,19 @@ cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year
     return NULL;
   }
 
-  filter.from_ms = year_start_ms (year);
-  filter.to_ms = year_start_ms (year + 1);
-  records = cims_store_audit_query (store, &filter, error);
-  if (records == NULL)
-    return NULL;
+  builder_init (&builder, config, year);
 
-  return cims_annual_report_compute_from_records (records, config, year);
+  /* Records are counted as the store reads them, so memory grows with the
+   * number of people and parties in the year, not with the number of records. */
+  filter.from_ms = builder.report->from_ms;
+  filter.to_ms = builder.report->to_ms;
+  if (!cims_store_audit_foreach (store, &filter, builder_add_record_cb, &builder, cancellable,
+                                 error)) {
+    builder_clear (&builder);
+    return NULL;
+  }
+
+  return builder_finish (&builder);
 }
 
 static void

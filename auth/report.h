@@ -61,11 +61,12 @@ void cims_annual_report_free (CimsAnnualReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAnnualReport, cims_annual_report_free)
 
 /**
- * cims_annual_report_compute_from_records:
+ * cims_annual_report_compute:
  * Computes the report of @year (CIMS_REPORT_MIN_YEAR to CIMS_REPORT_MAX_YEAR)
- * from @records (CimsAuditRecord, in sequence order; records outside the
- * year are skipped) and @config (may be NULL: then cameras are not counted
- * and only parties named by the log appear). Times are UTC.
+ * from the audit records of that year in @store, counted one at a time as
+ * cims_store_audit_foreach() reads them, and @config (may be NULL: then
+ * cameras are not counted and only parties named by the log appear). Times
+ * are UTC.
  * Cameras in service: cameras in the configuration installed on or before
  * 31 December and not out of service for the whole rest of the year.
  * Users: distinct person_id per person_jurisdiction; their permissions and
@@ -74,20 +75,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAnnualReport, cims_annual_report_free)
  * access granted: grant-created and incident-started records by
  * camera_owner. Viewing: session-stop records by person_jurisdiction, with
  * the sum of duration_ms, in the month of the stop.
- * Returns: (transfer full)
- */
-CimsAnnualReport *cims_annual_report_compute_from_records (GPtrArray *records,
-                                                           const CimsConfig *config, int year);
-
-/**
- * cims_annual_report_compute:
- * Reads the audit records of @year from @store and computes the report as
- * cims_annual_report_compute_from_records() does.
+ * Runs on the calling thread. Cancelling @cancellable (may be NULL) stops
+ * the reading of the log.
  * Returns: (transfer full) the report, or NULL with CIMS_STORE_ERROR_INVALID
- * for a year out of range or the store's read error.
+ * for a year out of range, G_IO_ERROR_CANCELLED when @cancellable was
+ * cancelled, or the store's read error.
  */
 CimsAnnualReport *cims_annual_report_compute (CimsStore *store, const CimsConfig *config,
-                                              int year, GError **error);
+                                              int year, GCancellable *cancellable,
+                                              GError **error);
 
 /* Totals over every party, in a CimsReportParty with id "total". (transfer full) */
 CimsReportParty *cims_annual_report_sum (const CimsAnnualReport *report);

@@ -45,6 +45,9 @@ typedef struct {
 
   gboolean (*audit_append) (CimsStore *store, CimsAuditRecord *record, GError **error);
   GPtrArray *(*audit_query) (CimsStore *store, const CimsAuditFilter *filter, GError **error);
+  gboolean (*audit_foreach) (CimsStore *store, const CimsAuditFilter *filter,
+                             CimsAuditRecordFunc func, gpointer user_data,
+                             GCancellable *cancellable, GError **error);
   gboolean (*audit_verify) (CimsStore *store, guint64 *first_bad_sequence, GError **error);
 } CimsStoreBackend;
 
@@ -177,6 +180,9 @@ gboolean cims_store_sqlite_audit_append (CimsStore *store, CimsAuditRecord *reco
                                          GError **error);
 GPtrArray *cims_store_sqlite_audit_query (CimsStore *store, const CimsAuditFilter *filter,
                                           GError **error);
+gboolean cims_store_sqlite_audit_foreach (CimsStore *store, const CimsAuditFilter *filter,
+                                          CimsAuditRecordFunc func, gpointer user_data,
+                                          GCancellable *cancellable, GError **error);
 gboolean cims_store_sqlite_audit_verify (CimsStore *store, guint64 *first_bad_sequence,
                                          GError **error);
 

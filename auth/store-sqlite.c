@@ -137,6 +137,7 @@ static const CimsStoreBackend sqlite_backend = {
   .archive_request_update_state = cims_store_sqlite_archive_request_update_state,
   .audit_append = cims_store_sqlite_audit_append,
   .audit_query = cims_store_sqlite_audit_query,
+  .audit_foreach = cims_store_sqlite_audit_foreach,
   .audit_verify = cims_store_sqlite_audit_verify,
 };
 

@@ -244,6 +244,21 @@ cims_store_audit_query (CimsStore *store, const CimsAuditFilter *filter, GError 
 }
 
 gboolean
+cims_store_audit_foreach (CimsStore *store, const CimsAuditFilter *filter, CimsAuditRecordFunc func,
+                          gpointer user_data, GCancellable *cancellable, GError **error)
+{
+  CimsAuditFilter everything = { 0 };
+
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return store->backend->audit_foreach (store, filter != NULL ? filter : &everything, func,
+                                        user_data, cancellable, error);
+}
+
+gboolean
 cims_store_audit_verify (CimsStore *store, guint64 *first_bad_sequence, GError **error)
 {
   guint64 ignored = 0;

@@ -5,6 +5,7 @@
  * fill the same table of functions. Callers never see SQL. */
 #pragma once
 
+#include <gio/gio.h>
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -241,6 +242,24 @@ gboolean cims_store_audit_append (CimsStore *store, CimsAuditRecord *record, GEr
 /* Query returns (transfer full) CimsAuditRecord* in sequence order; a NULL
  * @filter matches every record. */
 GPtrArray *cims_store_audit_query (CimsStore *store, const CimsAuditFilter *filter, GError **error);
+
+/* Called by cims_store_audit_foreach() with one record, (transfer none) and
+ * valid only during the call. Returns TRUE to go on, FALSE to stop the walk. */
+typedef gboolean (*CimsAuditRecordFunc) (const CimsAuditRecord *record, gpointer user_data);
+
+/* Reads the records @filter matches (NULL matches every record) in sequence
+ * order and calls @func on each, one record in memory at a time, so a log of
+ * any size can be read. The records are one snapshot of the log, as for
+ * query. @cancellable (may be NULL) is checked before the walk and then
+ * every few hundred records' worth of SQLite work, also while SQLite sorts
+ * the records before it returns the first. @func runs on the calling thread
+ * with the store's connection locked, so it must not call into @store.
+ * Returns TRUE when every record was handed over or @func stopped the walk;
+ * FALSE with G_IO_ERROR_CANCELLED when @cancellable was cancelled, or with
+ * CIMS_STORE_ERROR_READ when reading failed. */
+gboolean cims_store_audit_foreach (CimsStore *store, const CimsAuditFilter *filter,
+                                   CimsAuditRecordFunc func, gpointer user_data,
+                                   GCancellable *cancellable, GError **error);
 
 /* Walks the whole chain. Returns TRUE when intact (an empty log is);
  * otherwise FALSE with *first_bad_sequence set to the first record changed,

@@ -3,7 +3,8 @@
  * transparency report for auditors, System Administrators and commanders.
  * auth/report.c computes the figures from the audit log and the
  * configuration, on a thread of its own so that the main context goes on
- * serving viewers, revocations and expiries meanwhile. */
+ * serving viewers, revocations and expiries meanwhile. Stopping the hub
+ * cancels the report. */
 #include "hub/hub-runtime.h"
 
 #include <errno.h>
@@ -95,6 +96,7 @@ typedef struct {
   CimsReportFormat format;
   char *subject;
   char *jurisdiction;
+  GCancellable *cancellable;    /* the hub's, cancelled when it stops */
   CimsAnnualReport *report;
   GError *error;
 } ReportJob;
@@ -107,6 +109,7 @@ report_job_free (ReportJob *job)
   cims_config_unref (job->config);
   g_free (job->subject);
   g_free (job->jurisdiction);
+  g_object_unref (job->cancellable);
   g_clear_pointer (&job->report, cims_annual_report_free);
   g_clear_error (&job->error);
   g_free (job);
@@ -117,8 +120,12 @@ report_reply_on_main_cb (gpointer user_data)
 {
   ReportJob *job = user_data;
 
-  /* A hub that stopped has no connection to send the reply on. */
+  /* A hub that stopped has closed every connection, this request's too,
+   * so there is nothing to send the reply on. */
   if (job->hub->http == NULL) {
+    if (g_error_matches (job->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      g_message ("annual report %d for %s (%s) stopped: the hub is stopping", job->year, job->subject,
+                 job->jurisdiction);
     report_job_free (job);
     return G_SOURCE_REMOVE;
   }
@@ -151,29 +158,31 @@ report_compute (gpointer data, gpointer user_data)
   if (setpriority (PRIO_PROCESS, (id_t) gettid (), REPORT_THREAD_NICE) != 0)
     g_debug ("annual report thread: setpriority(%d) failed: %s", REPORT_THREAD_NICE, g_strerror (errno));
 
-  if (atomic_load (&hub->reports_cancelled)) {
-    g_set_error (&job->error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN, "The hub is stopping.");
-  } else {
+  /* A report queued behind the one running is skipped once the hub stops. */
+  if (!g_cancellable_set_error_if_cancelled (job->cancellable, &job->error)) {
     store = cims_store_sqlite_open_reader (job->store_path, &job->error);
     if (store != NULL)
-      job->report = cims_annual_report_compute (store, job->config, job->year, &job->error);
+      job->report = cims_annual_report_compute (store, job->config, job->year, job->cancellable,
+                                                &job->error);
   }
 
   g_main_context_invoke (hub->main_context, report_reply_on_main_cb, job);
 }
 
-static GThreadPool *
-report_pool_get (CimsHub *hub)
+/* On first use, makes the report thread and the cancellable that stops its
+ * reports. */
+static void
+report_pool_ensure (CimsHub *hub)
 {
-  if (hub->report_pool == NULL)
-    /* Exclusive: the thread keeps its nice value to itself, where a shared
-     * pool thread would carry it on to GLib's and GStreamer's other work. */
-    hub->report_pool = g_thread_pool_new (report_compute, hub, 1, TRUE, NULL);
-  return hub->report_pool;
+  if (hub->report_pool != NULL)
+    return;
+
+  /* Exclusive: the thread keeps its nice value to itself, where a shared
+   * pool thread would carry it on to GLib's and GStreamer's other work. */
+  hub->report_pool = g_thread_pool_new (report_compute, hub, 1, TRUE, NULL);
+  hub->reports_cancellable = g_cancellable_new ();
 }
 
-/* NOTE: the whole year's records are in memory while a report is computed.
- * Reports run one at a time, so two requests do not double that memory. */
 static void
 report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, GHashTable *query)
 {
@@ -206,22 +215,27 @@ report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   job->subject = g_strdup (identity->subject);
   job->jurisdiction = g_strdup (identity->jurisdiction);
 
+  report_pool_ensure (hub);
+  job->cancellable = g_object_ref (hub->reports_cancellable);
+
   soup_server_message_pause (msg);
-  g_thread_pool_push (report_pool_get (hub), job, NULL);
+  g_thread_pool_push (hub->report_pool, job, NULL);
 }
 
-/* NOTE: nothing interrupts the report being computed, so a hub asked to stop
- * during a report of millions of records exits only seconds later. */
 void
 cims_api_reports_stop (CimsHub *hub)
 {
-  atomic_store (&hub->reports_cancelled, 1);
+  if (hub->report_pool == NULL)
+    return;
 
-  /* Queued reports are skipped at once, and the one running finishes. Their
-   * replies wait on the main context, which the hub owns to the end and
-   * iterates once more before it is freed, and are dropped there. */
-  if (hub->report_pool != NULL)
-    g_thread_pool_free (g_steal_pointer (&hub->report_pool), FALSE, TRUE);
+  /* The running report stops within a few hundred records' worth of
+   * reading, also while SQLite sorts the year's records, and queued ones are
+   * skipped. Their replies wait on the main context, which the hub owns to
+   * the end and iterates once more before it is freed, and are dropped
+   * there. */
+  g_cancellable_cancel (hub->reports_cancellable);
+  g_thread_pool_free (g_steal_pointer (&hub->report_pool), FALSE, TRUE);
+  g_clear_object (&hub->reports_cancellable);
 }
 
 void

@@ -101,7 +101,7 @@ cims_ctl_report_annual_run (int argc, char **argv)
   if (store == NULL)
     return cims_ctl_store_open_failed (error);
 
-  report = cims_annual_report_compute (store, config, (int) options.year, &error);
+  report = cims_annual_report_compute (store, config, (int) options.year, NULL, &error);
   if (report == NULL) {
     fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
     return CIMS_CTL_EXIT_NO_DATABASE;

@@ -101,7 +101,7 @@ struct _CimsHub {
   CimsStore *store;             /* grants, incidents, audit log */
   char *store_path;             /* its file, which annual reports open on their own thread */
   GThreadPool *report_pool;     /* computes annual reports, one at a time (api-reports.c) */
-  atomic_int reports_cancelled; /* 1 once the hub stops, so that queued reports are skipped */
+  GCancellable *reports_cancellable; /* made with report_pool, cancelled when the hub stops */
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
@@ -236,7 +236,8 @@ void cims_api_archive_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAu
                               const char *rest, GHashTable *query);
 void cims_api_reports_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
                               const char *rest, GHashTable *query);
-/* Skips the reports still queued and waits for the one being computed. */
+/* Cancels the report being computed, skips the queued ones and waits for
+ * the report thread to end. */
 void cims_api_reports_stop (CimsHub *hub);
 
 /* Reply helpers of those resources (api-json.c). reply_object takes

@@ -177,6 +177,9 @@ cims_hub_stop (CimsHub *hub)
     g_clear_object (&hub->http);
   }
 
+  /* Every connection is closed, so no report has a request to reply to. */
+  cims_api_reports_stop (hub);
+
   g_hash_table_iter_init (&iter, hub->sessions);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_ptr_array_add (ids, g_strdup (key));
@@ -201,7 +204,6 @@ cims_hub_free (CimsHub *hub)
     return;
 
   cims_hub_stop (hub);
-  cims_api_reports_stop (hub);
 
   for (guint i = 0; i < hub->n_workers; i++)
     g_clear_pointer (&hub->workers[i], cims_worker_free);

@@ -37,7 +37,8 @@ CimsHub *cims_hub_new (CimsConfig *config, GError **error);
 gboolean cims_hub_start (CimsHub *hub, GError **error);
 
 /* Ends every session (reason "hub-shutdown"), stops every source and the
- * HTTP listener. The hub can then be freed. */
+ * HTTP listener, and cancels the annual report being computed. The hub can
+ * then be freed. */
 void cims_hub_stop (CimsHub *hub);
 
 void cims_hub_free (CimsHub *hub);

@@ -323,7 +323,7 @@ static CimsAnnualReport *
 report_compute (void)
 {
   g_autoptr (GError) error = NULL;
-  CimsAnnualReport *report = cims_annual_report_compute (store, config, YEAR, &error);
+  CimsAnnualReport *report = cims_annual_report_compute (store, config, YEAR, NULL, &error);
 
   g_assert_no_error (error);
   g_assert_nonnull (report);
@@ -620,7 +620,7 @@ static void
 test_report_without_config (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, NULL, YEAR, &error);
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, NULL, YEAR, NULL, &error);
   g_autofree char *json = NULL;
 
   g_assert_no_error (error);
@@ -635,17 +635,31 @@ static void
 test_report_rejects_bad_year (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, config, 1999, &error);
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, config, 1999, NULL, &error);
 
   g_assert_null (report);
   g_assert_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_INVALID);
 }
 
 static void
+test_report_stops_when_cancelled (void)
+{
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsAnnualReport) report = NULL;
+
+  g_cancellable_cancel (cancellable);
+  report = cims_annual_report_compute (store, config, YEAR, cancellable, &error);
+
+  g_assert_null (report);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+static void
 test_report_empty_year (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, config, 2030, &error);
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (store, config, 2030, NULL, &error);
   g_autofree char *html = NULL;
 
   g_assert_no_error (error);
@@ -707,6 +721,7 @@ main (int argc, char **argv)
   g_test_add_func ("/report/annual/without-config", test_report_without_config);
   g_test_add_func ("/report/annual/rejects-bad-year", test_report_rejects_bad_year);
   g_test_add_func ("/report/annual/empty-year", test_report_empty_year);
+  g_test_add_func ("/report/annual/stops-when-cancelled", test_report_stops_when_cancelled);
   g_test_add_func ("/report/audit-time/parse", test_report_audit_time_parse);
   status = g_test_run ();
 

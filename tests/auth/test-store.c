@@ -1086,6 +1086,146 @@ test_store_audit_query_filters (StoreFixture *fixture, gconstpointer data)
   g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 0);
 }
 
+/* What a foreach callback saw: the sequences, and when to stop or cancel. */
+typedef struct {
+  const CimsAuditFilter *filter;
+  GArray *sequences;            /* of guint64 */
+  guint stop_after;             /* 0: never return FALSE */
+  guint cancel_after;           /* 0: never cancel */
+  GCancellable *cancellable;
+} ForeachVisit;
+
+static gboolean
+foreach_visit_cb (const CimsAuditRecord *record, gpointer user_data)
+{
+  ForeachVisit *visit = user_data;
+
+  if (visit->filter != NULL)
+    g_assert_true (audit_matches (record, visit->filter));
+  g_array_append_val (visit->sequences, record->sequence);
+
+  if (visit->cancel_after != 0 && visit->sequences->len == visit->cancel_after)
+    g_cancellable_cancel (visit->cancellable);
+
+  return visit->stop_after == 0 || visit->sequences->len < visit->stop_after;
+}
+
+/* Checks that foreach visits exactly the records query returns for
+ * @filter, in the same (sequence) order. Returns how many it visited. */
+static guint
+audit_foreach_matches_query (CimsStore *store, const CimsAuditFilter *filter)
+{
+  g_autoptr(GArray) sequences = g_array_new (FALSE, FALSE, sizeof (guint64));
+  ForeachVisit visit = { filter, sequences, 0, 0, NULL };
+  g_autoptr(GPtrArray) records = cims_store_audit_query (store, filter, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (cims_store_audit_foreach (store, filter, foreach_visit_cb, &visit, NULL, &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpuint (sequences->len, ==, records->len);
+  for (guint i = 0; i < sequences->len; i++) {
+    g_assert_cmpuint (g_array_index (sequences, guint64, i), ==,
+                      ((CimsAuditRecord *) records->pdata[i])->sequence);
+    if (i > 0)
+      g_assert_cmpuint (g_array_index (sequences, guint64, i), >,
+                        g_array_index (sequences, guint64, i - 1));
+  }
+
+  return sequences->len;
+}
+
+static void
+test_store_audit_foreach_filters_in_order (StoreFixture *fixture, gconstpointer data)
+{
+  const gint64 base_ms = NOW_S * 1000;
+  CimsAuditFilter filter;
+
+  audit_append_n (fixture->store, 0, 100);
+
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, NULL), ==, 100);
+
+  filter = (CimsAuditFilter) { .from_ms = base_ms + 10, .to_ms = base_ms + 20 };
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 10);
+
+  filter = (CimsAuditFilter) { .jurisdiction = "state-police" };
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 20);
+
+  filter = (CimsAuditFilter) { .event = "session-stop", .person_id = "u-1002" };
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 16);
+
+  filter = (CimsAuditFilter) { .event = "session-start", .limit = 7 };
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 7);
+
+  filter = (CimsAuditFilter) { .camera_id = "che-0002", .event = "session-stop" };
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 0);
+}
+
+static void
+test_store_audit_foreach_stops_when_asked (StoreFixture *fixture, gconstpointer data)
+{
+  g_autoptr(GArray) sequences = g_array_new (FALSE, FALSE, sizeof (guint64));
+  ForeachVisit visit = { NULL, sequences, 3, 0, NULL };
+  g_autoptr(GError) error = NULL;
+
+  audit_append_n (fixture->store, 0, 10);
+
+  g_assert_true (cims_store_audit_foreach (fixture->store, NULL, foreach_visit_cb, &visit, NULL,
+                                           &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (sequences->len, ==, 3);
+  g_assert_cmpuint (g_array_index (sequences, guint64, 0), ==, 1);
+  g_assert_cmpuint (g_array_index (sequences, guint64, 2), ==, 3);
+}
+
+/* Rows for the cancel test, written with plain SQL in one transaction:
+ * foreach does not look at the hash chain, and 10,000 appends through the
+ * store would take one sync each. */
+#define FOREACH_CANCEL_ROWS 10000
+
+static void
+test_store_audit_foreach_cancelled (StoreFixture *fixture, gconstpointer data)
+{
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GArray) sequences = g_array_new (FALSE, FALSE, sizeof (guint64));
+  ForeachVisit visit = { NULL, sequences, 0, 0, cancellable };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *fill = g_strdup_printf (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d) "
+    "INSERT INTO audit_log (sequence, time_ms, event, bytes_sent, duration_ms, previous_hash, hash) "
+    "SELECT i, i, 'session-start', 0, 0, '', '' FROM n", FOREACH_CANCEL_ROWS);
+
+  sqlite_file_exec_ok (fixture->path, fill);
+
+  /* Cancelled before the walk: no record is read. */
+  g_cancellable_cancel (cancellable);
+  g_assert_false (cims_store_audit_foreach (fixture->store, NULL, foreach_visit_cb, &visit,
+                                            cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpuint (sequences->len, ==, 0);
+  g_clear_error (&error);
+
+  /* Cancelled by the fifth record: the walk ends long before the last. */
+  g_cancellable_reset (cancellable);
+  visit.cancel_after = 5;
+  g_assert_false (cims_store_audit_foreach (fixture->store, NULL, foreach_visit_cb, &visit,
+                                            cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_test_message ("%u records read before the cancel took effect", sequences->len);
+  g_assert_cmpuint (sequences->len, >=, 5);
+  g_assert_cmpuint (sequences->len, <, FOREACH_CANCEL_ROWS / 10);
+  g_clear_error (&error);
+
+  /* The same store reads the whole log once nothing cancels. */
+  g_cancellable_reset (cancellable);
+  g_array_set_size (sequences, 0);
+  visit.cancel_after = 0;
+  g_assert_true (cims_store_audit_foreach (fixture->store, NULL, foreach_visit_cb, &visit,
+                                           cancellable, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (sequences->len, ==, FOREACH_CANCEL_ROWS);
+}
+
 typedef struct {
   CimsStore *store;
   guint first_index;
@@ -1366,6 +1506,9 @@ main (int argc, char *argv[])
   ADD_STORE_TEST ("/auth/store/audit/rejects-invalid-utf8", test_store_audit_rejects_invalid_utf8);
   ADD_STORE_TEST ("/auth/store/audit/query-filters", test_store_audit_query_filters);
   ADD_STORE_TEST ("/auth/store/audit/concurrent-appends", test_store_audit_concurrent_appends);
+  ADD_STORE_TEST ("/auth/store/audit/foreach-filters-in-order", test_store_audit_foreach_filters_in_order);
+  ADD_STORE_TEST ("/auth/store/audit/foreach-stops-when-asked", test_store_audit_foreach_stops_when_asked);
+  ADD_STORE_TEST ("/auth/store/audit/foreach-cancelled", test_store_audit_foreach_cancelled);
 
   ADD_STORE_TEST ("/auth/store/archive/civilian-needs-legal-review", test_store_archive_civilian_needs_legal_review);
   ADD_STORE_TEST ("/auth/store/archive/agency-goes-to-approval", test_store_archive_agency_goes_to_approval);
