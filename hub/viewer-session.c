@@ -643,8 +643,10 @@ cims_viewer_session_close (CimsViewerSession *session, const char *reason)
   }
 
   /* Always queued, never run in place: a teardown inside a worker's feed
-   * drain would unsubscribe from the feed that the drain is walking. */
+   * drain would unsubscribe from the feed that the drain is walking. At
+   * default priority, so it runs before the worker's quit at stop. */
   teardown_source = g_idle_source_new ();
+  g_source_set_priority (teardown_source, G_PRIORITY_DEFAULT);
   g_source_set_callback (teardown_source, teardown_on_media_cb, cims_viewer_session_ref (session), NULL);
   g_source_attach (teardown_source, session->context);
 }

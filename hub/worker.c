@@ -42,7 +42,7 @@ struct _CimsFeedRing {
 struct _CimsFeed {
   CimsWorker *worker;
   CimsSource *source;
-  char *camera_id;
+  char *source_key;             /* the source's key in hub->sources, for the idle check */
   CimsFeedRing *ring;           /* shared with the source's producer */
   CimsKeyframeCache *cache;     /* this worker's own copy: no lock to read it */
   guint format_generation;
@@ -227,7 +227,7 @@ cims_worker_subscribe (CimsWorker *worker, CimsSource *source, CimsViewerSession
     feed = g_new0 (CimsFeed, 1);
     feed->worker = worker;
     feed->source = source;
-    feed->camera_id = g_strdup (cims_source_get_camera_id (source));
+    feed->source_key = g_strdup (cims_source_get_key (source));
     feed->subscribers = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_viewer_session_unref);
     feed->format_generation = cims_source_attach_feed (source, worker->index, &feed->ring, &feed->cache);
     g_ptr_array_add (worker->feeds, feed);
@@ -240,19 +240,19 @@ cims_worker_subscribe (CimsWorker *worker, CimsSource *source, CimsViewerSession
 
 typedef struct {
   CimsHub *hub;
-  char *camera_id;
+  char *source_key;
 } IdleCheck;
 
 static gboolean
 idle_check_on_main_cb (gpointer user_data)
 {
   IdleCheck *check = user_data;
-  CimsSource *source = g_hash_table_lookup (check->hub->sources, check->camera_id);
+  CimsSource *source = g_hash_table_lookup (check->hub->sources, check->source_key);
 
   if (source != NULL)
     cims_source_check_idle (source);
 
-  g_free (check->camera_id);
+  g_free (check->source_key);
   g_free (check);
   return G_SOURCE_REMOVE;
 }
@@ -284,7 +284,7 @@ cims_worker_unsubscribe (CimsWorker *worker, CimsFeed *feed, CimsViewerSession *
 
   check = g_new0 (IdleCheck, 1);
   check->hub = worker->hub;
-  check->camera_id = g_steal_pointer (&feed->camera_id);
+  check->source_key = g_steal_pointer (&feed->source_key);
   g_main_context_invoke (worker->hub->main_context, idle_check_on_main_cb, check);
 
   g_ptr_array_unref (feed->subscribers);

@@ -137,6 +137,7 @@ cims_worker_loop_leave_group (CimsWorkerLoop *loop, GMainContext *context)
 
 struct _CimsSource {
   char *camera_id;
+  char *key;                    /* in hub->sources: a transcode's key, unlike its camera's id */
   CimsFeedRing *ring;           /* the worker's ring while a feed is attached */
   int n_subscribers;
   guint n_idle_checks;
@@ -150,6 +151,7 @@ source_new (const char *camera_id)
   CimsSource *source = g_new0 (CimsSource, 1);
 
   source->camera_id = g_strdup (camera_id);
+  source->key = g_strdup_printf ("%s/wall/H264", camera_id);
   return source;
 }
 
@@ -158,6 +160,7 @@ source_free (CimsSource *source)
 {
   g_assert_null (source->ring);
   g_free (source->camera_id);
+  g_free (source->key);
   g_free (source);
 }
 
@@ -165,6 +168,12 @@ const char *
 cims_source_get_camera_id (CimsSource *source)
 {
   return source->camera_id;
+}
+
+const char *
+cims_source_get_key (CimsSource *source)
+{
+  return source->key;
 }
 
 void
@@ -346,7 +355,7 @@ fixture_set_up (Fixture *f, gconstpointer data)
   f->hub->sources = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < N_SOURCES; i++) {
     f->sources[i] = source_new (camera_ids[i]);
-    g_hash_table_insert (f->hub->sources, f->sources[i]->camera_id, f->sources[i]);
+    g_hash_table_insert (f->hub->sources, f->sources[i]->key, f->sources[i]);
   }
 
   f->viewers = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_viewer_session_unref);
@@ -745,7 +754,7 @@ test_worker_fanout_flooded_feed_starves_no_other (Fixture *f, gconstpointer data
 
 /* The last viewer leaves while a batch is part way out and more packets are
  * queued: the feed lets go of every packet, in its batch, its cache and its
- * ring, and the camera gets its idle check. */
+ * ring, and the source gets its idle check, found by its key. */
 static void
 test_worker_fanout_last_leave_frees_batch (Fixture *f, gconstpointer data)
 {
