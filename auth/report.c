@@ -387,9 +387,15 @@ builder_count_users (ReportBuilder *builder)
 static gint64
 year_start_ms (int year)
 {
-  g_autoptr (GDateTime) time = g_date_time_new_utc (year, 1, 1, 0, 0, 0);
+  GDate first_day;
+  GDate unix_epoch;
 
-  return g_date_time_to_unix (time) * 1000;
+  /* GDate, unlike GDateTime, goes past 9999, so the last year has an end. */
+  g_date_clear (&first_day, 1);
+  g_date_set_dmy (&first_day, 1, G_DATE_JANUARY, (GDateYear) year);
+  g_date_clear (&unix_epoch, 1);
+  g_date_set_dmy (&unix_epoch, 1, G_DATE_JANUARY, 1970);
+  return (gint64) g_date_days_between (&unix_epoch, &first_day) * 86400 * 1000;
 }
 
 static int
@@ -430,6 +436,11 @@ builder_add_record_cb (const CimsAuditRecord *record, gpointer user_data)
 {
   ReportBuilder *builder = user_data;
   CimsAnnualReport *report = builder->report;
+
+  /* The query's filter already keeps to the year. This check keeps the figures
+   * right should a filter bound ever be unset. */
+  if (record->time_ms < report->from_ms || record->time_ms >= report->to_ms)
+    return TRUE;
 
   if (report->n_audit_records == 0)
     report->first_sequence = record->sequence;

@@ -669,6 +669,47 @@ test_report_empty_year (void)
   g_assert_nonnull (strstr (html, "No viewing sessions in 2030"));
 }
 
+/* The report of 9999, the last year, ends at 10000-01-01 and leaves out a
+ * record of that instant. */
+static void
+test_report_last_year_ends (void)
+{
+  const gint64 times_ms[] = {
+    G_GINT64_CONSTANT (253370764800000),    /* 9999-01-01T00:00:00Z */
+    G_GINT64_CONSTANT (253402300799999),    /* 9999-12-31T23:59:59.999Z */
+    G_GINT64_CONSTANT (253402300800000),    /* 10000-01-01T00:00:00Z */
+  };
+  g_autofree char *path = g_build_filename (test_dir, "last-year.db", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsStore) year_store = cims_store_sqlite_open (path, &error);
+  g_autoptr (CimsAnnualReport) report = NULL;
+
+  g_assert_no_error (error);
+  for (gsize i = 0; i < G_N_ELEMENTS (times_ms); i++) {
+    g_autoptr (CimsAuditRecord) record = g_new0 (CimsAuditRecord, 1);
+
+    record->time_ms = times_ms[i];
+    record->event = g_strdup ("session-stop");
+    record->person_id = g_strdup ("b1");
+    record->person_jurisdiction = g_strdup ("boston");
+    record->reason = g_strdup ("test");
+    g_assert_true (cims_store_audit_append (year_store, record, &error));
+    g_assert_no_error (error);
+  }
+
+  report = cims_annual_report_compute (year_store, config, 9999, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (report->from_ms, ==, times_ms[0]);
+  g_assert_cmpint (report->to_ms, ==, times_ms[2]);
+  g_assert_cmpuint (report->n_audit_records, ==, 2);
+
+  for (CimsReportFormat format = CIMS_REPORT_FORMAT_JSON; format <= CIMS_REPORT_FORMAT_HTML; format++) {
+    g_autofree char *text = cims_annual_report_render (report, format);
+
+    g_assert_nonnull (text);
+  }
+}
+
 static void
 test_report_audit_time_parse (void)
 {
@@ -721,6 +762,7 @@ main (int argc, char **argv)
   g_test_add_func ("/report/annual/without-config", test_report_without_config);
   g_test_add_func ("/report/annual/rejects-bad-year", test_report_rejects_bad_year);
   g_test_add_func ("/report/annual/empty-year", test_report_empty_year);
+  g_test_add_func ("/report/annual/last-year-ends", test_report_last_year_ends);
   g_test_add_func ("/report/annual/stops-when-cancelled", test_report_stops_when_cancelled);
   g_test_add_func ("/report/audit-time/parse", test_report_audit_time_parse);
   status = g_test_run ();
