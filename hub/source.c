@@ -15,6 +15,10 @@
 #define PACKET_HISTORY_SIZE 1024
 /* A stream's marker repair is logged once it has marked this many frames. */
 #define MARKER_REPAIRS_LOGGED_AFTER 8
+/* Longest wait of the viewers of an H.264 camera whose SDP gives no
+ * profile, for the SPS it sends before each IDR. The wait is also at most
+ * half the connect timeout, so it ends before the viewers give up. */
+#define SPS_WAIT_MAX_US (3 * G_USEC_PER_SEC)
 
 typedef struct {
   CimsSourceReadyFunc func;
@@ -43,7 +47,10 @@ struct _CimsSource {
   guint32 profile_level_id;
   char *fmtp;
   guint32 epoch;
-  gboolean has_format;
+  gboolean has_format;          /* codec known, and the H.264 profile or the wait for it over */
+  gboolean is_awaiting_sps;     /* H.264 without a profile in the SDP: waits for an in-band SPS */
+  gint64 format_us;             /* when the format arrived */
+  gint64 sps_wait_us;           /* how long viewers wait for that SPS */
   atomic_uint format_generation;
   atomic_int n_subscribers;
   guint clock_rate;
@@ -105,7 +112,17 @@ source_read_parameter_sets (CimsSource *source, GPtrArray *parameter_sets)
   }
 }
 
-/* Reads an in-band SPS for a camera that announced none out of band. */
+static void
+sps_unit_cb (const guint8 *nal, gsize size, gpointer user_data)
+{
+  CimsSource *source = user_data;
+
+  if (cims_nal_classify_unit (source->codec, nal, size) & CIMS_NAL_FLAG_SPS)
+    source_read_sps (source, nal, size);
+}
+
+/* Reads an in-band SPS, alone in its packet or in an aggregation (STAP-A,
+ * AP) with the PPS, as many cameras send it before each IDR. */
 static void
 source_read_packet_sps (CimsSource *source, CimsRtpPacket *packet)
 {
@@ -115,9 +132,23 @@ source_read_packet_sps (CimsSource *source, CimsRtpPacket *packet)
   if (payload == NULL || !(cims_nal_classify (source->codec, payload, size) & CIMS_NAL_FLAG_SPS))
     return;
 
-  /* A single-NAL SPS packet; aggregated ones wait for a plain one. */
-  if (size > 2 && (cims_nal_classify_unit (source->codec, payload, size) & CIMS_NAL_FLAG_SPS))
-    source_read_sps (source, payload, size);
+  cims_nal_foreach_unit (source->codec, payload, size, sps_unit_cb, source);
+}
+
+/* Ends the wait for an in-band SPS once the profile is known or the wait
+ * is over. Returns TRUE when it ended just now. Call with
+ * source->lock held. */
+static gboolean
+source_sps_wait_end (CimsSource *source)
+{
+  if (!source->is_awaiting_sps)
+    return FALSE;
+  if (source->profile_level_id == 0 && g_get_monotonic_time () - source->format_us < source->sps_wait_us)
+    return FALSE;
+
+  source->is_awaiting_sps = FALSE;
+  source->has_format = TRUE;
+  return TRUE;
 }
 
 static gboolean
@@ -135,11 +166,32 @@ format_known_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Announces a format that waited for an in-band SPS. Streaming thread. */
+static void
+source_format_known_after_sps (CimsSource *source)
+{
+  guint32 profile_level_id;
+
+  g_mutex_lock (&source->lock);
+  profile_level_id = source->profile_level_id;
+  g_mutex_unlock (&source->lock);
+
+  if (profile_level_id != 0)
+    g_message ("camera=%s: H.264 profile-level-id %06x, from the SPS in the stream", source->camera_id,
+               profile_level_id);
+  else
+    g_message ("camera=%s: no SPS in the stream within %" G_GINT64_FORMAT " ms, so the H.264 profile "
+               "stays unknown and viewers get the stream without a profile check", source->camera_id,
+               source->sps_wait_us / 1000);
+  g_main_context_invoke (source->hub->main_context, format_known_cb, source);
+}
+
 static void
 ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray *parameter_sets,
                   guint32 epoch, gpointer user_data)
 {
   CimsSource *source = user_data;
+  gboolean is_awaiting_sps;
 
   g_mutex_lock (&source->lock);
   if (source->cache == NULL || source->codec != codec) {
@@ -166,13 +218,20 @@ ingest_format_cb (CimsCodec codec, guint clock_rate, const char *fmtp, GPtrArray
   source->profile_level_id = codec == CIMS_CODEC_H264 ? cims_h264_profile_level_id_from_fmtp (fmtp) : 0;
   source_read_parameter_sets (source, parameter_sets);
   source->epoch = epoch;
-  source->has_format = TRUE;
+  source->format_us = g_get_monotonic_time ();
+  /* Negotiation matches the viewer's offer to the camera's H.264 profile,
+   * so without one in the SDP the viewers wait for the first SPS. */
+  source->is_awaiting_sps = codec == CIMS_CODEC_H264 && source->profile_level_id == 0;
+  source->has_format = !source->is_awaiting_sps;
+  is_awaiting_sps = source->is_awaiting_sps;
   atomic_fetch_add (&source->format_generation, 1);
   g_mutex_unlock (&source->lock);
 
-  g_message ("camera=%s: video is %s, epoch %u, fmtp \"%s\"", source->camera_id,
-             cims_codec_to_string (codec), epoch, fmtp ? fmtp : "");
-  g_main_context_invoke (source->hub->main_context, format_known_cb, source);
+  g_message ("camera=%s: video is %s, epoch %u, fmtp \"%s\"%s", source->camera_id,
+             cims_codec_to_string (codec), epoch, fmtp ? fmtp : "",
+             is_awaiting_sps ? "; waiting for an SPS in the stream for the H.264 profile" : "");
+  if (!is_awaiting_sps)
+    g_main_context_invoke (source->hub->main_context, format_known_cb, source);
 }
 
 static gboolean
@@ -274,6 +333,7 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
   guint n_ready;
   guint64 n_repaired;
   gboolean is_repair_logged;
+  gboolean is_format_known;
 
   g_mutex_lock (&source->lock);
   if (source->cache == NULL || packet->epoch != source->epoch) {
@@ -283,6 +343,7 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
 
   if (source->width == 0 || (source->codec == CIMS_CODEC_H264 && source->profile_level_id == 0))
     source_read_packet_sps (source, packet);
+  is_format_known = source_sps_wait_end (source);
   n_repaired = source->marker_repair.n_repaired;
   n_ready = cims_marker_repair_push (&source->marker_repair, packet, ready);
   for (guint i = 0; i < n_ready; i++) {
@@ -296,6 +357,8 @@ ingest_packet_cb (CimsRtpPacket *packet, gpointer user_data)
   g_mutex_unlock (&source->lock);
 
   workers_wake (source->hub, wake);
+  if (is_format_known)
+    source_format_known_after_sps (source);
   if (is_repair_logged)
     g_message ("camera=%s: the camera leaves the RTP marker bit unset at frame ends; the hub sets it on "
                "each such frame's last packet when the next frame starts", source->camera_id);
@@ -350,6 +413,7 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   cims_marker_repair_init (&source->marker_repair);
   source->key = g_strdup (camera->id);
   source->camera_id = g_strdup (camera->id);
+  source->sps_wait_us = MIN (SPS_WAIT_MAX_US, (gint64) config->source_connect_timeout_ms * 1000 / 2);
   g_mutex_init (&source->lock);
   source->waiters = g_array_new (FALSE, FALSE, sizeof (ReadyWaiter));
   source->transcoders = g_ptr_array_new ();
@@ -441,7 +505,13 @@ cims_source_get_codec (CimsSource *source)
 guint32
 cims_source_get_profile_level_id (CimsSource *source)
 {
-  return source->profile_level_id;
+  guint32 profile_level_id;
+
+  /* The streaming thread sets it from an in-band SPS. */
+  g_mutex_lock (&source->lock);
+  profile_level_id = source->profile_level_id;
+  g_mutex_unlock (&source->lock);
+  return profile_level_id;
 }
 
 

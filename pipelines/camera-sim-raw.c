@@ -210,9 +210,13 @@ raw_build_sdp (const CimsSimCamera *camera)
                           "a=fmtp:98 streamtype=5;profile-level-id=15;mode=AAC-hbr;config=;"
                           "sizelength=13;indexlength=3;indexdeltalength=3\r\na=control:track1\r\n");
 
-  g_string_append (sdp, "m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n"
-                        "a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n"
-                        "a=control:track0\r\n");
+  g_string_append (sdp, "m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n");
+  /* The SPS then reaches a client only in the stream, before each IDR. */
+  if (flags & CIMS_SIM_FAULT_INBAND_ONLY)
+    g_string_append (sdp, "a=fmtp:96 packetization-mode=1\r\n");
+  else
+    g_string_append (sdp, "a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\n");
+  g_string_append (sdp, "a=control:track0\r\n");
 
   return g_string_free (sdp, FALSE);
 }

@@ -257,6 +257,7 @@ static const struct {
   { "metadata-track", CIMS_SIM_FAULT_METADATA_TRACK },
   { "bad-sdp", CIMS_SIM_FAULT_BAD_SDP },
   { "options-bare", CIMS_SIM_FAULT_OPTIONS_BARE },
+  { "inband-only", CIMS_SIM_FAULT_INBAND_ONLY },
 };
 
 static gboolean
@@ -290,7 +291,7 @@ spec_parse_fault (CimsSimCamera *camera, const char *value, GError **error)
                         "stap-a, reorder, silent, udp-refused, broken-audio, tcp-junk, empty-nonce, "
                         "basic-and-digest, auth-describe-only, get-parameter-454, "
                         "get-parameter-unlisted, short-timeout, redirect, metadata-track, bad-sdp, "
-                        "options-bare, no-marker");
+                        "options-bare, no-marker, inband-only");
 
     camera->faults.flags |= flag;
     if (flag == CIMS_SIM_FAULT_UDP_REFUSED)

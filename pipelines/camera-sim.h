@@ -62,6 +62,7 @@ typedef enum {
   CIMS_SIM_FAULT_METADATA_TRACK = 1 << 17, /* ONVIF metadata tracks ahead of the video */
   CIMS_SIM_FAULT_BAD_SDP = 1 << 18,      /* SDP without its v=, o= and s= lines */
   CIMS_SIM_FAULT_OPTIONS_BARE = 1 << 19, /* OPTIONS response without Public or Allow */
+  CIMS_SIM_FAULT_INBAND_ONLY = 1 << 21,  /* fmtp without profile-level-id and sprop-parameter-sets */
 } CimsSimFaultFlags;
 
 /* The faults that need the raw RTSP responder instead of gst-rtsp-server. */
@@ -70,7 +71,8 @@ typedef enum {
                              | CIMS_SIM_FAULT_AUTH_DESCRIBE_ONLY | CIMS_SIM_FAULT_GET_PARAMETER_454 \
                              | CIMS_SIM_FAULT_GET_PARAMETER_UNLISTED | CIMS_SIM_FAULT_SHORT_TIMEOUT \
                              | CIMS_SIM_FAULT_REDIRECT | CIMS_SIM_FAULT_METADATA_TRACK \
-                             | CIMS_SIM_FAULT_BAD_SDP | CIMS_SIM_FAULT_OPTIONS_BARE)
+                             | CIMS_SIM_FAULT_BAD_SDP | CIMS_SIM_FAULT_OPTIONS_BARE \
+                             | CIMS_SIM_FAULT_INBAND_ONLY)
 
 typedef struct {
   gboolean is_tcp_only;          /* transport=tcp or fault=udp-refused: RTP over UDP is rejected */
