@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the media worker's sliced fan-out (hub/worker.c): resuming a
- * batch, viewers leaving or joining part way, the feeds' turns and the last
- * viewer's cleanup. worker.c runs as it is, with test doubles and a fake clock. */
+ * batch, viewers leaving or joining part way, the feeds' turns, stopping on
+ * time and the last viewer's cleanup. worker.c runs as it is, with test
+ * doubles and a fake clock. */
 #include "hub/hub-runtime.h"
 #include "hub/worker-loop.h"
 
@@ -750,6 +751,56 @@ test_worker_fanout_flooded_feed_starves_no_other (Fixture *f, gconstpointer data
     viewer_assert_received (viewers[i], 0, 31);
 }
 
+/* The first feed's one viewer reaches the clock stride in the second batch,
+ * and the drain is out of time there. That drain serves no other feed, even
+ * those with packets queued. */
+static void
+test_worker_fanout_out_of_time_skips_other_feeds (Fixture *f, gconstpointer data)
+{
+  CimsSource *flooded = f->sources[0];
+  CimsViewerSession *viewers[N_SOURCES];
+
+  for (guint i = 0; i < N_SOURCES; i++)
+    viewers[i] = viewer_join (f, f->sources[i], FALSE);
+  source_push_slices (f, flooded, 96);
+  for (guint i = 1; i < N_SOURCES; i++)
+    source_push_slices (f, f->sources[i], 32);
+
+  g_assert_true (worker_turn (f));
+  viewer_assert_received (viewers[0], 0, 63);
+  g_assert_cmpuint (source_count_queued (flooded, viewers[0]), >, 0);
+  for (guint i = 1; i < N_SOURCES; i++)
+    g_assert_cmpuint (viewers[i]->received_seqs->len, ==, 0);
+
+  worker_run_until_idle (f);
+  viewer_assert_received (viewers[0], 0, 95);
+  for (guint i = 1; i < N_SOURCES; i++)
+    viewer_assert_received (viewers[i], 0, 31);
+}
+
+/* ---- stopping on time ------------------------------------------------------------ */
+
+/* Each feed counts its own datagrams towards the clock stride. The first
+ * feed's only batch uses most of the drain's time. The second feed's first
+ * batch of 32 datagrams passes the deadline below the stride, so no clock
+ * read happens inside it. The drain still stops after that batch. */
+static void
+test_worker_fanout_stops_between_batches (Fixture *f, gconstpointer data)
+{
+  CimsViewerSession *first_viewer = viewer_join (f, f->sources[0], FALSE);
+  CimsViewerSession *second_viewer = viewer_join (f, f->sources[1], FALSE);
+
+  source_push_slices (f, f->sources[0], 32);
+  source_push_slices (f, f->sources[1], 64);
+
+  g_assert_true (worker_turn (f));
+  viewer_assert_received (first_viewer, 0, 31);
+  viewer_assert_received (second_viewer, 0, 31);
+
+  worker_run_until_idle (f);
+  viewer_assert_received (second_viewer, 0, 63);
+}
+
 /* ---- the last viewer leaving ------------------------------------------------------ */
 
 /* The last viewer leaves while a batch is part way out and more packets are
@@ -794,6 +845,9 @@ static const struct {
   { "/hub/worker-fanout/feeds-take-first-turn-in-rotation",
     test_worker_fanout_feeds_take_first_turn_in_rotation },
   { "/hub/worker-fanout/flooded-feed-starves-no-other", test_worker_fanout_flooded_feed_starves_no_other },
+  { "/hub/worker-fanout/out-of-time-skips-other-feeds",
+    test_worker_fanout_out_of_time_skips_other_feeds },
+  { "/hub/worker-fanout/stops-between-batches", test_worker_fanout_stops_between_batches },
   { "/hub/worker-fanout/last-leave-frees-batch", test_worker_fanout_last_leave_frees_batch },
 };
 
