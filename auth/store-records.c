@@ -294,6 +294,36 @@ cims_archive_state_can_move (CimsArchiveState from, CimsArchiveState to)
 
 /* ---- audit records --------------------------------------------------------- */
 
+CimsAuditRecord *
+cims_audit_record_copy (const CimsAuditRecord *record)
+{
+  CimsAuditRecord *copy;
+
+  g_return_val_if_fail (record != NULL, NULL);
+
+  copy = g_new0 (CimsAuditRecord, 1);
+  *copy = *record;
+  copy->event = g_strdup (record->event);
+  copy->person_id = g_strdup (record->person_id);
+  copy->person_name = g_strdup (record->person_name);
+  copy->person_jurisdiction = g_strdup (record->person_jurisdiction);
+  copy->camera_id = g_strdup (record->camera_id);
+  copy->camera_owner = g_strdup (record->camera_owner);
+  copy->camera_location = g_strdup (record->camera_location);
+  copy->session_id = g_strdup (record->session_id);
+  copy->grant_id = g_strdup (record->grant_id);
+  copy->incident_id = g_strdup (record->incident_id);
+  copy->incident_number = g_strdup (record->incident_number);
+  copy->viewer_address = g_strdup (record->viewer_address);
+  copy->client_version = g_strdup (record->client_version);
+  copy->reason = g_strdup (record->reason);
+  copy->details = g_strdup (record->details);
+  copy->previous_hash = g_strdup (record->previous_hash);
+  copy->hash = g_strdup (record->hash);
+
+  return copy;
+}
+
 /* Frees @record (transfer full) and its strings. NULL is allowed. */
 void
 cims_audit_record_free (CimsAuditRecord *record)

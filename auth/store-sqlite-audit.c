@@ -203,29 +203,36 @@ typedef struct {
   const char *other_column;
 } QueryTextCondition;
 
-/* Builds the SELECT for @filter. Every condition present adds one AND clause
- * with its own numbered parameter, and the jurisdiction clause uses its
- * parameter twice. Returns: (transfer full) */
-static sqlite3_stmt *
-audit_query_prepare (CimsStoreSqlite *sq, const CimsAuditFilter *filter, GError **error)
+#define QUERY_N_TEXTS 5
+
+static void
+query_texts_get (const CimsAuditFilter *filter, QueryTextCondition texts[QUERY_N_TEXTS])
 {
-  const QueryTextCondition texts[] = {
-    { filter->camera_id, "camera_id", NULL },
-    { filter->person_id, "person_id", NULL },
-    { filter->jurisdiction, "person_jurisdiction", "camera_owner" },
-    { filter->incident_number, "incident_number", NULL },
-    { filter->event, "event", NULL },
-  };
-  g_autoptr(GString) sql = g_string_new ("SELECT " AUDIT_COLUMNS " FROM audit_log WHERE 1");
-  sqlite3_stmt *stmt = NULL;
+  texts[0] = (QueryTextCondition) { filter->camera_id, "camera_id", NULL };
+  texts[1] = (QueryTextCondition) { filter->person_id, "person_id", NULL };
+  texts[2] = (QueryTextCondition) { filter->jurisdiction, "person_jurisdiction", "camera_owner" };
+  texts[3] = (QueryTextCondition) { filter->incident_number, "incident_number", NULL };
+  texts[4] = (QueryTextCondition) { filter->event, "event", NULL };
+}
+
+/* Writes the SELECT for @filter. Every condition present adds one AND
+ * clause with its own numbered parameters, and the jurisdiction clause uses
+ * its parameter twice. A bound on sequence is a range of the primary key,
+ * so a walk from a sequence starts there instead of at the first record. */
+static char *
+audit_query_sql (const CimsAuditFilter *filter, const QueryTextCondition texts[QUERY_N_TEXTS])
+{
+  GString *sql = g_string_new ("SELECT " AUDIT_COLUMNS " FROM audit_log WHERE 1");
   int n_params = 0;
 
   if (filter->from_ms != 0)
     g_string_append_printf (sql, " AND time_ms >= ?%d", ++n_params);
   if (filter->to_ms != 0)
     g_string_append_printf (sql, " AND time_ms < ?%d", ++n_params);
+  if (filter->from_sequence != 0)
+    g_string_append_printf (sql, " AND sequence >= ?%d", ++n_params);
 
-  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++) {
+  for (gsize i = 0; i < QUERY_N_TEXTS; i++) {
     if (texts[i].value == NULL)
       continue;
 
@@ -236,27 +243,62 @@ audit_query_prepare (CimsStoreSqlite *sq, const CimsAuditFilter *filter, GError 
     g_string_append_c (sql, ')');
   }
 
+  /* SQLite reads an empty list as matching nothing. */
+  if (filter->events != NULL) {
+    g_string_append (sql, " AND event IN (");
+    for (gsize i = 0; filter->events[i] != NULL; i++)
+      g_string_append_printf (sql, "%s?%d", i > 0 ? ", " : "", ++n_params);
+    g_string_append_c (sql, ')');
+  }
+
   g_string_append (sql, " ORDER BY sequence");
   if (filter->limit != 0)
     g_string_append_printf (sql, " LIMIT %u", filter->limit);
 
-  if (sqlite3_prepare_v2 (sq->db, sql->str, -1, &stmt, NULL) != SQLITE_OK) {
+  return g_string_free (sql, FALSE);
+}
+
+/* Binds @filter's values in the order audit_query_sql numbered them. */
+static void
+audit_query_bind (sqlite3_stmt *stmt, const CimsAuditFilter *filter,
+                  const QueryTextCondition texts[QUERY_N_TEXTS])
+{
+  int n_params = 0;
+
+  if (filter->from_ms != 0)
+    sqlite3_bind_int64 (stmt, ++n_params, filter->from_ms);
+  if (filter->to_ms != 0)
+    sqlite3_bind_int64 (stmt, ++n_params, filter->to_ms);
+  if (filter->from_sequence != 0)
+    sqlite3_bind_int64 (stmt, ++n_params, (sqlite3_int64) MIN (filter->from_sequence, G_MAXINT64));
+
+  for (gsize i = 0; i < QUERY_N_TEXTS; i++) {
+    if (texts[i].value != NULL)
+      cims_store_sqlite_bind_text (stmt, ++n_params, texts[i].value);
+  }
+
+  for (gsize i = 0; filter->events != NULL && filter->events[i] != NULL; i++)
+    cims_store_sqlite_bind_text (stmt, ++n_params, filter->events[i]);
+}
+
+/* Prepares the SELECT for @filter with its values bound.
+ * Returns: (transfer full) */
+static sqlite3_stmt *
+audit_query_prepare (CimsStoreSqlite *sq, const CimsAuditFilter *filter, GError **error)
+{
+  QueryTextCondition texts[QUERY_N_TEXTS];
+  g_autofree char *sql = NULL;
+  sqlite3_stmt *stmt = NULL;
+
+  query_texts_get (filter, texts);
+  sql = audit_query_sql (filter, texts);
+  if (sqlite3_prepare_v2 (sq->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
     cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_READ,
                                  "Cannot query the audit log");
     return NULL;
   }
 
-  /* Bind in the order the clauses were added. */
-  n_params = 0;
-  if (filter->from_ms != 0)
-    sqlite3_bind_int64 (stmt, ++n_params, filter->from_ms);
-  if (filter->to_ms != 0)
-    sqlite3_bind_int64 (stmt, ++n_params, filter->to_ms);
-  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++) {
-    if (texts[i].value != NULL)
-      cims_store_sqlite_bind_text (stmt, ++n_params, texts[i].value);
-  }
-
+  audit_query_bind (stmt, filter, texts);
   return stmt;
 }
 

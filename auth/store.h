@@ -167,17 +167,23 @@ typedef struct {
   char *hash;                   /* hex SHA-256 of this record's canonical form */
 } CimsAuditRecord;
 
+/* Copies @record and every string it points to. Returns: (transfer full) */
+CimsAuditRecord *cims_audit_record_copy (const CimsAuditRecord *record);
 void cims_audit_record_free (CimsAuditRecord *record);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAuditRecord, cims_audit_record_free)
 
+/* Conditions on the records a query or a walk reads. A record must meet
+ * every condition that is set. */
 typedef struct {
   gint64 from_ms;               /* 0: no lower bound */
   gint64 to_ms;                 /* 0: no upper bound (exclusive) */
+  guint64 from_sequence;        /* 0: no lower bound; else sequence >= from_sequence */
   const char *camera_id;
   const char *person_id;
   const char *jurisdiction;     /* matches person_jurisdiction or camera_owner */
   const char *incident_number;
   const char *event;
+  const char *const *events;    /* NULL-terminated: event is any of them; NULL: no condition */
   guint limit;                  /* 0: no limit */
 } CimsAuditFilter;
 

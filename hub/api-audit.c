@@ -107,39 +107,51 @@ record_involves (const CimsAuditRecord *record, const char *jurisdiction)
          || g_strcmp0 (record->camera_owner, jurisdiction) == 0;
 }
 
+/* The records a scoped auditor's walk keeps: those that involve the
+ * requested jurisdiction, up to limit + 1. */
+typedef struct {
+  const char *jurisdiction;
+  guint limit;
+  GPtrArray *matches;           /* of CimsAuditRecord */
+} AuditScopedWalk;
+
+static gboolean
+record_keep_if_involved_cb (const CimsAuditRecord *record, gpointer user_data)
+{
+  AuditScopedWalk *walk = user_data;
+
+  if (record_involves (record, walk->jurisdiction))
+    g_ptr_array_add (walk->matches, cims_audit_record_copy (record));
+
+  return walk->matches->len <= walk->limit;
+}
+
 /* Runs @query in the auditor's scope and returns at most limit + 1
  * records, so the caller can tell that more matched. A scoped auditor who
- * filters on another jurisdiction gets the records that involve both.
- * NOTE: that case reads every record of the auditor's jurisdiction that
- * matches the other filters before it applies the second jurisdiction. */
+ * filters on another jurisdiction gets the records that involve both. The
+ * store filters on the auditor's, and the walk keeps those that also
+ * involve the other and stops at limit + 1, so memory stays bounded.
+ * NOTE: that walk runs on the main context and reads records of the
+ * auditor's jurisdiction until limit + 1 involve the other, so a rare
+ * pairing over a large log delays other requests. */
 static GPtrArray *
 audit_query_run (CimsStore *store, AuditQuery *query, const char *scope, GError **error)
 {
   CimsAuditFilter filter = query->filter;
-  guint limit = filter.limit;
-  g_autoptr (GPtrArray) records = NULL;
-  g_autoptr (GPtrArray) kept = NULL;
+  g_autoptr (GPtrArray) matches =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) cims_audit_record_free);
+  AuditScopedWalk walk = { query->jurisdiction, filter.limit, matches };
 
-  filter.limit = limit + 1;
+  filter.limit = filter.limit + 1;
   filter.jurisdiction = scope != NULL ? scope : query->jurisdiction;
   if (scope == NULL || query->jurisdiction == NULL || g_str_equal (scope, query->jurisdiction))
     return cims_store_audit_query (store, &filter, error);
 
   filter.limit = 0;
-  records = cims_store_audit_query (store, &filter, error);
-  if (records == NULL)
+  if (!cims_store_audit_foreach (store, &filter, record_keep_if_involved_cb, &walk, NULL, error))
     return NULL;
 
-  kept = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_audit_record_free);
-  for (guint i = 0; i < records->len && kept->len <= limit; i++) {
-    if (!record_involves (g_ptr_array_index (records, i), query->jurisdiction))
-      continue;
-
-    /* Moves the record; the free function skips the NULL left behind. */
-    g_ptr_array_add (kept, records->pdata[i]);
-    records->pdata[i] = NULL;
-  }
-  return g_steal_pointer (&kept);
+  return g_steal_pointer (&matches);
 }
 
 static void

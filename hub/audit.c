@@ -69,6 +69,18 @@ record_set_session (CimsAuditRecord *record, CimsViewerSession *session, const C
  * critical and counted), bounding memory while the log stays unwritable. */
 #define BACKLOG_MAX 100000
 
+/* Appends @record and notes its sequence: the recovery checkpoint moves to
+ * the last record this hub wrote when it stops cleanly. */
+static gboolean
+record_store (CimsHub *hub, CimsAuditRecord *record, GError **error)
+{
+  if (!cims_store_audit_append (hub->store, record, error))
+    return FALSE;
+
+  hub->audit_last_sequence = record->sequence;
+  return TRUE;
+}
+
 /* Writes the waiting records in order; stops at the first failure. */
 static gboolean
 backlog_flush (CimsHub *hub, GError **error)
@@ -76,7 +88,7 @@ backlog_flush (CimsHub *hub, GError **error)
   while (!g_queue_is_empty (&hub->audit_backlog)) {
     CimsAuditRecord *record = g_queue_peek_head (&hub->audit_backlog);
 
-    if (!cims_store_audit_append (hub->store, record, error))
+    if (!record_store (hub, record, error))
       return FALSE;
     cims_audit_record_free (g_queue_pop_head (&hub->audit_backlog));
   }
@@ -105,6 +117,7 @@ backlog_push (CimsHub *hub, CimsAuditRecord *record)
     g_critical ("audit backlog full: dropping a waiting %s record", ((CimsAuditRecord *) g_queue_peek_head (
                                                                        &hub->audit_backlog))->event);
     cims_audit_record_free (g_queue_pop_head (&hub->audit_backlog));
+    hub->n_audit_lost++;
   }
 
   g_queue_push_tail (&hub->audit_backlog, record);
@@ -124,7 +137,7 @@ record_append_full (CimsHub *hub, CimsAuditRecord *record, gboolean can_wait, GE
   if (hub->store == NULL)
     return TRUE;
 
-  if (backlog_flush (hub, &local_error) && cims_store_audit_append (hub->store, owned, &local_error)) {
+  if (backlog_flush (hub, &local_error) && record_store (hub, owned, &local_error)) {
     hub->audit_failed_at_us = 0;
     return TRUE;
   }
@@ -157,6 +170,7 @@ cims_hub_audit_flush (CimsHub *hub)
     return;
 
   n_waiting = g_queue_get_length (&hub->audit_backlog);
+  hub->n_audit_lost += n_waiting;
   g_critical ("%u audit records could not be written before the hub stopped: %s", n_waiting,
               error->message);
   g_queue_clear_full (&hub->audit_backlog, (GDestroyNotify) cims_audit_record_free);

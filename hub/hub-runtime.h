@@ -105,7 +105,11 @@ struct _CimsHub {
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
+  guint64 recovery_checkpoint;  /* sequence the recovery checkpoint file names, 0 when none is valid */
+  gboolean is_recovery_complete; /* the start-up recovery read the log and wrote every stop it needed */
   GQueue audit_backlog;         /* of CimsAuditRecord waiting for a writable log */
+  guint64 audit_last_sequence;  /* of the last record this hub appended, 0 before the first */
+  guint n_audit_lost;           /* records dropped unwritten: backlog overflow or a failed flush at stop */
   guint audit_retry_id;
   gint64 audit_failed_at_us;    /* real time of the failed write since the last good one, or 0 */
   GPtrArray *retired_configs;   /* of CimsConfig replaced by reloads, kept until the hub stops */
@@ -219,8 +223,32 @@ guint cims_rate_limiter_check (CimsRateLimiter *limiter, const char *address,
 
 /* Writes the heartbeat file every few seconds from now on. */
 void cims_hub_heartbeat_start (CimsHub *hub);
-/* Records a stop for every session the log shows as still open. */
+/* Records a stop for every session the log shows as still open, reading
+ * only the session records after the recovery checkpoint, and moves the
+ * checkpoint past them when every stop was written. Main context, before
+ * the hub accepts sessions. */
 void cims_hub_recover_sessions (CimsHub *hub);
+
+/* ---- recovery checkpoint (recovery-checkpoint.c) ---------------------- */
+
+/* Reads the checkpoint file beside the database and checks that the audit
+ * log contains the record it names, with the same hash. Returns that
+ * sequence, or 0 (read the whole log) when the file is missing, invalid or
+ * does not match the log, after logging one line that says why. These three
+ * functions run on the main context. */
+guint64 cims_hub_recovery_checkpoint_load (CimsHub *hub);
+
+/* Writes @sequence as the new checkpoint, with that record's hash read from
+ * the log, and sets hub->recovery_checkpoint. Only call when no session
+ * whose start is at or before @sequence lacks a stop in the log. Returns
+ * FALSE (logged) when the record cannot be read or the file not written;
+ * the old checkpoint then stays, which is safe. */
+gboolean cims_hub_recovery_checkpoint_write (CimsHub *hub, guint64 sequence);
+
+/* At a clean stop, after every session's stop was appended and the backlog
+ * flushed: moves the checkpoint to the last record this hub wrote, unless
+ * the start-up recovery was incomplete or an audit record was lost. */
+void cims_hub_recovery_checkpoint_advance (CimsHub *hub);
 
 /* ---- admin API (api-admin.c) ------------------------------------------ */
 

@@ -169,6 +169,7 @@ void
 cims_hub_stop (CimsHub *hub)
 {
   g_autoptr (GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  gboolean was_started = hub->heartbeat_id != 0;
   GHashTableIter iter;
   gpointer key;
 
@@ -190,11 +191,15 @@ cims_hub_stop (CimsHub *hub)
   g_hash_table_foreach_remove (hub->sources, source_is_transcode, NULL);
   g_hash_table_remove_all (hub->sources);
 
-  if (hub->heartbeat_id != 0) {
+  if (was_started) {
     g_clear_handle_id (&hub->heartbeat_id, g_source_remove);
     cims_hub_audit_event (hub, "hub-stopped", NULL, NULL, NULL);
   }
   cims_hub_audit_flush (hub);
+
+  /* Only now is every session's stop in the log, or counted as lost. */
+  if (was_started)
+    cims_hub_recovery_checkpoint_advance (hub);
 }
 
 void

@@ -1023,6 +1023,8 @@ audit_matches (const CimsAuditRecord *r, const CimsAuditFilter *f)
 {
   return (f->from_ms == 0 || r->time_ms >= f->from_ms) &&
          (f->to_ms == 0 || r->time_ms < f->to_ms) &&
+         r->sequence >= f->from_sequence &&
+         (f->events == NULL || g_strv_contains (f->events, r->event)) &&
          (f->camera_id == NULL || g_strcmp0 (r->camera_id, f->camera_id) == 0) &&
          (f->person_id == NULL || g_strcmp0 (r->person_id, f->person_id) == 0) &&
          (f->jurisdiction == NULL || g_strcmp0 (r->person_jurisdiction, f->jurisdiction) == 0 ||
@@ -1133,6 +1135,95 @@ audit_foreach_matches_query (CimsStore *store, const CimsAuditFilter *filter)
   }
 
   return sequences->len;
+}
+
+static void
+test_store_audit_query_from_sequence (StoreFixture *fixture, gconstpointer data)
+{
+  g_autoptr(GPtrArray) records = NULL;
+  CimsAuditFilter filter;
+
+  audit_append_n (fixture->store, 0, 100);
+
+  filter = (CimsAuditFilter) { .from_sequence = 40 };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 61);
+
+  filter = (CimsAuditFilter) { .from_sequence = 40, .limit = 1 };
+  records = cims_store_audit_query (fixture->store, &filter, NULL);
+  g_assert_cmpuint (records->len, ==, 1);
+  g_assert_cmpuint (((CimsAuditRecord *) records->pdata[0])->sequence, ==, 40);
+
+  filter = (CimsAuditFilter) { .from_sequence = 100 };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 1);
+
+  filter = (CimsAuditFilter) { .from_sequence = 101 };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 0);
+
+  /* Past the largest SQLite integer: no record, not a bound that wraps to
+   * a negative number and matches every record. */
+  filter = (CimsAuditFilter) { .from_sequence = G_MAXUINT64 };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 0);
+
+  /* Sequences 90 to 100 are records 89 to 99, and the odd ones are stops. */
+  filter = (CimsAuditFilter) { .from_sequence = 90, .event = "session-stop" };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 6);
+}
+
+static void
+test_store_audit_query_any_of_events (StoreFixture *fixture, gconstpointer data)
+{
+  static const char *const sessions[] = { "session-start", "session-stop", NULL };
+  static const char *const stops[] = { "session-stop", NULL };
+  static const char *const none[] = { NULL };
+  g_autoptr(CimsAuditRecord) lifecycle = audit_record_new (100);
+  CimsAuditFilter filter;
+
+  /* 100 session records (see audit_record_new), then one hub-started. */
+  audit_append_n (fixture->store, 0, 100);
+  g_free (lifecycle->event);
+  lifecycle->event = g_strdup ("hub-started");
+  g_assert_true (cims_store_audit_append (fixture->store, lifecycle, NULL));
+
+  filter = (CimsAuditFilter) { .events = sessions };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 100);
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 100);
+
+  filter = (CimsAuditFilter) { .events = stops };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 50);
+
+  filter = (CimsAuditFilter) { .events = none };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 0);
+
+  /* Every other condition still applies, and the parameters after the
+   * list are numbered after it. */
+  filter = (CimsAuditFilter) { .events = sessions, .from_sequence = 61, .camera_id = "che-0001" };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 10);
+  g_assert_cmpuint (audit_foreach_matches_query (fixture->store, &filter), ==, 10);
+
+  filter = (CimsAuditFilter) { .events = sessions, .event = "hub-started" };
+  g_assert_cmpuint (audit_count (fixture->store, &filter, audit_matches), ==, 0);
+}
+
+static void
+test_store_audit_record_copy (void)
+{
+  g_autoptr(CimsAuditRecord) record = audit_record_new (7);
+  g_autoptr(CimsAuditRecord) copy = NULL;
+
+  record->sequence = 8;
+  record->hash = g_strdup ("ab");
+  copy = cims_audit_record_copy (record);
+
+  g_assert_cmpuint (copy->sequence, ==, 8);
+  g_assert_cmpint (copy->time_ms, ==, record->time_ms);
+  g_assert_cmpint (copy->bytes_sent, ==, record->bytes_sent);
+  g_assert_cmpint (copy->duration_ms, ==, record->duration_ms);
+  g_assert_cmpstr (copy->session_id, ==, record->session_id);
+  g_assert_cmpstr (copy->details, ==, record->details);
+  g_assert_cmpstr (copy->hash, ==, "ab");
+  g_assert_null (copy->grant_id);
+  g_assert_true (copy->session_id != record->session_id);
+  g_assert_true (copy->hash != record->hash);
 }
 
 static void
@@ -1506,6 +1597,9 @@ main (int argc, char *argv[])
   ADD_STORE_TEST ("/auth/store/audit/rejects-invalid-utf8", test_store_audit_rejects_invalid_utf8);
   ADD_STORE_TEST ("/auth/store/audit/query-filters", test_store_audit_query_filters);
   ADD_STORE_TEST ("/auth/store/audit/concurrent-appends", test_store_audit_concurrent_appends);
+  ADD_STORE_TEST ("/auth/store/audit/query-from-sequence", test_store_audit_query_from_sequence);
+  ADD_STORE_TEST ("/auth/store/audit/query-any-of-events", test_store_audit_query_any_of_events);
+  g_test_add_func ("/auth/store/audit/record-copy", test_store_audit_record_copy);
   ADD_STORE_TEST ("/auth/store/audit/foreach-filters-in-order", test_store_audit_foreach_filters_in_order);
   ADD_STORE_TEST ("/auth/store/audit/foreach-stops-when-asked", test_store_audit_foreach_stops_when_asked);
   ADD_STORE_TEST ("/auth/store/audit/foreach-cancelled", test_store_audit_foreach_cancelled);

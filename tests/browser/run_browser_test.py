@@ -258,6 +258,44 @@ def wait_for_output(proc, path, needle, timeout_s):
     return False
 
 
+def peak_rss_mib(pid):
+    """Returns the peak resident set size (VmHWM) of process pid in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
+
+
+def run_steps(run, steps, time_limit_s, errors=()):
+    """Calls each of steps in order. An exception of the usual kinds, or of
+    errors, is recorded as the failed check "run" and skips the rest, and a
+    watchdog ends everything after time_limit_s. run provides
+    record(name, passed, detail), results (a list of (name, passed)),
+    processes, print_logs() and cleanup(). Prints the last line
+    "N passed, M failed" and returns the exit status: 0 only when some check
+    ran and none failed."""
+    watchdog = threading.Timer(time_limit_s, lambda: (print("FAIL: run: time limit", flush=True),
+                                                      run.processes.stop_all(), os._exit(1)))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        for step in steps:
+            step()
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError, subprocess.TimeoutExpired) + errors as error:
+        run.record("run", False, f"{type(error).__name__}: {error}")
+    finally:
+        if not all(ok for _, ok in run.results):
+            run.print_logs()
+        run.cleanup()
+        watchdog.cancel()
+
+    passed = sum(1 for _, ok in run.results if ok)
+    failed = len(run.results) - passed
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
 def http_get(url, timeout_s=2.0):
     """Returns (status, body text); status 0 when the request failed."""
     try:

@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -475,6 +476,51 @@ def test_crash_recovery(rig, tokens):
                "both killed sessions got a hub-crash-recovered stop")
 
 
+def hub_recovery_walks(rig):
+    """(records read, checkpoint) of each start's crash recovery, in order."""
+    text = ""
+    for path in rig.processes.log_paths("cimshub"):
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as log:
+                text += log.read()
+    return [(int(read), int(after)) for read, after in
+            re.findall(r"crash recovery read (\d+) session records after sequence (\d+)", text)]
+
+
+def test_clean_stop_checkpoint(rig, tokens):
+    """A session still open at a clean stop gets its hub-shutdown stop before
+    the hub moves the recovery checkpoint to its hub-stopped record, so the
+    next start reads no session record and recovers nothing."""
+    viewer = rig.viewer("boston-clean-stop", tokens["boston-viewer"], "bos-0001")
+    if viewer.wait_keyframe() is None:
+        rig.record("clean-stop-checkpoint", False, "the viewer got no keyframe before the stop")
+        return
+    rig.processes.stop("cimshub")
+    result = viewer.wait_result(timeout_s=20)
+    n_starts = len(hub_recovery_walks(rig))
+    rig.start_hub()
+    session = result["session_url"].rsplit("/", 1)[-1] if result and result.get("session_url") else None
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        reasons = [reason for (reason,) in db.execute(
+            "SELECT reason FROM audit_log WHERE event = 'session-stop' AND session_id = ?", (session,))]
+        stopped = db.execute("SELECT MAX(sequence) FROM audit_log WHERE event = 'hub-stopped'").fetchone()[0]
+    with open(os.path.join(rig.state_dir, "recovery-checkpoint"), encoding="ascii") as checkpoint_file:
+        checkpoint = int(checkpoint_file.read().split()[0])
+    walks = hub_recovery_walks(rig)
+    walk = walks[n_starts] if len(walks) > n_starts else None
+    problems = []
+    if session is None:
+        problems.append(f"the viewer did not report its session: {result}")
+    if reasons != ["hub-shutdown"]:
+        problems.append(f"session {session} stop reasons {reasons}, expected one hub-shutdown")
+    if checkpoint != stopped:
+        problems.append(f"checkpoint {checkpoint}, hub-stopped record {stopped}")
+    if walk != (0, stopped):
+        problems.append(f"the next start's recovery read {walk}, expected 0 records after {stopped}")
+    rig.record("clean-stop-checkpoint", not problems, "; ".join(problems) or
+               f"one hub-shutdown stop, checkpoint at hub-stopped record {stopped}, next start read nothing")
+
+
 def test_audit_accounting(rig):
     rig.processes.stop("cimshub")
     with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
@@ -527,6 +573,7 @@ def main():
         test_audit_before_media(rig, tokens, revoked)
         test_read_only_log(rig, tokens)
         test_crash_recovery(rig, tokens)
+        test_clean_stop_checkpoint(rig, tokens)
         test_audit_accounting(rig)
     except Exception as error:  # report set-up failures as a failed case
         rig.record("setup", False, f"{type(error).__name__}: {error}")

@@ -98,15 +98,6 @@ viewer_profiles = (
         config_file.write(text)
 
 
-def peak_rss_mib(pid):
-    """Returns the peak resident set size (VmHWM) of process pid in MiB."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
-
-
 class Run:
     """One test run: the hub, its tokens and the results."""
 
@@ -309,11 +300,33 @@ class Run:
         self.check("auditor-sees-own-archive-steps",
                    {"grant-created", "archive-requested", "archive-approved"} <= events, f"events={events}")
 
+        # Two denied views of a Chelsea camera by a Boston viewer: records
+        # that involve both jurisdictions.
+        for _ in range(2):
+            denied = urllib.request.Request(self.base_url + "/whep/cameras/chl-0001", data=b"", method="POST")
+            denied.add_header("Authorization", "Bearer " + self.t["boston_viewer"])
+            denied.add_header("Content-Type", "application/sdp")
+            try:
+                urllib.request.urlopen(denied, timeout=10).close()
+            except urllib.error.HTTPError as error:
+                error.close()
         status, reply = self.json_request("GET", "/api/v1/audit?jurisdiction=chelsea",
                                           self.t["boston_auditor"])
-        foreign = [r for r in (reply or {}).get("records", [])
-                   if "boston" not in (r.get("person_jurisdiction"), r.get("camera_owner"))]
-        self.check("auditor-filter-keeps-scope", status == 200 and not foreign, f"status={status}")
+        both = (reply or {}).get("records", [])
+        foreign = [r for r in both if "boston" not in (r.get("person_jurisdiction"), r.get("camera_owner"))]
+        not_chelsea = [r for r in both if "chelsea" not in (r.get("person_jurisdiction"), r.get("camera_owner"))]
+        self.check("auditor-filter-keeps-scope", status == 200 and not foreign and not not_chelsea,
+                   f"status={status} records={len(both)} without boston={len(foreign)} "
+                   f"without chelsea={len(not_chelsea)}")
+
+        # The walk that applies the second jurisdiction stops at the limit.
+        status, reply = self.json_request("GET", "/api/v1/audit?jurisdiction=chelsea&limit=1",
+                                          self.t["boston_auditor"])
+        limited = (reply or {}).get("records", [])
+        self.check("auditor-filter-limit",
+                   status == 200 and len(both) >= 2 and len(limited) == 1
+                   and limited[0]["sequence"] == both[0]["sequence"] and reply.get("truncated") is True,
+                   f"status={status} {len(limited)} of {len(both)} records, truncated={(reply or {}).get('truncated')}")
 
         status, reply = self.json_request("GET", "/api/v1/audit", self.t["regional"])
         records = (reply or {}).get("records", [])
@@ -406,7 +419,7 @@ class Run:
         if not self.fill_log("report-log-filled", FILL_SESSIONS):
             return
 
-        peak_before_mib = peak_rss_mib(hub.pid)
+        peak_before_mib = harness.peak_rss_mib(hub.pid)
         report = {}
 
         def fetch_report():
@@ -425,7 +438,7 @@ class Run:
             healthz_seconds.append(time.monotonic() - started)
             time.sleep(0.01)
         thread.join()
-        peak_growth_mib = peak_rss_mib(hub.pid) - peak_before_mib
+        peak_growth_mib = harness.peak_rss_mib(hub.pid) - peak_before_mib
 
         rows = {}
         if report.get("status") == 200:
@@ -492,6 +505,12 @@ class Run:
         self.check("stop-closes-report-request", not thread.is_alive() and "error" in outcome,
                    f"request outcome {outcome or 'none: still waiting'}")
 
+    def print_logs(self):
+        for path in self.processes.log_paths("cimshub"):
+            if os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as log:
+                    print(f"----- {os.path.basename(path)} -----\n{log.read()[-4000:]}")
+
     def cleanup(self):
         self.processes.stop_all()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -506,36 +525,10 @@ def main():
     args = parser.parse_args()
 
     run = Run(args)
-    watchdog = threading.Timer(TIME_LIMIT_S, lambda: (print("FAIL: run: time limit", flush=True),
-                                                      run.processes.stop_all(), os._exit(1)))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        run.setup()
-        run.make_tokens()
-        run.test_worker_count()
-        run.test_grant()
-        run.test_agency_request_flow()
-        run.test_civilian_request_flow()
-        run.test_audit_scopes()
-        run.test_reports()
-        run.test_report_beside_healthz()
-        run.test_stop_during_report()
-    except (RuntimeError, OSError, KeyError, TypeError, ValueError) as error:
-        run.record("run", False, f"{type(error).__name__}: {error}")
-    finally:
-        if not all(ok for _, ok in run.results):
-            for path in run.processes.log_paths("cimshub"):
-                if os.path.exists(path):
-                    with open(path, encoding="utf-8", errors="replace") as log:
-                        print(f"----- {os.path.basename(path)} -----\n{log.read()[-4000:]}")
-        run.cleanup()
-        watchdog.cancel()
-
-    passed = sum(1 for _, ok in run.results if ok)
-    failed = len(run.results) - passed
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 0 if failed == 0 and passed > 0 else 1
+    return harness.run_steps(run, (
+        run.setup, run.make_tokens, run.test_worker_count, run.test_grant, run.test_agency_request_flow,
+        run.test_civilian_request_flow, run.test_audit_scopes, run.test_reports, run.test_report_beside_healthz,
+        run.test_stop_during_report), TIME_LIMIT_S)
 
 
 if __name__ == "__main__":
