@@ -13,17 +13,23 @@
 void
 cims_api_reply_object (SoupServerMessage *msg, guint status, JsonObject *object)
 {
+  gsize size = 0;
+  char *body = cims_api_object_to_data (object, &size);
+
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, body, size);
+}
+
+char *
+cims_api_object_to_data (JsonObject *object, gsize *size)
+{
   g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   g_autoptr (JsonGenerator) generator = json_generator_new ();
-  g_autofree char *body = NULL;
-  gsize size = 0;
 
   json_node_take_object (root, object);
   json_generator_set_root (generator, root);
   json_generator_set_pretty (generator, TRUE);
-  body = json_generator_to_data (generator, &size);
-  soup_server_message_set_status (msg, status, NULL);
-  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, body, size);
+  return json_generator_to_data (generator, size);
 }
 
 void

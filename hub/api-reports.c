@@ -2,15 +2,12 @@
 /* GET /api/v1/reports/annual?year=Y&format=json|csv|html: the annual
  * transparency report for auditors, System Administrators and commanders.
  * auth/report.c computes the figures from the audit log and the
- * configuration, on a thread of its own so that the main context goes on
- * serving viewers, revocations and expiries meanwhile. Stopping the hub
- * cancels the report. */
+ * configuration, on the offload thread (api-offload.c) so that the main
+ * context goes on serving viewers, revocations and expiries meanwhile.
+ * Stopping the hub cancels the report. */
 #include "hub/hub-runtime.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include "auth/report.h"
 
@@ -82,105 +79,39 @@ reply_report (SoupServerMessage *msg, const CimsAnnualReport *report, CimsReport
                                     strlen (body));
 }
 
-/* The report thread's nice value: background work beside the media. */
-#define REPORT_THREAD_NICE 10
-
-/* One annual report request. The report thread fills @report or @error,
- * then the main context replies to the paused @msg. */
+/* One annual report request. The offload thread fills @report. */
 typedef struct {
-  CimsHub *hub;
-  SoupServerMessage *msg;
-  char *store_path;
   CimsConfig *config;           /* the configuration when the request came */
   int year;
   CimsReportFormat format;
-  char *subject;
-  char *jurisdiction;
-  GCancellable *cancellable;    /* the hub's, cancelled when it stops */
   CimsAnnualReport *report;
-  GError *error;
 } ReportJob;
 
 static void
 report_job_free (ReportJob *job)
 {
-  g_object_unref (job->msg);
-  g_free (job->store_path);
   cims_config_unref (job->config);
-  g_free (job->subject);
-  g_free (job->jurisdiction);
-  g_object_unref (job->cancellable);
   g_clear_pointer (&job->report, cims_annual_report_free);
-  g_clear_error (&job->error);
   g_free (job);
 }
 
+/* Offload thread. A year's log can contain millions of records, so the
+ * report counts them as it reads them. */
 static gboolean
-report_reply_on_main_cb (gpointer user_data)
-{
-  ReportJob *job = user_data;
-
-  /* A hub that stopped has closed every connection, this request's too,
-   * so there is nothing to send the reply on. */
-  if (job->hub->http == NULL) {
-    if (g_error_matches (job->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-      g_message ("annual report %d for %s (%s) stopped: the hub is stopping", job->year, job->subject,
-                 job->jurisdiction);
-    report_job_free (job);
-    return G_SOURCE_REMOVE;
-  }
-
-  if (job->report != NULL) {
-    reply_report (job->msg, job->report, job->format);
-  } else {
-    g_warning ("annual report %d for %s (%s) failed: %s", job->year, job->subject, job->jurisdiction,
-               job->error->message);
-    cims_api_reply_store_error (job->msg, job->error);
-  }
-
-  soup_server_message_unpause (job->msg);
-  report_job_free (job);
-  return G_SOURCE_REMOVE;
-}
-
-/* Report thread. A year's log can contain millions of records, so the
- * report reads it through its own connection. In WAL mode that read neither
- * waits for the main context's audit writes nor delays them. */
-static void
-report_compute (gpointer data, gpointer user_data)
+report_compute (CimsStore *store, gpointer data, GCancellable *cancellable, GError **error)
 {
   ReportJob *job = data;
-  CimsHub *hub = user_data;
-  g_autoptr (CimsStore) store = NULL;
 
-  /* On Linux a nice value set with a thread id applies to that thread only:
-   * the report then yields the core to the media workers and the main loop. */
-  if (setpriority (PRIO_PROCESS, (id_t) gettid (), REPORT_THREAD_NICE) != 0)
-    g_debug ("annual report thread: setpriority(%d) failed: %s", REPORT_THREAD_NICE, g_strerror (errno));
-
-  /* A report queued behind the one running is skipped once the hub stops. */
-  if (!g_cancellable_set_error_if_cancelled (job->cancellable, &job->error)) {
-    store = cims_store_sqlite_open_reader (job->store_path, &job->error);
-    if (store != NULL)
-      job->report = cims_annual_report_compute (store, job->config, job->year, job->cancellable,
-                                                &job->error);
-  }
-
-  g_main_context_invoke (hub->main_context, report_reply_on_main_cb, job);
+  job->report = cims_annual_report_compute (store, job->config, job->year, cancellable, error);
+  return job->report != NULL;
 }
 
-/* On first use, makes the report thread and the cancellable that stops its
- * reports. */
 static void
-report_pool_ensure (CimsHub *hub)
+report_reply (SoupServerMessage *msg, gpointer data)
 {
-  if (hub->report_pool != NULL)
-    return;
+  ReportJob *job = data;
 
-  /* Exclusive: the thread keeps its nice value to itself, where a shared
-   * pool thread would carry it on to GLib's and GStreamer's other work. */
-  hub->report_pool = g_thread_pool_new (report_compute, hub, 1, TRUE, NULL);
-  hub->reports_cancellable = g_cancellable_new ();
+  reply_report (msg, job->report, job->format);
 }
 
 static void
@@ -199,43 +130,16 @@ report_annual (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   }
   if (!query_get_year (msg, query, &year) || !query_get_format (msg, query, &format))
     return;
-  if (hub->store_path == NULL) {
-    cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-unavailable",
-                           "The audit log is not open.");
-    return;
-  }
 
   job = g_new0 (ReportJob, 1);
-  job->hub = hub;
-  job->msg = g_object_ref (msg);
-  job->store_path = g_strdup (hub->store_path);
   job->config = cims_config_ref (hub->config);
   job->year = year;
   job->format = format;
-  job->subject = g_strdup (identity->subject);
-  job->jurisdiction = g_strdup (identity->jurisdiction);
 
-  report_pool_ensure (hub);
-  job->cancellable = g_object_ref (hub->reports_cancellable);
-
-  soup_server_message_pause (msg);
-  g_thread_pool_push (hub->report_pool, job, NULL);
-}
-
-void
-cims_api_reports_stop (CimsHub *hub)
-{
-  if (hub->report_pool == NULL)
-    return;
-
-  /* The running report stops within a few hundred records' worth of
-   * reading, also while SQLite sorts the year's records, and queued ones are
-   * skipped. Their replies wait on the main context, which the hub owns to
-   * the end and iterates once more before it is freed, and are dropped
-   * there. */
-  g_cancellable_cancel (hub->reports_cancellable);
-  g_thread_pool_free (g_steal_pointer (&hub->report_pool), FALSE, TRUE);
-  g_clear_object (&hub->reports_cancellable);
+  cims_api_offload_push (hub, msg,
+                         g_strdup_printf ("annual report %d for %s (%s)", year, identity->subject,
+                                          identity->jurisdiction),
+                         report_compute, report_reply, job, (GDestroyNotify) report_job_free);
 }
 
 void

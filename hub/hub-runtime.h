@@ -99,9 +99,9 @@ struct _CimsHub {
   GHashTable *sources;          /* camera id -> CimsSource, main context only */
 
   CimsStore *store;             /* grants, incidents, audit log */
-  char *store_path;             /* its file, which annual reports open on their own thread */
-  GThreadPool *report_pool;     /* computes annual reports, one at a time (api-reports.c) */
-  GCancellable *reports_cancellable; /* made with report_pool, cancelled when the hub stops */
+  char *store_path;             /* its file, which the offload thread opens read-only */
+  GThreadPool *offload_pool;    /* reads for reports and audit queries, one at a time (api-offload.c) */
+  GCancellable *offload_cancellable; /* made with offload_pool, cancelled when the hub stops */
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
@@ -264,9 +264,6 @@ void cims_api_archive_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAu
                               const char *rest, GHashTable *query);
 void cims_api_reports_handle (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity,
                               const char *rest, GHashTable *query);
-/* Cancels the report being computed, skips the queued ones and waits for
- * the report thread to end. */
-void cims_api_reports_stop (CimsHub *hub);
 
 /* Reply helpers of those resources (api-json.c). reply_object takes
  * @object (transfer full). body_parse returns (transfer none) the body's
@@ -284,6 +281,37 @@ gboolean cims_api_member_get_string (SoupServerMessage *msg, JsonObject *object,
 gboolean cims_api_member_get_time (SoupServerMessage *msg, JsonObject *object, const char *member,
                                    gint64 *out_us);
 void cims_api_object_set_time (JsonObject *object, const char *member, gint64 time_us);
+/* Returns (transfer full) @object (transfer full) as the indented JSON text
+ * that reply_object sends, and its length in @size. Any thread. */
+char *cims_api_object_to_data (JsonObject *object, gsize *size);
+
+/* ---- store reads off the main context (api-offload.c) ----------------- */
+
+/* Reads what one request needs from @store, a read-only connection
+ * (transfer none) opened for this call, and stores it in @data. Runs on the
+ * offload thread, so it must not touch the hub. Checks @cancellable while
+ * it reads. Returns FALSE with @error set on failure, with
+ * G_IO_ERROR_CANCELLED when the hub is stopping. */
+typedef gboolean (*CimsApiOffloadReadFunc) (CimsStore *store, gpointer data, GCancellable *cancellable,
+                                            GError **error);
+/* Replies to @msg from what the read stored in @data. Main context. */
+typedef void (*CimsApiOffloadReplyFunc) (SoupServerMessage *msg, gpointer data);
+
+/* Pauses @msg and queues @read on the hub's offload thread, a
+ * low-priority thread that runs one read at a time. After a read that
+ * succeeded, @reply sends the response on the main context. After one that
+ * failed, the failure is logged and @msg gets the store error's status.
+ * Replies 503 store-unavailable at once when the hub has no store file.
+ * Takes @description (transfer full), the request as log lines name it,
+ * e.g. "audit query by b-auditor (boston)", and @data (transfer full),
+ * freed with @data_free on the main context. Main context. */
+void cims_api_offload_push (CimsHub *hub, SoupServerMessage *msg, char *description,
+                            CimsApiOffloadReadFunc read, CimsApiOffloadReplyFunc reply, gpointer data,
+                            GDestroyNotify data_free);
+/* Cancels the running read, skips the queued ones and waits for the
+ * offload thread to end. Call after the HTTP server is gone: the requests'
+ * replies are then dropped. Main context. */
+void cims_api_offload_stop (CimsHub *hub);
 
 /* ---- camera sources (source.c) ---------------------------------------- */
 

@@ -178,8 +178,9 @@ cims_hub_stop (CimsHub *hub)
     g_clear_object (&hub->http);
   }
 
-  /* Every connection is closed, so no report has a request to reply to. */
-  cims_api_reports_stop (hub);
+  /* Every connection is closed, so no report or audit query has a request
+   * to reply to. */
+  cims_api_offload_stop (hub);
 
   g_hash_table_iter_init (&iter, hub->sessions);
   while (g_hash_table_iter_next (&iter, &key, NULL))
