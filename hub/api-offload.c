@@ -12,6 +12,10 @@
 
 /* The offload thread's nice value: background work beside the media. */
 #define OFFLOAD_THREAD_NICE 10
+/* Reads waiting or running at most. Past it a request gets 503 with
+ * Retry-After, so that no client can queue reads without bound. */
+#define OFFLOAD_JOBS_MAX 8
+#define OFFLOAD_RETRY_AFTER_S "5"
 
 /* One request whose read runs on the offload thread. The thread sets
  * @error when the read fails, then the main context replies to the paused
@@ -45,6 +49,8 @@ static gboolean
 offload_reply_on_main_cb (gpointer user_data)
 {
   OffloadJob *job = user_data;
+
+  job->hub->n_offload_jobs--;
 
   /* A hub that stopped has closed every connection, this request's too,
    * so there is nothing to send the reply on. */
@@ -124,6 +130,18 @@ cims_api_offload_push (CimsHub *hub, SoupServerMessage *msg, char *description, 
     return;
   }
 
+  if (hub->n_offload_jobs >= OFFLOAD_JOBS_MAX) {
+    g_message ("%s rejected: %u reads of the audit log are already queued or running", description,
+               hub->n_offload_jobs);
+    cims_http_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "store-busy",
+                           "Other reports and audit queries are already waiting. Try again in a few seconds.");
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After",
+                                  OFFLOAD_RETRY_AFTER_S);
+    g_free (description);
+    data_free (data);
+    return;
+  }
+
   job = g_new0 (OffloadJob, 1);
   job->hub = hub;
   job->msg = g_object_ref (msg);
@@ -137,6 +155,7 @@ cims_api_offload_push (CimsHub *hub, SoupServerMessage *msg, char *description, 
   offload_pool_ensure (hub);
   job->cancellable = g_object_ref (hub->offload_cancellable);
 
+  hub->n_offload_jobs++;
   soup_server_message_pause (msg);
   g_thread_pool_push (hub->offload_pool, job, NULL);
 }

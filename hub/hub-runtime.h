@@ -102,6 +102,7 @@ struct _CimsHub {
   char *store_path;             /* its file, which the offload thread opens read-only */
   GThreadPool *offload_pool;    /* reads for reports and audit queries, one at a time (api-offload.c) */
   GCancellable *offload_cancellable; /* made with offload_pool, cancelled when the hub stops */
+  guint n_offload_jobs;         /* reads queued or running, main context only */
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
