@@ -200,6 +200,10 @@ send_packets (CimsViewerSession *session, CimsRtpPacket *const *packets, guint n
  * buffer of a viewer busy with other work. */
 #define SNAPSHOT_BURST_PACKETS 64
 #define SNAPSHOT_PACE_INTERVAL_MS 2
+/* A viewer that joins while a keyframe is still arriving gets the part
+ * cached so far, and the rest is paced too as it arrives. Pacing ends when
+ * a packet that ends the frame went out, or after this many empty bursts. */
+#define SNAPSHOT_FRAME_END_WAIT_BURSTS 50
 
 static void
 snapshot_catch_up_end_if_sent (CimsViewerSession *session)
@@ -226,18 +230,23 @@ snapshot_burst_send (CimsViewerSession *session)
   while (budget > 0 && (n = cims_snapshot_pacer_take (pacer, budget, &packets, &is_snapshot)) > 0) {
     send_packets (session, packets, n, FALSE);
     budget -= n;
+    session->is_snapshot_mid_frame = !cims_rtp_packet_get_marker (packets[n - 1]);
     snapshot_catch_up_end_if_sent (session);
   }
+  session->n_snapshot_idle_bursts = budget == SNAPSHOT_BURST_PACKETS ? session->n_snapshot_idle_bursts + 1 : 0;
 
   /* An empty snapshot ends catch-up at once. */
   snapshot_catch_up_end_if_sent (session);
 }
 
-/* Ends pacing once every queued packet went out. */
+/* Ends pacing once every queued packet went out and the last one ended
+ * its frame, or the wait for that frame's end is over. */
 static gboolean
 snapshot_pacing_finish_if_done (CimsViewerSession *session)
 {
   if (cims_snapshot_pacer_is_active (&session->snapshot_pacer))
+    return FALSE;
+  if (session->is_snapshot_mid_frame && session->n_snapshot_idle_bursts < SNAPSHOT_FRAME_END_WAIT_BURSTS)
     return FALSE;
 
   cims_snapshot_pacer_clear (&session->snapshot_pacer);
@@ -302,6 +311,8 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
   CIMS_METRIC_ADD (session->hub, keyframe_snapshots_sent, 1);
 
   cims_rtp_rewriter_begin_catch_up (&session->rewriter);
+  session->is_snapshot_mid_frame = FALSE;
+  session->n_snapshot_idle_bursts = 0;
   cims_snapshot_pacer_start (&session->snapshot_pacer, snapshot);
   snapshot_burst_send (session);
   if (snapshot_pacing_finish_if_done (session))
