@@ -235,7 +235,7 @@ void cims_hub_recover_sessions (CimsHub *hub);
 /* Reads the checkpoint file beside the database and checks that the audit
  * log contains the record it names, with the same hash. Returns that
  * sequence, or 0 (read the whole log) when the file is missing, invalid or
- * does not match the log, after logging one line that says why. These three
+ * does not match the log, after logging one line with the reason. These three
  * functions run on the main context. */
 guint64 cims_hub_recovery_checkpoint_load (CimsHub *hub);
 

@@ -15,7 +15,7 @@
 #define PACKET_HISTORY_SIZE 1024
 /* A stream's marker repair is logged once it has marked this many frames. */
 #define MARKER_REPAIRS_LOGGED_AFTER 8
-/* Longest wait of the viewers of an H.264 camera whose SDP gives no
+/* Maximum wait of the viewers of an H.264 camera whose SDP gives no
  * profile, for the SPS it sends before each IDR. The wait is also at most
  * half the connect timeout, so it ends before the viewers give up. */
 #define SPS_WAIT_MAX_US (3 * G_USEC_PER_SEC)

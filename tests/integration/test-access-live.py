@@ -495,10 +495,12 @@ def test_clean_stop_checkpoint(rig, tokens):
     if viewer.wait_keyframe() is None:
         rig.record("clean-stop-checkpoint", False, "the viewer got no keyframe before the stop")
         return
+
     rig.processes.stop("cimshub")
     result = viewer.wait_result(timeout_s=20)
     n_starts = len(hub_recovery_walks(rig))
     rig.start_hub()
+
     session = result["session_url"].rsplit("/", 1)[-1] if result and result.get("session_url") else None
     with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
         reasons = [reason for (reason,) in db.execute(
@@ -508,6 +510,7 @@ def test_clean_stop_checkpoint(rig, tokens):
         checkpoint = int(checkpoint_file.read().split()[0])
     walks = hub_recovery_walks(rig)
     walk = walks[n_starts] if len(walks) > n_starts else None
+
     problems = []
     if session is None:
         problems.append(f"the viewer did not report its session: {result}")

@@ -560,8 +560,8 @@ class Run:
                    f"status={status} times={[r.get('time_ms') for r in records]} expected {expected_times}")
 
     def test_audit_queries_bounded(self):
-        """Many slow audit queries at once: the hub queues a few and answers
-        the rest 503 store-busy with Retry-After, instead of queuing reads
+        """Many slow audit queries at once: the hub queues a few and replies
+        503 store-busy with Retry-After to the rest, instead of queuing reads
         without bound."""
         year = time.gmtime().tm_year
         path = f"/api/v1/audit?jurisdiction=chelsea&limit=1&{audit_year_query(year)}"
