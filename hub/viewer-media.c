@@ -230,10 +230,9 @@ snapshot_burst_send (CimsViewerSession *session)
   while (budget > 0 && (n = cims_snapshot_pacer_take (pacer, budget, &packets, &is_snapshot)) > 0) {
     send_packets (session, packets, n, FALSE);
     budget -= n;
-    session->is_snapshot_mid_frame = !cims_rtp_packet_get_marker (packets[n - 1]);
     snapshot_catch_up_end_if_sent (session);
   }
-  session->n_snapshot_idle_bursts = budget == SNAPSHOT_BURST_PACKETS ? session->n_snapshot_idle_bursts + 1 : 0;
+  cims_snapshot_pacer_end_burst (pacer);
 
   /* An empty snapshot ends catch-up at once. */
   snapshot_catch_up_end_if_sent (session);
@@ -244,9 +243,7 @@ snapshot_burst_send (CimsViewerSession *session)
 static gboolean
 snapshot_pacing_finish_if_done (CimsViewerSession *session)
 {
-  if (cims_snapshot_pacer_is_active (&session->snapshot_pacer))
-    return FALSE;
-  if (session->is_snapshot_mid_frame && session->n_snapshot_idle_bursts < SNAPSHOT_FRAME_END_WAIT_BURSTS)
+  if (!cims_snapshot_pacer_is_done (&session->snapshot_pacer, SNAPSHOT_FRAME_END_WAIT_BURSTS))
     return FALSE;
 
   cims_snapshot_pacer_clear (&session->snapshot_pacer);
@@ -311,8 +308,6 @@ send_snapshot (CimsViewerSession *session, GPtrArray *snapshot)
   CIMS_METRIC_ADD (session->hub, keyframe_snapshots_sent, 1);
 
   cims_rtp_rewriter_begin_catch_up (&session->rewriter);
-  session->is_snapshot_mid_frame = FALSE;
-  session->n_snapshot_idle_bursts = 0;
   cims_snapshot_pacer_start (&session->snapshot_pacer, snapshot);
   snapshot_burst_send (session);
   if (snapshot_pacing_finish_if_done (session))

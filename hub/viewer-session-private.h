@@ -83,8 +83,6 @@ struct _CimsViewerSession {
   gint64 last_snapshot_us;      /* when the last snapshot started */
   CimsSnapshotPacer snapshot_pacer;
   GSource *snapshot_timer;      /* the timer of the next burst, or NULL unless a snapshot is in progress */
-  gboolean is_snapshot_mid_frame; /* the last packet paced out ends no frame */
-  guint n_snapshot_idle_bursts; /* bursts in a row with nothing to send, waiting for that frame's end */
 
   CimsSource *source;
   atomic_int is_media_ready;

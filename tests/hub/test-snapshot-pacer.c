@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of hub/snapshot-pacer.c: a snapshot comes out in runs no longer
  * than asked for, the run containing its last packet ends there, live packets
- * queued meanwhile follow it in order, and clearing drops every ref. */
+ * queued meanwhile follow it in order, pacing lasts until a frame's end went
+ * out or the wait for it is over, and clearing drops every ref. */
 #include "hub/snapshot-pacer.h"
 
-/* Returns a snapshot array of @n packets numbered from @first_seq. */
+/* Returns an array of @n packets numbered from @first_seq, the last one
+ * with the marker bit when @ends_frame. */
 static GPtrArray *
-packets_new (guint16 first_seq, guint n)
+frame_packets_new (guint16 first_seq, guint n, gboolean ends_frame)
 {
   GPtrArray *packets = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_rtp_packet_unref);
 
@@ -18,11 +20,21 @@ packets_new (guint16 first_seq, guint n)
     data[2] = seq >> 8;
     data[3] = seq & 0xff;
     data[12] = 0x41;
+    if (ends_frame && i == n - 1)
+      data[1] |= 0x80;
     packet = cims_rtp_packet_new (data, sizeof data, 1, 0);
     g_assert_nonnull (packet);
     g_ptr_array_add (packets, packet);
   }
   return packets;
+}
+
+/* Returns a snapshot array of @n packets numbered from @first_seq that ends
+ * its frame. */
+static GPtrArray *
+packets_new (guint16 first_seq, guint n)
+{
+  return frame_packets_new (first_seq, n, TRUE);
 }
 
 /* Takes runs of at most @max_packets until the pacer is empty, checking
@@ -134,6 +146,97 @@ test_clear_drops_refs (void)
   cims_snapshot_pacer_clear (&pacer);
 }
 
+/* Takes one burst of at most @budget packets, as the send path does, and
+ * returns how many it took. */
+static guint
+take_burst (CimsSnapshotPacer *pacer, guint budget)
+{
+  CimsRtpPacket *const *packets;
+  gboolean is_snapshot;
+  guint n_taken = 0;
+  guint n;
+
+  while (n_taken < budget && (n = cims_snapshot_pacer_take (pacer, budget - n_taken, &packets, &is_snapshot)) > 0)
+    n_taken += n;
+  cims_snapshot_pacer_end_burst (pacer);
+  return n_taken;
+}
+
+static void
+test_done_at_frame_end (void)
+{
+  CimsSnapshotPacer pacer = { 0 };
+
+  /* A whole keyframe cached: done with its last packet. */
+  cims_snapshot_pacer_start (&pacer, packets_new (1, 70));
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 64);
+  g_assert_false (cims_snapshot_pacer_is_done (&pacer, 50));
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 6);
+  g_assert_true (cims_snapshot_pacer_is_done (&pacer, 50));
+  cims_snapshot_pacer_clear (&pacer);
+
+  /* An empty snapshot is done at once. */
+  cims_snapshot_pacer_start (&pacer, g_ptr_array_new_with_free_func ((GDestroyNotify) cims_rtp_packet_unref));
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 0);
+  g_assert_true (cims_snapshot_pacer_is_done (&pacer, 50));
+  cims_snapshot_pacer_clear (&pacer);
+}
+
+static void
+test_join_mid_keyframe (void)
+{
+  CimsSnapshotPacer pacer = { 0 };
+  g_autoptr (GPtrArray) rest = frame_packets_new (41, 300, TRUE);
+
+  /* The viewer joined when 40 packets of a 340-packet keyframe had arrived.
+   * Every queued packet is taken, but the frame has not ended: pacing goes
+   * on, and the rest of the keyframe, arriving at once, goes out paced. */
+  cims_snapshot_pacer_start (&pacer, frame_packets_new (1, 40, FALSE));
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 40);
+  g_assert_false (cims_snapshot_pacer_is_active (&pacer));
+  g_assert_false (cims_snapshot_pacer_is_done (&pacer, 50));
+
+  cims_snapshot_pacer_queue (&pacer, (CimsRtpPacket *const *) rest->pdata, 100);
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 64);
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 36);
+  g_assert_false (cims_snapshot_pacer_is_done (&pacer, 50));
+
+  cims_snapshot_pacer_queue (&pacer, (CimsRtpPacket *const *) rest->pdata + 100, 200);
+  for (guint i = 0; i < 3; i++) {
+    g_assert_cmpuint (take_burst (&pacer, 64), ==, 64);
+    g_assert_false (cims_snapshot_pacer_is_done (&pacer, 50));
+  }
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 8);
+  g_assert_true (cims_snapshot_pacer_is_done (&pacer, 50));
+  cims_snapshot_pacer_clear (&pacer);
+}
+
+static void
+test_frame_end_wait_bounded (void)
+{
+  CimsSnapshotPacer pacer = { 0 };
+  g_autoptr (GPtrArray) live = frame_packets_new (11, 1, FALSE);
+
+  /* A snapshot that ends mid-frame and a camera that then goes quiet: the
+   * wait ends after the given number of empty bursts in a row, and a burst
+   * that takes a packet starts the count again. */
+  cims_snapshot_pacer_start (&pacer, frame_packets_new (1, 10, FALSE));
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 10);
+  for (guint i = 0; i < 4; i++) {
+    g_assert_false (cims_snapshot_pacer_is_done (&pacer, 5));
+    g_assert_cmpuint (take_burst (&pacer, 64), ==, 0);
+  }
+
+  cims_snapshot_pacer_queue (&pacer, (CimsRtpPacket *const *) live->pdata, 1);
+  g_assert_cmpuint (take_burst (&pacer, 64), ==, 1);
+  for (guint i = 0; i < 5; i++) {
+    g_assert_false (cims_snapshot_pacer_is_done (&pacer, 5));
+    g_assert_cmpuint (take_burst (&pacer, 64), ==, 0);
+  }
+  g_assert_true (cims_snapshot_pacer_is_done (&pacer, 5));
+  cims_snapshot_pacer_clear (&pacer);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -141,5 +244,8 @@ main (int argc, char **argv)
   g_test_add_func ("/snapshot-pacer/snapshot-in-runs", test_snapshot_in_runs);
   g_test_add_func ("/snapshot-pacer/live-packets-follow", test_live_packets_follow);
   g_test_add_func ("/snapshot-pacer/clear-drops-refs", test_clear_drops_refs);
+  g_test_add_func ("/snapshot-pacer/done-at-frame-end", test_done_at_frame_end);
+  g_test_add_func ("/snapshot-pacer/join-mid-keyframe", test_join_mid_keyframe);
+  g_test_add_func ("/snapshot-pacer/frame-end-wait-bounded", test_frame_end_wait_bounded);
   return g_test_run ();
 }
