@@ -98,6 +98,17 @@ builder_add_int (JsonBuilder *builder, const char *member, gint64 value)
   json_builder_add_int_value (builder, value);
 }
 
+/* Adds @ms as hours, rounded to two decimals like the CSV and HTML reports. */
+static void
+builder_add_hours (JsonBuilder *builder, const char *name, gint64 ms)
+{
+  /* A hundredth of an hour is 36,000 ms. */
+  gint64 hundredths = (ms + 18000) / 36000;
+
+  json_builder_set_member_name (builder, name);
+  json_builder_add_double_value (builder, (double) hundredths / 100.0);
+}
+
 static void
 builder_add_party (JsonBuilder *builder, const CimsAnnualReport *report, const CimsReportParty *party)
 {
@@ -126,8 +137,7 @@ builder_add_party (JsonBuilder *builder, const CimsAnnualReport *report, const C
   builder_add_int (builder, "real_time_access_granted", party->n_grants_created + party->n_incidents_started);
   builder_add_int (builder, "viewing_sessions", party->n_viewing_sessions);
   builder_add_int (builder, "viewing_ms", party->viewing_ms);
-  json_builder_set_member_name (builder, "viewing_hours");
-  json_builder_add_double_value (builder, ms_to_hours (party->viewing_ms));
+  builder_add_hours (builder, "viewing_hours", party->viewing_ms);
 
   json_builder_set_member_name (builder, "monthly_sessions");
   json_builder_begin_array (builder);
@@ -135,6 +145,63 @@ builder_add_party (JsonBuilder *builder, const CimsAnnualReport *report, const C
     json_builder_add_int_value (builder, party->monthly_sessions[month]);
   json_builder_end_array (builder);
   json_builder_end_object (builder);
+}
+
+/* Appends the number @token (@length bytes) to @out in its shortest form
+ * that reads back as the same double: json-glib 1.6 writes every double
+ * with 17 significant digits, so 3.58 hours came out as 3.5800000000000001. */
+static void
+append_number_shortest (GString *out, const char *token, gsize length)
+{
+  g_autofree char *text = g_strndup (token, length);
+  double value = g_ascii_strtod (text, NULL);
+  char shortest[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (strpbrk (text, ".eE") == NULL) {
+    g_string_append (out, text);
+    return;
+  }
+
+  for (int digits = 1; digits <= 17; digits++) {
+    char format[8];
+
+    g_snprintf (format, sizeof format, "%%.%dg", digits);
+    g_ascii_formatd (shortest, sizeof shortest, format, value);
+    if (g_ascii_strtod (shortest, NULL) == value)
+      break;
+  }
+  g_string_append (out, shortest);
+}
+
+/* Returns the generated @json (transfer full) with every number outside a
+ * string written in its shortest form. */
+static char *
+json_numbers_shorten (char *json)
+{
+  GString *out = g_string_sized_new (strlen (json));
+  gboolean in_string = FALSE;
+  const char *position = json;
+
+  while (*position != '\0') {
+    if (in_string) {
+      if (*position == '\\' && position[1] != '\0')
+        g_string_append_c (out, *position++);
+      else if (*position == '"')
+        in_string = FALSE;
+      g_string_append_c (out, *position++);
+    } else if (*position == '-' || g_ascii_isdigit (*position)) {
+      gsize length = strspn (position, "-+0123456789.eE");
+
+      append_number_shortest (out, position, length);
+      position += length;
+    } else {
+      in_string = *position == '"';
+      g_string_append_c (out, *position++);
+    }
+  }
+
+  g_free (json);
+  return g_string_free (out, FALSE);
 }
 
 static char *
@@ -170,7 +237,7 @@ report_to_json (const CimsAnnualReport *report)
   root = json_builder_get_root (builder);
   json_generator_set_root (generator, root);
   json_generator_set_pretty (generator, TRUE);
-  return json_generator_to_data (generator, NULL);
+  return json_numbers_shorten (json_generator_to_data (generator, NULL));
 }
 
 /* Adds @value (transfer full) to @builder. */

@@ -596,6 +596,7 @@ test_report_json_matches_report (void)
   JsonObject *object;
   JsonArray *parties;
   JsonObject *boston;
+  g_autofree char *boston_hours = NULL;
 
   g_assert_no_error (error);
   object = json_node_get_object (root);
@@ -610,6 +611,13 @@ test_report_json_matches_report (void)
   g_assert_cmpint (json_object_get_int_member (boston, "viewing_sessions"), ==,
                    expect_count ("session-stop", NULL, "boston"));
   g_assert_cmpint (json_object_get_int_member (boston, "viewing_ms"), ==, expect_viewing_ms ("boston"));
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (boston, "viewing_hours"),
+                                  expect_viewing_ms ("boston") / 3600000.0, 0.005);
+  /* Hours are written with two decimals, not json-glib's 17 digits, and the
+   * rewrite of numbers leaves strings with escaped quotes alone. */
+  boston_hours = g_strdup_printf ("\"viewing_hours\" : %.2f,", expect_viewing_ms ("boston") / 3600000.0);
+  g_assert_nonnull (strstr (json, boston_hours));
+  g_assert_nonnull (strstr (json, "\"Everett, \\\"City\\\"\""));
   g_assert_cmpint (json_object_get_int_member (boston, "real_time_access_granted"), ==,
                    expect_count ("grant-created", "boston", NULL) + expect_count ("incident-started", "boston", NULL));
   g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (boston, "users_by_permission"), "view"),
