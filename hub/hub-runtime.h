@@ -14,6 +14,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "hub/hub.h"
+#include "hub/fd-budget.h"
 #include "hub/hub-private.h"
 #include "hub/relay-delay.h"
 #include "hub/session-expiry.h"
@@ -56,6 +57,7 @@ typedef struct {
   atomic_uint_fast64_t audit_failures;      /* audit records that could not be written */
   atomic_uint_fast64_t sessions_refused_audit; /* WHEP requests refused because the audit log failed */
   atomic_uint_fast64_t whep_rate_limited;   /* WHEP requests answered 429 */
+  atomic_uint_fast64_t whep_refused_open_files; /* WHEP requests refused at the open-file limit */
   atomic_uint_fast64_t feed_overflows;      /* packets a lagging worker missed */
   atomic_int_fast64_t transcoders_active;
 } CimsMetrics;
@@ -115,6 +117,8 @@ struct _CimsHub {
   gint64 audit_failed_at_us;    /* real time of the failed write since the last good one, or 0 */
   GPtrArray *retired_configs;   /* of CimsConfig replaced by reloads, kept until the hub stops */
   CimsRateLimiter *whep_limiter;
+  CimsFdBudget fd_budget;       /* open descriptors left for new viewers (fd-budget.c) */
+  gint64 fd_limit_logged_us;    /* when a refusal at the open-file limit was last logged */
 
   SoupServer *http;
   CimsHttpConnections *http_connections;

@@ -76,6 +76,26 @@ srtp_library_init (GError **error)
   return TRUE;
 }
 
+/* Raises the open-file limit, and logs a warning when it leaves room for
+ * fewer viewers than the ICE port range could serve. */
+static void
+fd_budget_start (CimsHub *hub)
+{
+  guint64 previous = 0;
+  guint64 limit = cims_fd_limit_raise (&previous);
+  guint64 room;
+  guint n_ice_ports = hub->config->ice_port_max - hub->config->ice_port_min + 1;
+
+  cims_fd_budget_init (&hub->fd_budget, limit);
+  room = cims_fd_budget_session_room (&hub->fd_budget, cims_fd_count_open ());
+  if (limit != previous)
+    g_message ("open-file limit raised from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT, previous, limit);
+  if (room < n_ice_ports)
+    g_warning ("the open-file limit of %" G_GUINT64_FORMAT " leaves room for about %" G_GUINT64_FORMAT
+               " viewer sessions, fewer than the %u ports of ice_udp_ports: raise it (LimitNOFILE= in "
+               "the systemd unit, or ulimit -n) to serve more", limit, room, n_ice_ports);
+}
+
 CimsHub *
 cims_hub_new (CimsConfig *config, GError **error)
 {
@@ -109,6 +129,7 @@ cims_hub_new (CimsConfig *config, GError **error)
   hub->keyring = g_steal_pointer (&keyring);
   hub->retired_configs = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_config_unref);
   hub->whep_limiter = cims_rate_limiter_new ();
+  fd_budget_start (hub);
   hub->dtls = g_steal_pointer (&dtls);
   hub->started_us = g_get_monotonic_time ();
   hub->main_context = g_main_context_ref_thread_default ();

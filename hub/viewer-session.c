@@ -494,7 +494,8 @@ negotiate_on_media_cb (gpointer user_data)
 
   if (!nice_agent_gather_candidates (session->agent, session->stream_id))
     answer_deliver (session, NULL, g_error_new (CIMS_HUB_ERROR, CIMS_HUB_ERROR_ICE,
-                                                "No free UDP port in the ICE range %u-%u",
+                                                "No UDP socket could be opened in the ICE range %u-%u: "
+                                                "every port is in use, or the hub is at its open-file limit",
                                                 config->ice_port_min, config->ice_port_max));
 
   cims_viewer_session_unref (session);

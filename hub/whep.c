@@ -302,6 +302,56 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
   return FALSE;
 }
 
+/* Refuses a session that would leave fewer descriptors free than the
+ * budget's reserve, so that cameras, HTTP and the database keep working for
+ * everyone already served. Logs at most once a minute. */
+static gboolean
+check_open_files (CimsHub *hub, SoupServerMessage *msg)
+{
+  gint64 now_us = g_get_monotonic_time ();
+  guint64 n_open = 0;
+
+  if (cims_fd_budget_admit (&hub->fd_budget, now_us, &n_open))
+    return TRUE;
+
+  CIMS_METRIC_ADD (hub, whep_refused_open_files, 1);
+  if (hub->fd_limit_logged_us == 0 || now_us - hub->fd_limit_logged_us >= 60 * G_USEC_PER_SEC) {
+    hub->fd_limit_logged_us = now_us;
+    g_warning ("refusing new viewers: %" G_GUINT64_FORMAT " of the open-file limit of %" G_GUINT64_FORMAT
+               " are in use and %" G_GUINT64_FORMAT " stay free for cameras, HTTP and the database; "
+               "raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n) and restart the hub",
+               n_open, hub->fd_budget.limit, hub->fd_budget.reserve);
+  }
+
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Retry-After", "30");
+  reply_error_counted (hub, msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "hub-at-capacity",
+                       "The hub is at its limit of open files and cannot take another viewer now; "
+                       "retry after the Retry-After delay.");
+  return FALSE;
+}
+
+/* Rejects a ?client= value that cannot name a viewer profile. Profile names
+ * are ids, and the value goes into the session's audit record, so bytes
+ * that are no valid id are refused before anything is written. */
+static gboolean
+check_client (CimsHub *hub, SoupServerMessage *msg, const char *client)
+{
+  g_autofree char *head = NULL;
+  g_autofree char *escaped = NULL;
+  g_autofree char *reason = NULL;
+
+  if (client == NULL || cims_config_id_is_valid (client))
+    return TRUE;
+
+  head = g_strndup (client, 64);
+  escaped = g_strescape (head, NULL);
+  reason = g_strdup_printf ("client=\"%s\"%s is not a viewer profile name: use 1 to 64 characters of a-z, "
+                            "0-9, '.', '_' and '-', starting with a letter or digit.",
+                            escaped, strlen (client) > 64 ? " (cut at 64 bytes)" : "");
+  reply_error_counted (hub, msg, SOUP_STATUS_BAD_REQUEST, "invalid-client", reason);
+  return FALSE;
+}
+
 /* Rejects a token past its expiry. Token checks allow 30 s of clock skew,
  * but a session's allowance ends at the token's expiry, so such a session
  * would end before its SDP answer. */
@@ -390,6 +440,7 @@ parse_offer (CimsHub *hub, SoupServerMessage *msg)
 static void
 handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashTable *query)
 {
+  const char *client;
   const char *incident_number;
   g_autoptr (CimsAuthIdentity) identity = NULL;
   g_auto (CimsAuthDecision) decision = { 0 };
@@ -400,7 +451,8 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
 
   CIMS_METRIC_ADD (hub, whep_requests, 1);
 
-  if (!check_rate (hub, msg) || !check_content_type (hub, msg))
+  client = query != NULL ? g_hash_table_lookup (query, "client") : NULL;
+  if (!check_rate (hub, msg) || !check_content_type (hub, msg) || !check_client (hub, msg, client))
     return;
 
   identity = cims_http_authenticate (hub, msg);
@@ -410,7 +462,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   }
 
   camera = find_camera (hub, msg, camera_id);
-  if (camera == NULL || !check_session_caps (hub, msg, identity, camera))
+  if (camera == NULL || !check_session_caps (hub, msg, identity, camera) || !check_open_files (hub, msg))
     return;
 
   incident_number = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
@@ -440,7 +492,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   request->decision = decision;
   memset (&decision, 0, sizeof decision);
   request->incident_number = g_strdup (incident_number);
-  request->client = g_strdup (query ? g_hash_table_lookup (query, "client") : NULL);
+  request->client = g_strdup (client);
 
   source = cims_hub_source_acquire (hub, camera);
   soup_server_message_pause (msg);

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Hostile and heavy input against a running hub on 127.0.0.1: malformed
 # offers, path tricks, credentials, CORS, request floods, connections closed
-# or left silent, 10,000 session create-and-delete cycles, stray UDP, and a
-# camera deleted while watched.
+# or left silent, 10,000 session create-and-delete cycles, stray UDP, a
+# camera deleted while watched, bad client names and a low open-file limit.
 """Run the hostile-input integration tests; print one PASS/FAIL line each and
 a last line "N passed, M failed". Exit status 0 only when all pass."""
 
@@ -108,17 +108,20 @@ class Rig:
                                   "--permissions", "view", "--roles", "system-administrator"],
                                  "token mint").strip()
 
-    def write_config(self, with_second_camera, rate=100000, sessions_per_user=100000, http_idle_s=60):
+    def write_config(self, with_second_camera, rate=100000, sessions_per_user=100000, http_idle_s=60,
+                     path=None, http_port=None, ice=None, state_dir=None):
+        """Writes the hub's configuration, or with @path another hub's on
+        @http_port, @ice and @state_dir."""
         second = f""",
   {{ id = "bos-0002"; jurisdiction = "boston"; location = "Dock St";
     brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
     source = "rtsp://127.0.0.1:{self.sim_port}/bos-0002"; shared_with = []; restricted = false; }}""" \
             if with_second_camera else ""
         config = f"""hub: {{
-  http_listen = "127.0.0.1:{self.http_port}";
-  ice_udp_ports = [{self.ice[0]}, {self.ice[1]}];
+  http_listen = "127.0.0.1:{http_port or self.http_port}";
+  ice_udp_ports = [{(ice or self.ice)[0]}, {(ice or self.ice)[1]}];
   public_addresses = ["127.0.0.1"];
-  state_dir = {libconfig_string(os.path.join(self.temp, "state"))};
+  state_dir = {libconfig_string(state_dir or os.path.join(self.temp, "state"))};
   cors_origins = ["http://wall.example.test"];
   whep_rate_per_client = {rate};
   whep_rate_total = {rate};
@@ -141,7 +144,7 @@ viewer_profiles = (
   {{ name = "browser"; codecs = ["h264"]; max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }}
 );
 """
-        with open(self.config_path, "w", encoding="utf-8") as config_file:
+        with open(path or self.config_path, "w", encoding="utf-8") as config_file:
             config_file.write(config)
 
     def post_offer(self, camera, offer=VALID_OFFER, token=None, headers=None):
@@ -445,6 +448,79 @@ def test_camera_deleted_while_watched(rig):
                f"{result.get('packets')} packets")
 
 
+def test_invalid_client(rig):
+    failures_before = read_metric_sum(rig.base_url, "cimshub_audit_failures_total")
+    statuses = {}
+    for name, value in (("not-utf8", "%ff%fe"), ("too-long", "a" * 65), ("upper-case", "Browser"),
+                        ("space", "wall%20one")):
+        status, _, body = request("POST", f"{rig.base_url}/whep/cameras/bos-0001?client={value}", VALID_OFFER,
+                                  {"Content-Type": "application/sdp", "Authorization": "Bearer " + rig.token})
+        statuses[name] = (status, json.loads(body).get("error") if body.startswith("{") else body[:80])
+    valid = create_and_delete(rig, "bos-0001")
+    failures_after = read_metric_sum(rig.base_url, "cimshub_audit_failures_total")
+    ok = (all(result == (400, "invalid-client") for result in statuses.values()) and valid == 200
+          and failures_after == failures_before)
+    rig.record("invalid-client", ok, f"statuses {statuses}, audit failures {failures_before} -> "
+               f"{failures_after}, then a normal session: {valid}")
+
+
+def start_limited_hub(rig, name, nofile):
+    """Starts a second hub on the same cameras under `prlimit --nofile=@nofile`;
+    returns (process, base URL)."""
+    http_port = free_tcp_port()
+    path = os.path.join(rig.temp, name + ".conf")
+    rig.write_config(with_second_camera=True, path=path, http_port=http_port, ice=free_udp_range(300),
+                     state_dir=os.path.join(rig.temp, name + "-state"))
+    hub = rig.processes.start(name, ["prlimit", f"--nofile={nofile}", "--", rig.args.cimshub, "--config", path])
+    base_url = f"http://127.0.0.1:{http_port}"
+    if not wait_for_healthz(hub, base_url, 15):
+        raise RuntimeError(f"{name} did not become healthy")
+    return hub, base_url
+
+
+def post_session(base_url, token):
+    status, headers, body = request("POST", f"{base_url}/whep/cameras/bos-0001", VALID_OFFER,
+                                    {"Content-Type": "application/sdp", "Authorization": "Bearer " + token})
+    error = json.loads(body).get("error") if status != 201 and body.startswith("{") else None
+    return status, headers.get("Location"), headers.get("Retry-After"), error
+
+
+def test_open_file_limit(rig):
+    # Soft and hard limit 256: sessions that never finish ICE pile up until
+    # the hub refuses more with 503, and cameras, HTTP and a session opened
+    # after others end keep working.
+    hub, base_url = start_limited_hub(rig, "cimshub-nofile", "256:256")
+    locations, refusal = [], None
+    for _ in range(200):
+        status, location, retry_after, error = post_session(base_url, rig.token)
+        if status != 201:
+            refusal = (status, error, retry_after)
+            break
+        locations.append(location)
+    for location in locations[:10]:
+        request("DELETE", base_url + location, headers={"Authorization": "Bearer " + rig.token})
+    time.sleep(0.3)
+    after, location, _, _ = post_session(base_url, rig.token)
+    refused = read_metric_sum(base_url, "cimshub_whep_refused_open_files_total")
+    alive = hub.poll() is None and http_get(base_url + "/healthz")[0] == 200
+    rig.processes.stop("cimshub-nofile")
+    with open(os.path.join(rig.temp, "cimshub-nofile.stderr"), errors="replace") as log:
+        stderr = log.read()
+    ok = (len(locations) >= 20 and refusal == (503, "hub-at-capacity", "30") and after == 201 and refused
+          and alive and "CRITICAL" not in stderr and "refusing new viewers" in stderr)
+    rig.record("open-file-limit", ok, f"{len(locations)} sessions, then {refusal}; after 10 ended: {after}; "
+               f"refused metric {refused}, criticals {stderr.count('CRITICAL')}")
+
+    # A soft limit below the hard one is raised at start.
+    hub, base_url = start_limited_hub(rig, "cimshub-raise", "64:4096")
+    with open(f"/proc/{hub.pid}/limits") as limits:
+        soft = next(line.split()[3] for line in limits if line.startswith("Max open files"))
+    status, _, _, _ = post_session(base_url, rig.token)
+    rig.processes.stop("cimshub-raise")
+    rig.record("open-file-limit-raised", soft == "4096" and status == 201,
+               f"soft limit {soft} after starting under 64:4096, a session: {status}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("cimshub", "cimshubctl", "camera-sim", "whep-viewer"):
@@ -465,6 +541,8 @@ def main():
         test_concurrent_flood(rig)
         test_stray_udp(rig)
         test_camera_deleted_while_watched(rig)
+        test_invalid_client(rig)
+        test_open_file_limit(rig)
     except Exception as error:  # a set-up failure is a failed case
         rig.record("setup", False, f"{type(error).__name__}: {error}")
     finally:

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The hub's budget of open file descriptors. Each viewer session keeps an
+ * ICE socket and wakeup descriptors open, and a camera's ingest its own
+ * sockets and poll descriptors. When the process runs out, the next
+ * socket() anywhere fails: a camera that reconnects, an HTTP connection or
+ * the database. So the hub raises its soft limit to the hard one at start,
+ * and refuses a new viewer while fewer than a reserve of descriptors are
+ * free, which keeps every viewer and camera already served working. */
+#include "hub/fd-budget.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+
+/* Descriptors kept free: this many, or a sixteenth of a larger limit. The
+ * minimum is an estimate of what a small hub's cameras need to reconnect. */
+#define RESERVE_MIN 64
+
+guint64
+cims_fd_limit_raise (guint64 *previous)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0) {
+    *previous = 0;
+    return 0;
+  }
+
+  *previous = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit (RLIMIT_NOFILE, &limit) != 0 || getrlimit (RLIMIT_NOFILE, &limit) != 0)
+      return *previous;
+  }
+
+  return limit.rlim_cur;
+}
+
+void
+cims_fd_budget_init (CimsFdBudget *budget, guint64 limit)
+{
+  budget->limit = limit;
+  budget->reserve = MAX (RESERVE_MIN, limit / 16);
+  budget->n_open = 0;
+  budget->counted_us = 0;
+  budget->n_admitted = 0;
+}
+
+guint64
+cims_fd_budget_session_room (const CimsFdBudget *budget, guint64 n_open)
+{
+  guint64 used = n_open + budget->reserve;
+
+  if (used >= budget->limit)
+    return 0;
+
+  return (budget->limit - used) / CIMS_FD_BUDGET_PER_SESSION;
+}
+
+guint64
+cims_fd_count_open (void)
+{
+  DIR *directory = opendir ("/proc/self/fd");
+  struct dirent *entry;
+  guint64 n_open = 0;
+
+  if (directory == NULL)
+    return 0;
+
+  while ((entry = readdir (directory)) != NULL) {
+    if (entry->d_name[0] != '.')
+      n_open++;
+  }
+
+  closedir (directory);
+  /* The directory's own descriptor was open while it was read. */
+  return n_open > 0 ? n_open - 1 : 0;
+}
+
+static void
+budget_recount (CimsFdBudget *budget, gint64 now_us)
+{
+  budget->n_open = cims_fd_count_open ();
+  budget->counted_us = now_us;
+  budget->n_admitted = 0;
+}
+
+gboolean
+cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint64 *n_open)
+{
+  guint64 expected;
+
+  /* RLIM_INFINITY or an unreadable limit: nothing to keep within. */
+  if (budget->limit == 0 || budget->limit == RLIM_INFINITY) {
+    *n_open = 0;
+    return TRUE;
+  }
+
+  if (budget->counted_us == 0 || now_us - budget->counted_us >= CIMS_FD_BUDGET_RECOUNT_US)
+    budget_recount (budget, now_us);
+
+  expected = budget->n_open + (guint64) budget->n_admitted * CIMS_FD_BUDGET_PER_SESSION;
+  if (cims_fd_budget_session_room (budget, expected) == 0 && budget->counted_us != now_us) {
+    budget_recount (budget, now_us);
+    expected = budget->n_open;
+  }
+
+  *n_open = expected;
+  if (cims_fd_budget_session_room (budget, expected) == 0)
+    return FALSE;
+
+  budget->n_admitted++;
+  return TRUE;
+}
