@@ -22,6 +22,7 @@
 
 /* The rewriter is the hub's own per-viewer packet code, so the floor runs the
  * same rewriting code as the relay. */
+#include "hub/fd-budget.h"
 #include "hub/hub-private.h"
 
 #define FLOOR_BATCH_MAX 64
@@ -661,19 +662,6 @@ static const GOptionEntry option_entries[] = {
 
 /* ---- main ------------------------------------------------------------------ */
 
-/* Raises the soft open-files limit to the hard one: each viewer has its own
- * receiving socket. */
-static void
-raise_file_limit (void)
-{
-  struct rlimit limit;
-
-  if (getrlimit (RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit (RLIMIT_NOFILE, &limit);
-  }
-}
-
 static int
 receiver_cpu_for (int sender_cpu)
 {
@@ -695,6 +683,7 @@ main (int argc, char **argv)
   FloorSuite suites[2];
   guint n_suites = 0;
   guint max_viewers = 0;
+  guint64 previous_limit = 0;
   FloorReceiver *receiver;
   gboolean has_failed = FALSE;
   int fd;
@@ -717,7 +706,8 @@ main (int argc, char **argv)
     g_printerr ("cimshub-floor: srtp_init() failed\n");
     return 1;
   }
-  raise_file_limit ();
+  /* Each viewer has its own receiving socket. */
+  cims_fd_limit_raise (&previous_limit);
   addresses = g_new0 (struct sockaddr_in, max_viewers);
   receiver = receiver_start (max_viewers, addresses, receiver_cpu_for (options.cpu));
   fd = sender_open_socket ();

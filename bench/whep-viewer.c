@@ -3,6 +3,7 @@
  * one GMainContext, then prints per-viewer results. Option parsing, start
  * ramp, timers and the summary are here; one viewer is whep-viewer-session.c. */
 #include "bench/whep-viewer.h"
+#include "hub/fd-budget.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,20 @@ options_clear (CimsWhepViewerOptions *options)
   g_free (options->local_address);
 }
 
+/* Raises the open-file limit for @n_viewers viewers, which each have an ICE
+ * socket and an HTTP connection, and warns when it stays too low. */
+static void
+open_file_limit_raise (guint n_viewers)
+{
+  guint64 previous = 0;
+  guint64 limit = cims_fd_limit_raise (&previous);
+
+  if (limit != 0 && limit < (guint64) n_viewers * 3 + 64)
+    g_printerr ("cimshub-whep-viewer: the open-file limit of %" G_GUINT64_FORMAT " is low for %u viewers, "
+                "which need about %u; raise the hard limit (ulimit -Hn)\n",
+                limit, n_viewers, n_viewers * 3 + 64);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -442,6 +457,7 @@ main (int argc, char **argv)
   guint n_successful;
 
   options_parse (&argc, &argv, &run.options);
+  open_file_limit_raise (run.options.n_viewers);
 
   if (srtp_init () != srtp_err_status_ok) {
     g_printerr ("cimshub-whep-viewer: srtp_init() failed\n");
