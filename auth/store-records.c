@@ -294,6 +294,21 @@ cims_archive_state_can_move (CimsArchiveState from, CimsArchiveState to)
 
 /* ---- audit records --------------------------------------------------------- */
 
+const char *const cims_audit_events[] = {
+  "hub-started", "hub-stopped", "config-loaded",
+  "session-start", "session-stop", "request-denied",
+  "grant-created", "grant-revoked", "incident-started", "incident-ended",
+  "camera-restricted", "camera-out-of-service", "camera-removed",
+  "archive-requested", "archive-legal-reviewed", "archive-approved", "archive-denied",
+  NULL
+};
+
+gboolean
+cims_audit_event_is_known (const char *event)
+{
+  return event != NULL && g_strv_contains (cims_audit_events, event);
+}
+
 CimsAuditRecord *
 cims_audit_record_copy (const CimsAuditRecord *record)
 {

@@ -167,6 +167,14 @@ typedef struct {
   char *hash;                   /* hex SHA-256 of this record's canonical form */
 } CimsAuditRecord;
 
+/* The events the hub writes to the audit log, NULL-terminated. A filter on
+ * any other name matches nothing, so queries reject it. Add each new event
+ * here. */
+extern const char *const cims_audit_events[];
+
+/* Returns TRUE when @event is one of cims_audit_events. */
+gboolean cims_audit_event_is_known (const char *event);
+
 /* Copies @record and every string it points to. Returns: (transfer full) */
 CimsAuditRecord *cims_audit_record_copy (const CimsAuditRecord *record);
 void cims_audit_record_free (CimsAuditRecord *record);

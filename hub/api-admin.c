@@ -11,10 +11,19 @@
 
 /* ---- JSON helpers ------------------------------------------------------- */
 
+/* Returns: (transfer full): @time_us as ISO 8601 UTC text, or NULL after
+ * the year 9999. */
+static char *
+time_dup_text (gint64 time_us)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
+
+  return time != NULL ? g_date_time_format_iso8601 (time) : NULL;
+}
+
 static void
 object_set_time (JsonObject *object, const char *member, gint64 time_us)
 {
-  g_autoptr (GDateTime) time = NULL;
   g_autofree char *text = NULL;
 
   if (time_us == 0 || time_us == G_MAXINT64) {
@@ -22,8 +31,7 @@ object_set_time (JsonObject *object, const char *member, gint64 time_us)
     return;
   }
 
-  time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
-  text = time ? g_date_time_format_iso8601 (time) : NULL;
+  text = time_dup_text (time_us);
   json_object_set_string_member (object, member, text);
 }
 
@@ -89,6 +97,52 @@ incident_to_json (const CimsIncident *incident, gint64 now_us)
   return object;
 }
 
+/* Returns: (transfer full): @node as JSON text for an error message. A
+ * number has at most 15 significant digits, because json-glib 1.6.6 writes
+ * 600.9 as 600.89999999999998. */
+static char *
+node_dup_text (JsonNode *node)
+{
+  char number[G_ASCII_DTOSTR_BUF_SIZE];
+
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_DOUBLE)
+    return g_strdup (g_ascii_formatd (number, sizeof number, "%.15g", json_node_get_double (node)));
+
+  return json_to_string (node, FALSE);
+}
+
+/* Returns TRUE when @member is present and not null. */
+static gboolean
+member_is_set (JsonObject *object, const char *member)
+{
+  JsonNode *node = json_object_get_member (object, member);
+
+  return node != NULL && !JSON_NODE_HOLDS_NULL (node);
+}
+
+/* Replies 400 naming the first member of @body that is not in @members
+ * (NULL-terminated), so that a misspelt or unsupported member cannot be
+ * dropped unnoticed. @what names the body, e.g. "grant". */
+static gboolean
+body_check_members (SoupServerMessage *msg, JsonObject *body, const char *const *members, const char *what)
+{
+  g_autoptr (GList) names = json_object_get_members (body);
+  g_autofree char *known = NULL;
+  g_autofree char *reason = NULL;
+
+  for (GList *name = names; name != NULL; name = name->next) {
+    if (g_strv_contains (members, name->data))
+      continue;
+
+    known = g_strjoinv (", ", (char **) members);
+    reason = g_strdup_printf ("Unknown member \"%.64s\" in a %s; expected only %s.", (const char *) name->data,
+                              what, known);
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "unknown-field", reason);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Reads an optional string member; FALSE (after a 400) when it has another type. */
 static gboolean
 member_get_string (SoupServerMessage *msg, JsonObject *object, const char *member, const char **out)
@@ -101,6 +155,7 @@ member_get_strv (SoupServerMessage *msg, JsonObject *object, const char *member,
 {
   JsonNode *node = json_object_get_member (object, member);
   g_autoptr (GPtrArray) values = NULL;
+  g_autofree char *text = NULL;
   g_autofree char *reason = NULL;
   JsonArray *array;
 
@@ -127,7 +182,9 @@ member_get_strv (SoupServerMessage *msg, JsonObject *object, const char *member,
   return TRUE;
 
 invalid:
-  reason = g_strdup_printf ("\"%s\" must be an array of at most %d strings.", member, MAX_LIST_SIZE);
+  text = node_dup_text (node);
+  reason = g_strdup_printf ("\"%s\" value %.64s is invalid: expected an array of at most %d strings.", member,
+                            text, MAX_LIST_SIZE);
   cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
   return FALSE;
 }
@@ -156,6 +213,71 @@ member_get_time (SoupServerMessage *msg, JsonObject *object, const char *member,
 
   reason = g_strdup_printf ("\"%s\" value \"%.64s\" is not an ISO 8601 time with a time zone, "
                             "e.g. 2026-12-04T18:00:00Z.", member, text);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+  return FALSE;
+}
+
+/* Reads an optional whole number of seconds from 1 to @max_s into @out_s,
+ * which stays 0 when the member is absent or null. Another type (true,
+ * "600", 600.0) or a value out of range gets a 400 naming the member, the
+ * value and @max_source, where the maximum comes from. */
+static gboolean
+member_get_seconds (SoupServerMessage *msg, JsonObject *object, const char *member, gint64 max_s,
+                    const char *max_source, gint64 *out_s)
+{
+  JsonNode *node = json_object_get_member (object, member);
+  g_autofree char *text = NULL;
+  g_autofree char *reason = NULL;
+
+  *out_s = 0;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+
+  /* The range check comes before any arithmetic on the value. */
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64
+      && json_node_get_int (node) >= 1 && json_node_get_int (node) <= max_s) {
+    *out_s = json_node_get_int (node);
+    return TRUE;
+  }
+
+  text = node_dup_text (node);
+  reason = g_strdup_printf ("\"%s\" value %.64s is invalid: expected a whole number of seconds from 1 to %"
+                            G_GINT64_FORMAT " (%s).", member, text, max_s, max_source);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+  return FALSE;
+}
+
+/* Replies 400 when @body gives both "ends_at" and "duration_s". */
+static gboolean
+body_check_one_end (SoupServerMessage *msg, JsonObject *body)
+{
+  if (!member_is_set (body, "ends_at") || !member_is_set (body, "duration_s"))
+    return TRUE;
+
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
+                         "Both \"ends_at\" and \"duration_s\" are set; give only one of them.");
+  return FALSE;
+}
+
+/* Replies 400 naming the end when @ends_at_us is not after @now_us or
+ * cannot be written as an ISO 8601 time. @what names the record, e.g.
+ * "grant", and @source the members the end came from. */
+static gboolean
+end_check_future (SoupServerMessage *msg, const char *what, const char *source, gint64 ends_at_us,
+                  gint64 now_us)
+{
+  g_autofree char *end = time_dup_text (ends_at_us);
+  g_autofree char *reason = NULL;
+
+  if (end == NULL)
+    reason = g_strdup_printf ("The %s would end after 9999-12-31T23:59:59Z (%s); give an earlier end.", what,
+                              source);
+  else if (ends_at_us <= now_us)
+    reason = g_strdup_printf ("The %s would end at %s (%s), which is in the past; give a later end.", what, end,
+                              source);
+  else
+    return TRUE;
+
   cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
   return FALSE;
 }
@@ -215,6 +337,88 @@ party_exists (CimsHub *hub, const char *id, CimsGranteeKind *kind)
 
 /* ---- grants ------------------------------------------------------------------ */
 
+/* Maximum grant "duration_s": ten years, as cimshubctl grants create
+ * --duration allows. A grant may also be ongoing, with no end at all. */
+#define GRANT_MAX_DURATION_S (G_GINT64_CONSTANT (10) * 366 * 24 * 3600)
+
+static const char *const grant_members[] = {
+  "grantee", "grantee_group", "cameras", "starts_at", "ends_at", "duration_s", "purpose", "incident_number", NULL
+};
+
+/* Sets the grant's end from "ends_at", or from "duration_s" counted from
+ * its start. A grant with neither is ongoing (G_MAXINT64). Replies 400 when
+ * both are given, or when the end is in the past or not after the start. */
+static gboolean
+grant_end_time (SoupServerMessage *msg, JsonObject *body, gint64 now_us, CimsGrant *grant)
+{
+  const char *source = "\"ends_at\"";
+  g_autofree char *start = NULL;
+  g_autofree char *end = NULL;
+  g_autofree char *reason = NULL;
+  gint64 duration_s = 0;
+
+  if (!member_get_time (msg, body, "ends_at", G_MAXINT64, &grant->ends_at_us)
+      || !member_get_seconds (msg, body, "duration_s", GRANT_MAX_DURATION_S, "ten years", &duration_s)
+      || !body_check_one_end (msg, body))
+    return FALSE;
+
+  if (duration_s > 0) {
+    grant->ends_at_us = grant->starts_at_us + duration_s * G_USEC_PER_SEC;
+    source = "\"starts_at\" plus \"duration_s\"";
+  }
+  if (grant->ends_at_us == G_MAXINT64)
+    return TRUE;
+
+  if (!end_check_future (msg, "grant", source, grant->ends_at_us, now_us))
+    return FALSE;
+
+  if (grant->ends_at_us <= grant->starts_at_us) {
+    start = time_dup_text (grant->starts_at_us);
+    end = time_dup_text (grant->ends_at_us);
+    reason = g_strdup_printf ("\"ends_at\" %s is not after \"starts_at\" %s; give a later end.", end, start);
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Replies 400 unless @grantee names a configured jurisdiction or agency
+ * other than the caller's own, whose kind goes to @kind. */
+static gboolean
+grantee_check (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity, const char *grantee,
+               CimsGranteeKind *kind)
+{
+  g_autofree char *reason = NULL;
+
+  if (grantee == NULL)
+    reason = g_strdup ("\"grantee\" is required: the id of another configured jurisdiction or agency.");
+  else if (!party_exists (hub, grantee, kind))
+    reason = g_strdup_printf ("\"grantee\" \"%.64s\" is not a configured jurisdiction or agency.", grantee);
+  else if (g_str_equal (grantee, identity->jurisdiction))
+    reason = g_strdup_printf ("\"grantee\" \"%s\" is the grant authority's own jurisdiction; name another "
+                              "jurisdiction or agency.", grantee);
+  else
+    return TRUE;
+
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-grantee", reason);
+  return FALSE;
+}
+
+/* Replies 400 naming @number unless it is NULL or a valid incident number. */
+static gboolean
+incident_number_check (SoupServerMessage *msg, const char *number)
+{
+  g_autofree char *reason = NULL;
+
+  if (number == NULL || cims_auth_incident_number_is_valid (number))
+    return TRUE;
+
+  reason = g_strdup_printf ("\"incident_number\" \"%.64s\" is malformed: 3 to 40 letters, digits and -/.:_ "
+                            "expected.", number);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+  return FALSE;
+}
+
 static void
 grants_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *identity)
 {
@@ -231,34 +435,23 @@ grants_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
   if (body == NULL)
     return;
 
-  if (!member_get_string (msg, body, "grantee", &grantee) || !member_get_string (msg, body, "grantee_group", &group)
+  if (!body_check_members (msg, body, grant_members, "grant")
+      || !member_get_string (msg, body, "grantee", &grantee) || !member_get_string (msg, body, "grantee_group", &group)
       || !member_get_string (msg, body, "purpose", &purpose)
       || !member_get_string (msg, body, "incident_number", &incident_number)
       || !member_get_strv (msg, body, "cameras", &grant->cameras)
       || !member_get_time (msg, body, "starts_at", now_us, &grant->starts_at_us)
-      || !member_get_time (msg, body, "ends_at", G_MAXINT64, &grant->ends_at_us))
+      || !grant_end_time (msg, body, now_us, grant))
     return;
 
-  if (grantee == NULL || !party_exists (hub, grantee, &grant->grantee_kind)
-      || g_str_equal (grantee, identity->jurisdiction)) {
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-grantee",
-                           "\"grantee\" must name another configured jurisdiction or agency.");
+  if (!grantee_check (hub, msg, identity, grantee, &grant->grantee_kind))
     return;
-  }
   if (purpose == NULL || *purpose == '\0') {
     cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", "\"purpose\" is required.");
     return;
   }
-  if (incident_number != NULL && !cims_auth_incident_number_is_valid (incident_number)) {
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
-                           "\"incident_number\" is malformed: 3 to 40 letters, digits and -/.:_ expected.");
-    return;
-  }
-  if (grant->ends_at_us <= grant->starts_at_us) {
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", "\"ends_at\" must be after \"starts_at\".");
-    return;
-  }
-  if (!cameras_belong_to (hub, msg, grant->cameras, identity->jurisdiction, "grant authority"))
+  if (!incident_number_check (msg, incident_number)
+      || !cameras_belong_to (hub, msg, grant->cameras, identity->jurisdiction, "grant authority"))
     return;
 
   grant->owner = g_strdup (identity->jurisdiction);
@@ -312,7 +505,8 @@ grants_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ident
   guint n_ended = 0;
 
   if (grant == NULL || !identity_sees (identity, grant->owner, grant->grantee)) {
-    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such grant.");
+    reason = g_strdup_printf ("No grant has the id \"%.64s\".", id);
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", reason);
     return;
   }
 
@@ -363,28 +557,45 @@ partners_valid (CimsHub *hub, SoupServerMessage *msg, char **partners)
   return TRUE;
 }
 
+static const char *const incident_members[] = {
+  "incident_number", "description", "cameras", "partners", "ends_at", "duration_s", NULL
+};
+
+/* Sets the incident's end from "ends_at", or from "duration_s" counted
+ * from now. Exactly one of them is required. Replies 400 when the end is
+ * in the past or more than hub.incident_max_s from now. */
 static gboolean
 incident_end_time (CimsHub *hub, SoupServerMessage *msg, JsonObject *body, gint64 now_us, gint64 *ends_at_us)
 {
-  gint64 max_us = now_us + (gint64) hub->config->incident_max_s * G_USEC_PER_SEC;
+  guint max_s = hub->config->incident_max_s;
+  gint64 max_us = now_us + (gint64) max_s * G_USEC_PER_SEC;
+  g_autofree char *end = NULL;
   g_autofree char *reason = NULL;
+  gint64 duration_s = 0;
 
-  if (!member_get_time (msg, body, "ends_at", 0, ends_at_us))
+  if (!member_get_time (msg, body, "ends_at", 0, ends_at_us)
+      || !member_get_seconds (msg, body, "duration_s", max_s, "hub.incident_max_s", &duration_s)
+      || !body_check_one_end (msg, body))
     return FALSE;
 
-  if (*ends_at_us == 0 && json_object_has_member (body, "duration_s")) {
-    gint64 duration_s = json_object_get_int_member_with_default (body, "duration_s", 0);
+  if (!member_is_set (body, "ends_at") && duration_s == 0) {
+    reason = g_strdup_printf ("A major incident needs \"ends_at\", or \"duration_s\" from 1 to %u seconds.", max_s);
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field", reason);
+    return FALSE;
+  }
+
+  /* duration_s is at most incident_max_s, which the configuration keeps to
+   * 30 days, so the sum cannot overflow. */
+  if (duration_s > 0)
     *ends_at_us = now_us + duration_s * G_USEC_PER_SEC;
-  }
 
-  if (*ends_at_us <= now_us) {
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
-                           "A major incident needs \"ends_at\" in the future or a positive \"duration_s\".");
+  if (!end_check_future (msg, "major incident", "\"ends_at\"", *ends_at_us, now_us))
     return FALSE;
-  }
+
   if (*ends_at_us > max_us) {
-    reason = g_strdup_printf ("A major incident may last at most %u s; ask again with an earlier end.",
-                              hub->config->incident_max_s);
+    end = time_dup_text (*ends_at_us);
+    reason = g_strdup_printf ("\"ends_at\" %s is more than %u s from now, the maximum length of a major "
+                              "incident (hub.incident_max_s); give an earlier end.", end, max_s);
     cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "incident-too-long", reason);
     return FALSE;
   }
@@ -407,19 +618,21 @@ incidents_create (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *
   if (body == NULL)
     return;
 
-  if (!member_get_string (msg, body, "incident_number", &number)
+  if (!body_check_members (msg, body, incident_members, "major incident")
+      || !member_get_string (msg, body, "incident_number", &number)
       || !member_get_string (msg, body, "description", &description)
       || !member_get_strv (msg, body, "cameras", &incident->cameras)
       || !member_get_strv (msg, body, "partners", &incident->partners)
       || !incident_end_time (hub, msg, body, now_us, &incident->ends_at_us))
     return;
 
-  if (number == NULL || !cims_auth_incident_number_is_valid (number)) {
+  if (number == NULL) {
     cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-field",
                            "\"incident_number\" is required: 3 to 40 letters, digits and -/.:_.");
     return;
   }
-  if (!cameras_belong_to (hub, msg, incident->cameras, identity->jurisdiction, "commander")
+  if (!incident_number_check (msg, number)
+      || !cameras_belong_to (hub, msg, incident->cameras, identity->jurisdiction, "commander")
       || !partners_valid (hub, msg, incident->partners))
     return;
 
@@ -474,7 +687,8 @@ incidents_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *id
   guint n_ended = 0;
 
   if (incident == NULL || !incident_visible_to (incident, identity)) {
-    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such major incident.");
+    reason = g_strdup_printf ("No major incident has the id \"%.64s\".", id);
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", reason);
     return;
   }
 
@@ -543,7 +757,8 @@ sessions_item (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity *ide
 
   if (session == NULL || !identity_sees (identity, cims_viewer_session_get_camera_owner (session),
                                          cims_viewer_session_get_jurisdiction (session))) {
-    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "No such session.");
+    reason = g_strdup_printf ("No session has the id \"%.64s\".", id);
+    cims_http_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", reason);
     return;
   }
 

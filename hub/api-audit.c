@@ -109,6 +109,25 @@ query_get_limit (SoupServerMessage *msg, GHashTable *query, guint *limit)
   return FALSE;
 }
 
+/* Replies 400 listing the known events when the query's event is set and
+ * not one of them, because a misspelt event would match no record. */
+static gboolean
+query_check_event (SoupServerMessage *msg, GHashTable *query)
+{
+  const char *event = query_get (query, "event");
+  g_autofree char *known = NULL;
+  g_autofree char *reason = NULL;
+
+  if (event == NULL || cims_audit_event_is_known (event))
+    return TRUE;
+
+  known = g_strjoinv (", ", (char **) cims_audit_events);
+  reason = g_strdup_printf ("Query parameter event=\"%.64s\" is not an audit event; expected one of %s.", event,
+                            known);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter", reason);
+  return FALSE;
+}
+
 /* Fills @job from the request's @query, copying its strings, or replies
  * 400 and returns FALSE. */
 static gboolean
@@ -117,7 +136,7 @@ audit_query_parse (SoupServerMessage *msg, GHashTable *query, AuditJob *job)
   CimsAuditFilter *filter = &job->filter;
 
   if (!query_get_time (msg, query, "from", &filter->from_ms) || !query_get_time (msg, query, "to", &filter->to_ms)
-      || !query_get_limit (msg, query, &filter->limit))
+      || !query_get_limit (msg, query, &filter->limit) || !query_check_event (msg, query))
     return FALSE;
 
   if (filter->from_ms != 0 && filter->to_ms != 0 && filter->to_ms <= filter->from_ms) {

@@ -36,8 +36,12 @@ query_get_year (SoupServerMessage *msg, GHashTable *query, int *year)
     return TRUE;
   }
 
-  reason = g_strdup_printf ("Query parameter year must be a year from %d to %d, e.g. year=2025.",
-                            CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+  if (text == NULL)
+    reason = g_strdup_printf ("Query parameter year is required: a year from %d to %d, e.g. year=2025.",
+                              CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+  else
+    reason = g_strdup_printf ("Query parameter year=\"%.32s\" is invalid: expected a year from %d to %d, "
+                              "e.g. year=2025.", text, CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
   cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter", reason);
   return FALSE;
 }
@@ -46,13 +50,14 @@ static gboolean
 query_get_format (SoupServerMessage *msg, GHashTable *query, CimsReportFormat *format)
 {
   const char *text = query != NULL ? g_hash_table_lookup (query, "format") : NULL;
+  g_autofree char *reason = NULL;
 
   *format = CIMS_REPORT_FORMAT_JSON;
   if (text == NULL || cims_report_format_from_string (text, format))
     return TRUE;
 
-  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter",
-                         "Query parameter format must be json, csv or html.");
+  reason = g_strdup_printf ("Query parameter format=\"%.32s\" is invalid: expected json, csv or html.", text);
+  cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter", reason);
   return FALSE;
 }
 

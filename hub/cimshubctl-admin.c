@@ -94,15 +94,22 @@ time_option_parse (const char *option, const char *text, GError **error)
   return g_date_time_to_utc (time);
 }
 
+/* Reads --duration, taken as text so that a given 0 differs from an
+ * absent option. Fails with a G_OPTION_ERROR naming @text unless it is a
+ * whole number of seconds from 1 to DURATION_MAX_S. */
 static gboolean
-duration_option_check (gint64 duration_s, GError **error)
+duration_option_parse (const char *text, gint64 *duration_s, GError **error)
 {
-  if (duration_s <= 0 || duration_s > DURATION_MAX_S) {
+  guint64 value = 0;
+
+  if (!g_ascii_string_to_unsigned (text, 10, 1, DURATION_MAX_S, &value, NULL)) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "--duration must be between 1 and %" G_GINT64_FORMAT " seconds", DURATION_MAX_S);
+                 "--duration \"%s\" is invalid: use a whole number of seconds from 1 to %" G_GINT64_FORMAT,
+                 text, DURATION_MAX_S);
     return FALSE;
   }
 
+  *duration_s = (gint64) value;
   return TRUE;
 }
 
@@ -601,7 +608,7 @@ typedef struct {
   char *cameras;
   char *starts;
   char *ends;
-  gint64 duration_s;
+  char *duration;               /* seconds, as given */
   char *purpose;
   char *incident_number;
 } GrantOptions;
@@ -614,6 +621,7 @@ grant_options_clear (GrantOptions *options)
   g_clear_pointer (&options->cameras, g_free);
   g_clear_pointer (&options->starts, g_free);
   g_clear_pointer (&options->ends, g_free);
+  g_clear_pointer (&options->duration, g_free);
   g_clear_pointer (&options->purpose, g_free);
   g_clear_pointer (&options->incident_number, g_free);
 }
@@ -630,8 +638,9 @@ grant_options_get_times (const GrantOptions *options, GDateTime **starts, GDateT
 {
   g_autoptr(GDateTime) start = NULL;
   g_autoptr(GDateTime) end = NULL;
+  gint64 duration_s = 0;
 
-  if (options->ends != NULL && options->duration_s != 0) {
+  if (options->ends != NULL && options->duration != NULL) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
                  "give either --ends or --duration, not both");
     return FALSE;
@@ -643,12 +652,12 @@ grant_options_get_times (const GrantOptions *options, GDateTime **starts, GDateT
   if (options->ends != NULL && (end = time_option_parse ("--ends", options->ends, error)) == NULL)
     return FALSE;
 
-  if (options->duration_s != 0) {
+  if (options->duration != NULL) {
     g_autoptr(GDateTime) from = start != NULL ? g_date_time_ref (start) : g_date_time_new_now_utc ();
 
-    if (!duration_option_check (options->duration_s, error))
+    if (!duration_option_parse (options->duration, &duration_s, error))
       return FALSE;
-    end = g_date_time_add_seconds (from, (double) options->duration_s);
+    end = g_date_time_add_seconds (from, (double) duration_s);
   }
 
   if (start != NULL && end != NULL && g_date_time_compare (end, start) <= 0) {
@@ -730,7 +739,7 @@ cims_ctl_grants_create_run (int argc, char **argv)
     { "cameras", 0, 0, G_OPTION_ARG_STRING, &grant.cameras, "Comma-separated camera ids (default: all of yours)", "A,B" },
     { "starts", 0, 0, G_OPTION_ARG_STRING, &grant.starts, "Start, ISO 8601 UTC (default: now)", "ISO" },
     { "ends", 0, 0, G_OPTION_ARG_STRING, &grant.ends, "End, ISO 8601 UTC (default: ongoing)", "ISO" },
-    { "duration", 0, 0, G_OPTION_ARG_INT64, &grant.duration_s, "End this many seconds after the start", "S" },
+    { "duration", 0, 0, G_OPTION_ARG_STRING, &grant.duration, "End this many seconds after the start", "S" },
     { "purpose", 0, 0, G_OPTION_ARG_STRING, &grant.purpose, "Why the grant is made (required)", "TEXT" },
     { "incident-number", 0, 0, G_OPTION_ARG_STRING, &grant.incident_number, "Allow viewing only under this incident number", "N" },
     G_OPTION_ENTRY_NULL
@@ -759,7 +768,7 @@ typedef struct {
   char *cameras;
   char *partners;
   char *ends;
-  gint64 duration_s;
+  char *duration;               /* seconds, as given */
   char *description;
 } IncidentOptions;
 
@@ -770,6 +779,7 @@ incident_options_clear (IncidentOptions *options)
   g_clear_pointer (&options->cameras, g_free);
   g_clear_pointer (&options->partners, g_free);
   g_clear_pointer (&options->ends, g_free);
+  g_clear_pointer (&options->duration, g_free);
   g_clear_pointer (&options->description, g_free);
 }
 
@@ -781,8 +791,9 @@ static gboolean
 incident_options_add_end (const IncidentOptions *options, JsonBuilder *builder, GError **error)
 {
   g_autoptr(GDateTime) ends = NULL;
+  gint64 duration_s = 0;
 
-  if ((options->ends == NULL) == (options->duration_s == 0)) {
+  if ((options->ends == NULL) == (options->duration == NULL)) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
                  "give exactly one of --ends and --duration; a major incident always has an end");
     return FALSE;
@@ -796,11 +807,11 @@ incident_options_add_end (const IncidentOptions *options, JsonBuilder *builder, 
     return TRUE;
   }
 
-  if (!duration_option_check (options->duration_s, error))
+  if (!duration_option_parse (options->duration, &duration_s, error))
     return FALSE;
 
   json_builder_set_member_name (builder, "duration_s");
-  json_builder_add_int_value (builder, options->duration_s);
+  json_builder_add_int_value (builder, duration_s);
 
   return TRUE;
 }
@@ -847,7 +858,7 @@ cims_ctl_incidents_start_run (int argc, char **argv)
     { "cameras", 0, 0, G_OPTION_ARG_STRING, &incident.cameras, "Comma-separated camera ids (default: all of yours)", "A,B" },
     { "partners", 0, 0, G_OPTION_ARG_STRING, &incident.partners, "Comma-separated jurisdiction or agency ids (default: every participating jurisdiction)", "A,B" },
     { "ends", 0, 0, G_OPTION_ARG_STRING, &incident.ends, "End, ISO 8601 UTC", "ISO" },
-    { "duration", 0, 0, G_OPTION_ARG_INT64, &incident.duration_s, "End this many seconds from now", "S" },
+    { "duration", 0, 0, G_OPTION_ARG_STRING, &incident.duration, "End this many seconds from now", "S" },
     { "description", 0, 0, G_OPTION_ARG_STRING, &incident.description, "What the incident is", "TEXT" },
     G_OPTION_ENTRY_NULL
   };

@@ -138,6 +138,13 @@ list_options_parse (ListOptions *options, CimsCtlStoreOptions *store_options, in
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--limit must be 0 or a positive count");
     return FALSE;
   }
+  if (options->event != NULL && !cims_audit_event_is_known (options->event)) {
+    g_autofree char *known = g_strjoinv (", ", (char **) cims_audit_events);
+
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--event \"%s\" is not an audit event; use "
+                 "one of %s", options->event, known);
+    return FALSE;
+  }
   return TRUE;
 }
 

@@ -12,7 +12,7 @@
 #include "hub/cimshubctl-store.h"
 
 typedef struct {
-  gint64 year;
+  char *year;
   char *format;
   char *output_path;
 } ReportOptions;
@@ -20,18 +20,46 @@ typedef struct {
 static void
 report_options_clear (ReportOptions *options)
 {
+  g_clear_pointer (&options->year, g_free);
   g_clear_pointer (&options->format, g_free);
   g_clear_pointer (&options->output_path, g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ReportOptions, report_options_clear)
 
+/* Reads --year into @year. Fails with a G_OPTION_ERROR when the option is
+ * missing, and one naming the value when it is malformed or out of range. */
 static gboolean
-report_options_parse (ReportOptions *options, CimsCtlStoreOptions *store_options, CimsReportFormat *format,
-                      int argc, char **argv, GError **error)
+year_option_parse (const char *text, int *year, GError **error)
+{
+  gint64 value = 0;
+
+  if (text == NULL) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--year is required: a year from %d to %d",
+                 CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+    return FALSE;
+  }
+  if (!g_ascii_string_to_signed (text, 10, G_MININT64, G_MAXINT64, &value, NULL)) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--year \"%s\" is not a year: use a year from "
+                 "%d to %d", text, CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+    return FALSE;
+  }
+  if (value < CIMS_REPORT_MIN_YEAR || value > CIMS_REPORT_MAX_YEAR) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--year %s is out of range (%d to %d)", text,
+                 CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+    return FALSE;
+  }
+
+  *year = (int) value;
+  return TRUE;
+}
+
+static gboolean
+report_options_parse (ReportOptions *options, CimsCtlStoreOptions *store_options, int *year,
+                      CimsReportFormat *format, int argc, char **argv, GError **error)
 {
   const GOptionEntry entries[] = {
-    { "year", 0, 0, G_OPTION_ARG_INT64, &options->year, "Calendar year to report (UTC)", "YEAR" },
+    { "year", 0, 0, G_OPTION_ARG_STRING, &options->year, "Calendar year to report (UTC)", "YEAR" },
     { "format", 0, 0, G_OPTION_ARG_STRING, &options->format, "json (default), csv or html", "FORMAT" },
     { "output", 0, 0, G_OPTION_ARG_FILENAME, &options->output_path, "Write to FILE instead of standard output",
       "FILE" },
@@ -50,13 +78,11 @@ report_options_parse (ReportOptions *options, CimsCtlStoreOptions *store_options
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unexpected argument \"%s\"", argv[1]);
     return FALSE;
   }
-  if (options->year < CIMS_REPORT_MIN_YEAR || options->year > CIMS_REPORT_MAX_YEAR) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--year is required: a year from %d to %d",
-                 CIMS_REPORT_MIN_YEAR, CIMS_REPORT_MAX_YEAR);
+  if (!year_option_parse (options->year, year, error))
     return FALSE;
-  }
   if (!cims_report_format_from_string (options->format != NULL ? options->format : "json", format)) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--format must be json, csv or html");
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--format \"%s\" is invalid: use json, csv or "
+                 "html", options->format);
     return FALSE;
   }
   return TRUE;
@@ -93,15 +119,16 @@ cims_ctl_report_annual_run (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autofree char *text = NULL;
   CimsReportFormat format = CIMS_REPORT_FORMAT_JSON;
+  int year = 0;
 
-  if (!report_options_parse (&options, &store_options, &format, argc, argv, &error))
+  if (!report_options_parse (&options, &store_options, &year, &format, argc, argv, &error))
     return cims_ctl_usage_error (error->message);
 
   store = cims_ctl_store_open (&store_options, &config, &error);
   if (store == NULL)
     return cims_ctl_store_open_failed (error);
 
-  report = cims_annual_report_compute (store, config, (int) options.year, NULL, &error);
+  report = cims_annual_report_compute (store, config, year, NULL, &error);
   if (report == NULL) {
     fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
     return CIMS_CTL_EXIT_NO_DATABASE;

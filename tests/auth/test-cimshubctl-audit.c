@@ -213,6 +213,21 @@ test_ctl_audit_list_filters (Fixture *fixture, gconstpointer data)
   g_assert_null (strstr (table->out, "session-start"));
 }
 
+/* A misspelt event is an error that lists the known ones, not an empty
+ * list. */
+static void
+test_ctl_audit_list_rejects_unknown_event (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = ctl_run ("audit", "list", "--db", fixture->db_path, "--event", "session_start",
+                                          NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 2);
+  g_assert_cmpstr (result->out, ==, "");
+  g_assert_nonnull (strstr (result->err, "--event \"session_start\" is not an audit event"));
+  g_assert_nonnull (strstr (result->err, "session-start"));
+  g_assert_nonnull (strstr (result->err, "archive-denied"));
+}
+
 static void
 test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
 {
@@ -228,6 +243,33 @@ test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (strstr (csv, "\r\nchelsea,chelsea,1,0.02,60000\r\n"));
   g_assert_cmpint (bad_year->exit_status, ==, 2);
   g_unlink (output);
+}
+
+/* Each bad option exits 2 with a message that names the value. */
+static void
+test_ctl_report_annual_rejects_bad_options (Fixture *fixture, gconstpointer data)
+{
+  const struct {
+    const char *year;
+    const char *format;
+    const char *message;
+  } cases[] = {
+    { "0", "json", "--year 0 is out of range (2000 to 9999)" },
+    { "-1", "json", "--year -1 is out of range (2000 to 9999)" },
+    { "10000", "json", "--year 10000 is out of range (2000 to 9999)" },
+    { "1999", "json", "--year 1999 is out of range (2000 to 9999)" },
+    { "2025x", "json", "--year \"2025x\" is not a year" },
+    { "2025", "pdf", "--format \"pdf\" is invalid: use json, csv or html" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (CtlResult) result = ctl_run ("report", "annual", "--year", cases[i].year, "--format",
+                                            cases[i].format, "--db", fixture->db_path, NULL);
+
+    g_assert_cmpint (result->exit_status, ==, 2);
+    g_assert_nonnull (strstr (result->err, cases[i].message));
+    g_assert_cmpstr (result->out, ==, "");
+  }
 }
 
 static void
@@ -252,6 +294,8 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/audit/verify-deleted-record", test_ctl_audit_verify_deleted_record);
   add_test ("/cimshubctl/audit/verify-missing-database", test_ctl_audit_verify_missing_database);
   add_test ("/cimshubctl/audit/list-filters", test_ctl_audit_list_filters);
+  add_test ("/cimshubctl/audit/list-rejects-unknown-event", test_ctl_audit_list_rejects_unknown_event);
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
+  add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
   return g_test_run ();
 }

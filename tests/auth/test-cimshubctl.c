@@ -785,7 +785,10 @@ test_cimshubctl_grants_create_rejects_bad_options (void)
     { { "--grantee", "Chelsea!", "--purpose", "Search", NULL }, "\"Chelsea!\" is not a valid" },
     { { "--grantee", "chelsea", "--purpose", " ", NULL }, "--purpose is empty" },
     { { "--grantee", "chelsea", "--purpose", "S", "--ends", "tomorrow" }, "\"tomorrow\" is not an ISO 8601 time" },
-    { { "--grantee", "chelsea", "--purpose", "S", "--duration", "-5" }, "--duration must be between" },
+    { { "--grantee", "chelsea", "--purpose", "S", "--duration", "-5" }, "--duration \"-5\" is invalid" },
+    { { "--grantee", "chelsea", "--purpose", "S", "--duration", "0" }, "--duration \"0\" is invalid" },
+    { { "--grantee", "chelsea", "--purpose", "S", "--duration", "ten" }, "--duration \"ten\" is invalid" },
+    { { "--grantee", "chelsea", "--purpose", "S", "--duration", "316224001" }, "--duration \"316224001\" is invalid" },
     { { "--grantee", "chelsea", "--purpose", "S", "--cameras", "bos 1" }, "\"bos 1\" is not a valid id" },
     { { "--grantee", "chelsea", "--purpose", "S", "--cameras", " , " }, "--cameras lists no id" },
     { { "--grantee", "chelsea", "--purpose", "S", "--incident-number", "x" }, "--incident-number \"x\" is invalid" },
@@ -944,6 +947,26 @@ test_cimshubctl_incidents_start_requires_one_end (void)
   g_assert_nonnull (strstr (both->err, "exactly one of --ends and --duration"));
   g_assert_cmpint (no_number->exit_status, ==, 2);
   g_assert_nonnull (strstr (no_number->err, "--incident-number is required"));
+  g_assert_cmpuint (hub->n_requests, ==, 0);
+}
+
+/* A zero, negative or non-numeric --duration is an error, not a missing
+ * option. */
+static void
+test_cimshubctl_incidents_start_rejects_bad_duration (void)
+{
+  const char *const durations[] = { "0", "-60", "60s" };
+  g_autoptr(MockHub) hub = mock_hub_new (SOUP_STATUS_CREATED, "{\"incident\": " INCIDENT_JSON "}");
+
+  for (guint i = 0; i < G_N_ELEMENTS (durations); i++) {
+    g_autoptr(CtlResult) result = ctl_run ("incidents", "start", "--incident-number", "BPD-2025-0042",
+                                           "--duration", durations[i], "--hub", hub->url, "--token", TOKEN, NULL);
+    g_autofree char *message = g_strdup_printf ("--duration \"%s\" is invalid", durations[i]);
+
+    g_assert_cmpint (result->exit_status, ==, 2);
+    g_assert_nonnull (strstr (result->err, message));
+  }
+
   g_assert_cmpuint (hub->n_requests, ==, 0);
 }
 
@@ -1182,6 +1205,7 @@ main (int argc, char **argv)
   g_test_add_func ("/auth/cimshubctl/incidents-start-sends-duration", test_cimshubctl_incidents_start_sends_duration);
   g_test_add_func ("/auth/cimshubctl/incidents-start-sends-ends", test_cimshubctl_incidents_start_sends_ends);
   g_test_add_func ("/auth/cimshubctl/incidents-start-requires-one-end", test_cimshubctl_incidents_start_requires_one_end);
+  g_test_add_func ("/auth/cimshubctl/incidents-start-rejects-bad-duration", test_cimshubctl_incidents_start_rejects_bad_duration);
   g_test_add_func ("/auth/cimshubctl/incidents-end-sends-delete", test_cimshubctl_incidents_end_sends_delete);
   g_test_add_func ("/auth/cimshubctl/sessions-list-prints-table", test_cimshubctl_sessions_list_prints_table);
   g_test_add_func ("/auth/cimshubctl/sessions-end-sends-delete", test_cimshubctl_sessions_end_sends_delete);

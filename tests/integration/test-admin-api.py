@@ -69,11 +69,21 @@ AUDIT_HEALTHZ_LIMIT_S = 0.15
 # Slow audit queries sent at once: more than the 8 the hub queues, so that
 # some must get 503.
 BUSY_QUERIES = 16
+# The hub's default hub.incident_max_s, which the test configuration keeps.
+INCIDENT_MAX_S = 72 * 3600
+# The maximum grant duration_s the hub accepts: ten years.
+GRANT_MAX_DURATION_S = 10 * 366 * 24 * 3600
 
 
 def audit_year_query(year):
     """Returns the audit query parameters of a whole year."""
     return f"from={year}-01-01T00:00:00Z&to={year + 1}-01-01T00:00:00Z"
+
+
+def utc_seconds(text):
+    """Returns the Unix time of a UTC time such as 2025-03-01T00:00:00Z, or 0
+    for None."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")) if text else 0
 
 
 def issuer(party):
@@ -224,6 +234,98 @@ class Run:
                                           {"grantee": "chelsea", "purpose": "parade",
                                            "cameras": ["bos-0001"]})
         self.check("grant-created", status == 201, f"status={status} {reply}")
+
+    def check_rejected(self, name, path, token, body, expected_texts, expected_status=400):
+        """Sends POST path with the JSON body and checks that the hub replies
+        expected_status with a reason that contains each of expected_texts."""
+        status, reply = self.json_request("POST", path, token, body)
+        reason = (reply or {}).get("reason", "")
+        self.check(name, status == expected_status and all(text in reason for text in expected_texts),
+                   f"status={status} reason={reason!r}, expected {expected_status} naming {expected_texts}")
+
+    def test_grant_validation(self):
+        """A grant body with an unknown member, a member of the wrong type,
+        a duration_s out of range or an end in the past gets 400 with a
+        reason naming the member and the value. Before the strict checks,
+        the unknown member and each bad duration_s created an ongoing
+        grant."""
+        base = {"grantee": "chelsea", "purpose": "validation", "cameras": ["bos-0001"]}
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        cases = [
+            ("grant-rejects-unknown-member", {"duration": 600}, ['"duration"', "duration_s"]),
+            ("grant-rejects-negative-duration", {"duration_s": -10}, ['"duration_s"', "-10"]),
+            ("grant-rejects-zero-duration", {"duration_s": 0}, ['"duration_s"', "value 0 "]),
+            ("grant-rejects-string-duration", {"duration_s": "10"}, ['"duration_s"', '"10"']),
+            ("grant-rejects-huge-duration", {"duration_s": 1e300}, ['"duration_s"', "1e+300"]),
+            ("grant-rejects-fractional-duration", {"duration_s": 600.9}, ['"duration_s"', "600.9"]),
+            ("grant-rejects-boolean-duration", {"duration_s": True}, ['"duration_s"', "true"]),
+            ("grant-rejects-duration-over-max", {"duration_s": GRANT_MAX_DURATION_S + 1},
+             ['"duration_s"', str(GRANT_MAX_DURATION_S + 1)]),
+            ("grant-rejects-wrapping-integer", {"duration_s": -99999999999999999999}, ["-99999999999999999999"]),
+            ("grant-rejects-ends-with-duration", {"ends_at": later, "duration_s": 600}, ['"ends_at"', '"duration_s"']),
+            ("grant-rejects-past-end", {"ends_at": "2020-01-01T00:00:00Z"}, ["2020-01-01T00:00:00Z", "past"]),
+            ("grant-rejects-past-duration-end", {"starts_at": "2020-01-01T00:00:00Z", "duration_s": 60},
+             ["2020-01-01T00:01:00Z", "past"]),
+            ("grant-rejects-number-purpose", {"purpose": 5}, ['"purpose"', "5"]),
+            ("grant-rejects-string-cameras", {"cameras": "bos-0001"}, ['"cameras"', '"bos-0001"']),
+            ("grant-rejects-unknown-grantee", {"grantee": "nowhere"}, ['"nowhere"']),
+            ("grant-rejects-own-grantee", {"grantee": "boston"}, ['"boston"']),
+            ("grant-rejects-bad-incident-number", {"incident_number": "x"}, ['"x"']),
+        ]
+        for name, change, expected_texts in cases:
+            self.check_rejected(name, "/api/v1/grants", self.t["boston_grants"], {**base, **change}, expected_texts)
+
+        status, reply = self.json_request("POST", "/api/v1/grants", self.t["boston_grants"],
+                                          {**base, "duration_s": 600})
+        grant = (reply or {}).get("grant", {})
+        self.check("grant-takes-duration",
+                   status == 201 and utc_seconds(grant.get("ends_at")) - utc_seconds(grant.get("starts_at")) == 600,
+                   f"status={status} starts_at={grant.get('starts_at')} ends_at={grant.get('ends_at')}")
+
+        status, reply = self.json_request("GET", "/api/v1/grants/g-missing", self.t["boston_grants"])
+        self.check("grant-not-found-names-id", status == 404 and "g-missing" in (reply or {}).get("reason", ""),
+                   f"status={status} {reply}")
+
+    def test_incident_validation(self):
+        """An incident body gets 400 with a reason naming the member and the
+        value. That happens for an unknown member, a member of the wrong
+        type, a duration_s outside 1 to hub.incident_max_s, both or neither
+        of ends_at and duration_s, and an end in the past. A duration_s of
+        288230376151715328 s once wrapped round to a one-hour incident."""
+        base = {"incident_number": "CPD-VAL-1", "cameras": ["chl-0001"]}
+        later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        too_late = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + INCIDENT_MAX_S + 3600))
+        cases = [
+            ("incident-rejects-unknown-member", {"duration_s": 600, "duration": 600}, ['"duration"', "duration_s"]),
+            ("incident-rejects-wrapping-duration", {"duration_s": 288230376151715328},
+             ['"duration_s"', "288230376151715328", str(INCIDENT_MAX_S)]),
+            ("incident-rejects-duration-over-max", {"duration_s": INCIDENT_MAX_S + 1},
+             ['"duration_s"', str(INCIDENT_MAX_S + 1)]),
+            ("incident-rejects-negative-duration", {"duration_s": -5}, ['"duration_s"', "-5"]),
+            ("incident-rejects-zero-duration", {"duration_s": 0}, ['"duration_s"', "value 0 "]),
+            ("incident-rejects-string-duration", {"duration_s": "600"}, ['"duration_s"', '"600"']),
+            ("incident-rejects-fractional-duration", {"duration_s": 600.9}, ['"duration_s"', "600.9"]),
+            ("incident-rejects-huge-duration", {"duration_s": 1e300}, ['"duration_s"', "1e+300"]),
+            ("incident-rejects-boolean-duration", {"duration_s": True}, ['"duration_s"', "true"]),
+            ("incident-rejects-ends-with-duration", {"ends_at": later, "duration_s": 600},
+             ['"ends_at"', '"duration_s"']),
+            ("incident-rejects-no-end", {}, ['"ends_at"', '"duration_s"']),
+            ("incident-rejects-past-end", {"ends_at": "2020-01-01T00:00:00Z"}, ["2020-01-01T00:00:00Z", "past"]),
+            ("incident-rejects-end-over-max", {"ends_at": too_late}, [too_late, str(INCIDENT_MAX_S)]),
+            ("incident-rejects-number-description", {"duration_s": 600, "description": 7}, ['"description"', "7"]),
+            ("incident-rejects-bad-incident-number", {"duration_s": 600, "incident_number": "x"}, ['"x"']),
+        ]
+        for name, change, expected_texts in cases:
+            self.check_rejected(name, "/api/v1/incidents", self.t["commander"], {**base, **change}, expected_texts)
+
+        # An incident of the maximum duration is accepted. It is ended at
+        # once, so it shares no camera with the tests that follow.
+        status, reply = self.json_request("POST", "/api/v1/incidents", self.t["commander"],
+                                          {**base, "duration_s": INCIDENT_MAX_S})
+        incident_id = (reply or {}).get("incident", {}).get("id", "none")
+        self.check("incident-takes-max-duration", status == 201, f"status={status} {reply}")
+        status, reply = self.json_request("DELETE", f"/api/v1/incidents/{incident_id}", self.t["commander"])
+        self.check("incident-ended", status == 200, f"status={status} {reply}")
 
     def test_agency_request_flow(self):
         body = {"camera_id": "bos-0001", "from": "2024-05-01T10:00:00Z",
@@ -382,6 +484,13 @@ class Run:
             status, _ = self.json_request("GET", "/api/v1/audit?" + query, self.t["regional"])
             self.check(f"audit-rejects-{query}", status == 400, f"status={status}")
 
+        # A misspelt event once matched nothing and returned an empty list.
+        status, reply = self.json_request("GET", "/api/v1/audit?event=session_start", self.t["regional"])
+        reason = (reply or {}).get("reason", "")
+        self.check("audit-rejects-unknown-event",
+                   status == 400 and '"session_start"' in reason and "session-start" in reason
+                   and "archive-denied" in reason, f"status={status} reason={reason!r}")
+
         status, reply = self.json_request("GET", "/api/v1/audit", self.t["chelsea_auditor"])
         self.check("other-auditor-does-not-see-boston-grant",
                    status == 200 and "grant-created" not in {r["event"] for r in reply["records"]},
@@ -400,7 +509,7 @@ class Run:
         self.check("report-json",
                    status == 200 and content_type.startswith("application/json")
                    and boston.get("archive_requests_approved") == 1
-                   and boston.get("grants_created") == 1 and boston.get("cameras_in_service") == 1
+                   and boston.get("grants_created") == 2 and boston.get("cameras_in_service") == 1
                    and rows.get("chelsea", {}).get("archive_requests_approved") == 0,
                    f"status={status} boston={boston}")
 
@@ -420,9 +529,13 @@ class Run:
                    and "<script" not in text and "Archive-footage requests approved" in text,
                    f"status={status}")
 
-        for query in ("year=abc", "year=1999", f"year={year}&format=pdf", ""):
-            status, _, _ = self.request("GET", "/api/v1/reports/annual?" + query, self.t["commander"])
-            self.check(f"report-rejects-{query or 'no-year'}", status == 400, f"status={status}")
+        cases = [("year=abc", '"abc"'), ("year=1999", '"1999"'), (f"year={year}&format=pdf", '"pdf"'),
+                 ("", "year is required")]
+        for query, expected_text in cases:
+            status, reply = self.json_request("GET", "/api/v1/reports/annual?" + query, self.t["commander"])
+            reason = (reply or {}).get("reason", "")
+            self.check(f"report-rejects-{query or 'no-year'}", status == 400 and expected_text in reason,
+                       f"status={status} reason={reason!r}, expected 400 naming {expected_text}")
 
     def fill_log(self, name, n_sessions):
         """Appends n_sessions viewing sessions of this year to the hub's log
@@ -682,7 +795,8 @@ def main():
 
     run = Run(args)
     return harness.run_steps(run, (
-        run.setup, run.make_tokens, run.test_worker_count, run.test_grant, run.test_agency_request_flow,
+        run.setup, run.make_tokens, run.test_worker_count, run.test_grant, run.test_grant_validation,
+        run.test_incident_validation, run.test_agency_request_flow,
         run.test_civilian_request_flow, run.test_audit_scopes, run.test_reports, run.test_report_beside_healthz,
         run.test_stop_during_report, run.test_audit_query_beside_healthz, run.test_audit_queries_bounded,
         run.test_stop_during_audit_query),
