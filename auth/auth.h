@@ -40,6 +40,8 @@ typedef struct {
   gint64 issued_at_us;
   gint64 expires_at_us;
   gint64 not_before_us;         /* 0 when the token has no nbf */
+  char *key_fingerprint;        /* SHA-256 of the verifying public key (DER SubjectPublicKeyInfo),
+                                 * 64 lowercase hex digits */
 } CimsAuthIdentity;
 
 void cims_auth_identity_free (CimsAuthIdentity *identity);
@@ -52,13 +54,21 @@ typedef struct _CimsAuthKeyring CimsAuthKeyring;
 
 /**
  * cims_auth_keyring_new:
- * Loads every configured token key. Fails naming the first key file that
- * cannot be read or is not an EC P-256 or RSA (2048 bits or more) public key.
+ * Loads every configured token key. Fails when any key file cannot be read
+ * or is not an EC P-256 or RSA (2048 bits or more) public key, with one
+ * "FILE:LINE: message" line for each entry that failed.
  * Returns: (transfer full)
  */
 CimsAuthKeyring *cims_auth_keyring_new (const CimsConfig *config, GError **error);
 void cims_auth_keyring_free (CimsAuthKeyring *keyring);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAuthKeyring, cims_auth_keyring_free)
+
+/* Returns TRUE when @keyring has, for @issuer, the key whose SHA-256
+ * fingerprint is @key_fingerprint (as in CimsAuthIdentity). FALSE when the
+ * issuer is no longer configured or now has another key, and for a NULL
+ * fingerprint. Never allocates. Any thread. */
+gboolean cims_auth_keyring_has_key (const CimsAuthKeyring *keyring, const char *issuer,
+                                    const char *key_fingerprint);
 
 /**
  * cims_auth_token_verify:

@@ -39,6 +39,7 @@ typedef struct {
   gboolean is_agency;
   const char *algorithm;        /* static: "ES256" or "RS256" */
   EVP_PKEY *key;
+  char *key_fingerprint;        /* SHA-256 of the key's DER SubjectPublicKeyInfo, lowercase hex */
 } KeyringEntry;
 
 struct _CimsAuthKeyring {
@@ -175,6 +176,7 @@ cims_auth_identity_free (CimsAuthIdentity *identity)
   g_strfreev (identity->permissions);
   g_free (identity->client);
   g_strfreev (identity->groups);
+  g_free (identity->key_fingerprint);
   g_free (identity);
 }
 
@@ -241,6 +243,7 @@ keyring_entry_free (KeyringEntry *entry)
   g_free (entry->issuer);
   g_free (entry->owner_id);
   g_clear_pointer (&entry->key, EVP_PKEY_free);
+  g_free (entry->key_fingerprint);
   g_free (entry);
 }
 
@@ -264,6 +267,24 @@ keyring_read_public_key (const char *path, GError **error)
   return key;
 }
 
+/* Returns: (transfer full): the SHA-256 of @key's DER SubjectPublicKeyInfo
+ * as lowercase hex, or NULL when OpenSSL cannot encode it. */
+static char *
+key_dup_fingerprint (EVP_PKEY *key)
+{
+  unsigned char *der = NULL;
+  int der_len = i2d_PUBKEY (key, &der);
+  char *fingerprint;
+
+  if (der_len <= 0)
+    return NULL;
+
+  fingerprint = g_compute_checksum_for_data (G_CHECKSUM_SHA256, der, (gsize) der_len);
+  OPENSSL_free (der);
+
+  return fingerprint;
+}
+
 /* Adds one jurisdiction's or agency's issuer and key. @kind is "jurisdiction"
  * or "agency", used in messages only. */
 static gboolean
@@ -272,6 +293,7 @@ keyring_add (CimsAuthKeyring *keyring, const char *kind, const char *owner_id,
              GError **error)
 {
   g_autoptr(EVP_PKEY) key = NULL;
+  g_autofree char *fingerprint = NULL;
   KeyringEntry *entry;
   const char *algorithm;
 
@@ -303,12 +325,21 @@ keyring_add (CimsAuthKeyring *keyring, const char *kind, const char *owner_id,
     return FALSE;
   }
 
+  fingerprint = key_dup_fingerprint (key);
+  if (fingerprint == NULL) {
+    g_autofree char *detail = cims_auth_describe_openssl_error ();
+    g_set_error (error, CIMS_AUTH_ERROR, CIMS_AUTH_ERROR_KEY,
+                 "i2d_PUBKEY() failed on token key %s: %s", key_path, detail);
+    return FALSE;
+  }
+
   entry = g_new0 (KeyringEntry, 1);
   entry->issuer = g_strdup (issuer);
   entry->owner_id = g_strdup (owner_id);
   entry->is_agency = is_agency;
   entry->algorithm = algorithm;
   entry->key = g_steal_pointer (&key);
+  entry->key_fingerprint = g_steal_pointer (&fingerprint);
   g_hash_table_insert (keyring->entries, entry->issuer, entry);
   g_debug ("loaded the %s key of %s \"%s\" for issuer \"%s\" from %s",
            algorithm, kind, owner_id, issuer, key_path);
@@ -316,20 +347,28 @@ keyring_add (CimsAuthKeyring *keyring, const char *kind, const char *owner_id,
   return TRUE;
 }
 
+/* Appends @entry_error to @problems as one "FILE:LINE: message" line, or
+ * as the bare message when @config was not loaded from a file. */
 static void
-keyring_prefix_error (const CimsConfig *config, int line, GError **error)
+keyring_problems_add (GString *problems, const CimsConfig *config, int line,
+                      const GError *entry_error)
 {
+  if (problems->len > 0)
+    g_string_append_c (problems, '\n');
+
   if (config->path != NULL)
-    g_prefix_error (error, "%s:%d: ", config->path, line);
+    g_string_append_printf (problems, "%s:%d: ", config->path, line);
+  g_string_append (problems, entry_error->message);
 }
 
 /**
  * cims_auth_keyring_new:
  * Loads the public key of every jurisdiction and agency in @config (transfer
  * none, not kept). A jurisdiction that does not take part in the network is
- * loaded too: its staff sign in as an agency. Fails with CIMS_AUTH_ERROR_KEY,
- * prefixed with "FILE:LINE: " of the entry, when a key cannot be read, is not
- * EC P-256 or RSA of 2048 bits or more, or when two entries share an issuer.
+ * loaded too: its staff sign in as an agency. Fails with CIMS_AUTH_ERROR_KEY
+ * when a key cannot be read, is not EC P-256 or RSA of 2048 bits or more, or
+ * when two entries share an issuer. Every entry is tried, and the message has
+ * one "FILE:LINE: message" line for each entry that failed.
  * The keyring is immutable, so verifying from several threads is safe.
  * Returns: (transfer full): the keyring, or NULL with @error set.
  */
@@ -337,6 +376,7 @@ CimsAuthKeyring *
 cims_auth_keyring_new (const CimsConfig *config, GError **error)
 {
   g_autoptr(CimsAuthKeyring) keyring = NULL;
+  g_autoptr(GString) problems = g_string_new (NULL);
 
   g_return_val_if_fail (config != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
@@ -347,25 +387,45 @@ cims_auth_keyring_new (const CimsConfig *config, GError **error)
 
   for (guint i = 0; config->jurisdictions != NULL && i < config->jurisdictions->len; i++) {
     const CimsConfigJurisdiction *j = g_ptr_array_index (config->jurisdictions, i);
+    g_autoptr(GError) entry_error = NULL;
 
     if (!keyring_add (keyring, "jurisdiction", j->id, !j->participates,
-                      j->token_issuer, j->token_key_path, error)) {
-      keyring_prefix_error (config, j->line, error);
-      return NULL;
-    }
+                      j->token_issuer, j->token_key_path, &entry_error))
+      keyring_problems_add (problems, config, j->line, entry_error);
   }
 
   for (guint i = 0; config->agencies != NULL && i < config->agencies->len; i++) {
     const CimsConfigAgency *agency = g_ptr_array_index (config->agencies, i);
+    g_autoptr(GError) entry_error = NULL;
 
     if (!keyring_add (keyring, "agency", agency->id, TRUE,
-                      agency->token_issuer, agency->token_key_path, error)) {
-      keyring_prefix_error (config, agency->line, error);
-      return NULL;
-    }
+                      agency->token_issuer, agency->token_key_path, &entry_error))
+      keyring_problems_add (problems, config, agency->line, entry_error);
+  }
+
+  if (problems->len > 0) {
+    g_set_error_literal (error, CIMS_AUTH_ERROR, CIMS_AUTH_ERROR_KEY, problems->str);
+    return NULL;
   }
 
   return g_steal_pointer (&keyring);
+}
+
+gboolean
+cims_auth_keyring_has_key (const CimsAuthKeyring *keyring, const char *issuer,
+                           const char *key_fingerprint)
+{
+  const KeyringEntry *entry;
+
+  g_return_val_if_fail (keyring != NULL, FALSE);
+  g_return_val_if_fail (issuer != NULL, FALSE);
+
+  if (key_fingerprint == NULL)
+    return FALSE;
+
+  entry = g_hash_table_lookup (keyring->entries, issuer);
+
+  return entry != NULL && strcmp (entry->key_fingerprint, key_fingerprint) == 0;
 }
 
 /* Frees @keyring and its keys. NULL is ignored. No verification may still
@@ -915,6 +975,7 @@ identity_new_from_claims (const KeyringEntry *entry, JsonObject *claims, GError 
 
   identity->issuer = g_strdup (entry->issuer);
   identity->is_agency = entry->is_agency;
+  identity->key_fingerprint = g_strdup (entry->key_fingerprint);
 
   if (!identity_set_strings (identity, claims, error))
     return NULL;

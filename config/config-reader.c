@@ -309,8 +309,9 @@ read_uint_value (CimsConfigLoader *loader, const config_setting_t *setting,
       return FALSE;
     }
 
-  /* NOTE: libconfig 1.5 keeps an integer literal without the L suffix in 32
-   * bits and silently wraps larger ones, so 4294968296 reads as 1000 here. */
+  /* config-load.c gives every integer literal of the main file the L suffix
+   * and rejects one in an included file that would need it, so this is the
+   * number as written, never one wrapped to 32 bits. */
   number = config_setting_get_int64 (setting);
   if (number < (long long) min || number > (long long) max)
     {

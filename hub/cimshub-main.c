@@ -42,9 +42,10 @@ check_config (const char *path)
     return EXIT_FAILURE;
   }
 
+  /* The keyring's message is already one "FILE:LINE: message" line per key. */
   keyring = cims_auth_keyring_new (config, &error);
   if (keyring == NULL) {
-    fprintf (stderr, "%s: %s\n", path, error->message);
+    fprintf (stderr, "%s\n", error->message);
     return EXIT_FAILURE;
   }
 

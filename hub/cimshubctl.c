@@ -91,19 +91,39 @@ command_match (const CtlCommand *command, int n_args, char **args)
   return n_words;
 }
 
+/* Returns TRUE when @command's first word is @group and more words follow,
+ * as for "token mint" in the group "token". */
+static gboolean
+command_is_in_group (const CtlCommand *command, const char *group)
+{
+  gsize group_len = strlen (group);
+
+  return strncmp (command->name, group, group_len) == 0 && command->name[group_len] == ' ';
+}
+
 /* Returns TRUE when @word starts a command of two or more words, such as
  * "token" in "token mint". */
 static gboolean
 command_group_exists (const char *word)
 {
-  gsize word_len = strlen (word);
-
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
-    if (strncmp (commands[i].name, word, word_len) == 0 && commands[i].name[word_len] == ' ')
+    if (command_is_in_group (&commands[i], word))
       return TRUE;
   }
 
   return FALSE;
+}
+
+/* Prints the subcommands of @group, one line each with its summary. */
+static void
+ctl_print_group_usage (FILE *stream, const char *group)
+{
+  fprintf (stream, "Usage: cimshubctl %s SUBCOMMAND [OPTION...]\n\nSubcommands:\n", group);
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
+    if (command_is_in_group (&commands[i], group))
+      fprintf (stream, "  %-8s %s\n", commands[i].name + strlen (group) + 1, commands[i].summary);
+  }
+  fprintf (stream, "\nRun 'cimshubctl %s SUBCOMMAND --help' for the options of a subcommand.\n", group);
 }
 
 static const CtlCommand *
@@ -297,6 +317,27 @@ arg_is_help (const char *arg)
   return strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0 || strcmp (arg, "-?") == 0;
 }
 
+/* Runs "cimshubctl GROUP [WORD]" when WORD, which may be NULL, names none
+ * of the group's subcommands. --help lists them on stdout and returns
+ * CTL_EXIT_OK. A missing or unknown subcommand is reported and the list
+ * printed on stderr, and CTL_EXIT_USAGE returned. */
+static int
+command_group_usage (const char *group, const char *word)
+{
+  if (word != NULL && arg_is_help (word)) {
+    ctl_print_group_usage (stdout, group);
+    return CTL_EXIT_OK;
+  }
+
+  if (word == NULL)
+    fprintf (stderr, "cimshubctl: missing subcommand after \"%s\".\n", group);
+  else
+    fprintf (stderr, "cimshubctl: unknown subcommand \"%s %s\".\n", group, word);
+  ctl_print_group_usage (stderr, group);
+
+  return CTL_EXIT_USAGE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -317,12 +358,12 @@ main (int argc, char **argv)
   }
 
   command = command_lookup (argc - 1, argv + 1, &n_words);
-  if (command == NULL) {
-    gboolean has_second_word = argc > 2 && command_group_exists (argv[1]);
+  if (command == NULL && command_group_exists (argv[1]))
+    return command_group_usage (argv[1], argc > 2 ? argv[2] : NULL);
 
-    fprintf (stderr, "cimshubctl: unknown subcommand \"%s%s%s\". Run 'cimshubctl help' "
-             "for the list.\n", argv[1], has_second_word ? " " : "",
-             has_second_word ? argv[2] : "");
+  if (command == NULL) {
+    fprintf (stderr, "cimshubctl: unknown subcommand \"%s\". Run 'cimshubctl help' "
+             "for the list.\n", argv[1]);
     return CTL_EXIT_USAGE;
   }
 

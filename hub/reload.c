@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration reload (SIGHUP): validates the new file, swaps in its
  * cameras, jurisdictions and token keys, records what changed in the audit
- * log, and ends only the sessions the new configuration no longer allows. */
+ * log, and ends only the sessions the new configuration no longer allows:
+ * those whose token key is gone and those the access rules now deny. */
 #include "hub/hub-runtime.h"
 
 static void
@@ -28,22 +29,56 @@ audit_camera_changes (CimsHub *hub, const CimsConfig *old_config, const CimsConf
   }
 }
 
+/* Ends every session whose token was verified with a key that the hub's
+ * keyring no longer has for the token's issuer, because the key file now
+ * contains another key or the issuer was removed. The token would get 401
+ * on a new request, so the session must not outlive it.
+ * Returns how many sessions ended. Main context. */
+static guint
+end_sessions_of_removed_keys (CimsHub *hub)
+{
+  g_autoptr (GPtrArray) sessions = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_viewer_session_unref);
+  GHashTableIter iter;
+  gpointer value;
+
+  /* Ending a session edits the table, so collect them first. */
+  g_hash_table_iter_init (&iter, hub->sessions);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    const CimsAuthIdentity *identity = cims_viewer_session_get_identity (value);
+
+    if (!cims_auth_keyring_has_key (hub->keyring, identity->issuer, identity->key_fingerprint))
+      g_ptr_array_add (sessions, cims_viewer_session_ref (value));
+  }
+
+  for (guint i = 0; i < sessions->len; i++) {
+    CimsViewerSession *session = g_ptr_array_index (sessions, i);
+    g_autofree char *id = g_strdup (cims_viewer_session_get_id (session));
+
+    cims_session_message (session, "the key of issuer \"%s\" that verified the token is no longer "
+                          "configured, ending the session",
+                          cims_viewer_session_get_identity (session)->issuer);
+    cims_hub_session_end (hub, id, "token-key-removed");
+  }
+
+  return sessions->len;
+}
+
 gboolean
 cims_hub_reload (CimsHub *hub, GError **error)
 {
   g_autoptr (CimsConfig) config = cims_config_load (hub->config->path, error);
   g_autoptr (CimsAuthKeyring) keyring = NULL;
   g_autofree char *details = NULL;
-  guint n_ended;
+  guint n_key_removed;
+  guint n_denied;
 
   if (config == NULL)
     return FALSE;
 
+  /* The keyring's message already names the file and line of each key. */
   keyring = cims_auth_keyring_new (config, error);
-  if (keyring == NULL) {
-    g_prefix_error (error, "%s: ", hub->config->path);
+  if (keyring == NULL)
     return FALSE;
-  }
 
   audit_camera_changes (hub, hub->config, config);
 
@@ -58,8 +93,10 @@ cims_hub_reload (CimsHub *hub, GError **error)
                              hub->config->cameras->len);
   cims_hub_audit_event (hub, "config-loaded", NULL, "reload", details);
 
-  n_ended = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_CONFIG_RELOADED);
-  g_message ("configuration %s reloaded: cameras: %u; sessions no longer allowed, ended: %u",
-             hub->config->path, hub->config->cameras->len, n_ended);
+  n_key_removed = end_sessions_of_removed_keys (hub);
+  n_denied = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_CONFIG_RELOADED);
+  g_message ("configuration %s reloaded: cameras: %u; sessions ended: %u whose token key was "
+             "removed, %u no longer allowed", hub->config->path, hub->config->cameras->len,
+             n_key_removed, n_denied);
   return TRUE;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Runs the built cimshubctl (path in the CIMSHUBCTL environment variable).
  * Tokens it mints verify with the library, check-config reports FILE:LINE,
- * and usage errors exit with status 2. The admin subcommands send the
+ * as the hub's --check-config does (path in CIMSHUB), and usage errors exit
+ * with status 2. The admin subcommands send the
  * expected requests to a mock admin API on 127.0.0.1 and print its canned
  * responses. The real hub's API is tested with the hub. */
 
@@ -24,6 +25,7 @@ static AuthTestRegion *region;
 static CimsConfig *config;
 static CimsAuthKeyring *keyring;
 static const char *cimshubctl_path;
+static const char *cimshub_path;     /* the hub, for its --check-config; NULL skips those checks */
 
 typedef struct {
   int exit_status;
@@ -286,6 +288,89 @@ test_cimshubctl_check_config_reports_key_line (void)
   g_assert_nonnull (strstr (result->err, "absent.pub.pem"));
 }
 
+/* Writes the region's config with the token_key of boston (line 10) and of
+ * chelsea (line 13) naming files that do not exist.
+ * Returns: (transfer full): the file's path. */
+static char *
+write_config_without_two_keys (void)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(GString) edited = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_file_get_contents (region->config_path, &text, NULL, &error);
+  g_assert_no_error (error);
+  edited = g_string_new (text);
+  g_assert_cmpuint (g_string_replace (edited, "\"boston.pub.pem\"", "\"absent-boston.pub.pem\"", 0), ==, 1);
+  g_assert_cmpuint (g_string_replace (edited, "\"chelsea.pub.pem\"", "\"absent-chelsea.pub.pem\"", 0), ==, 1);
+
+  return auth_test_region_write_file (region, "two-absent-keys.conf", edited->str);
+}
+
+/* Checks that @err names the configuration @path on exactly two lines, one
+ * "PATH:LINE: message" line for each absent key file, with the path once. */
+static void
+assert_reports_both_absent_keys (const char *err, const char *path)
+{
+  static const char *const expected[][2] = {
+    { "10", "absent-boston.pub.pem" },
+    { "13", "absent-chelsea.pub.pem" },
+  };
+  g_auto(GStrv) lines = g_strsplit (err, "\n", -1);
+  g_autoptr(GPtrArray) config_lines = g_ptr_array_new ();
+
+  /* Other lines, such as GStreamer's registry warnings, are not checked. */
+  for (guint i = 0; lines[i] != NULL; i++) {
+    if (strstr (lines[i], path) != NULL)
+      g_ptr_array_add (config_lines, lines[i]);
+  }
+
+  g_assert_cmpuint (config_lines->len, ==, G_N_ELEMENTS (expected));
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++) {
+    const char *line = g_ptr_array_index (config_lines, i);
+    g_autofree char *prefix = g_strdup_printf ("%s:%s: ", path, expected[i][0]);
+
+    g_assert_true (g_str_has_prefix (line, prefix));
+    g_assert_null (strstr (line + strlen (prefix), path));
+    g_assert_nonnull (strstr (line, expected[i][1]));
+  }
+}
+
+static void
+test_cimshubctl_check_config_reports_every_key (void)
+{
+  g_autofree char *path = write_config_without_two_keys ();
+  g_autoptr(CtlResult) result = ctl_run ("check-config", path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_cmpstr (result->out, ==, "");
+  assert_reports_both_absent_keys (result->err, path);
+}
+
+/* The hub's own --check-config prints the same lines as cimshubctl. */
+static void
+test_cimshubctl_hub_check_config_reports_every_key (void)
+{
+  g_autofree char *path = write_config_without_two_keys ();
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  g_autoptr(CtlResult) result = NULL;
+
+  if (cimshub_path == NULL) {
+    g_test_skip ("CIMSHUB is not set");
+    return;
+  }
+
+  g_ptr_array_add (args, (char *) cimshub_path);
+  g_ptr_array_add (args, "--check-config");
+  g_ptr_array_add (args, path);
+  g_ptr_array_add (args, NULL);
+  result = ctl_runv (NULL, args);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_cmpstr (result->out, ==, "");
+  assert_reports_both_absent_keys (result->err, path);
+}
+
 static void
 test_cimshubctl_check_config_requires_file (void)
 {
@@ -311,7 +396,60 @@ test_cimshubctl_rejects_unknown_token_subcommand (void)
   g_autoptr(CtlResult) result = ctl_run ("token", "burn", NULL);
 
   g_assert_cmpint (result->exit_status, ==, 2);
+  g_assert_cmpstr (result->out, ==, "");
   g_assert_nonnull (strstr (result->err, "unknown subcommand \"token burn\""));
+  g_assert_nonnull (strstr (result->err, "\n  mint "));
+}
+
+/* Each command group and the subcommands it must list, one per line. */
+static const char *const command_groups[][6] = {
+  { "cameras", "list", NULL },
+  { "grants", "list", "show", "create", "revoke", NULL },
+  { "incidents", "list", "start", "end", NULL },
+  { "sessions", "list", "end", NULL },
+  { "audit", "verify", "list", NULL },
+  { "report", "annual", NULL },
+  { "token", "mint", NULL },
+};
+
+/* Checks that @text lists every subcommand of @group as a line "  NAME ...". */
+static void
+assert_lists_group (const char *text, const char *const *group)
+{
+  g_autofree char *usage = g_strdup_printf ("Usage: cimshubctl %s SUBCOMMAND", group[0]);
+
+  g_assert_nonnull (strstr (text, usage));
+  for (guint i = 1; group[i] != NULL; i++) {
+    g_autofree char *line = g_strdup_printf ("\n  %s ", group[i]);
+
+    g_assert_nonnull (strstr (text, line));
+  }
+}
+
+static void
+test_cimshubctl_group_help_lists_subcommands (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (command_groups); i++) {
+    g_autoptr(CtlResult) result = ctl_run (command_groups[i][0], "--help", NULL);
+
+    g_assert_cmpint (result->exit_status, ==, 0);
+    g_assert_cmpstr (result->err, ==, "");
+    assert_lists_group (result->out, command_groups[i]);
+  }
+}
+
+static void
+test_cimshubctl_group_requires_subcommand (void)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (command_groups); i++) {
+    g_autoptr(CtlResult) result = ctl_run (command_groups[i][0], NULL);
+    g_autofree char *expected = g_strdup_printf ("missing subcommand after \"%s\"", command_groups[i][0]);
+
+    g_assert_cmpint (result->exit_status, ==, 2);
+    g_assert_cmpstr (result->out, ==, "");
+    g_assert_nonnull (strstr (result->err, expected));
+    assert_lists_group (result->err, command_groups[i]);
+  }
 }
 
 static void
@@ -1164,6 +1302,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
 
   cimshubctl_path = g_getenv ("CIMSHUBCTL");
+  cimshub_path = g_getenv ("CIMSHUB");
   if (cimshubctl_path == NULL) {
     g_printerr ("Set CIMSHUBCTL to the path of the built cimshubctl; meson test does.\n");
     return 1;
@@ -1182,10 +1321,15 @@ main (int argc, char **argv)
   g_test_add_func ("/auth/cimshubctl/check-config-accepts-region", test_cimshubctl_check_config_accepts_region);
   g_test_add_func ("/auth/cimshubctl/check-config-reports-syntax-line", test_cimshubctl_check_config_reports_syntax_line);
   g_test_add_func ("/auth/cimshubctl/check-config-reports-key-line", test_cimshubctl_check_config_reports_key_line);
+  g_test_add_func ("/auth/cimshubctl/check-config-reports-every-key", test_cimshubctl_check_config_reports_every_key);
+  g_test_add_func ("/auth/cimshubctl/hub-check-config-reports-every-key",
+                   test_cimshubctl_hub_check_config_reports_every_key);
   g_test_add_func ("/auth/cimshubctl/check-config-requires-file", test_cimshubctl_check_config_requires_file);
   g_test_add_func ("/auth/cimshubctl/rejects-unknown-subcommand", test_cimshubctl_rejects_unknown_subcommand);
   g_test_add_func ("/auth/cimshubctl/rejects-unknown-token-subcommand", test_cimshubctl_rejects_unknown_token_subcommand);
   g_test_add_func ("/auth/cimshubctl/help-lists-subcommands", test_cimshubctl_help_lists_subcommands);
+  g_test_add_func ("/auth/cimshubctl/group-help-lists-subcommands", test_cimshubctl_group_help_lists_subcommands);
+  g_test_add_func ("/auth/cimshubctl/group-requires-subcommand", test_cimshubctl_group_requires_subcommand);
 
   g_test_add_func ("/auth/cimshubctl/cameras-list-prints-table", test_cimshubctl_cameras_list_prints_table);
   g_test_add_func ("/auth/cimshubctl/cameras-list-prints-json", test_cimshubctl_cameras_list_prints_json);

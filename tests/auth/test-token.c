@@ -7,6 +7,7 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
+#include <openssl/x509.h>
 
 #include "auth/auth.h"
 #include "auth-test-region.h"
@@ -792,6 +793,98 @@ test_token_keyring_rejects_non_key_file (void)
   assert_keyring_rejects_boston_key (path, "not a PEM public key");
 }
 
+/* Boston's entry starts on line 10 of the region config and the State
+ * Police's on line 24. Both keys are bad, and both lines are reported. */
+static void
+test_token_keyring_reports_every_bad_key (void)
+{
+  g_autofree char *path = auth_test_region_write_config (region, "two-bad-keys.conf", "absent.pub.pem");
+  g_autofree char *text = NULL;
+  g_autoptr(GString) edited = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(CimsConfig) bad_config = NULL;
+  g_autoptr(CimsAuthKeyring) bad_keyring = NULL;
+  g_autofree char *boston_line = NULL;
+  g_autofree char *agency_line = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  g_file_get_contents (path, &text, NULL, &error);
+  g_assert_no_error (error);
+  edited = g_string_new (text);
+  g_assert_cmpuint (g_string_replace (edited, "\"state-police.pub.pem\"", "\"absent-agency.pub.pem\"", 0), ==, 1);
+  g_free (auth_test_region_write_file (region, "two-bad-keys.conf", edited->str));
+
+  bad_config = cims_config_load (path, &error);
+  g_assert_no_error (error);
+  bad_keyring = cims_auth_keyring_new (bad_config, &error);
+  g_assert_null (bad_keyring);
+  g_assert_error (error, CIMS_AUTH_ERROR, CIMS_AUTH_ERROR_KEY);
+  g_test_message ("keyring: %s", error->message);
+
+  lines = g_strsplit (error->message, "\n", -1);
+  boston_line = g_strconcat (path, ":10: ", NULL);
+  agency_line = g_strconcat (path, ":24: ", NULL);
+  g_assert_cmpuint (g_strv_length (lines), ==, 2);
+  g_assert_true (g_str_has_prefix (lines[0], boston_line));
+  g_assert_nonnull (strstr (lines[0], "absent.pub.pem"));
+  g_assert_true (g_str_has_prefix (lines[1], agency_line));
+  g_assert_nonnull (strstr (lines[1], "absent-agency.pub.pem"));
+}
+
+/* Returns: (transfer full): the SHA-256 of @key's DER SubjectPublicKeyInfo
+ * in lowercase hex, computed here apart from the keyring. */
+static char *
+key_fingerprint_new (EVP_PKEY *key)
+{
+  unsigned char *der = NULL;
+  int der_len = i2d_PUBKEY (key, &der);
+  char *fingerprint;
+
+  g_assert_cmpint (der_len, >, 0);
+  fingerprint = g_compute_checksum_for_data (G_CHECKSUM_SHA256, der, (gsize) der_len);
+  OPENSSL_free (der);
+
+  return fingerprint;
+}
+
+static void
+test_token_verify_records_key_fingerprint (void)
+{
+  g_autoptr(JsonObject) claims = claims_new_boston ();
+  g_autofree char *token = token_sign (region->boston_key, ES256_HEADER, claims);
+  g_autoptr(CimsAuthIdentity) identity = token_verify_ok (token, TEST_AUDIENCE);
+  g_autofree char *expected = key_fingerprint_new (region->boston_key);
+
+  g_assert_cmpstr (identity->key_fingerprint, ==, expected);
+  g_assert_true (cims_auth_keyring_has_key (keyring, TEST_ISSUER_BOSTON, identity->key_fingerprint));
+  g_assert_false (cims_auth_keyring_has_key (keyring, TEST_ISSUER_CHELSEA, identity->key_fingerprint));
+  g_assert_false (cims_auth_keyring_has_key (keyring, "https://idp.unknown.test", identity->key_fingerprint));
+  g_assert_false (cims_auth_keyring_has_key (keyring, TEST_ISSUER_BOSTON, NULL));
+}
+
+/* A keyring loaded after Boston's key file changed has the new key only,
+ * and still has Chelsea's unchanged key. */
+static void
+test_token_keyring_drops_replaced_key (void)
+{
+  g_autofree char *rogue_path = auth_test_region_get_public_key_path (region, "rogue");
+  g_autofree char *path = auth_test_region_write_config (region, "rotated.conf", rogue_path);
+  g_autofree char *boston_fingerprint = key_fingerprint_new (region->boston_key);
+  g_autofree char *rogue_fingerprint = key_fingerprint_new (region->rogue_key);
+  g_autofree char *chelsea_fingerprint = key_fingerprint_new (region->chelsea_key);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(CimsConfig) rotated_config = cims_config_load (path, &error);
+  g_autoptr(CimsAuthKeyring) rotated = NULL;
+
+  g_assert_no_error (error);
+  rotated = cims_auth_keyring_new (rotated_config, &error);
+  g_assert_no_error (error);
+
+  g_assert_false (cims_auth_keyring_has_key (rotated, TEST_ISSUER_BOSTON, boston_fingerprint));
+  g_assert_true (cims_auth_keyring_has_key (rotated, TEST_ISSUER_BOSTON, rogue_fingerprint));
+  g_assert_true (cims_auth_keyring_has_key (rotated, TEST_ISSUER_CHELSEA, chelsea_fingerprint));
+}
+
 /* ------------------------------------------------------------------ */
 /* Minting */
 
@@ -904,6 +997,9 @@ add_tests (void)
   g_test_add_func ("/auth/token/keyring/rejects-small-rsa-key", test_token_keyring_rejects_small_rsa_key);
   g_test_add_func ("/auth/token/keyring/rejects-p384-key", test_token_keyring_rejects_p384_key);
   g_test_add_func ("/auth/token/keyring/rejects-non-key-file", test_token_keyring_rejects_non_key_file);
+  g_test_add_func ("/auth/token/keyring/reports-every-bad-key", test_token_keyring_reports_every_bad_key);
+  g_test_add_func ("/auth/token/keyring/drops-replaced-key", test_token_keyring_drops_replaced_key);
+  g_test_add_func ("/auth/token/verify/records-key-fingerprint", test_token_verify_records_key_fingerprint);
 
   g_test_add_func ("/auth/token/mint/omits-unset-optional-claims", test_token_mint_omits_unset_optional_claims);
   g_test_add_func ("/auth/token/mint/rejects-public-key", test_token_mint_rejects_public_key);

@@ -410,6 +410,44 @@ test_config_load_regional_auditors (Fixture *fixture, gconstpointer data)
   g_assert_null (default_config->regional_auditors[0]);
 }
 
+/* Digits inside strings and comments are left as they are, a literal that
+ * already has the L suffix is read as a 64-bit integer, and a hexadecimal
+ * literal inside the 32-bit range keeps its value. */
+static void
+test_config_load_widens_only_integer_literals (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *with_location = text_replace (base_config, "location = \"Broadway at Bellingham Square\";",
+                                                 "location = \"Route 99999999999, mile 4294968296\"; "
+                                                 "# 99999999999\n /* 4294968296 */");
+  g_autofree char *text = text_replace (with_location, "  ingest_latency_ms = 80;\n",
+                                        "  ingest_latency_ms = 80;\n  incident_max_s = 7200L;\n"
+                                        "  whep_rate_total = 0x1F4;\n");
+  g_autofree char *path = fixture_write (fixture, "widen.conf", text);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsConfig) config = cims_config_load (path, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (find_camera_checked (config, "chl-0001")->location, ==,
+                   "Route 99999999999, mile 4294968296");
+  g_assert_cmpuint (config->incident_max_s, ==, 7200);
+  g_assert_cmpuint (config->whep_rate_total, ==, 500);
+}
+
+/* libconfig reads an included file itself, so a literal there cannot get
+ * its L and is reported with the included file's name and line. */
+static void
+test_config_load_rejects_wide_integer_in_include (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *text = text_replace (base_config, "  ingest_latency_ms = 80;\n",
+                                        "  ingest_latency_ms = 80;\n  @include \"limits.conf\"\n");
+  g_autofree char *limits_path = fixture_write (fixture, "limits.conf",
+                                                "whep_rate_total = 500;\nwhep_rate_per_client = 4294967306;\n");
+  g_autofree char *path = fixture_write (fixture, "include.conf", text);
+  g_autofree char *message = load_expect_invalid (path);
+
+  assert_problem (message, "limits.conf", 2, "integer 4294967306 needs 64 bits: write it as 4294967306L");
+}
+
 static void
 test_config_load_resolves_relative_config_path (Fixture *fixture, gconstpointer data)
 {
@@ -560,6 +598,23 @@ static const RejectCase reject_cases[] = {
     "ice_udp_ports", 1, "hub: ice_udp_ports [20000, 20003] spans 4 ports, fewer than the 10" },
   { "http-idle-zero", "http_idle_timeout_s = 20;", "http_idle_timeout_s = 0;",
     "http_idle_timeout_s", 1, "hub: http_idle_timeout_s 0 is out of range (1 to 3600)" },
+
+  /* Integers beyond 32 bits, which libconfig 1.5 would wrap, are reported
+   * as written: 4294968296 would wrap to 1000, -4294946297 to 20999 and
+   * 0x100000FA0 to 4000, all inside their ranges. */
+  { "integer-beyond-32-bits", "  ingest_latency_ms = 80;\n",
+    "  ingest_latency_ms = 80;\n  incident_max_s = 999999999999;\n",
+    "incident_max_s", 1, "hub: incident_max_s 999999999999 is out of range (60 to 2592000)" },
+  { "integer-wrapping-into-range", "  ingest_latency_ms = 80;\n",
+    "  ingest_latency_ms = 80;\n  whep_rate_total = 4294968296;\n",
+    "whep_rate_total", 1, "hub: whep_rate_total 4294968296 is out of range (1 to 100000)" },
+  { "negative-integer-wrapping-into-range", "ice_udp_ports = [20000, 20999];",
+    "ice_udp_ports = [20000, -4294946297];",
+    "ice_udp_ports", 1, "hub: ice_udp_ports[1] -4294946297 is out of range (1 to 65535)" },
+  { "hex-integer-wrapping-into-range", "max_kbps = 4000;", "max_kbps = 0x100000FA0;",
+    "max_kbps = 0x", 1, "viewer profile \"browser\": max_kbps 4294971296 is out of range" },
+  { "integer-beyond-64-bits", "idle_source_stop_s = 45;", "idle_source_stop_s = 99999999999999999999;",
+    "idle_source_stop_s", 1, "integer 99999999999999999999 is outside the 64-bit range" },
   /* Unknown settings, so that a misspelt one cannot go unnoticed. */
   { "unknown-camera-setting-suggests", "restricted = true;", "restriced = true;",
     "restriced", 1, "camera \"bos-0001\": unknown setting \"restriced\"; did you mean \"restricted\"?" },
@@ -880,10 +935,75 @@ shipped_config_path (const char *name)
   return g_build_filename (dir, name, NULL);
 }
 
+/* Every setting of the hub group, each of which the example must show,
+ * set or commented out. */
+static const char *const hub_setting_names[] = {
+  "http_listen", "ice_udp_ports", "public_addresses", "state_dir", "idle_source_stop_s",
+  "source_connect_timeout_ms", "reconnect_backoff_ms", "ingest_latency_ms", "incident_max_s",
+  "whep_rate_per_client", "whep_rate_total", "max_sessions_per_user", "max_sessions_per_camera",
+  "media_workers", "http_idle_timeout_s", "dtls_certificate", "dtls_private_key", "cors_origins",
+  "token_audience", "default_profile", "regional_auditors",
+};
+
+/* The example's lines that claim a default; without them the loader must
+ * apply the same values. */
+static const char *const example_default_lines[] = {
+  "  source_connect_timeout_ms = 8000;\n", "  reconnect_backoff_ms = [500, 30000];", "  ingest_latency_ms = 50;",
+  "  http_idle_timeout_s = 60;", "  incident_max_s = 259200;\n", "  whep_rate_per_client = 10;\n",
+  "  whep_rate_total = 200;\n", "  max_sessions_per_user = 16;\n", "  max_sessions_per_camera = 2000;\n",
+  "  media_workers = 0;\n",
+};
+
 static void
-test_config_load_example_file (void)
+check_example_shows_every_hub_setting (const char *text)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (hub_setting_names); i++)
+    {
+      g_autofree char *set = g_strdup_printf ("\n  %s = ", hub_setting_names[i]);
+      g_autofree char *commented = g_strdup_printf ("\n  # %s = ", hub_setting_names[i]);
+
+      g_test_message ("hub setting %s", hub_setting_names[i]);
+      g_assert_true (strstr (text, set) != NULL || strstr (text, commented) != NULL);
+    }
+}
+
+static void
+check_example_defaults (Fixture *fixture, const char *text, const CimsConfig *example)
+{
+  g_autofree char *without = g_strdup (text);
+  g_autofree char *path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsConfig) defaults = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (example_default_lines); i++)
+    {
+      char *shorter = text_replace (without, example_default_lines[i], "");
+
+      g_free (without);
+      without = shorter;
+    }
+  path = fixture_write (fixture, "example-defaults.conf", without);
+  defaults = cims_config_load (path, &error);
+  g_assert_no_error (error);
+
+  g_assert_cmpuint (example->source_connect_timeout_ms, ==, defaults->source_connect_timeout_ms);
+  g_assert_cmpuint (example->reconnect_min_ms, ==, defaults->reconnect_min_ms);
+  g_assert_cmpuint (example->reconnect_max_ms, ==, defaults->reconnect_max_ms);
+  g_assert_cmpuint (example->ingest_latency_ms, ==, defaults->ingest_latency_ms);
+  g_assert_cmpuint (example->http_idle_timeout_s, ==, defaults->http_idle_timeout_s);
+  g_assert_cmpuint (example->incident_max_s, ==, defaults->incident_max_s);
+  g_assert_cmpuint (example->whep_rate_per_client, ==, defaults->whep_rate_per_client);
+  g_assert_cmpuint (example->whep_rate_total, ==, defaults->whep_rate_total);
+  g_assert_cmpuint (example->max_sessions_per_user, ==, defaults->max_sessions_per_user);
+  g_assert_cmpuint (example->max_sessions_per_camera, ==, defaults->max_sessions_per_camera);
+  g_assert_cmpuint (example->media_workers, ==, defaults->media_workers);
+}
+
+static void
+test_config_load_example_file (Fixture *fixture, gconstpointer data)
 {
   g_autofree char *path = shipped_config_path ("example.conf");
+  g_autofree char *text = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (CimsConfig) config = NULL;
   const CimsConfigProfile *legacy;
@@ -907,6 +1027,12 @@ test_config_load_example_file (void)
   g_assert_cmpuint (legacy->max_height, ==, 360);
   g_assert_cmpuint (legacy->max_fps, ==, 15);
   g_assert_cmpuint (legacy->max_kbps, ==, 800);
+  g_assert_nonnull (config->regional_auditors[0]);
+
+  g_file_get_contents (path, &text, NULL, &error);
+  g_assert_no_error (error);
+  check_example_shows_every_hub_setting (text);
+  check_example_defaults (fixture, text, config);
 }
 
 static void
@@ -990,6 +1116,10 @@ main (int argc, char **argv)
   add_fixture_test ("/config/load/ref-counts", NULL, test_config_load_ref_counts);
   add_fixture_test ("/config/load/regional-auditors", NULL, test_config_load_regional_auditors);
   add_fixture_test ("/config/load/accepts-ipv6-listen", NULL, test_config_load_accepts_ipv6_listen);
+  add_fixture_test ("/config/load/widens-only-integer-literals", NULL,
+                    test_config_load_widens_only_integer_literals);
+  add_fixture_test ("/config/load/rejects-wide-integer-in-include", NULL,
+                    test_config_load_rejects_wide_integer_in_include);
 
   for (guint i = 0; i < G_N_ELEMENTS (reject_cases); i++)
     {
@@ -1012,7 +1142,7 @@ main (int argc, char **argv)
   add_fixture_test ("/config/load/rejects-missing-file", NULL, test_config_load_rejects_missing_file);
   add_fixture_test ("/config/load/out-of-service-boundaries", NULL, test_config_load_out_of_service_boundaries);
   add_fixture_test ("/config/load/demo-file", NULL, test_config_load_demo_file);
-  g_test_add_func ("/config/load/example-file", test_config_load_example_file);
+  add_fixture_test ("/config/load/example-file", NULL, test_config_load_example_file);
   g_test_add_func ("/config/id-is-valid", test_config_id_is_valid);
 
   return g_test_run ();

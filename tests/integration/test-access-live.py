@@ -31,6 +31,7 @@ JURISDICTIONS = ("boston", "chelsea", "everett")
 CAMERAS = ("bos-0001", "bos-0002")
 INCIDENT = "BOS-MI-2026-77"
 GRANT_INCIDENT = "BPD-2026-004711"
+ROTATION_INCIDENT = "BPD-2026-004712"
 
 
 def iso_in(seconds):
@@ -382,6 +383,125 @@ def test_token_just_expired(rig):
                f"no 401 within {elapsed:.1f} s (viewer exit {viewer.proc.returncode})")
 
 
+def hub_log_text(rig):
+    with open(os.path.join(rig.temp, "cimshub.stderr"), errors="replace") as log:
+        return log.read()
+
+
+def wait_for_log_count(rig, needle, count, timeout_s=10):
+    """Wait until the hub's log contains `needle` at least `count` times, and return whether it did."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if hub_log_text(rig).count(needle) >= count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_reload_reports_key_errors(rig):
+    """A reload whose new file names two unreadable token keys is refused,
+    and the log gives each key error once as FILE:LINE: message, with the
+    file named once. The good file is then reloaded again."""
+    with open(rig.config_path, encoding="utf-8") as config_file:
+        good_text = config_file.read()
+    lines = good_text.splitlines()
+    entry_lines = {name: 1 + next(i for i, line in enumerate(lines) if f'{{ id = "{name}"' in line)
+                   for name in ("chelsea", "everett")}
+    bad_text = good_text
+    for name in entry_lines:
+        bad_text = bad_text.replace(libconfig_string(rig.keys[name][1]),
+                                    libconfig_string(os.path.join(rig.temp, f"absent-{name}.pub.pem")))
+    n_refused = hub_log_text(rig).count("configuration not reloaded")
+    n_reloaded = hub_log_text(rig).count("reloaded: cameras")
+
+    with open(rig.config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(bad_text)
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    refused = wait_for_log_count(rig, "configuration not reloaded", n_refused + 1)
+    with open(rig.config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(good_text)
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    restored = wait_for_log_count(rig, "reloaded: cameras", n_reloaded + 1)
+
+    log_lines = hub_log_text(rig).splitlines()
+    problems = []
+    if not refused or not restored:
+        problems.append(f"reload refused: {refused}, good file reloaded again: {restored}")
+    for name, line in entry_lines.items():
+        reported = [entry for entry in log_lines
+                    if entry.startswith(f"{rig.config_path}:{line}: ") and f"absent-{name}.pub.pem" in entry]
+        if len(reported) != 1:
+            problems.append(f"{name}'s key error at line {line} was logged {len(reported)} times")
+    if f"{rig.config_path}: {rig.config_path}:" in "\n".join(log_lines):
+        problems.append("a key error names the configuration file twice")
+    rig.record("reload-reports-key-errors", not problems, "; ".join(problems) or
+               "both key errors logged as FILE:LINE: message, running configuration kept")
+
+
+def session_id_of(result):
+    if result is None or not result.get("session_url"):
+        return None
+    return result["session_url"].rsplit("/", 1)[-1]
+
+
+def test_key_rotation(rig, tokens):
+    """Boston's token_key file gets a new key and the hub a SIGHUP, with the
+    configuration text unchanged. The session whose token the old key
+    verified must end with stop reason token-key-removed and one log line
+    naming it. An Everett session under a grant must go on. The old token
+    must get 401, and a token signed with the new key must be accepted.
+    Afterwards Boston's key files contain the new key, so the caller must
+    mint Boston's tokens again."""
+    grant_status, grant_body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+        "grantee": "everett", "cameras": ["bos-0002"], "purpose": "Key rotation check",
+        "incident_number": ROTATION_INCIDENT})
+    if grant_status != 201:
+        rig.record("key-rotation", False, f"grant create returned {grant_status} {grant_body}")
+        return
+    old_key = rig.viewer("boston-old-key", tokens["boston-viewer"], "bos-0001")
+    kept_key = rig.viewer("everett-kept-key", tokens["everett-viewer"], "bos-0002",
+                          incident=ROTATION_INCIDENT, duration_s=10)
+    got_both = old_key.wait_keyframe() is not None and kept_key.wait_keyframe() is not None
+
+    private_path, public_path = rig.keys["boston"]
+    new_private, new_public = make_key_pair(rig.temp, "boston-rotated")
+    shutil.copyfile(new_private, private_path)
+    shutil.copyfile(new_public, public_path)
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    old_result = old_key.wait_result()
+    old_session = session_id_of(old_result)
+
+    refused = rig.viewer("boston-old-token", tokens["boston-viewer"], "bos-0001", expect_status=401)
+    refused_result = refused.wait_result()
+    new_status, _ = rig.api("GET", "/api/v1/cameras", rig.token("boston", "boston-viewer"))
+    kept_result = kept_key.wait_result(timeout_s=20)
+
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        reasons = [reason for (reason,) in db.execute(
+            "SELECT reason FROM audit_log WHERE event = 'session-stop' AND session_id = ?", (old_session,))]
+    log_lines = [line for line in hub_log_text(rig).splitlines() if "is no longer configured" in line]
+    named = [line for line in log_lines
+             if f"session={old_session} camera=bos-0001 jurisdiction=boston:" in line]
+
+    problems = []
+    if not got_both:
+        problems.append("a viewer got no keyframe before the rotation")
+    if not ended_by_hub(old_result):
+        problems.append(f"the session of the old key kept running: {old_result}")
+    if reasons != ["token-key-removed"]:
+        problems.append(f"session {old_session} stop reasons {reasons}, expected one token-key-removed")
+    if len(log_lines) != 1 or len(named) != 1:
+        problems.append(f"expected one log line naming session {old_session}: {log_lines}")
+    if refused.proc.returncode != 0:
+        problems.append(f"the old token was not refused with 401: {refused_result}")
+    if new_status != 200:
+        problems.append(f"a token of the new key got {new_status} from /api/v1/cameras")
+    if kept_result is None or kept_result.get("ended_by") != "duration":
+        problems.append(f"the Everett session did not run to its own end: {kept_result}")
+    rig.record("key-rotation", not problems, "; ".join(problems) or
+               "old-key session ended (token-key-removed), old token 401, other session kept")
+
+
 def test_audit_before_media(rig, tokens, revoked_result):
     if revoked_result is None or not revoked_result.get("session_url"):
         rig.record("audit-start-before-media", False, "no session from the revocation case to check")
@@ -546,6 +666,20 @@ def test_audit_accounting(rig):
                f"{len(counts)} sessions, each one start and one stop; chain intact")
 
 
+def mint_tokens(rig):
+    return {
+        "boston-viewer": rig.token("boston", "boston-viewer"),
+        "boston-authority": rig.token("boston", "boston-chief", roles=("grant-authority",)),
+        "boston-commander": rig.token("boston", "boston-commander", roles=("commander",)),
+        "boston-admin": rig.token("boston", "boston-admin", roles=("system-administrator",)),
+        "boston-auditor": rig.token("boston", "boston-auditor", roles=("auditor",)),
+        "chelsea-viewer": rig.token("chelsea", "chelsea-viewer"),
+        "chelsea-commander": rig.token("chelsea", "chelsea-commander", roles=("commander",)),
+        "chelsea-authority": rig.token("chelsea", "chelsea-chief", roles=("grant-authority",)),
+        "everett-viewer": rig.token("everett", "everett-viewer"),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("cimshub", "cimshubctl", "camera-sim", "whep-viewer"):
@@ -556,23 +690,16 @@ def main():
     rig = Rig(args)
     try:
         rig.setup()
-        tokens = {
-            "boston-viewer": rig.token("boston", "boston-viewer"),
-            "boston-authority": rig.token("boston", "boston-chief", roles=("grant-authority",)),
-            "boston-commander": rig.token("boston", "boston-commander", roles=("commander",)),
-            "boston-admin": rig.token("boston", "boston-admin", roles=("system-administrator",)),
-            "boston-auditor": rig.token("boston", "boston-auditor", roles=("auditor",)),
-            "chelsea-viewer": rig.token("chelsea", "chelsea-viewer"),
-            "chelsea-commander": rig.token("chelsea", "chelsea-commander", roles=("commander",)),
-            "chelsea-authority": rig.token("chelsea", "chelsea-chief", roles=("grant-authority",)),
-            "everett-viewer": rig.token("everett", "everett-viewer"),
-        }
+        tokens = mint_tokens(rig)
         revoked = test_grant_revoked(rig, tokens)
         test_grant_expires(rig, tokens)
         test_incident_end(rig, tokens)
         test_cross_authority(rig, tokens)
         test_denied_leaves_nothing(rig, tokens)
         test_token_just_expired(rig)
+        test_reload_reports_key_errors(rig)
+        test_key_rotation(rig, tokens)
+        tokens = mint_tokens(rig)
         test_audit_before_media(rig, tokens, revoked)
         test_read_only_log(rig, tokens)
         test_crash_recovery(rig, tokens)
