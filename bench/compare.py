@@ -432,7 +432,8 @@ def wait_line(path, needle, proc, timeout_s):
 
 def generator_start(args, processes, name, mode_argv, load_cpu, duration_s):
     argv = ["taskset", "-c", str(load_cpu), args.source_gen, "--clip", args.clip, "--sources", str(args.sources),
-            "--duration", str(duration_s), "--added-delay-ms", str(args.added_delay_ms), *mode_argv]
+            "--duration", str(duration_s), "--added-delay-ms", str(args.added_delay_ms),
+            "--fps", str(args.fps), "--kbps", str(args.kbps), *mode_argv]
     proc = processes.start(name, argv)
     stdout_path = processes.log_paths(name)[0]
     if not wait_line(stdout_path, "cimshub-source-gen: s", proc, 120):
@@ -889,6 +890,8 @@ def parse_args(argv):
     parser.add_argument("--duration", type=int, default=20, help="seconds each step watches (default 20)")
     parser.add_argument("--servers", default="cimshub,janus", help="which servers to run (default cimshub,janus)")
     parser.add_argument("--fps", type=int, default=25, help="frame rate of the clip (default 25)")
+    parser.add_argument("--kbps", type=int, default=2000,
+                        help="bitrate the clip is encoded at, in kbit/s (default 2000)")
     parser.add_argument("--added-delay-ms", type=int, default=0,
                         help="source-gen --added-delay-ms, to check the latency measurement (default 0)")
     parser.add_argument("--janus-event-loops", type=int, default=1,
@@ -931,7 +934,7 @@ def parse_args(argv):
     args.floor = os.path.join(args.build, "bench", "cimshub-floor-openssl")
     if not os.path.exists(args.floor):
         args.floor = os.path.join(args.build, "bench", "cimshub-floor")
-    args.clip = os.path.join(args.build, "bench", f"clip-1080p{args.fps}-2000k.h264")
+    args.clip = os.path.join(args.build, "bench", f"clip-1080p{args.fps}-{args.kbps}k.h264")
     return args
 
 

@@ -30,6 +30,7 @@ struct _CimsWhepViewer {
   char *cname;
 
   NiceAgent *agent;
+  GMainContext *agent_context;     /* transfer none: the loop group @agent runs in, or NULL */
   guint stream_id;
   gboolean is_ice_connected;
   int socket_fd;                   /* the selected pair's local socket; -1 before ICE connects */
@@ -124,6 +125,9 @@ viewer_transport_clear (CimsWhepViewer *viewer)
   if (viewer->agent != NULL)
     nice_agent_remove_stream (viewer->agent, viewer->stream_id);
   g_clear_object (&viewer->agent);
+  if (viewer->agent_context != NULL)
+    cims_worker_loop_leave_group (viewer->shared->loop, viewer->agent_context);
+  viewer->agent_context = NULL;
   viewer->socket_fd = -1;
 }
 
@@ -871,7 +875,8 @@ cims_whep_viewer_start (CimsWhepViewer *viewer)
 
   /* The offerer controls ICE (RFC 8445 6.1.1): the viewer in WHEP, Janus in
    * Janus mode. */
-  viewer->agent = nice_agent_new (viewer->shared->context, NICE_COMPATIBILITY_RFC5245);
+  viewer->agent_context = cims_worker_loop_join_group (viewer->shared->loop);
+  viewer->agent = nice_agent_new (viewer->agent_context, NICE_COMPATIBILITY_RFC5245);
   g_object_set (viewer->agent, "controlling-mode", !options->is_janus, "ice-tcp", FALSE, "upnp", FALSE, NULL);
 
   /* One host candidate on --local-address (127.0.0.1 by default, where the
@@ -883,7 +888,7 @@ cims_whep_viewer_start (CimsWhepViewer *viewer)
   viewer->stream_id = nice_agent_add_stream (viewer->agent, 1);
   g_signal_connect (viewer->agent, "candidate-gathering-done", G_CALLBACK (gathering_done_cb), viewer);
   g_signal_connect (viewer->agent, "component-state-changed", G_CALLBACK (ice_state_changed_cb), viewer);
-  nice_agent_attach_recv (viewer->agent, viewer->stream_id, 1, viewer->shared->context, ice_recv_cb, viewer);
+  nice_agent_attach_recv (viewer->agent, viewer->stream_id, 1, viewer->agent_context, ice_recv_cb, viewer);
 
   /* Before gathering, which may finish at once and must see Janus mode. */
   if (options->is_janus)

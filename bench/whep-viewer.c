@@ -22,7 +22,6 @@ typedef struct {
   guint n_started;
   guint n_done;
   gint64 started_us;
-  GMainLoop *loop;
 } Run;
 
 /* ---- options ------------------------------------------------------------------ */
@@ -219,7 +218,7 @@ viewer_ended_cb (CimsWhepViewer *viewer, gpointer user_data)
 
   run->n_done++;
   if (run->n_done == run->viewers->len)
-    g_main_loop_quit (run->loop);
+    cims_worker_loop_quit (run->shared.loop);
 }
 
 /* Starts the viewers whose turn has come and runs every started viewer's
@@ -258,7 +257,7 @@ interrupt_cb (gpointer user_data)
   }
   run->n_started = run->viewers->len;
   if (run->n_done == run->viewers->len)
-    g_main_loop_quit (run->loop);
+    cims_worker_loop_quit (run->shared.loop);
 
   return G_SOURCE_CONTINUE;
 }
@@ -270,14 +269,13 @@ run_loop (Run *run)
   guint sigint_id;
   guint sigterm_id;
 
-  run->loop = g_main_loop_new (run->shared.context, FALSE);
   run->started_us = g_get_monotonic_time ();
   tick_cb (run);
   tick_id = g_timeout_add (TICK_INTERVAL_MS, tick_cb, run);
   sigint_id = g_unix_signal_add (SIGINT, interrupt_cb, run);
   sigterm_id = g_unix_signal_add (SIGTERM, interrupt_cb, run);
 
-  g_main_loop_run (run->loop);
+  cims_worker_loop_run (run->shared.loop);
 
   g_source_remove (tick_id);
   g_source_remove (sigint_id);
@@ -285,7 +283,6 @@ run_loop (Run *run)
   /* Lets cancelled requests report before their viewers are freed. */
   while (g_main_context_iteration (run->shared.context, FALSE))
     ;
-  g_main_loop_unref (run->loop);
 }
 
 /* ---- results ------------------------------------------------------------------------ */
@@ -471,6 +468,13 @@ main (int argc, char **argv)
 
   run.shared.options = &run.options;
   run.shared.context = g_main_context_default ();
+  run.shared.loop = cims_worker_loop_new (&error);
+  if (run.shared.loop == NULL) {
+    g_printerr ("cimshub-whep-viewer: %s\n", error->message);
+    return 1;
+  }
+  /* Before any source is attached to it, as the loop requires. */
+  cims_worker_loop_add_context (run.shared.loop, run.shared.context);
   run.shared.soup = soup_session_new_with_options ("max-conns", 4096, "max-conns-per-host", 4096,
                                                    "timeout", 30, NULL);
   run.shared.real_minus_monotonic_us = g_get_real_time () - g_get_monotonic_time ();
@@ -493,6 +497,7 @@ main (int argc, char **argv)
 
   g_ptr_array_unref (run.viewers);
   g_object_unref (run.shared.soup);
+  cims_worker_loop_free (run.shared.loop);
   cims_whep_viewer_identity_free (run.shared.identity);
   g_free (run.shared.latency);
   g_free (run.shared.frame_latency);

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <srtp2/srtp.h>
 
+#include "hub/worker-loop.h"
 #include "pipelines/pipelines.h"
 
 G_BEGIN_DECLS
@@ -325,7 +326,11 @@ typedef struct {
   const CimsWhepViewerOptions *options;
   CimsWhepViewerIdentity *identity;
   SoupSession *soup;
-  GMainContext *context;
+  GMainContext *context;           /* the context of HTTP, timers and teardown */
+  /* The epoll loop that runs @context and the viewers' ICE agents, these in
+   * small contexts of their own: a GLib pass then visits the sources of a
+   * few viewers, not of all of them. */
+  CimsWorkerLoop *loop;
   gint64 real_minus_monotonic_us;  /* converts monotonic times to Unix times */
   gint64 latency_from_us;          /* monotonic time from which latency samples count */
   CimsWhepViewerLatency *latency;  /* the process's histogram, written by every viewer */

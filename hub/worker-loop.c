@@ -11,7 +11,7 @@
  * straight from it, with no GLib pass at all. */
 #include "hub/worker-loop.h"
 
-#include "hub/hub-runtime.h"
+#include <gio/gio.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -383,7 +383,9 @@ cims_worker_loop_new (GError **error)
   int epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
 
   if (epoll_fd < 0) {
-    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "epoll_create1() failed: %s", g_strerror (errno));
+    int code = errno;
+
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (code), "epoll_create1() failed: %s", g_strerror (code));
     return NULL;
   }
 
@@ -420,8 +422,10 @@ cims_worker_loop_watch_fd (CimsWorkerLoop *loop, int fd, CimsWorkerLoopFdFunc fu
   handler->func = func;
   handler->user_data = user_data;
   if (epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0) {
-    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "epoll_ctl() could not add fd %d: %s", fd,
-                 g_strerror (errno));
+    int code = errno;
+
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (code), "epoll_ctl() could not add fd %d: %s", fd,
+                 g_strerror (code));
     g_free (handler);
     return FALSE;
   }
