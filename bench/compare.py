@@ -226,10 +226,11 @@ class Bench:
         self.load_cpu = load_cpu
         self.n_runs = 0
 
-    def viewer_argv(self, server, source_index, n_viewers, ramp_ms, duration_s, latency_after_ms):
+    def viewer_argv(self, server, source_index, n_viewers, ramp_ms, duration_s, latency_after_ms,
+                    idle_timeout_ms=4000):
         argv = ["taskset", "-c", str(self.load_cpu), self.args.whep_viewer,
                 "--viewers", str(n_viewers), "--ramp-ms", str(ramp_ms), "--duration", str(duration_s),
-                "--idle-timeout", "4000", "--srtp-profiles", SRTP_SUITES[self.args.srtp][0], "--json",
+                "--idle-timeout", str(idle_timeout_ms), "--srtp-profiles", SRTP_SUITES[self.args.srtp][0], "--json",
                 "--local-address", LOAD_ADDRESS, "--latency-after-ms", str(latency_after_ms)]
         if self.args.socket_timestamps:
             argv.append("--socket-timestamps")
@@ -238,7 +239,8 @@ class Bench:
         return argv + ["--url", server["url"], "--camera", f"src-{source_index}",
                        "--token-file", server["token_path"]]
 
-    def start_viewers(self, server, per_source, ramp_ms, duration_s, latency_after_ms, stagger_s=0.0):
+    def start_viewers(self, server, per_source, ramp_ms, duration_s, latency_after_ms, stagger_s=0.0,
+                      idle_timeout_ms=4000):
         """Starts one viewer process per source with viewers, @stagger_s
         apart; returns [(result path, process)]."""
         procs = []
@@ -251,7 +253,8 @@ class Bench:
             path = os.path.join(self.temp_dir, f"viewer-{self.n_runs}.json")
             with open(path, "wb") as out, open(path + ".stderr", "wb") as err:
                 procs.append((path, subprocess.Popen(
-                    self.viewer_argv(server, index, count, ramp_ms, duration_s, latency_after_ms),
+                    self.viewer_argv(server, index, count, ramp_ms, duration_s, latency_after_ms,
+                                     idle_timeout_ms),
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)))
         return procs
 
@@ -264,7 +267,7 @@ class Bench:
                 proc.kill()
                 proc.wait()
 
-    def run_viewers(self, server, n_viewers, duration_s, window=None):
+    def run_viewers(self, server, n_viewers, duration_s, window=None, idle_timeout_ms=4000):
         """Runs @n_viewers spread over the sources, one viewer process per
         source. @window(start_s, end_s) is called with the steady window's
         bounds relative to now, and its result returned with the viewers'.
@@ -279,7 +282,8 @@ class Bench:
         probe_span_s = PROBE_VIEWERS * PROBE_RAMP_MS / 1000.0 + PROBE_DURATION_S + 2.0
         watch_s = duration_s + (int(join_s + probe_span_s) + 1 if window is not None else 0)
         started = time.monotonic()
-        procs = self.start_viewers(server, per_source, ramp_ms, watch_s, latency_after_ms)
+        procs = self.start_viewers(server, per_source, ramp_ms, watch_s, latency_after_ms,
+                                   idle_timeout_ms=idle_timeout_ms)
 
         measured, probes = None, None
         if window is not None:
@@ -348,8 +352,11 @@ class Bench:
         pid = server["pid"]
         result = {"kind": server["kind"], "rss_idle_kib": server["rss_idle_kib"], "steps": []}
 
-        # One viewer per source starts cimshub's ingest and fills both servers' keyframe stores.
-        warm, _ = self.run_viewers(server, self.args.sources, 3)
+        # One viewer per source starts cimshub's ingest and fills both servers' keyframe stores,
+        # which takes until each source's next keyframe: up to one keyframe interval, which the
+        # viewer waits out without media.
+        warm_s = max(3, -(-self.args.keyint // self.args.fps) + 1)
+        warm, _ = self.run_viewers(server, self.args.sources, warm_s, idle_timeout_ms=(warm_s + 2) * 1000)
         result["warmup_keyframes"] = sum(1 for v in warm["viewers"] if v.get("first_keyframe_ms") is not None)
         time.sleep(1.0)
         result["rss_sources_kib"] = rss_kib(pid)
@@ -433,7 +440,7 @@ def wait_line(path, needle, proc, timeout_s):
 def generator_start(args, processes, name, mode_argv, load_cpu, duration_s):
     argv = ["taskset", "-c", str(load_cpu), args.source_gen, "--clip", args.clip, "--sources", str(args.sources),
             "--duration", str(duration_s), "--added-delay-ms", str(args.added_delay_ms),
-            "--fps", str(args.fps), "--kbps", str(args.kbps), *mode_argv]
+            "--fps", str(args.fps), "--kbps", str(args.kbps), "--keyint", str(args.keyint), *mode_argv]
     proc = processes.start(name, argv)
     stdout_path = processes.log_paths(name)[0]
     if not wait_line(stdout_path, "cimshub-source-gen: s", proc, 120):
@@ -890,6 +897,8 @@ def parse_args(argv):
     parser.add_argument("--duration", type=int, default=20, help="seconds each step watches (default 20)")
     parser.add_argument("--servers", default="cimshub,janus", help="which servers to run (default cimshub,janus)")
     parser.add_argument("--fps", type=int, default=25, help="frame rate of the clip (default 25)")
+    parser.add_argument("--keyint", type=int, default=50,
+                        help="frames from one keyframe to the next in the clip (default 50)")
     parser.add_argument("--kbps", type=int, default=2000,
                         help="bitrate the clip is encoded at, in kbit/s (default 2000)")
     parser.add_argument("--added-delay-ms", type=int, default=0,
@@ -934,7 +943,7 @@ def parse_args(argv):
     args.floor = os.path.join(args.build, "bench", "cimshub-floor-openssl")
     if not os.path.exists(args.floor):
         args.floor = os.path.join(args.build, "bench", "cimshub-floor")
-    args.clip = os.path.join(args.build, "bench", f"clip-1080p{args.fps}-{args.kbps}k.h264")
+    args.clip = os.path.join(args.build, "bench", f"clip-1080p{args.fps}-{args.kbps}k-kf{args.keyint}.h264")
     return args
 
 
