@@ -955,6 +955,16 @@ identity_set_strings (CimsAuthIdentity *identity, JsonObject *claims, GError **e
       !claims_get_string (claims, "client", FALSE, &client, error))
     return FALSE;
 
+  /* The client version goes into the audit log. */
+  if (client != NULL && !cims_config_client_is_valid (client)) {
+    g_autofree char *head = g_strndup (client, 64);
+    g_autofree char *escaped = g_strescape (head, NULL);
+
+    g_set_error (error, CIMS_AUTH_ERROR, CIMS_AUTH_ERROR_INVALID_CLAIM,
+                 "token claim \"client\" \"%s\" is invalid: use 1 to 64 printable ASCII characters", escaped);
+    return FALSE;
+  }
+
   identity->subject = g_strdup (sub);
   identity->name = g_strdup (name);
   identity->jurisdiction = g_strdup (jurisdiction);

@@ -251,6 +251,27 @@ id_char_is_valid (char c)
 }
 
 gboolean
+cims_config_client_is_valid (const char *client)
+{
+  gsize length;
+
+  if (client == NULL)
+    return FALSE;
+
+  length = strnlen (client, ID_MAX_LENGTH + 1);
+  if (length == 0 || length > ID_MAX_LENGTH)
+    return FALSE;
+
+  for (gsize i = 0; i < length; i++)
+    {
+      if (client[i] < 0x20 || client[i] > 0x7e)
+        return FALSE;
+    }
+
+  return TRUE;
+}
+
+gboolean
 cims_config_id_is_valid (const char *id)
 {
   gsize length;

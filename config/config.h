@@ -134,6 +134,11 @@ gboolean cims_config_camera_is_out_of_service (const CimsConfigCamera *camera, g
  * and never names a parent directory. */
 gboolean cims_config_id_is_valid (const char *id);
 
+/* Returns TRUE when @client, a viewer's client version from its token or
+ * WHEP URL, is 1 to 64 printable ASCII characters. It names a viewer
+ * profile when it equals one's name, and goes into the audit log. */
+gboolean cims_config_client_is_valid (const char *client);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsConfig, cims_config_unref)
 
 G_END_DECLS

@@ -42,7 +42,7 @@ cims_fd_budget_init (CimsFdBudget *budget, guint64 limit)
   budget->reserve = MAX (RESERVE_MIN, limit / 16);
   budget->n_open = 0;
   budget->counted_us = 0;
-  budget->n_admitted = 0;
+  budget->n_pending = 0;
 }
 
 guint64
@@ -81,14 +81,18 @@ budget_recount (CimsFdBudget *budget, gint64 now_us)
 {
   budget->n_open = cims_fd_count_open ();
   budget->counted_us = now_us;
-  budget->n_admitted = 0;
+}
+
+/* Tells whether @n_needed more descriptors leave the reserve free. */
+static gboolean
+budget_fits (const CimsFdBudget *budget, guint n_needed)
+{
+  return budget->n_open + budget->n_pending + n_needed + budget->reserve <= budget->limit;
 }
 
 gboolean
-cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint64 *n_open)
+cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint n_needed, guint64 *n_open)
 {
-  guint64 expected;
-
   /* RLIM_INFINITY or an unreadable limit: nothing to keep within. */
   if (budget->limit == 0 || budget->limit == RLIM_INFINITY) {
     *n_open = 0;
@@ -97,17 +101,23 @@ cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint64 *n_open)
 
   if (budget->counted_us == 0 || now_us - budget->counted_us >= CIMS_FD_BUDGET_RECOUNT_US)
     budget_recount (budget, now_us);
-
-  expected = budget->n_open + (guint64) budget->n_admitted * CIMS_FD_BUDGET_PER_SESSION;
-  if (cims_fd_budget_session_room (budget, expected) == 0 && budget->counted_us != now_us) {
+  if (!budget_fits (budget, n_needed) && budget->counted_us != now_us)
     budget_recount (budget, now_us);
-    expected = budget->n_open;
-  }
 
-  *n_open = expected;
-  if (cims_fd_budget_session_room (budget, expected) == 0)
+  *n_open = budget->n_open + budget->n_pending;
+  if (!budget_fits (budget, n_needed))
     return FALSE;
 
-  budget->n_admitted++;
+  budget->n_pending += n_needed;
   return TRUE;
+}
+
+void
+cims_fd_budget_settle (CimsFdBudget *budget, guint n_needed)
+{
+  guint64 n_settled = MIN (budget->n_pending, n_needed);
+
+  /* Counted as open until the next count. */
+  budget->n_pending -= n_settled;
+  budget->n_open += n_settled;
 }

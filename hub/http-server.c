@@ -305,6 +305,10 @@ cims_http_server_start (CimsHub *hub, GError **error)
   hub->http_connections = cims_http_connections_new (hub, hub->http);
 
   socket_address = g_inet_socket_address_new (address, hub->config->http_port);
+  /* NOTE: libsoup 3.2 stops accepting for good after one failed accept(),
+   * so idle HTTP connections that use up the open-file limit leave the hub
+   * deaf to HTTP until it restarts. The budget in fd-budget.c counts only
+   * viewer sessions and camera starts, not HTTP connections. */
   listener = listen_socket_new (socket_address, error);
   if (listener == NULL || !soup_server_listen_socket (hub->http, listener, 0, error)) {
     g_prefix_error (error, "Cannot listen on %s:%u: ", hub->config->http_host, hub->config->http_port);

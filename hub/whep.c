@@ -21,11 +21,13 @@ typedef struct {
   CimsAuthDecision decision;
   char *incident_number;
   char *client;
+  guint n_fds_needed;           /* admitted in the hub's open-file budget, settled when freed */
 } WhepRequest;
 
 static void
 whep_request_free (WhepRequest *request)
 {
+  cims_fd_budget_settle (&request->hub->fd_budget, request->n_fds_needed);
   g_clear_object (&request->msg);
   g_clear_pointer (&request->identity, cims_auth_identity_free);
   g_clear_pointer (&request->offer, cims_sdp_offer_free);
@@ -171,6 +173,54 @@ viewer_profile_for (WhepRequest *request)
   return profile ? profile : g_ptr_array_index (config->profiles, 0);
 }
 
+/* Decides again for a request that waited for its camera to connect, since
+ * a reload or a revocation meanwhile ended only running sessions. Replies
+ * and frees @request when its token key, its camera or its allowance is
+ * gone, and returns FALSE then. */
+static gboolean
+request_recheck (WhepRequest *request)
+{
+  CimsHub *hub = request->hub;
+  const CimsAuthIdentity *identity = request->identity;
+  const CimsConfigCamera *camera = cims_config_find_camera (hub->config, request->camera->id);
+  g_auto (CimsAuthDecision) decision = { 0 };
+
+  if (!cims_auth_keyring_has_key (hub->keyring, identity->issuer, identity->key_fingerprint)) {
+    g_message ("camera=%s: %s of %s refused: the key that verified the token was removed while the camera "
+               "connected", request->camera->id, identity->subject, identity->jurisdiction);
+    reply_error_counted (hub, request->msg, SOUP_STATUS_UNAUTHORIZED, "invalid-token",
+                         "The key that verified the token is no longer configured.");
+    goto refused;
+  }
+
+  if (camera == NULL) {
+    reply_error_counted (hub, request->msg, SOUP_STATUS_NOT_FOUND, "unknown-camera",
+                         "The camera was removed from the configuration while it connected.");
+    goto refused;
+  }
+
+  cims_hub_access_decide (hub, identity, camera, request->incident_number, g_get_real_time (), &decision);
+  if (!decision.allowed) {
+    g_message ("camera=%s: denied %s of %s once the camera connected (%s): %s", camera->id, identity->subject,
+               identity->jurisdiction, decision.rule_name, decision.reason);
+    cims_hub_audit_denied (hub, identity, camera, request->incident_number,
+                           soup_server_message_get_remote_host (request->msg), decision.rule_name);
+    reply_forbidden (hub, request->msg, &decision);
+    goto refused;
+  }
+
+  request->camera = camera;
+  cims_auth_decision_clear (&request->decision);
+  request->decision = decision;
+  memset (&decision, 0, sizeof decision);
+  return TRUE;
+
+refused:
+  soup_server_message_unpause (request->msg);
+  whep_request_free (request);
+  return FALSE;
+}
+
 static void
 source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
 {
@@ -198,6 +248,9 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
     whep_request_free (request);
     return;
   }
+
+  if (!request_recheck (request))
+    return;
 
   profile = viewer_profile_for (request);
   video.codec = codec;
@@ -306,13 +359,19 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
  * budget's reserve, so that cameras, HTTP and the database keep working for
  * everyone already served. Logs at most once a minute. */
 static gboolean
-check_open_files (CimsHub *hub, SoupServerMessage *msg)
+check_open_files (CimsHub *hub, SoupServerMessage *msg, const CimsConfigCamera *camera, guint *n_needed)
 {
   gint64 now_us = g_get_monotonic_time ();
   guint64 n_open = 0;
 
-  if (cims_fd_budget_admit (&hub->fd_budget, now_us, &n_open))
+  /* The first viewer of a camera the hub is not pulling starts its ingest. */
+  *n_needed = CIMS_FD_BUDGET_PER_SESSION;
+  if (g_hash_table_lookup (hub->sources, camera->id) == NULL)
+    *n_needed += CIMS_FD_BUDGET_PER_SOURCE;
+  if (cims_fd_budget_admit (&hub->fd_budget, now_us, *n_needed, &n_open))
     return TRUE;
+
+  *n_needed = 0;
 
   CIMS_METRIC_ADD (hub, whep_refused_open_files, 1);
   if (hub->fd_limit_logged_us == 0 || now_us - hub->fd_limit_logged_us >= 60 * G_USEC_PER_SEC) {
@@ -330,9 +389,9 @@ check_open_files (CimsHub *hub, SoupServerMessage *msg)
   return FALSE;
 }
 
-/* Rejects a ?client= value that cannot name a viewer profile. Profile names
- * are ids, and the value goes into the session's audit record, so bytes
- * that are no valid id are refused before anything is written. */
+/* Rejects a ?client= value that is no client version: one that is empty,
+ * longer than 64 bytes, or not printable ASCII. It goes into the session's
+ * audit record, so it is refused before anything is written. */
 static gboolean
 check_client (CimsHub *hub, SoupServerMessage *msg, const char *client)
 {
@@ -340,14 +399,13 @@ check_client (CimsHub *hub, SoupServerMessage *msg, const char *client)
   g_autofree char *escaped = NULL;
   g_autofree char *reason = NULL;
 
-  if (client == NULL || cims_config_id_is_valid (client))
+  if (client == NULL || cims_config_client_is_valid (client))
     return TRUE;
 
   head = g_strndup (client, 64);
   escaped = g_strescape (head, NULL);
-  reason = g_strdup_printf ("client=\"%s\"%s is not a viewer profile name: use 1 to 64 characters of a-z, "
-                            "0-9, '.', '_' and '-', starting with a letter or digit.",
-                            escaped, strlen (client) > 64 ? " (cut at 64 bytes)" : "");
+  reason = g_strdup_printf ("client=\"%s\"%s is invalid: use 1 to 64 printable ASCII characters, such as a "
+                            "viewer profile name.", escaped, strlen (client) > 64 ? " (cut at 64 bytes)" : "");
   reply_error_counted (hub, msg, SOUP_STATUS_BAD_REQUEST, "invalid-client", reason);
   return FALSE;
 }
@@ -440,6 +498,7 @@ parse_offer (CimsHub *hub, SoupServerMessage *msg)
 static void
 handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashTable *query)
 {
+  guint n_fds_needed = 0;
   const char *client;
   const char *incident_number;
   g_autoptr (CimsAuthIdentity) identity = NULL;
@@ -462,7 +521,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   }
 
   camera = find_camera (hub, msg, camera_id);
-  if (camera == NULL || !check_session_caps (hub, msg, identity, camera) || !check_open_files (hub, msg))
+  if (camera == NULL || !check_session_caps (hub, msg, identity, camera))
     return;
 
   incident_number = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
@@ -482,6 +541,12 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   offer = parse_offer (hub, msg);
   if (offer == NULL)
     return;
+  /* Last, so that every admitted request becomes a WhepRequest, whose free
+   * settles its descriptors. */
+  if (!check_open_files (hub, msg, camera, &n_fds_needed)) {
+    cims_sdp_offer_free (offer);
+    return;
+  }
 
   request = g_new0 (WhepRequest, 1);
   request->hub = hub;
@@ -493,6 +558,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   memset (&decision, 0, sizeof decision);
   request->incident_number = g_strdup (incident_number);
   request->client = g_strdup (client);
+  request->n_fds_needed = n_fds_needed;
 
   source = cims_hub_source_acquire (hub, camera);
   soup_server_message_pause (msg);

@@ -508,6 +508,24 @@ test_token_verify_rejects_exp_string (void)
 }
 
 static void
+test_token_verify_rejects_bad_client (void)
+{
+  const char *const clients[] = { "", "wall\001decoder", "d\303\251codeur", NULL };
+  g_autofree char *long_client = g_strnfill (65, 'a');
+
+  /* The client version goes into the audit log: only 1 to 64 printable
+   * ASCII characters are taken. */
+  for (guint i = 0; i < G_N_ELEMENTS (clients); i++) {
+    g_autoptr(JsonObject) claims = claims_new_boston ();
+    g_autofree char *token = NULL;
+
+    json_object_set_string_member (claims, "client", clients[i] != NULL ? clients[i] : long_client);
+    token = token_sign (region->boston_key, ES256_HEADER, claims);
+    assert_token_rejected (token, TEST_AUDIENCE, CIMS_AUTH_ERROR_INVALID_CLAIM);
+  }
+}
+
+static void
 test_token_verify_rejects_missing_exp (void)
 {
   g_autoptr(JsonObject) claims = claims_new_boston ();
@@ -946,6 +964,7 @@ add_tests (void)
 {
   g_test_add_func ("/auth/token/verify/accepts-es256", test_token_verify_accepts_es256);
   g_test_add_func ("/auth/token/verify/accepts-rs256", test_token_verify_accepts_rs256);
+  g_test_add_func ("/auth/token/verify/rejects-bad-client", test_token_verify_rejects_bad_client);
   g_test_add_func ("/auth/token/verify/accepts-hand-signed-claims", test_token_verify_accepts_hand_signed_claims);
   g_test_add_func ("/auth/token/verify/accepts-agency", test_token_verify_accepts_agency);
   g_test_add_func ("/auth/token/verify/treats-non-participant-as-agency", test_token_verify_treats_non_participant_as_agency);

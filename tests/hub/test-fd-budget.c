@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of hub/fd-budget.c: the soft open-file limit is raised to the
- * hard one, sessions are admitted on an estimate between counts, and a
+ * hard one, requests count until they settle, also across recounts, and a
  * refusal rests on a fresh count of the descriptors really open. */
 #include "hub/fd-budget.h"
 
@@ -77,39 +77,65 @@ test_admit_and_refuse (void)
   /* Room for two sessions above what is open now. */
   g_assert_cmpuint (n_open_start, >, 0);
   cims_fd_budget_init (&budget, n_open_start + 64 + 2 * CIMS_FD_BUDGET_PER_SESSION);
-  g_assert_true (cims_fd_budget_admit (&budget, now_us, &n_open));
+  g_assert_true (cims_fd_budget_admit (&budget, now_us, CIMS_FD_BUDGET_PER_SESSION, &n_open));
   g_assert_cmpuint (n_open, ==, n_open_start);
 
-  /* Within the recount interval the first session counts as its estimate. */
+  /* The first request opened its descriptors and settled. */
   open_fds (fds, CIMS_FD_BUDGET_PER_SESSION);
-  g_assert_true (cims_fd_budget_admit (&budget, now_us + 1, &n_open));
-  g_assert_cmpuint (n_open, ==, n_open_start + CIMS_FD_BUDGET_PER_SESSION);
-
-  /* The estimate is full: a fresh count confirms it, and the third is refused. */
+  cims_fd_budget_settle (&budget, CIMS_FD_BUDGET_PER_SESSION);
+  g_assert_true (cims_fd_budget_admit (&budget, now_us + 1, CIMS_FD_BUDGET_PER_SESSION, &n_open));
   open_fds (fds + CIMS_FD_BUDGET_PER_SESSION, CIMS_FD_BUDGET_PER_SESSION);
-  g_assert_false (cims_fd_budget_admit (&budget, now_us + 2, &n_open));
+  cims_fd_budget_settle (&budget, CIMS_FD_BUDGET_PER_SESSION);
+
+  /* The last count is stale, and a fresh one shows the room used up. */
+  g_assert_false (cims_fd_budget_admit (&budget, now_us + 2, CIMS_FD_BUDGET_PER_SESSION, &n_open));
   g_assert_cmpuint (n_open, ==, n_open_start + 2 * CIMS_FD_BUDGET_PER_SESSION);
+  g_assert_cmpuint (budget.n_pending, ==, 0);
 
   /* Descriptors closed since: the next request counts again and is admitted,
    * also within the recount interval. */
   close_fds (fds, G_N_ELEMENTS (fds));
-  g_assert_true (cims_fd_budget_admit (&budget, now_us + 3, &n_open));
+  g_assert_true (cims_fd_budget_admit (&budget, now_us + 3, CIMS_FD_BUDGET_PER_SESSION, &n_open));
   g_assert_cmpuint (n_open, ==, n_open_start);
 }
 
 static void
-test_estimate_alone_never_refuses (void)
+test_pending_survive_recount (void)
 {
   CimsFdBudget budget;
   guint64 n_open_start = cims_fd_count_open ();
   guint64 n_open = 0;
   gint64 now_us = 1000 * 1000;
 
-  /* Admitted sessions that opened nothing yet: the estimate fills up, but a
-   * fresh count shows room, so none is refused on the estimate alone. */
+  /* Requests whose camera has not connected yet have opened nothing, so a
+   * fresh count misses them: they stay counted until settled. */
   cims_fd_budget_init (&budget, n_open_start + 64 + 2 * CIMS_FD_BUDGET_PER_SESSION);
-  for (int i = 0; i < 5; i++)
-    g_assert_true (cims_fd_budget_admit (&budget, now_us + i, &n_open));
+  g_assert_true (cims_fd_budget_admit (&budget, now_us, CIMS_FD_BUDGET_PER_SESSION, &n_open));
+  now_us += 2 * CIMS_FD_BUDGET_RECOUNT_US;
+  g_assert_true (cims_fd_budget_admit (&budget, now_us, CIMS_FD_BUDGET_PER_SESSION, &n_open));
+  now_us += 2 * CIMS_FD_BUDGET_RECOUNT_US;
+  g_assert_false (cims_fd_budget_admit (&budget, now_us, CIMS_FD_BUDGET_PER_SESSION, &n_open));
+  g_assert_cmpuint (n_open, ==, n_open_start + 2 * CIMS_FD_BUDGET_PER_SESSION);
+
+  /* One of them ended without opening anything. */
+  cims_fd_budget_settle (&budget, CIMS_FD_BUDGET_PER_SESSION);
+  g_assert_true (cims_fd_budget_admit (&budget, now_us + 1, CIMS_FD_BUDGET_PER_SESSION, &n_open));
+}
+
+static void
+test_camera_start_needs_more (void)
+{
+  CimsFdBudget budget;
+  guint64 n_open_start = cims_fd_count_open ();
+  guint64 n_open = 0;
+
+  /* Room for a few sessions of a running camera, but not for a request
+   * that also starts a camera's ingest. */
+  cims_fd_budget_init (&budget, n_open_start + 64 + CIMS_FD_BUDGET_PER_SOURCE);
+  g_assert_false (cims_fd_budget_admit (&budget, 1, CIMS_FD_BUDGET_PER_SESSION + CIMS_FD_BUDGET_PER_SOURCE,
+                                        &n_open));
+  g_assert_true (cims_fd_budget_admit (&budget, 2, CIMS_FD_BUDGET_PER_SESSION, &n_open));
+  g_assert_cmpuint (budget.n_pending, ==, CIMS_FD_BUDGET_PER_SESSION);
 }
 
 int
@@ -119,6 +145,7 @@ main (int argc, char **argv)
   g_test_add_func ("/fd-budget/limit-raised", test_limit_raised);
   g_test_add_func ("/fd-budget/session-room", test_session_room);
   g_test_add_func ("/fd-budget/admit-and-refuse", test_admit_and_refuse);
-  g_test_add_func ("/fd-budget/estimate-alone-never-refuses", test_estimate_alone_never_refuses);
+  g_test_add_func ("/fd-budget/pending-survive-recount", test_pending_survive_recount);
+  g_test_add_func ("/fd-budget/camera-start-needs-more", test_camera_start_needs_more);
   return g_test_run ();
 }

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +33,11 @@ CAMERAS = ("bos-0001", "bos-0002")
 INCIDENT = "BOS-MI-2026-77"
 GRANT_INCIDENT = "BPD-2026-004711"
 ROTATION_INCIDENT = "BPD-2026-004712"
+SLOW_INCIDENT = "BPD-2026-004713"
+# The camera behind a proxy that holds each RTSP connection this long before
+# passing it on, so that a viewer's request waits for the camera to connect.
+SLOW_CAMERA = "bos-slow"
+SLOW_CONNECT_S = 3.0
 
 
 def iso_in(seconds):
@@ -125,6 +131,7 @@ class Rig:
             self.keys[name] = make_key_pair(self.temp, name)
         self.http_port = free_tcp_port()
         self.sim_port = free_tcp_port()
+        self.start_slow_proxy()
         self.ice_ports = free_udp_range(40)
         self.base_url = f"http://127.0.0.1:{self.http_port}"
         self.config_path = os.path.join(self.temp, "hub.conf")
@@ -143,6 +150,10 @@ class Rig:
     source = "rtsp://127.0.0.1:{self.sim_port}/{camera}";
     shared_with = []; restricted = {"true" if restricted and camera == "bos-0002" else "false"}; }}"""
             for camera in CAMERAS)
+        cameras += f""",
+  {{ id = "{SLOW_CAMERA}"; jurisdiction = "boston"; location = "Harbor camera behind a slow link";
+    brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
+    source = "rtsp://127.0.0.1:{self.slow_port}/bos-0001"; shared_with = []; restricted = false; }}"""
         text = f"""hub: {{
   http_listen = "127.0.0.1:{self.http_port}";
   ice_udp_ports = [{self.ice_ports[0]}, {self.ice_ports[1]}];
@@ -165,6 +176,48 @@ viewer_profiles = (
 """
         with open(self.config_path, "w", encoding="utf-8") as config_file:
             config_file.write(text)
+
+    def start_slow_proxy(self):
+        """Listens on self.slow_port and relays each connection to the camera
+        simulator SLOW_CONNECT_S after accepting it."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        self.slow_port = listener.getsockname()[1]
+
+        def pipe(source, target):
+            try:
+                while True:
+                    data = source.recv(65536)
+                    if not data:
+                        break
+                    target.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (source, target):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve():
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return
+                time.sleep(SLOW_CONNECT_S)
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", self.sim_port), timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                upstream.settimeout(None)
+                threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
 
     def start_camera(self):
         argv = [self.args.camera_sim, "--address", "127.0.0.1", "--port", str(self.sim_port)]
@@ -267,6 +320,28 @@ def test_grant_revoked(rig, tokens):
                "; ".join(problems) or f"last media packet {stop_ms:.0f} ms after the revoke response"
                if stop_ms is not None else "; ".join(problems) or "ended")
     return result
+
+
+def test_revoked_while_camera_connects(rig, tokens):
+    # The grant is revoked while the viewer's request waits for the camera:
+    # the request must be refused, not become a session under the old grant.
+    status, body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+        "grantee": "chelsea", "cameras": [SLOW_CAMERA], "purpose": "Harbor patrol",
+        "incident_number": SLOW_INCIDENT})
+    if status != 201:
+        rig.record("revoked-while-camera-connects", False, f"grant create returned {status} {body}")
+        return
+    viewer = rig.viewer("chelsea-slow", tokens["chelsea-viewer"], SLOW_CAMERA, incident=SLOW_INCIDENT,
+                        expect_status=403)
+    time.sleep(SLOW_CONNECT_S / 3)
+    revoke_status, revoke_body = rig.api("DELETE", f"/api/v1/grants/{body['grant']['id']}",
+                                         tokens["boston-authority"])
+    result = viewer.wait_result(timeout_s=SLOW_CONNECT_S + 15)
+    ok = (revoke_status == 200 and revoke_body.get("sessions_ended") == 0 and result is not None
+          and result.get("status") == 403 and viewer.proc.returncode == 0)
+    rig.record("revoked-while-camera-connects", ok,
+               f"revoke {revoke_status} {revoke_body}; viewer status {result and result.get('status')}, "
+               f"packets {result and result.get('packets')}")
 
 
 def test_grant_expires(rig, tokens):
@@ -692,6 +767,7 @@ def main():
         rig.setup()
         tokens = mint_tokens(rig)
         revoked = test_grant_revoked(rig, tokens)
+        test_revoked_while_camera_connects(rig, tokens)
         test_grant_expires(rig, tokens)
         test_incident_end(rig, tokens)
         test_cross_authority(rig, tokens)

@@ -451,17 +451,20 @@ def test_camera_deleted_while_watched(rig):
 def test_invalid_client(rig):
     failures_before = read_metric_sum(rig.base_url, "cimshub_audit_failures_total")
     statuses = {}
-    for name, value in (("not-utf8", "%ff%fe"), ("too-long", "a" * 65), ("upper-case", "Browser"),
-                        ("space", "wall%20one")):
+    for name, value in (("not-utf8", "%ff%fe"), ("too-long", "a" * 65), ("control", "wall%01one"),
+                        ("empty", "")):
         status, _, body = request("POST", f"{rig.base_url}/whep/cameras/bos-0001?client={value}", VALID_OFFER,
                                   {"Content-Type": "application/sdp", "Authorization": "Bearer " + rig.token})
         statuses[name] = (status, json.loads(body).get("error") if body.startswith("{") else body[:80])
     valid = create_and_delete(rig, "bos-0001")
+    version_status, _, _ = request("POST", f"{rig.base_url}/whep/cameras/bos-0001?client=wall-decoder/2.1",
+                                   VALID_OFFER, {"Content-Type": "application/sdp",
+                                                 "Authorization": "Bearer " + rig.token})
     failures_after = read_metric_sum(rig.base_url, "cimshub_audit_failures_total")
     ok = (all(result == (400, "invalid-client") for result in statuses.values()) and valid == 200
-          and failures_after == failures_before)
+          and version_status == 201 and failures_after == failures_before)
     rig.record("invalid-client", ok, f"statuses {statuses}, audit failures {failures_before} -> "
-               f"{failures_after}, then a normal session: {valid}")
+               f"{failures_after}, then a normal session: {valid}, a client version: {version_status}")
 
 
 def start_limited_hub(rig, name, nofile):
