@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth/report.h"
+#include "hub/strict-json.h"
 
 #define MAX_BODY_SIZE (64 * 1024)
 
@@ -65,52 +66,13 @@ cims_api_reply_method_not_allowed (SoupServerMessage *msg, const char *allow)
   cims_http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed", reason);
 }
 
-/* Returns: (transfer full): the first integer of the JSON text @data that
- * lies outside the gint64 range, or NULL. json-glib 1.6.6 reads such an
- * integer without an error as a wrapped value, -99999999999999999999 as 1,
- * which a range check would then accept. @data must be valid JSON. */
-static char *
-json_text_find_huge_integer (const char *data, gsize size)
-{
-  gboolean is_in_string = FALSE;
-
-  for (gsize i = 0; i < size; i++) {
-    gsize start = i;
-    gboolean is_integer = TRUE;
-    g_autofree char *number = NULL;
-
-    if (is_in_string) {
-      if (data[i] == '\\')
-        i++;
-      else if (data[i] == '"')
-        is_in_string = FALSE;
-      continue;
-    }
-    if (data[i] == '"') {
-      is_in_string = TRUE;
-      continue;
-    }
-    if (data[i] != '-' && !g_ascii_isdigit (data[i]))
-      continue;
-
-    while (i + 1 < size && (g_ascii_isdigit (data[i + 1]) || strchr ("+-.eE", data[i + 1]) != NULL)) {
-      i++;
-      is_integer = is_integer && g_ascii_isdigit (data[i]);
-    }
-    number = g_strndup (data + start, i + 1 - start);
-    if (is_integer && !g_ascii_string_to_signed (number, 10, G_MININT64, G_MAXINT64, NULL, NULL))
-      return g_steal_pointer (&number);
-  }
-  return NULL;
-}
-
 JsonObject *
 cims_api_body_parse (SoupServerMessage *msg, JsonParser *parser)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
   g_autoptr (GError) error = NULL;
-  g_autofree char *huge = NULL;
+  g_autofree char *strict_reason = NULL;
   gsize size = 0;
   const char *data = g_bytes_get_data (bytes, &size);
   JsonNode *root;
@@ -121,16 +83,14 @@ cims_api_body_parse (SoupServerMessage *msg, JsonParser *parser)
     return NULL;
   }
 
-  if (!json_parser_load_from_data (parser, data != NULL ? data : "", (gssize) size, &error)) {
-    g_autofree char *reason = g_strdup_printf ("The body is not valid JSON: %s", error->message);
-    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", reason);
+  strict_reason = cims_strict_json_check (data, size);
+  if (strict_reason != NULL) {
+    cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", strict_reason);
     return NULL;
   }
 
-  huge = json_text_find_huge_integer (data, size);
-  if (huge != NULL) {
-    g_autofree char *reason = g_strdup_printf ("The body contains the integer %.64s, which is outside the 64-bit "
-                                               "range the API reads.", huge);
+  if (!json_parser_load_from_data (parser, data != NULL ? data : "", (gssize) size, &error)) {
+    g_autofree char *reason = g_strdup_printf ("The body is not valid JSON: %s", error->message);
     cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-json", reason);
     return NULL;
   }

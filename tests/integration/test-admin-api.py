@@ -181,8 +181,11 @@ class Run:
         return harness.run_checked(argv, "cimshubctl token mint").strip().splitlines()[-1]
 
     def request(self, method, path, token, body=None):
-        """Returns (status, content type, body text)."""
-        data = json.dumps(body).encode() if body is not None else None
+        """Sends body as JSON, or as it is when it is bytes. Returns
+        (status, content type, body text)."""
+        data = body
+        if body is not None and not isinstance(body, bytes):
+            data = json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", "Bearer " + token)
         if data is not None:
@@ -326,6 +329,71 @@ class Run:
         self.check("incident-takes-max-duration", status == 201, f"status={status} {reply}")
         status, reply = self.json_request("DELETE", f"/api/v1/incidents/{incident_id}", self.t["commander"])
         self.check("incident-ended", status == 200, f"status={status} {reply}")
+
+    def test_strict_json(self):
+        """A grant or incident body that json-glib 1.6.6 reads only
+        leniently gets 400 invalid-json naming the byte offset and what was
+        found there. Before the strict check, json-glib accepted a /* */
+        comment, which hid a huge duration_s from the range check and
+        created an incident that ended 1 s after its start. It also read
+        0600 as octal, 0x258 as hexadecimal, single-quoted strings and raw
+        tabs. A strict body with every escape and non-ASCII text is still
+        created, with its text decoded."""
+        endpoints = [
+            ("grant", "/api/v1/grants", self.t["boston_grants"], "purpose",
+             '"grantee": "chelsea", "purpose": "TEXT", "cameras": ["bos-0001"]'),
+            ("incident", "/api/v1/incidents", self.t["commander"], "description",
+             '"incident_number": "CPD-STRICT-1", "description": "TEXT", "cameras": ["chl-0001"]'),
+        ]
+        # Each case: the members added to the endpoint's own, the value of
+        # its free-text member (TEXT above), the text at the offset that the
+        # reason must name, and other texts that the reason must contain.
+        cases = [
+            ("comment-hiding-huge-integer", '"duration_s": /*"*/-99999999999999999999/*"*/', "strict", "/*",
+             ["a comment"]),
+            ("line-comment", '"duration_s": 600 // the default\n', "strict", "//", ["a comment"]),
+            ("hash-comment", '"duration_s": 600 # the default\n', "strict", "#", ["a comment"]),
+            ("leading-zero", '"duration_s": 0600', "strict", "0600", ["leading zero"]),
+            ("hexadecimal", '"duration_s": 0x258', "strict", "0x258", ["hexadecimal"]),
+            ("single-quotes", "'duration_s': 600", "strict", "'", ["single-quoted string"]),
+            ("bare-identifier", "duration_s: 600", "strict", "duration_s:", ["bare word duration_s"]),
+            ("spaced-minus", '"duration_s": - 600', "strict", " 600", ["a digit after '-'", "whitespace"]),
+            ("trailing-comma", '"duration_s": 600,', "strict", ",}", ["trailing comma"]),
+            ("control-character", '"duration_s": 600', "tab\there", "\t", ["control character 0x09"]),
+            ("huge-integer", '"duration_s": 99999999999999999999', "strict", "9999",
+             ["99999999999999999999", "64-bit range"]),
+        ]
+        for kind, path, token, _, members in endpoints:
+            for case, extra, text_value, marker, expected_texts in cases:
+                body = "{" + members.replace("TEXT", text_value) + ", " + extra + "}"
+                expected_texts = [f"at byte offset {body.index(marker)}:"] + expected_texts
+                status, reply = self.json_request("POST", path, token, body.encode())
+                reason = (reply or {}).get("reason", "")
+                error = (reply or {}).get("error")
+                self.check(f"{kind}-rejects-{case}",
+                           status == 400 and error == "invalid-json"
+                           and all(text in reason for text in expected_texts),
+                           f"status={status} error={error} reason={reason!r}, expected 400 invalid-json "
+                           f"naming {expected_texts}")
+                # A lenient parser may create the incident. It is ended so
+                # that it shares no camera with the tests that follow.
+                if kind == "incident" and status == 201:
+                    incident_id = reply.get("incident", {}).get("id", "none")
+                    self.json_request("DELETE", f"/api/v1/incidents/{incident_id}", token)
+
+        # Every escape RFC 8259 allows, a surrogate pair, raw UTF-8 and
+        # every kind of whitespace between tokens.
+        escaped = r'strict \" \\ \/ \b \f \n \r \t \u00e9 \ud83d\ude00 raw ' + "\u00e9 \u2713"
+        decoded = 'strict " \\ / \b \f \n \r \t \u00e9 \U0001f600 raw \u00e9 \u2713'
+        for kind, path, token, text_member, members in endpoints:
+            body = "{\t" + members.replace("TEXT", escaped).replace(", ", ",\r\n  ", 1) + ' ,\n"duration_s" : 600 }\n'
+            status, reply = self.json_request("POST", path, token, body.encode())
+            created = (reply or {}).get(kind, {})
+            self.check(f"{kind}-takes-strict-json-escapes",
+                       status == 201 and created.get(text_member) == decoded,
+                       f"status={status} {text_member}={created.get(text_member)!r}, expected 201 and {decoded!r}")
+            if kind == "incident" and status == 201:
+                self.json_request("DELETE", f"/api/v1/incidents/{created.get('id', 'none')}", token)
 
     def test_agency_request_flow(self):
         body = {"camera_id": "bos-0001", "from": "2024-05-01T10:00:00Z",
@@ -506,10 +574,12 @@ class Run:
         report = json.loads(text) if status == 200 else {}
         rows = {row["id"]: row for row in report.get("jurisdictions", [])}
         boston = rows.get("boston", {})
+        # Boston's grants: grant-created, grant-takes-duration and
+        # grant-takes-strict-json-escapes.
         self.check("report-json",
                    status == 200 and content_type.startswith("application/json")
                    and boston.get("archive_requests_approved") == 1
-                   and boston.get("grants_created") == 2 and boston.get("cameras_in_service") == 1
+                   and boston.get("grants_created") == 3 and boston.get("cameras_in_service") == 1
                    and rows.get("chelsea", {}).get("archive_requests_approved") == 0,
                    f"status={status} boston={boston}")
 
@@ -796,7 +866,7 @@ def main():
     run = Run(args)
     return harness.run_steps(run, (
         run.setup, run.make_tokens, run.test_worker_count, run.test_grant, run.test_grant_validation,
-        run.test_incident_validation, run.test_agency_request_flow,
+        run.test_incident_validation, run.test_strict_json, run.test_agency_request_flow,
         run.test_civilian_request_flow, run.test_audit_scopes, run.test_reports, run.test_report_beside_healthz,
         run.test_stop_during_report, run.test_audit_query_beside_healthz, run.test_audit_queries_bounded,
         run.test_stop_during_audit_query),
