@@ -182,10 +182,15 @@ class FaultRig(whep.Rig):
         the ingest can miss the first keyframe (see the note it prints); that
         race is in the hub, not in the cameras' faults."""
         for camera in cameras:
-            run = self.run_viewer("--duration", "1", camera=camera, timeout_s=20)
-            problems = self.viewer_problems(run, CAMERAS[camera][1])
-            if problems:
-                print(f"note: cold start of {camera}: {'; '.join(problems)}", flush=True)
+            # Under load the first viewer can end before the camera's first
+            # keyframe reached the hub: a second one then joins a running
+            # source and ends after that keyframe is cached.
+            for attempt in (1, 2):
+                run = self.run_viewer("--duration", "1", camera=camera, timeout_s=20)
+                problems = self.viewer_problems(run, CAMERAS[camera][1])
+                if not problems:
+                    break
+                print(f"note: cold start of {camera}, warm-up {attempt}: {'; '.join(problems)}", flush=True)
 
     def run_beside_healthy(self, camera, *extra, duration_s=WATCH_S, timeout_s=40):
         """Runs a viewer of @camera and, at the same time, one of the healthy
