@@ -4,7 +4,10 @@
  * and the viewer page in web-page.c. */
 #include "hub/hub-runtime.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <gio/gio.h>
 
@@ -244,6 +247,7 @@ request_cb (SoupServer *server, SoupServerMessage *msg, const char *path, GHashT
   CimsHub *hub = user_data;
   const char *method = soup_server_message_get_method (msg);
 
+  hub->http_requests++;
   cors_apply (hub, msg, path);
   cims_http_connection_close_after (msg);
 
@@ -286,6 +290,74 @@ listen_socket_new (GSocketAddress *address, GError **error)
   return g_steal_pointer (&socket);
 }
 
+/* How often the hub checks that libsoup still accepts connections. */
+#define LISTENER_CHECK_INTERVAL_S 2
+
+/* Returns how many connections wait in @socket's accept queue. */
+static guint
+listener_queue_length (GSocket *socket)
+{
+  struct tcp_info info;
+  socklen_t size = sizeof info;
+
+  /* Linux gives a listening socket's accept queue as tcpi_unacked. */
+  if (getsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_INFO, &info, &size) != 0)
+    return 0;
+
+  return info.tcpi_unacked;
+}
+
+/* Closes the listener that libsoup no longer serves and listens again on
+ * the same address. Connections already accepted carry on. */
+static void
+listener_restart (CimsHub *hub)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocket) listener = NULL;
+
+  soup_server_disconnect (hub->http);
+  g_clear_object (&hub->http_listener);
+
+  listener = listen_socket_new (hub->http_address, &error);
+  if (listener == NULL || !soup_server_listen_socket (hub->http, listener, 0, &error)) {
+    g_warning ("HTTP: listening again on port %u failed: %s; retrying in %d s", hub->http_port,
+               error->message, LISTENER_CHECK_INTERVAL_S);
+    return;
+  }
+
+  hub->http_listener = g_steal_pointer (&listener);
+  g_message ("HTTP: listening again on port %u", hub->http_port);
+}
+
+/* libsoup 3.2 stops accepting for good after one failed accept(), such as
+ * at the open-file limit, and then leaves connections in the queue. This
+ * check runs on the loop that accepts them, so connections waiting at two
+ * checks in a row with no request started in between mean that libsoup
+ * stopped, and the hub listens again. */
+static gboolean
+listener_check_cb (gpointer user_data)
+{
+  CimsHub *hub = user_data;
+  guint n_queued = 0;
+
+  if (hub->http_listener == NULL) {
+    listener_restart (hub);
+    return G_SOURCE_CONTINUE;
+  }
+
+  n_queued = listener_queue_length (hub->http_listener);
+  if (n_queued > 0 && hub->http_queue_seen && hub->http_requests == hub->http_requests_checked) {
+    g_warning ("HTTP: %u connections wait unaccepted on port %u, so the server stopped accepting; "
+               "listening again", n_queued, hub->http_port);
+    listener_restart (hub);
+    n_queued = 0;
+  }
+
+  hub->http_queue_seen = n_queued > 0;
+  hub->http_requests_checked = hub->http_requests;
+  return G_SOURCE_CONTINUE;
+}
+
 gboolean
 cims_http_server_start (CimsHub *hub, GError **error)
 {
@@ -305,10 +377,6 @@ cims_http_server_start (CimsHub *hub, GError **error)
   hub->http_connections = cims_http_connections_new (hub, hub->http);
 
   socket_address = g_inet_socket_address_new (address, hub->config->http_port);
-  /* NOTE: libsoup 3.2 stops accepting for good after one failed accept(),
-   * so idle HTTP connections that use up the open-file limit leave the hub
-   * deaf to HTTP until it restarts. The budget in fd-budget.c counts only
-   * viewer sessions and camera starts, not HTTP connections. */
   listener = listen_socket_new (socket_address, error);
   if (listener == NULL || !soup_server_listen_socket (hub->http, listener, 0, error)) {
     g_prefix_error (error, "Cannot listen on %s:%u: ", hub->config->http_host, hub->config->http_port);
@@ -320,6 +388,15 @@ cims_http_server_start (CimsHub *hub, GError **error)
   if (uris != NULL)
     hub->http_port = (guint16) g_uri_get_port (uris->data);
   g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+
+  /* The bound address, with the port the kernel chose for port 0. */
+  hub->http_address = g_socket_get_local_address (listener, error);
+  if (hub->http_address == NULL) {
+    g_clear_object (&hub->http);
+    return FALSE;
+  }
+  hub->http_listener = g_steal_pointer (&listener);
+  hub->http_check_id = g_timeout_add_seconds (LISTENER_CHECK_INTERVAL_S, listener_check_cb, hub);
 
   g_message ("listening on http://%s:%u/", hub->config->http_host, hub->http_port);
   return TRUE;

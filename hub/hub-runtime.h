@@ -123,6 +123,12 @@ struct _CimsHub {
   SoupServer *http;
   CimsHttpConnections *http_connections;
   guint16 http_port;
+  GSocket *http_listener;       /* the listening socket, or NULL while it cannot be made again */
+  GSocketAddress *http_address; /* where it listens */
+  guint http_check_id;          /* the timer that checks that connections are accepted */
+  guint64 http_requests;        /* requests started, main context only */
+  guint64 http_requests_checked; /* http_requests at the last check that saw a queue */
+  gboolean http_queue_seen;     /* the last check saw connections waiting to be accepted */
   gint64 started_us;
   CimsMetrics metrics;
 };

@@ -194,10 +194,13 @@ cims_hub_stop (CimsHub *hub)
   GHashTableIter iter;
   gpointer key;
 
+  g_clear_handle_id (&hub->http_check_id, g_source_remove);
   if (hub->http != NULL) {
     soup_server_disconnect (hub->http);
     g_clear_object (&hub->http);
   }
+  g_clear_object (&hub->http_listener);
+  g_clear_object (&hub->http_address);
 
   /* Every connection is closed, so no report or audit query has a request
    * to reply to. */

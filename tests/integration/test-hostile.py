@@ -3,7 +3,8 @@
 # Hostile and heavy input against a running hub on 127.0.0.1: malformed
 # offers, path tricks, credentials, CORS, request floods, connections closed
 # or left silent, 10,000 session create-and-delete cycles, stray UDP, a
-# camera deleted while watched, bad client names and a low open-file limit.
+# camera deleted while watched, bad client names, a low open-file limit and
+# HTTP accepted again after idle connections used up that limit.
 """Run the hostile-input integration tests; print one PASS/FAIL line each and
 a last line "N passed, M failed". Exit status 0 only when all pass."""
 
@@ -513,6 +514,30 @@ def test_open_file_limit(rig):
           and alive and "CRITICAL" not in stderr and "refusing new viewers" in stderr)
     rig.record("open-file-limit", ok, f"{len(locations)} sessions, then {refusal}; after 10 ended: {after}; "
                f"refused metric {refused}, criticals {stderr.count('CRITICAL')}")
+
+    # Idle connections use up the limit, so an accept() fails and libsoup
+    # stops accepting. Once they close, the hub must serve HTTP again.
+    hub, base_url = start_limited_hub(rig, "cimshub-http", "300:300")
+    port = int(base_url.rsplit(":", 1)[1])
+    idle = []
+    try:
+        for _ in range(290):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    except OSError:
+        pass
+    time.sleep(1)
+    for sock in idle:
+        sock.close()
+    started = time.monotonic()
+    status = 0
+    while status != 200 and time.monotonic() - started < 10:
+        status = http_get(base_url + "/healthz", timeout_s=1)[0]
+        if status != 200:
+            time.sleep(0.5)
+    waited_s = time.monotonic() - started
+    rig.processes.stop("cimshub-http")
+    rig.record("http-after-open-file-limit", status == 200,
+               f"{len(idle)} idle connections, then /healthz {status} after {waited_s:.1f} s")
 
     # A soft limit below the hard one is raised at start.
     hub, base_url = start_limited_hub(rig, "cimshub-raise", "64:4096")
