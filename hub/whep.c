@@ -355,7 +355,7 @@ check_session_caps (CimsHub *hub, SoupServerMessage *msg, const CimsAuthIdentity
   return FALSE;
 }
 
-/* Refuses a session that would leave fewer descriptors free than the
+/* Rejects a session that would leave fewer descriptors free than the
  * budget's reserve, so that cameras, HTTP and the database keep working for
  * everyone already served. Logs at most once a minute. */
 static gboolean

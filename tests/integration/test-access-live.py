@@ -34,8 +34,9 @@ INCIDENT = "BOS-MI-2026-77"
 GRANT_INCIDENT = "BPD-2026-004711"
 ROTATION_INCIDENT = "BPD-2026-004712"
 SLOW_INCIDENT = "BPD-2026-004713"
-# The camera behind a proxy that holds each RTSP connection this long before
-# passing it on, so that a viewer's request waits for the camera to connect.
+# The camera behind a proxy that keeps each RTSP connection waiting this
+# long before passing it on, so that a viewer's request waits for the
+# camera to connect.
 SLOW_CAMERA = "bos-slow"
 SLOW_CONNECT_S = 3.0
 
