@@ -49,6 +49,7 @@ struct _CimsWhepViewer {
   CimsWhepViewerRtcp rtcp;
   const char *srtp_profile_name;   /* static string from OpenSSL */
   guint n_undecryptable;
+  guint n_dtls_dropped;         /* of the first ones, under --drop-dtls */
 
   /* The frame whose first packet carried a send time, until its marker. */
   gboolean has_frame_send_time;
@@ -450,6 +451,10 @@ ice_recv_cb (NiceAgent *agent, guint stream_id, guint component_id, guint size, 
     return;
 
   if (data[0] >= 20 && data[0] <= 63) {
+    if (viewer->n_dtls_dropped < viewer->shared->options->dtls_drops) {
+      viewer->n_dtls_dropped++;
+      return;
+    }
     if (viewer->dtls.ssl != NULL)
       dtls_status_handle (viewer, cims_whep_viewer_dtls_receive (&viewer->dtls, data, size));
   } else if (data[0] >= 128 && data[0] <= 191 && viewer->srtp.inbound != NULL) {
@@ -990,6 +995,7 @@ result_media_add (JsonBuilder *builder, CimsWhepViewer *viewer)
   member_int_add (builder, "lost", (gint64) stats->n_lost);
   member_int_add (builder, "bytes", (gint64) stats->n_bytes);
   member_int_add (builder, "undecryptable", viewer->n_undecryptable);
+  member_int_add (builder, "dtls_dropped", viewer->n_dtls_dropped);
   member_string_add (builder, "codec", stats->codec != CIMS_CODEC_UNKNOWN ? cims_codec_to_string (stats->codec) : NULL);
   json_builder_set_member_name (builder, "width");
   if (stats->width != 0)

@@ -61,6 +61,7 @@ typedef struct {
   guint duration_s;
   guint idle_timeout_ms;
   guint pli_interval_ms;
+  guint dtls_drops;               /* DTLS datagrams from the hub to drop on arrival */
   CimsWhepViewerSetup setup;
   gboolean offers_vp8;
   gboolean offers_h265;

@@ -12,6 +12,10 @@
 #define DTLS_MTU 1200
 #define DTLS_HANDSHAKE_TIMEOUT_US (10 * G_USEC_PER_SEC)
 #define DTLS_TIMER_INTERVAL_MS 50
+/* A flight is retransmitted when the peer's next flight has not arrived
+ * within 100 ms, then within twice the last timeout, up to 1 s. */
+#define DTLS_FIRST_RETRANSMIT_US 100000
+#define DTLS_MAX_RETRANSMIT_US 1000000
 
 /* ---- DTLS-SRTP ------------------------------------------------------------- */
 
@@ -66,6 +70,20 @@ dtls_bio_method (void)
   return (BIO_METHOD *) method;
 }
 
+/* Returns the next retransmission timeout; OpenSSL's own first timeout is
+ * 1 s. As DTLS client the hub sends its ClientHello as soon as ICE
+ * connects, which can be before the viewer has read the SDP answer. A
+ * viewer that dropped it would otherwise wait 1 s for its first frame. */
+static unsigned int
+dtls_retransmit_timer_cb (SSL *ssl, unsigned int last_timeout_us)
+{
+  (void) ssl;
+
+  if (last_timeout_us == 0)
+    return DTLS_FIRST_RETRANSMIT_US;
+  return MIN (last_timeout_us * 2, DTLS_MAX_RETRANSMIT_US);
+}
+
 static gboolean
 dtls_create (CimsViewerSession *session)
 {
@@ -84,6 +102,7 @@ dtls_create (CimsViewerSession *session)
 
   SSL_set_options (session->ssl, SSL_OP_NO_QUERY_MTU);
   DTLS_set_link_mtu (session->ssl, DTLS_MTU);
+  DTLS_set_timer_cb (session->ssl, dtls_retransmit_timer_cb);
 
   if (session->role == CIMS_DTLS_SETUP_ACTIVE)
     SSL_set_connect_state (session->ssl);

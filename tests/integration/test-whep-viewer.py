@@ -33,6 +33,9 @@ FIRST_KEYFRAME_LIMIT_MS = 1000.0
 WATCH_S = 3
 # At 25 fps the pattern camera sends well over one packet a frame.
 MIN_PACKETS_PER_S = 20
+# A lost first DTLS flight must go out again within this time after the
+# answer; OpenSSL alone waits 1 s.
+LOST_FLIGHT_LIMIT_MS = 600
 
 
 def free_udp_range(count, attempts=200):
@@ -382,6 +385,23 @@ class Rig:
             problems.append(f"the hub counted {plis:.0f} PLIs, expected about {WATCH_S * 2}")
         self.record("pli", problems, describe(run) + f" plis={plis:.0f}")
 
+    def test_lost_client_hello(self):
+        """The viewer drops the hub's first DTLS datagram, its ClientHello, as
+        a viewer that has not read the answer yet does: the hub must send it
+        again well before OpenSSL's default of 1 s."""
+        run = self.run_viewer("--drop-dtls", "1", "--duration", "2")
+        problems = self.watch_problems(run, 1, self.h264_size) if run.viewers else ["no result"]
+        problems = [p for p in problems if "packets in" not in p]
+        for viewer in run.viewers:
+            if viewer.get("dtls_role") != "server" or viewer.get("dtls_dropped") != 1:
+                problems.append(f"DTLS role {viewer.get('dtls_role')} with {viewer.get('dtls_dropped')} "
+                                "datagrams dropped, expected server with 1")
+            connected_ms, answer_ms = viewer.get("dtls_connected_ms"), viewer.get("answer_ms")
+            if connected_ms is None or answer_ms is None or connected_ms - answer_ms > LOST_FLIGHT_LIMIT_MS:
+                problems.append(f"DTLS connected at {connected_ms} ms, answer at {answer_ms} ms: the "
+                                f"ClientHello came again later than {LOST_FLIGHT_LIMIT_MS} ms")
+        self.record("lost-client-hello", problems, describe(run))
+
     def test_h265(self):
         run = self.run_viewer("--h265", "--duration", str(WATCH_S), camera=H265_CAMERA)
         problems = self.watch_problems(run, 1, H265_SIZE, codec="H265")
@@ -456,6 +476,7 @@ def main():
             rig.test_bad_fingerprint()
             rig.test_other_jurisdiction()
             rig.test_pli()
+            rig.test_lost_client_hello()
             rig.test_h265()
             rig.measure_fifty()
         if not all(passed for _, passed in rig.results):
