@@ -768,11 +768,6 @@ cims_source_new_transcode (CimsHub *hub, CimsSource *camera, const CimsConfigPro
 
   source->transcoder = cims_transcoder_new (&settings, &callbacks, source);
   atomic_fetch_add (&hub->metrics.transcoders_active, 1);
-  /* NOTE: the pipeline is built and started here, on the main context: 10
-   * to 66 ms in a release build, 220 to 290 ms under ASan. Meanwhile no
-   * other WHEP answer goes out, and a viewer built on libnice that gets the
-   * hub's ICE check before its answer then sends its own first check up to
-   * 1 s late. */
   transcode_attach (source);
   g_message ("camera=%s profile=%s: transcoder started to %s within %ux%u at %u fps, %u kbit/s",
              camera->camera_id, profile->name, cims_codec_to_string (output_codec), profile->max_width,

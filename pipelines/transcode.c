@@ -71,6 +71,11 @@ struct _CimsTranscoder {
   guint input_clock_rate;
   GstCaps *input_caps;
   TranscodePipeline *pipeline;
+  gboolean is_opening;          /* a pipeline is being built on @opener, without the lock */
+  GThread *opener;              /* the last thread that built one, joined before the next */
+  guint32 n_stops;              /* a build that began before the last stop is closed */
+  GPtrArray *held_packets;      /* refs of packets pushed while a pipeline is being built */
+  gsize held_bytes;
   GSource *restart_source;      /* rebuilds the pipeline after a failure */
   GSource *report_source;       /* reports RESTARTING on the main context */
   gchar *restart_reason;
@@ -95,6 +100,8 @@ struct _CimsTranscoder {
 };
 
 static void transcoder_schedule_restart_locked (CimsTranscoder *transcoder, const char *reason);
+static gboolean transcoder_restart_cb (gpointer user_data);
+static GstBuffer *transcoder_input_buffer_new_locked (CimsTranscoder *transcoder, const CimsRtpPacket *packet);
 
 /* ---- logging ----------------------------------------------------------- */
 
@@ -790,10 +797,10 @@ link_failed:
  * from the ingest's rtspsrc, whose jitterbuffer has already reordered them
  * and dropped late ones, and a second one would only add latency. */
 static GstElement *
-pipeline_add_decoder (TranscodePipeline *pipeline, CimsTranscoder *transcoder, GError **error)
+pipeline_add_decoder (TranscodePipeline *pipeline, CimsCodec input_codec, GstCaps *input_caps, GError **error)
 {
   GstBin *bin = GST_BIN (pipeline->pipeline);
-  gboolean is_h264 = transcoder->input_codec == CIMS_CODEC_H264;
+  gboolean is_h264 = input_codec == CIMS_CODEC_H264;
   GstElement *depayloader;
   GstElement *parser;
   GstElement *decoder;
@@ -805,7 +812,7 @@ pipeline_add_decoder (TranscodePipeline *pipeline, CimsTranscoder *transcoder, G
       || (decoder = bin_add_element (bin, is_h264 ? "avdec_h264" : "avdec_h265", error)) == NULL)
     return NULL;
 
-  appsrc_configure (pipeline->appsrc, transcoder->input_caps);
+  appsrc_configure (pipeline->appsrc, input_caps);
 
   /* One thread: one transcode then costs one core at most, and frame
    * threads would add a frame of latency each. Decode errors after packet
@@ -817,7 +824,7 @@ pipeline_add_decoder (TranscodePipeline *pipeline, CimsTranscoder *transcoder, G
   if (!gst_element_link_many (pipeline->appsrc, depayloader, parser, decoder, NULL))
     {
       g_set_error (error, CIMS_PIPELINES_ERROR, CIMS_PIPELINES_ERROR_FAILED,
-                   "could not link the %s depayloader, parser and decoder", codec_encoding_name (transcoder->input_codec));
+                   "could not link the %s depayloader, parser and decoder", codec_encoding_name (input_codec));
       return NULL;
     }
 
@@ -840,10 +847,11 @@ pipeline_add_probes (TranscodePipeline *pipeline, GstElement *decoder, GstElemen
 
 /* Builds appsrc ! depay ! parse ! decoder ! videoconvert ! videoscale !
  * videorate ! capsfilter ! encoder [! capsfilter] ! payloader ! appsink for
- * the current input format. Returns (transfer full) the pipeline, not
- * started, or NULL with @error set. Called with the lock held. */
+ * @input_codec and @input_caps. Returns (transfer full) the pipeline, not
+ * started, or NULL with @error set. Reads only the transcoder's settings,
+ * which never change, so it runs without the lock. */
 static TranscodePipeline *
-pipeline_new (CimsTranscoder *transcoder, GError **error)
+pipeline_new (CimsTranscoder *transcoder, CimsCodec input_codec, GstCaps *input_caps, GError **error)
 {
   TranscodePipeline *pipeline = g_atomic_rc_box_new0 (TranscodePipeline);
   g_autofree gchar *name = g_strdup_printf ("transcode-%s-%s", transcoder->camera_id, transcoder->profile_name);
@@ -862,7 +870,7 @@ pipeline_new (CimsTranscoder *transcoder, GError **error)
   pipeline->pipeline = gst_pipeline_new (name);
   bin = GST_BIN (pipeline->pipeline);
 
-  decoder = pipeline_add_decoder (pipeline, transcoder, error);
+  decoder = pipeline_add_decoder (pipeline, input_codec, input_caps, error);
   if (decoder == NULL
       || (convert = bin_add_element (bin, "videoconvert", error)) == NULL
       || (scale = bin_add_element (bin, "videoscale", error)) == NULL
@@ -909,20 +917,18 @@ pipeline_watch_bus (TranscodePipeline *pipeline, GMainContext *main_context)
   g_source_attach (pipeline->bus_source, main_context);
 }
 
-/* Builds and starts a pipeline for the current input format and makes it
- * the current one. On success *@replaced is the previous pipeline (or
- * NULL), which the caller closes after releasing the lock. Called with the
- * lock held; the new pipeline's threads never take it. */
-static gboolean
-transcoder_open_locked (CimsTranscoder *transcoder, TranscodePipeline **replaced, GError **error)
+/* Builds a pipeline for @input_codec and @input_caps and sets it playing.
+ * Returns (transfer full) the pipeline, or NULL with @error set. Runs
+ * without the lock: building and starting took 10 to 66 ms here, and up to
+ * 290 ms under ASan. */
+static TranscodePipeline *
+pipeline_build (CimsTranscoder *transcoder, CimsCodec input_codec, GstCaps *input_caps, GError **error)
 {
-  TranscodePipeline *pipeline = pipeline_new (transcoder, error);
+  TranscodePipeline *pipeline = pipeline_new (transcoder, input_codec, input_caps, error);
 
-  *replaced = NULL;
   if (pipeline == NULL)
-    return FALSE;
+    return NULL;
 
-  pipeline->epoch = ++transcoder->n_epochs;
   if (gst_element_set_state (pipeline->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
     {
       g_autoptr(GstBus) bus = gst_pipeline_get_bus (GST_PIPELINE (pipeline->pipeline));
@@ -932,19 +938,144 @@ transcoder_open_locked (CimsTranscoder *transcoder, TranscodePipeline **replaced
       g_set_error (error, CIMS_PIPELINES_ERROR, CIMS_PIPELINES_ERROR_FAILED, "failed to start the pipeline: %s",
                    description != NULL ? description : "state change failed");
       pipeline_close (pipeline);
-      return FALSE;
+      return NULL;
     }
+
+  return pipeline;
+}
+
+/* Drops the packets held for a pipeline being built. Called with the lock held. */
+static void
+held_packets_clear_locked (CimsTranscoder *transcoder)
+{
+  g_ptr_array_set_size (transcoder->held_packets, 0);
+  transcoder->held_bytes = 0;
+}
+
+/* Makes @pipeline the current one, feeds it the packets held while it was
+ * built, and returns the previous pipeline (or NULL), which the caller
+ * closes after releasing the lock. Called with the lock held. */
+static TranscodePipeline *
+pipeline_install_locked (CimsTranscoder *transcoder, TranscodePipeline *pipeline, GstCaps *built_caps)
+{
+  GstAppSrc *appsrc = GST_APP_SRC (pipeline->appsrc);
+  TranscodePipeline *replaced = g_steal_pointer (&transcoder->pipeline);
+
+  pipeline->epoch = ++transcoder->n_epochs;
   pipeline_watch_bus (pipeline, transcoder->main_context);
+  transcoder->pipeline = pipeline;
+
+  /* Parameter sets that came while it was built, for the same decoder. */
+  if (!gst_caps_is_equal (built_caps, transcoder->input_caps))
+    gst_app_src_set_caps (appsrc, transcoder->input_caps);
+
+  for (guint i = 0; i < transcoder->held_packets->len; i++)
+    gst_app_src_push_buffer (appsrc, transcoder_input_buffer_new_locked (transcoder,
+                                                                         g_ptr_array_index (transcoder->held_packets, i)));
+  held_packets_clear_locked (transcoder);
 
   g_mutex_lock (&transcoder->stats_lock);
   transcoder->stats.epoch = pipeline->epoch;
   transcoder->stats.n_restarts = transcoder->n_epochs - 1;
   g_mutex_unlock (&transcoder->stats_lock);
 
-  *replaced = g_steal_pointer (&transcoder->pipeline);
-  transcoder->pipeline = pipeline;
+  return replaced;
+}
 
-  return TRUE;
+/* Builds the next pipeline soon, from the main context. Called with the
+ * lock held, when a build ended without a pipeline that can be used. */
+static void
+transcoder_reopen_soon_locked (CimsTranscoder *transcoder)
+{
+  if (transcoder->restart_source != NULL)
+    return;
+
+  transcoder->restart_source = g_idle_source_new ();
+  g_source_set_callback (transcoder->restart_source, transcoder_restart_cb, transcoder, NULL);
+  g_source_attach (transcoder->restart_source, transcoder->main_context);
+}
+
+typedef struct {
+  CimsTranscoder *transcoder;
+  CimsCodec input_codec;
+  GstCaps *input_caps;
+  guint32 n_stops;
+} OpenJob;
+
+/* The opener thread: builds a pipeline for the format of its start and
+ * installs it, unless the transcoder stopped or the camera changed codec
+ * meanwhile. */
+static gpointer
+transcoder_open_thread (gpointer user_data)
+{
+  OpenJob *job = user_data;
+  CimsTranscoder *transcoder = job->transcoder;
+  g_autoptr(GError) error = NULL;
+  TranscodePipeline *pipeline = pipeline_build (transcoder, job->input_codec, job->input_caps, &error);
+  TranscodePipeline *closed = NULL;
+
+  g_mutex_lock (&transcoder->lock);
+  transcoder->is_opening = FALSE;
+  if (!transcoder->is_started)
+    {
+      closed = pipeline;
+    }
+  else if (job->n_stops != transcoder->n_stops || transcoder->input_codec != job->input_codec)
+    {
+      closed = pipeline;
+      held_packets_clear_locked (transcoder);
+      transcoder_reopen_soon_locked (transcoder);
+    }
+  else if (pipeline == NULL)
+    {
+      held_packets_clear_locked (transcoder);
+      transcoder_schedule_restart_locked (transcoder, error->message);
+    }
+  else
+    {
+      closed = pipeline_install_locked (transcoder, pipeline, job->input_caps);
+    }
+  g_mutex_unlock (&transcoder->lock);
+
+  if (closed != NULL)
+    pipeline_close (closed);
+
+  gst_caps_unref (job->input_caps);
+  g_free (job);
+  return NULL;
+}
+
+/* Starts building a pipeline for the current input format on a thread of
+ * its own, so that the caller's context goes on. Packets pushed meanwhile
+ * are held for it. Does nothing while a build is running: that build
+ * checks the format when it ends. Called with the lock held. */
+static void
+transcoder_open_start_locked (CimsTranscoder *transcoder)
+{
+  g_autoptr(GError) error = NULL;
+  OpenJob *job;
+
+  if (transcoder->is_opening)
+    return;
+
+  /* The last opener has at most its pipeline_close() left to run. */
+  if (transcoder->opener != NULL)
+    g_thread_join (g_steal_pointer (&transcoder->opener));
+
+  job = g_new0 (OpenJob, 1);
+  job->transcoder = transcoder;
+  job->input_codec = transcoder->input_codec;
+  job->input_caps = gst_caps_ref (transcoder->input_caps);
+  job->n_stops = transcoder->n_stops;
+  transcoder->is_opening = TRUE;
+  transcoder->opener = g_thread_try_new ("cims-transcode-open", transcoder_open_thread, job, &error);
+  if (transcoder->opener == NULL)
+    {
+      transcoder->is_opening = FALSE;
+      gst_caps_unref (job->input_caps);
+      g_free (job);
+      transcoder_schedule_restart_locked (transcoder, error->message);
+    }
 }
 
 /* ---- restarts ---------------------------------------------------------------- */
@@ -953,18 +1084,12 @@ static gboolean
 transcoder_restart_cb (gpointer user_data)
 {
   CimsTranscoder *transcoder = user_data;
-  g_autoptr(GError) error = NULL;
-  TranscodePipeline *replaced = NULL;
 
   g_mutex_lock (&transcoder->lock);
   g_clear_pointer (&transcoder->restart_source, g_source_unref);
-  if (transcoder->is_started && transcoder->pipeline == NULL && transcoder->input_caps != NULL
-      && !transcoder_open_locked (transcoder, &replaced, &error))
-    transcoder_schedule_restart_locked (transcoder, error->message);
+  if (transcoder->is_started && transcoder->pipeline == NULL && transcoder->input_caps != NULL)
+    transcoder_open_start_locked (transcoder);
   g_mutex_unlock (&transcoder->lock);
-
-  if (replaced != NULL)
-    pipeline_close (replaced);
 
   return G_SOURCE_REMOVE;
 }
@@ -1076,8 +1201,17 @@ cims_transcoder_push (CimsTranscoder *transcoder, CimsRtpPacket *packet)
   g_mutex_lock (&transcoder->lock);
   appsrc = transcoder->pipeline != NULL ? GST_APP_SRC (transcoder->pipeline->appsrc) : NULL;
   if (appsrc != NULL && gst_app_src_get_current_level_bytes (appsrc) + packet->size <= TRANSCODE_INPUT_MAX_BYTES)
-    is_accepted = gst_app_src_push_buffer (appsrc, transcoder_input_buffer_new_locked (transcoder, packet))
-                  == GST_FLOW_OK;
+    {
+      is_accepted = gst_app_src_push_buffer (appsrc, transcoder_input_buffer_new_locked (transcoder, packet))
+                    == GST_FLOW_OK;
+    }
+  else if (appsrc == NULL && transcoder->is_opening
+           && transcoder->held_bytes + packet->size <= TRANSCODE_INPUT_MAX_BYTES)
+    {
+      g_ptr_array_add (transcoder->held_packets, cims_rtp_packet_ref (packet));
+      transcoder->held_bytes += packet->size;
+      is_accepted = TRUE;
+    }
   g_mutex_unlock (&transcoder->lock);
 
   g_mutex_lock (&transcoder->stats_lock);
@@ -1118,6 +1252,7 @@ cims_transcoder_new (const CimsTranscoderSettings *settings,
   transcoder->main_context = g_main_context_ref_thread_default ();
   transcoder->restart_delay_ms = TRANSCODE_RESTART_MIN_DELAY_MS;
   transcoder->state = CIMS_TRANSCODER_STATE_STOPPED;
+  transcoder->held_packets = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_rtp_packet_unref);
   g_mutex_init (&transcoder->lock);
   g_mutex_init (&transcoder->stats_lock);
 
@@ -1131,7 +1266,6 @@ cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, g
                                   const char *fmtp, GPtrArray *parameter_sets)
 {
   g_autoptr(GstCaps) caps = NULL;
-  g_autoptr(GError) error = NULL;
   TranscodePipeline *replaced = NULL;
   gboolean is_same_decoder;
 
@@ -1152,12 +1286,18 @@ cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, g
   gst_caps_replace (&transcoder->input_caps, caps);
 
   /* The same depayloader takes new parameter sets as new caps, in order
-   * with the packets; the decoder follows a new SPS by itself. */
+   * with the packets; the decoder follows a new SPS by itself. Another
+   * codec needs another pipeline, and a build in progress gets the new
+   * caps when it ends. */
   if (is_same_decoder)
-    gst_app_src_set_caps (GST_APP_SRC (transcoder->pipeline->appsrc), caps);
-  else if (transcoder->is_started && transcoder->restart_source == NULL
-           && !transcoder_open_locked (transcoder, &replaced, &error))
-    transcoder_schedule_restart_locked (transcoder, error->message);
+    {
+      gst_app_src_set_caps (GST_APP_SRC (transcoder->pipeline->appsrc), caps);
+    }
+  else if (transcoder->is_started && transcoder->restart_source == NULL)
+    {
+      replaced = g_steal_pointer (&transcoder->pipeline);
+      transcoder_open_start_locked (transcoder);
+    }
   g_mutex_unlock (&transcoder->lock);
 
   if (replaced != NULL)
@@ -1204,9 +1344,6 @@ cims_transcoder_request_keyframe (CimsTranscoder *transcoder)
 void
 cims_transcoder_start (CimsTranscoder *transcoder)
 {
-  g_autoptr(GError) error = NULL;
-  TranscodePipeline *replaced = NULL;
-
   g_return_if_fail (transcoder != NULL);
 
   g_mutex_lock (&transcoder->lock);
@@ -1217,11 +1354,10 @@ cims_transcoder_start (CimsTranscoder *transcoder)
     }
   transcoder->is_started = TRUE;
   transcoder->restart_delay_ms = TRANSCODE_RESTART_MIN_DELAY_MS;
-  if (transcoder->input_caps != NULL && !transcoder_open_locked (transcoder, &replaced, &error))
-    transcoder_schedule_restart_locked (transcoder, error->message);
+  if (transcoder->input_caps != NULL)
+    transcoder_open_start_locked (transcoder);
   g_mutex_unlock (&transcoder->lock);
 
-  g_assert (replaced == NULL);
   transcoder_log (transcoder, G_LOG_LEVEL_MESSAGE, "transcoder started: %s up to %ux%u, %u fps, %u kbit/s",
                   cims_codec_to_string (transcoder->output_codec), transcoder->max_width, transcoder->max_height,
                   transcoder->max_fps, transcoder->max_kbps);
@@ -1253,6 +1389,8 @@ cims_transcoder_stop (CimsTranscoder *transcoder)
       return;
     }
   transcoder->is_started = FALSE;
+  transcoder->n_stops++;
+  held_packets_clear_locked (transcoder);
   pipeline = g_steal_pointer (&transcoder->pipeline);
   source_clear (&transcoder->restart_source);
   source_clear (&transcoder->report_source);
@@ -1275,6 +1413,13 @@ cims_transcoder_free (CimsTranscoder *transcoder)
 
   cims_transcoder_stop (transcoder);
 
+  /* A build still running finds the transcoder stopped and closes its
+   * pipeline. Joining it takes up to a build's time, and only when the
+   * last viewer left while the first one's pipeline was being built. */
+  if (transcoder->opener != NULL)
+    g_thread_join (g_steal_pointer (&transcoder->opener));
+
+  g_ptr_array_unref (transcoder->held_packets);
   gst_clear_caps (&transcoder->input_caps);
   g_mutex_clear (&transcoder->lock);
   g_mutex_clear (&transcoder->stats_lock);

@@ -32,12 +32,12 @@ SMALL = "width=320,height=180,fps=15,keyint=15,kbps=400"
 CONNECT_TIMEOUT_MS = 3000
 FIRST_KEYFRAME_LIMIT_MS = 1000.0
 # The healthy camera's viewers join a running source, so the hub sends them
-# its cached keyframe as soon as DTLS is up; waiting for the camera's next
-# keyframe instead takes up to its 1 s interval. The handshake itself gets
-# a looser bound: under ASan, a transcoder started on the main context for
-# the fault camera's viewer can hold the healthy viewer's answer back long
-# enough that the load generator's libnice stalls for up to 1 s (see the
-# note at cims_source_new_transcode).
+# its cached keyframe as soon as DTLS is up. A viewer that waits for the
+# camera's next keyframe instead waits up to its 1 s interval.
+# The whole first keyframe gets a looser bound, because of the load
+# generator's libnice: when the hub's ICE check reaches it before the answer
+# (a busy main context under ASan), it sends its own first check only about
+# 1 s after it started.
 HEALTHY_KEYFRAME_AFTER_DTLS_MS = 300.0
 HEALTHY_FIRST_KEYFRAME_LIMIT_MS = 2500.0
 WATCH_S = 4

@@ -22,6 +22,13 @@
   "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 " \
   "! rtph264pay name=pay pt=96 config-interval=-1 ssrc=%u seqnum-offset=%u " \
   "! appsink name=sink sync=false"
+/* One keyframe in 20 s: a transcoder that lost the first one shows nothing. */
+#define TEST_H264_CAMERA_ONE_KEYFRAME \
+  "videotestsrc is-live=true pattern=ball " \
+  "! capsfilter name=size caps=video/x-raw,format=I420,width=%u,height=%u,framerate=30/1 " \
+  "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=600 bframes=0 " \
+  "! rtph264pay name=pay pt=96 config-interval=-1 ssrc=%u seqnum-offset=%u " \
+  "! appsink name=sink sync=false"
 #define TEST_H265_CAMERA \
   "videotestsrc is-live=true pattern=ball " \
   "! capsfilter name=size caps=video/x-raw,format=I420,width=%u,height=%u,framerate=30/1 " \
@@ -212,12 +219,9 @@ test_camera_new_sample_cb (GstAppSink *appsink, gpointer user_data)
 }
 
 static TestCamera *
-test_camera_new (CimsTranscoder *transcoder, CimsCodec codec, guint width, guint height,
-                 guint32 ssrc, guint16 seqnum_offset, guint32 epoch)
+test_camera_new_from_launch (CimsTranscoder *transcoder, const char *launch, CimsCodec codec, guint32 epoch)
 {
   TestCamera *camera = g_new0 (TestCamera, 1);
-  g_autofree gchar *launch = g_strdup_printf (codec == CIMS_CODEC_H265 ? TEST_H265_CAMERA : TEST_H264_CAMERA,
-                                              width, height, ssrc, seqnum_offset);
   g_autoptr(GError) error = NULL;
   g_autoptr(GstElement) appsink = NULL;
   GstAppSinkCallbacks callbacks = { .new_sample = test_camera_new_sample_cb };
@@ -232,6 +236,16 @@ test_camera_new (CimsTranscoder *transcoder, CimsCodec codec, guint width, guint
   g_assert_cmpint (gst_element_set_state (camera->pipeline, GST_STATE_PLAYING), !=, GST_STATE_CHANGE_FAILURE);
 
   return camera;
+}
+
+static TestCamera *
+test_camera_new (CimsTranscoder *transcoder, CimsCodec codec, guint width, guint height,
+                 guint32 ssrc, guint16 seqnum_offset, guint32 epoch)
+{
+  g_autofree gchar *launch = g_strdup_printf (codec == CIMS_CODEC_H265 ? TEST_H265_CAMERA : TEST_H264_CAMERA,
+                                              width, height, ssrc, seqnum_offset);
+
+  return test_camera_new_from_launch (transcoder, launch, codec, epoch);
 }
 
 static void
@@ -677,6 +691,69 @@ test_transcode_drops_packets_until_started (void)
   test_wait_for_size (viewer, 320, 240);
 }
 
+/* The pipeline is built on a thread of its own once the format is known.
+ * The camera's first packets, its only keyframe among them, arrive while
+ * it is built: they are held for it, not dropped. */
+static void
+test_transcode_holds_packets_while_building (void)
+{
+  g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
+  TestOutput output = { viewer };
+  g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
+  g_autofree gchar *launch = g_strdup_printf (TEST_H264_CAMERA_ONE_KEYFRAME, 320, 240, 0xbbbb, 0);
+  g_autoptr(TestCamera) camera = NULL;
+  CimsTranscoderStats stats;
+
+  cims_transcoder_start (transcoder);
+  camera = test_camera_new_from_launch (transcoder, launch, CIMS_CODEC_H264, 1);
+  test_wait_for_frames (viewer, 0, 10);
+  test_wait_for_size (viewer, 320, 240);
+
+  cims_transcoder_get_stats (transcoder, &stats);
+  g_assert_cmpuint (stats.n_packets_dropped, ==, 0);
+  g_assert_cmpuint (stats.epoch, ==, 1);
+  g_assert_cmpuint (stats.n_restarts, ==, 0);
+}
+
+#define TEST_H264_FMTP "packetization-mode=1;profile-level-id=42c01f"
+
+/* A stop and a new start while the first pipeline is being built: that
+ * pipeline is closed unused, and the new start gets one of its own. */
+static void
+test_transcode_restarts_while_building (void)
+{
+  g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
+  TestOutput output = { viewer };
+  g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
+  g_autoptr(TestCamera) camera = NULL;
+  CimsTranscoderStats stats;
+
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL);
+  cims_transcoder_start (transcoder);
+  cims_transcoder_stop (transcoder);
+  cims_transcoder_start (transcoder);
+
+  camera = test_camera_new (transcoder, CIMS_CODEC_H264, 320, 240, 0xcccc, 0, 1);
+  test_wait_for_frames (viewer, 0, 10);
+
+  cims_transcoder_get_stats (transcoder, &stats);
+  g_assert_cmpuint (stats.epoch, ==, 1);
+  g_assert_cmpuint (stats.n_restarts, ==, 0);
+}
+
+/* Freeing a transcoder whose pipeline is still being built waits for the
+ * build and closes the pipeline (ASan checks that nothing is left). */
+static void
+test_transcode_frees_while_building (void)
+{
+  TestOutput output = { NULL };
+  CimsTranscoder *transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
+
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL);
+  cims_transcoder_start (transcoder);
+  cims_transcoder_free (transcoder);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -693,6 +770,9 @@ main (int argc, char **argv)
   g_test_add_func ("/pipelines/transcode/rate-limits-keyframe-requests",
                    test_transcode_rate_limits_keyframe_requests);
   g_test_add_func ("/pipelines/transcode/drops-packets-until-started", test_transcode_drops_packets_until_started);
+  g_test_add_func ("/pipelines/transcode/holds-packets-while-building", test_transcode_holds_packets_while_building);
+  g_test_add_func ("/pipelines/transcode/restarts-while-building", test_transcode_restarts_while_building);
+  g_test_add_func ("/pipelines/transcode/frees-while-building", test_transcode_frees_while_building);
 
   return g_test_run ();
 }
