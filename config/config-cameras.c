@@ -6,7 +6,7 @@
 
 static const char *const camera_settings[] = {
   "id", "jurisdiction", "location", "brand_model", "installed", "source", "source_username",
-  "source_password", "has_audio", "shared_with", "restricted", "out_of_service", NULL,
+  "source_password", "has_audio", "shared_with", "restricted", "on_demand", "out_of_service", NULL,
 };
 
 static const char *const period_settings[] = { "from", "to", NULL };
@@ -174,6 +174,7 @@ camera_read_fields (CimsConfigLoader *loader, const config_setting_t *entry,
   camera->has_audio = cims_config_read_bool (loader, entry, "has_audio", subject, FALSE, FALSE);
   camera->shared_with = cims_config_read_strv (loader, entry, "shared_with", subject, FALSE);
   camera->restricted = cims_config_read_bool (loader, entry, "restricted", subject, FALSE, FALSE);
+  camera->on_demand = cims_config_read_bool (loader, entry, "on_demand", subject, FALSE, TRUE);
   camera->out_of_service = camera_read_out_of_service (loader, entry, subject);
   cims_config_check_members (loader, entry, subject, camera_settings);
 }

@@ -54,6 +54,7 @@ typedef struct {
   gboolean has_audio;           /* inventory fact; audio is dropped at ingest */
   char **shared_with;           /* NULL-terminated jurisdiction ids, may be empty */
   gboolean restricted;
+  gboolean on_demand;           /* pulled only while viewed; FALSE: pulled from the start */
   GArray *out_of_service;       /* of CimsConfigPeriod */
   int line;
 } CimsConfigCamera;

@@ -108,6 +108,7 @@ struct _CimsHub {
   GPtrArray *grants;            /* of CimsGrant, every grant ever made, newest first */
   GPtrArray *incidents;         /* of CimsIncident, newest first */
   guint heartbeat_id;
+  guint keep_sources_id;        /* the minute check of cameras pulled from the start */
   guint64 recovery_checkpoint;  /* sequence the recovery checkpoint file names, 0 when none is valid */
   gboolean is_recovery_complete; /* the start-up recovery read the log and wrote every stop it needed */
   GQueue audit_backlog;         /* of CimsAuditRecord waiting for a writable log */
@@ -423,8 +424,27 @@ gboolean cims_feed_ring_push (CimsFeedRing *ring, CimsRtpPacket *packet);
 /* Stops a pending idle stop: a new viewer is coming. Main context. */
 void cims_source_cancel_idle_stop (CimsSource *source);
 
-/* Schedules the idle stop when no session of the camera is left. Main context. */
+/* Schedules the idle stop when no session of the camera is left, unless
+ * the source is kept. Main context. */
 void cims_source_check_idle (CimsSource *source);
+
+/* Keeps the camera's ingest running without viewers, or lets it stop when
+ * idle again. Main context. */
+void cims_source_set_kept (CimsSource *source, gboolean is_kept);
+
+/* Connects the camera's ingest again when @camera, from a reloaded
+ * configuration, has another source URL or login. Main context. */
+void cims_source_update_camera (CimsSource *source, const CimsConfigCamera *camera);
+
+/* ---- cameras pulled from the start (kept-sources.c) ---------------------- */
+
+/* Starts the ingest of every in-service camera with on_demand = false and
+ * lets the others stop when idle; then again every minute, as cameras go
+ * out of service or come back. Main context. */
+void cims_hub_keep_sources_start (CimsHub *hub);
+/* Applies a reloaded configuration at once. Main context. */
+void cims_hub_keep_sources_update (CimsHub *hub);
+void cims_hub_keep_sources_stop (CimsHub *hub);
 
 /* ---- viewer sessions (viewer-session.c) -------------------------------- */
 

@@ -171,6 +171,7 @@ cims_hub_start (CimsHub *hub, GError **error)
   cims_hub_audit_event (hub, "config-loaded", NULL, NULL, details);
   cims_hub_audit_event (hub, "hub-started", NULL, NULL, NULL);
   cims_hub_heartbeat_start (hub);
+  cims_hub_keep_sources_start (hub);
   return TRUE;
 }
 
@@ -211,6 +212,8 @@ cims_hub_stop (CimsHub *hub)
     g_ptr_array_add (ids, g_strdup (key));
   for (guint i = 0; i < ids->len; i++)
     cims_hub_session_end (hub, g_ptr_array_index (ids, i), "hub-shutdown");
+
+  cims_hub_keep_sources_stop (hub);
 
   /* Transcodes first: each detaches from its camera source. */
   g_hash_table_foreach_remove (hub->sources, source_is_transcode, NULL);

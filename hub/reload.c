@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Configuration reload (SIGHUP): validates the new file, swaps in its
  * cameras, jurisdictions and token keys, records what changed in the audit
- * log, and ends only the sessions the new configuration no longer allows:
- * those whose token key is gone and those the access rules now deny. */
+ * log, connects cameras to a changed source, and ends only the sessions the
+ * new configuration no longer allows: those whose token key is gone and
+ * those the access rules now deny. */
 #include "hub/hub-runtime.h"
 
 static void
@@ -26,6 +27,24 @@ audit_camera_changes (CimsHub *hub, const CimsConfig *old_config, const CimsConf
 
     if (cims_config_find_camera (new_config, camera->id) == NULL)
       cims_hub_audit_event (hub, "camera-removed", camera, "configuration reloaded", NULL);
+  }
+}
+
+/* Connects a running camera source again when its camera's source URL or
+ * login changed. A removed camera's source stops once its last viewer,
+ * denied by the new configuration, has left. Main context. */
+static void
+update_camera_sources (CimsHub *hub)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, hub->sources);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    const CimsConfigCamera *camera = cims_config_find_camera (hub->config, cims_source_get_camera_id (value));
+
+    if (cims_source_get_transcoder (value) == NULL && camera != NULL)
+      cims_source_update_camera (value, camera);
   }
 }
 
@@ -92,6 +111,9 @@ cims_hub_reload (CimsHub *hub, GError **error)
   details = g_strdup_printf ("{\"config\":\"%s\",\"cameras\":%u,\"reload\":true}", hub->config->path,
                              hub->config->cameras->len);
   cims_hub_audit_event (hub, "config-loaded", NULL, "reload", details);
+
+  update_camera_sources (hub);
+  cims_hub_keep_sources_update (hub);
 
   n_key_removed = end_sessions_of_removed_keys (hub);
   n_denied = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_CONFIG_RELOADED);

@@ -67,6 +67,10 @@ struct _CimsSource {
   guint idle_timeout_id;
   char *last_error;
   gboolean is_stopping;
+  gboolean is_kept;             /* pulled with or without viewers (on_demand = false) */
+  char *url;                    /* the ingest's connection settings, to compare on reload */
+  char *username;
+  char *password;               /* never logged */
 };
 
 static void transcode_stop (CimsSource *source);
@@ -387,11 +391,12 @@ ingest_state_cb (CimsIngestState state, const char *message, gpointer user_data)
 
 /* ---- lifetime ---------------------------------------------------------------- */
 
-CimsSource *
-cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
+/* Creates and starts the ingest of @camera's RTSP source, and keeps its
+ * connection settings. */
+static void
+source_ingest_start (CimsSource *source, const CimsConfigCamera *camera)
 {
-  CimsSource *source = g_new0 (CimsSource, 1);
-  const CimsConfig *config = hub->config;
+  const CimsConfig *config = source->hub->config;
   CimsIngestSettings settings = {
     .camera_id = camera->id,
     .url = camera->source,
@@ -408,6 +413,26 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
     .on_state = ingest_state_cb,
   };
 
+  g_mutex_lock (&source->lock);
+  settings.last_epoch = source->epoch;
+  g_mutex_unlock (&source->lock);
+
+  g_free (source->url);
+  g_free (source->username);
+  g_free (source->password);
+  source->url = g_strdup (camera->source);
+  source->username = g_strdup (camera->source_username);
+  source->password = g_strdup (camera->source_password);
+  source->ingest = cims_ingest_new (&settings, &callbacks, source);
+  cims_ingest_start (source->ingest);
+}
+
+CimsSource *
+cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
+{
+  CimsSource *source = g_new0 (CimsSource, 1);
+  const CimsConfig *config = hub->config;
+
   source->hub = hub;
   cims_frame_wake_init (&source->frame_wake);
   cims_marker_repair_init (&source->marker_repair);
@@ -418,11 +443,27 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   source->waiters = g_array_new (FALSE, FALSE, sizeof (ReadyWaiter));
   source->transcoders = g_ptr_array_new ();
 
-  source->ingest = cims_ingest_new (&settings, &callbacks, source);
-  cims_ingest_start (source->ingest);
+  source_ingest_start (source, camera);
   atomic_fetch_add (&hub->metrics.sources_active, 1);
   g_message ("camera=%s: ingest started", camera->id);
   return source;
+}
+
+/* See hub-runtime.h. */
+void
+cims_source_update_camera (CimsSource *source, const CimsConfigCamera *camera)
+{
+  if (source->ingest == NULL
+      || (g_strcmp0 (source->url, camera->source) == 0 && g_strcmp0 (source->username, camera->source_username) == 0
+          && g_strcmp0 (source->password, camera->source_password) == 0))
+    return;
+
+  /* Viewers stay: the new connection's stream is a new epoch to them, as
+   * after a reconnect. */
+  g_message ("camera=%s: its source URL or login changed, connecting again", source->camera_id);
+  cims_ingest_stop (source->ingest);
+  g_clear_pointer (&source->ingest, cims_ingest_free);
+  source_ingest_start (source, camera);
 }
 
 void
@@ -460,6 +501,9 @@ cims_source_free (CimsSource *source)
   g_free (source->fmtp);
   g_free (source->last_error);
   g_free (source->camera_id);
+  g_free (source->url);
+  g_free (source->username);
+  g_free (source->password);
   g_free (source);
 }
 
@@ -564,6 +608,9 @@ cims_source_check_idle (CimsSource *source)
    * the next keyframe. A camera connection is kept a while for the next. */
   guint delay_s = source->upstream != NULL ? 0 : source->hub->config->idle_source_stop_s;
 
+  if (source->is_kept)
+    return;
+
   if (!source_has_sessions (source) && source->idle_timeout_id == 0)
     source->idle_timeout_id = g_timeout_add_seconds (delay_s, idle_stop_cb, source);
 }
@@ -584,6 +631,24 @@ void
 cims_source_cancel_idle_stop (CimsSource *source)
 {
   g_clear_handle_id (&source->idle_timeout_id, g_source_remove);
+}
+
+/* See hub-runtime.h. */
+void
+cims_source_set_kept (CimsSource *source, gboolean is_kept)
+{
+  if (source->is_kept == is_kept)
+    return;
+
+  source->is_kept = is_kept;
+  if (is_kept) {
+    cims_source_cancel_idle_stop (source);
+    g_message ("camera=%s: pulled whether or not anyone watches (on_demand = false)", source->camera_id);
+  } else {
+    g_message ("camera=%s: pulled on demand again, stopping after %u s without a viewer", source->camera_id,
+               source->hub->config->idle_source_stop_s);
+    cims_source_check_idle (source);
+  }
 }
 
 guint

@@ -172,6 +172,7 @@ typedef struct {
   guint connect_timeout_ms;
   guint reconnect_min_ms;
   guint reconnect_max_ms;
+  guint last_epoch;             /* epochs continue after it: the last one of an ingest this replaces */
 } CimsIngestSettings;
 
 typedef enum {

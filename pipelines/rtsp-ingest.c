@@ -916,6 +916,7 @@ cims_ingest_new (const CimsIngestSettings *settings,
   ingest->username = g_strdup (settings->username);
   ingest->password = g_strdup (settings->password);
   ingest->latency_ms = settings->latency_ms;
+  ingest->n_epochs = settings->last_epoch;
   ingest->connect_timeout_ms = settings->connect_timeout_ms;
   ingest->reconnect_min_ms = settings->reconnect_min_ms;
   ingest->reconnect_max_ms = settings->reconnect_max_ms;

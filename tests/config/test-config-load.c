@@ -49,7 +49,7 @@ static const char base_config[] =
   "    source = \"rtsp://192.0.2.11/axis-media/media.amp\";\n"
   "    source_username = \"viewer\"; source_password = \"secret-pw\";\n"
   "    has_audio = true;\n"
-  "    shared_with = [\"chelsea\"]; restricted = true;\n"
+  "    shared_with = [\"chelsea\"]; restricted = true; on_demand = false;\n"
   "    out_of_service = ( { from = \"2024-01-10\"; to = \"2024-02-01\"; },\n"
   "      { from = \"2024-03-01T08:00:00Z\"; to = \"2024-03-01T12:30:00Z\"; } ); },\n"
   "  { id = \"chl-0001\"; jurisdiction = \"chelsea\";\n"
@@ -286,6 +286,7 @@ check_valid_cameras (const CimsConfig *config)
   g_assert_true (bos->has_audio);
   g_assert_true (g_strv_equal ((const char *const *) bos->shared_with, shared));
   g_assert_true (bos->restricted);
+  g_assert_false (bos->on_demand);
   g_assert_cmpuint (bos->out_of_service->len, ==, 2);
   g_assert_cmpint (bos->line, ==, text_line_of (base_config, "{ id = \"bos-0001\"", 1));
 
@@ -297,6 +298,7 @@ check_valid_cameras (const CimsConfig *config)
   g_assert_nonnull (chl->shared_with);
   g_assert_null (chl->shared_with[0]);
   g_assert_false (chl->restricted);
+  g_assert_true (chl->on_demand);
   g_assert_cmpuint (chl->out_of_service->len, ==, 0);
   g_assert_null (cims_config_find_camera (config, "bos-0002"));
 }
@@ -568,6 +570,8 @@ static const RejectCase reject_cases[] = {
   { "source-credentials", "source = \"rtsps://cam.chelsea.example:322/stream1\";",
     "source = \"rtsp://admin:hunter2@192.0.2.40/stream\";",
     "hunter2", 1, "source \"rtsp://***@192.0.2.40/stream\" must not carry credentials in the URL" },
+  { "on-demand-not-bool", "on_demand = false;", "on_demand = \"no\";",
+    "on_demand", 1, "camera \"bos-0001\": on_demand must be true or false, found a string" },
   { "password-without-username", "source_username = \"viewer\"; ", "",
     "source_password", 1, "camera \"bos-0001\": source_password is set without source_username" },
 

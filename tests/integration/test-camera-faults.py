@@ -13,9 +13,11 @@ import argparse
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "browser"))
@@ -81,20 +83,32 @@ CAMERAS = {
     "inband-only": (f"{SMALL},fault=inband-only", (320, 180)),
     "no-marker": (f"{SMALL},fault=no-marker", (320, 180)),
     "silent": (f"{SMALL},fault=silent,transport=tcp", (320, 180)),
+    # Pulled from the start (on_demand = false), with one keyframe in 5 s;
+    # kept-b is the same camera at another URL, for a reload.
+    "kept": ("width=320,height=180,fps=15,keyint=75,kbps=400", (320, 180)),
+    "kept-b": ("width=320,height=180,fps=15,keyint=75,kbps=400", (320, 180)),
 }
+KEPT = "kept"
+IDLE_SOURCE_STOP_S = 5
 
 
-def write_hub_config(path, settings):
-    """Writes a hub configuration with every camera of CAMERAS in Boston."""
+def write_hub_config(path, settings, kept_on_demand=False, kept_url_of="kept"):
+    """Writes a hub configuration with every camera of CAMERAS in Boston but
+    kept-b. The kept camera has on_demand = @kept_on_demand and the URL of
+    the simulator's camera @kept_url_of."""
     cameras = []
     for camera in CAMERAS:
+        if camera == "kept-b":
+            continue
         login = ""
         if camera in AUTH_FAULTS:
             login = f'source_username = "{USER}"; source_password = "{PASSWORD}";'
+        url = settings["urls"][kept_url_of if camera == KEPT else camera]
+        on_demand = f"on_demand = {'true' if kept_on_demand else 'false'};" if camera == KEPT else ""
         cameras.append(
             f"""  {{ id = "{camera}"; jurisdiction = "boston"; location = "Fault bench {camera}";
     brand_model = "cimshub-camera-sim"; installed = "2024-01-01";
-    source = "{settings["urls"][camera]}"; {login}
+    source = "{url}"; {login} {on_demand}
     shared_with = []; restricted = false; }}""")
     camera_list = ",\n".join(cameras)
     text = f"""# Written by test-camera-faults.py for one test run.
@@ -103,7 +117,7 @@ hub: {{
   ice_udp_ports = [{settings["ice_ports"][0]}, {settings["ice_ports"][1]}];
   public_addresses = ["127.0.0.1"];
   state_dir = {libconfig_string(settings["state_dir"])};
-  idle_source_stop_s = 5;
+  idle_source_stop_s = {IDLE_SOURCE_STOP_S};
   source_connect_timeout_ms = {CONNECT_TIMEOUT_MS};
   whep_rate_per_client = 1000;
   whep_rate_total = 1000;
@@ -154,15 +168,19 @@ class FaultRig(whep.Rig):
         state_dir = os.path.join(self.temp_dir, "state")
         os.mkdir(state_dir)
         config_path = os.path.join(self.temp_dir, "hub.conf")
-        write_hub_config(config_path, {
+        self.config_path = config_path
+        self.hub_settings = {
             "http_port": http_port, "urls": urls, "ice_ports": whep.free_udp_range(200),
-            "state_dir": state_dir, "key": keys["boston"][1]})
+            "state_dir": state_dir, "key": keys["boston"][1]}
+        write_hub_config(config_path, self.hub_settings)
         path = os.path.join(self.temp_dir, "boston.token")
         with open(path, "w", encoding="utf-8") as token_file:
             token_file.write(self.mint_token(keys["boston"][0], "boston") + "\n")
         self.token_paths["boston"] = path
 
         hub = self.processes.start("cimshub", [self.args.cimshub, "--config", config_path])
+        self.hub_proc = hub
+        self.hub_started_s = time.monotonic()
         if not wait_for_healthz(hub, self.hub_url, self.deadline.left(20)):
             raise RuntimeError(f"the hub did not answer 200 on {self.hub_url}/healthz")
 
@@ -455,6 +473,73 @@ class FaultRig(whep.Rig):
         self.record("silent", problems, whep.describe(run))
 
 
+    # ---- a camera pulled from the start ----------------------------------------
+
+    def wait_hub_log(self, text, count, timeout_s):
+        """Waits until the hub's log contains @text @count times."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.log_text("cimshub").count(text) >= count:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def reload_hub(self, **config):
+        """Rewrites the configuration with @config and reloads the hub."""
+        n_reloaded = self.log_text("cimshub").count("reloaded: cameras")
+        write_hub_config(self.config_path, self.hub_settings, **config)
+        os.kill(self.hub_proc.pid, signal.SIGHUP)
+        return self.wait_hub_log("reloaded: cameras", n_reloaded + 1, 10)
+
+    def test_kept(self):
+        """A camera with on_demand = false is pulled from the hub's start and
+        past idle_source_stop_s without a viewer, follows a new URL on reload
+        with its viewer still playing, and stops when idle once a reload
+        makes it on demand again."""
+        problems = []
+        time.sleep(max(0.0, self.hub_started_s + IDLE_SOURCE_STOP_S + 2 - time.monotonic()))
+        log = self.log_text("cimshub")
+        if f"camera={KEPT}: pulled whether or not anyone watches" not in log \
+                or f"camera={KEPT}: receiving video" not in log:
+            problems.append("the hub did not pull the kept camera before any viewer asked")
+        if f"camera={KEPT}: no viewer for" in log:
+            problems.append("the hub stopped the kept camera's ingest without a viewer")
+
+        # The camera has been running for seconds, so its stream is mid-GOP:
+        # only the hub's cached keyframe gives the viewer a picture at once.
+        run_result = {}
+
+        def watch():
+            run_result["run"] = self.run_viewer("--duration", "6", camera=KEPT, timeout_s=30)
+
+        thread = threading.Thread(target=watch)
+        thread.start()
+        time.sleep(2.5)
+        if not self.reload_hub(kept_url_of="kept-b"):
+            problems.append("the reload with the new URL did not happen")
+        moved = self.wait_hub_log(f"camera={KEPT}: its source URL or login changed", 1, 5)
+        thread.join()
+        run = run_result["run"]
+        problems += self.viewer_problems(run, CAMERAS[KEPT][1])
+        problems += self.cached_keyframe_problems(run)
+        # Epochs go on from the first connection's, so viewers see a new stream.
+        if not moved or f"flowing from {self.hub_settings['urls']['kept-b']} (epoch 2)" \
+                not in self.log_text("cimshub"):
+            problems.append("the hub did not connect to the new URL as epoch 2 after the reload")
+        for viewer in run.viewers:
+            last, ended = viewer.get("last_packet_unix_ms"), viewer.get("ended_unix_ms")
+            if last is None or ended is None or ended - last > 1000:
+                problems.append(f"media stopped {None if last is None else ended - last} ms before "
+                                "the viewer ended, after the new URL")
+
+        n_stops = self.log_text("cimshub").count(f"camera={KEPT}: no viewer for")
+        if not self.reload_hub(kept_on_demand=True, kept_url_of="kept-b"):
+            problems.append("the reload to on_demand = true did not happen")
+        if not self.wait_hub_log(f"camera={KEPT}: no viewer for", n_stops + 1, IDLE_SOURCE_STOP_S + 5):
+            problems.append("the camera's ingest did not stop when idle after on_demand = true")
+        self.record("kept", problems, whep.describe(run))
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name in ("cimshub", "cimshubctl", "camera-sim", "whep-viewer"):
@@ -479,7 +564,7 @@ def run_tests(rig, only):
               ("empty-nonce", lambda: rig.test_digest("empty-nonce")),
               ("basic-and-digest", lambda: rig.test_digest("basic-and-digest")),
               ("auth-describe-only", lambda: rig.test_digest("auth-describe-only")),
-              ("long", rig.test_long)]
+              ("long", rig.test_long), ("kept", rig.test_kept)]
     for name, test in tests:
         if only and name not in only:
             continue
