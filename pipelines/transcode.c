@@ -100,7 +100,6 @@ struct _CimsTranscoder {
 };
 
 static void transcoder_schedule_restart_locked (CimsTranscoder *transcoder, const char *reason);
-static gboolean transcoder_restart_cb (gpointer user_data);
 static GstBuffer *transcoder_input_buffer_new_locked (CimsTranscoder *transcoder, const CimsRtpPacket *packet);
 
 /* ---- logging ----------------------------------------------------------- */
@@ -944,12 +943,28 @@ pipeline_build (CimsTranscoder *transcoder, CimsCodec input_codec, GstCaps *inpu
   return pipeline;
 }
 
-/* Drops the packets held for a pipeline being built. Called with the lock held. */
+/* Empties the queue of packets held for a pipeline being built. Called
+ * with the lock held. */
 static void
 held_packets_clear_locked (CimsTranscoder *transcoder)
 {
   g_ptr_array_set_size (transcoder->held_packets, 0);
   transcoder->held_bytes = 0;
+}
+
+/* Discards the held packets, which then count as dropped instead of
+ * accepted. Called with the lock held. */
+static void
+held_packets_drop_locked (CimsTranscoder *transcoder)
+{
+  guint n_held = transcoder->held_packets->len;
+
+  held_packets_clear_locked (transcoder);
+
+  g_mutex_lock (&transcoder->stats_lock);
+  transcoder->stats.n_packets_in -= n_held;
+  transcoder->stats.n_packets_dropped += n_held;
+  g_mutex_unlock (&transcoder->stats_lock);
 }
 
 /* Makes @pipeline the current one, feeds it the packets held while it was
@@ -969,6 +984,8 @@ pipeline_install_locked (CimsTranscoder *transcoder, TranscodePipeline *pipeline
   if (!gst_caps_is_equal (built_caps, transcoder->input_caps))
     gst_app_src_set_caps (appsrc, transcoder->input_caps);
 
+  /* NOTE: held packets arrive together, so the frame-rate limit keeps few
+   * of their frames; the keyframe among them still gives the first picture. */
   for (guint i = 0; i < transcoder->held_packets->len; i++)
     gst_app_src_push_buffer (appsrc, transcoder_input_buffer_new_locked (transcoder,
                                                                          g_ptr_array_index (transcoder->held_packets, i)));
@@ -982,60 +999,77 @@ pipeline_install_locked (CimsTranscoder *transcoder, TranscodePipeline *pipeline
   return replaced;
 }
 
-/* Builds the next pipeline soon, from the main context. Called with the
- * lock held, when a build ended without a pipeline that can be used. */
-static void
-transcoder_reopen_soon_locked (CimsTranscoder *transcoder)
-{
-  if (transcoder->restart_source != NULL)
-    return;
-
-  transcoder->restart_source = g_idle_source_new ();
-  g_source_set_callback (transcoder->restart_source, transcoder_restart_cb, transcoder, NULL);
-  g_source_attach (transcoder->restart_source, transcoder->main_context);
-}
-
 typedef struct {
   CimsTranscoder *transcoder;
   CimsCodec input_codec;
+  guint input_clock_rate;
   GstCaps *input_caps;
   guint32 n_stops;
 } OpenJob;
 
+/* Makes @job the transcoder's current start and input format. Called with
+ * the lock held. */
+static void
+open_job_update_locked (OpenJob *job, CimsTranscoder *transcoder)
+{
+  job->input_codec = transcoder->input_codec;
+  job->input_clock_rate = transcoder->input_clock_rate;
+  gst_caps_replace (&job->input_caps, transcoder->input_caps);
+  job->n_stops = transcoder->n_stops;
+}
+
+/* Tells whether a pipeline built for @job fits the transcoder: the same
+ * start, and a format the same decoder takes. Called with the lock held. */
+static gboolean
+open_job_is_current_locked (const OpenJob *job, const CimsTranscoder *transcoder)
+{
+  return job->n_stops == transcoder->n_stops && job->input_codec == transcoder->input_codec
+         && job->input_clock_rate == transcoder->input_clock_rate;
+}
+
 /* The opener thread: builds a pipeline for the format of its start and
- * installs it, unless the transcoder stopped or the camera changed codec
- * meanwhile. */
+ * installs it. When the transcoder was stopped and started again, or the
+ * camera changed codec meanwhile, it builds again for the new state, with
+ * the packets still held. */
 static gpointer
 transcoder_open_thread (gpointer user_data)
 {
   OpenJob *job = user_data;
   CimsTranscoder *transcoder = job->transcoder;
-  g_autoptr(GError) error = NULL;
-  TranscodePipeline *pipeline = pipeline_build (transcoder, job->input_codec, job->input_caps, &error);
   TranscodePipeline *closed = NULL;
 
-  g_mutex_lock (&transcoder->lock);
-  transcoder->is_opening = FALSE;
-  if (!transcoder->is_started)
+  for (;;)
     {
-      closed = pipeline;
+      g_autoptr(GError) error = NULL;
+      TranscodePipeline *pipeline = pipeline_build (transcoder, job->input_codec, job->input_caps, &error);
+
+      g_mutex_lock (&transcoder->lock);
+      if (!transcoder->is_started)
+        {
+          closed = pipeline;
+          held_packets_drop_locked (transcoder);
+        }
+      else if (!open_job_is_current_locked (job, transcoder))
+        {
+          open_job_update_locked (job, transcoder);
+          g_mutex_unlock (&transcoder->lock);
+          if (pipeline != NULL)
+            pipeline_close (pipeline);
+          continue;
+        }
+      else if (pipeline == NULL)
+        {
+          held_packets_drop_locked (transcoder);
+          transcoder_schedule_restart_locked (transcoder, error->message);
+        }
+      else
+        {
+          closed = pipeline_install_locked (transcoder, pipeline, job->input_caps);
+        }
+      transcoder->is_opening = FALSE;
+      g_mutex_unlock (&transcoder->lock);
+      break;
     }
-  else if (job->n_stops != transcoder->n_stops || transcoder->input_codec != job->input_codec)
-    {
-      closed = pipeline;
-      held_packets_clear_locked (transcoder);
-      transcoder_reopen_soon_locked (transcoder);
-    }
-  else if (pipeline == NULL)
-    {
-      held_packets_clear_locked (transcoder);
-      transcoder_schedule_restart_locked (transcoder, error->message);
-    }
-  else
-    {
-      closed = pipeline_install_locked (transcoder, pipeline, job->input_caps);
-    }
-  g_mutex_unlock (&transcoder->lock);
 
   if (closed != NULL)
     pipeline_close (closed);
@@ -1064,9 +1098,7 @@ transcoder_open_start_locked (CimsTranscoder *transcoder)
 
   job = g_new0 (OpenJob, 1);
   job->transcoder = transcoder;
-  job->input_codec = transcoder->input_codec;
-  job->input_caps = gst_caps_ref (transcoder->input_caps);
-  job->n_stops = transcoder->n_stops;
+  open_job_update_locked (job, transcoder);
   transcoder->is_opening = TRUE;
   transcoder->opener = g_thread_try_new ("cims-transcode-open", transcoder_open_thread, job, &error);
   if (transcoder->opener == NULL)
@@ -1205,7 +1237,7 @@ cims_transcoder_push (CimsTranscoder *transcoder, CimsRtpPacket *packet)
       is_accepted = gst_app_src_push_buffer (appsrc, transcoder_input_buffer_new_locked (transcoder, packet))
                     == GST_FLOW_OK;
     }
-  else if (appsrc == NULL && transcoder->is_opening
+  else if (appsrc == NULL && transcoder->is_started && transcoder->is_opening
            && transcoder->held_bytes + packet->size <= TRANSCODE_INPUT_MAX_BYTES)
     {
       g_ptr_array_add (transcoder->held_packets, cims_rtp_packet_ref (packet));
@@ -1268,6 +1300,7 @@ cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, g
   g_autoptr(GstCaps) caps = NULL;
   TranscodePipeline *replaced = NULL;
   gboolean is_same_decoder;
+  gboolean is_new_codec;
 
   g_return_if_fail (transcoder != NULL);
   g_return_if_fail (codec == CIMS_CODEC_H264 || codec == CIMS_CODEC_H265);
@@ -1276,8 +1309,12 @@ cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, g
   caps = input_caps_new (codec, clock_rate, fmtp, parameter_sets);
 
   g_mutex_lock (&transcoder->lock);
-  is_same_decoder = transcoder->pipeline != NULL && transcoder->input_codec == codec
-                    && transcoder->input_clock_rate == clock_rate;
+  is_new_codec = transcoder->input_caps != NULL
+                 && (transcoder->input_codec != codec || transcoder->input_clock_rate != clock_rate);
+  is_same_decoder = transcoder->pipeline != NULL && !is_new_codec;
+  /* Packets held for a build are of the old codec: no pipeline for the new one takes them. */
+  if (is_new_codec)
+    held_packets_drop_locked (transcoder);
   if (transcoder->pipeline != NULL && !is_same_decoder)
     transcoder_log (transcoder, G_LOG_LEVEL_MESSAGE, "camera video changed from %s to %s; rebuilding the pipeline",
                     codec_encoding_name (transcoder->input_codec), codec_encoding_name (codec));
@@ -1287,8 +1324,8 @@ cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, g
 
   /* The same depayloader takes new parameter sets as new caps, in order
    * with the packets; the decoder follows a new SPS by itself. Another
-   * codec needs another pipeline, and a build in progress gets the new
-   * caps when it ends. */
+   * codec needs another pipeline. A build in progress finds the new format
+   * when it ends, and builds again or takes the new caps. */
   if (is_same_decoder)
     {
       gst_app_src_set_caps (GST_APP_SRC (transcoder->pipeline->appsrc), caps);
@@ -1390,7 +1427,7 @@ cims_transcoder_stop (CimsTranscoder *transcoder)
     }
   transcoder->is_started = FALSE;
   transcoder->n_stops++;
-  held_packets_clear_locked (transcoder);
+  held_packets_drop_locked (transcoder);
   pipeline = g_steal_pointer (&transcoder->pipeline);
   source_clear (&transcoder->restart_source);
   source_clear (&transcoder->report_source);

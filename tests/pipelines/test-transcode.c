@@ -29,6 +29,12 @@
   "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=600 bframes=0 " \
   "! rtph264pay name=pay pt=96 config-interval=-1 ssrc=%u seqnum-offset=%u " \
   "! appsink name=sink sync=false"
+#define TEST_H265_CAMERA_ONE_KEYFRAME \
+  "videotestsrc is-live=true pattern=ball " \
+  "! capsfilter name=size caps=video/x-raw,format=I420,width=%u,height=%u,framerate=30/1 " \
+  "! x265enc tune=zerolatency speed-preset=ultrafast key-int-max=600 " \
+  "! rtph265pay name=pay pt=96 config-interval=-1 ssrc=%u seqnum-offset=%u " \
+  "! appsink name=sink sync=false"
 #define TEST_H265_CAMERA \
   "videotestsrc is-live=true pattern=ball " \
   "! capsfilter name=size caps=video/x-raw,format=I420,width=%u,height=%u,framerate=30/1 " \
@@ -160,6 +166,9 @@ typedef struct {
   gboolean has_sent_format;     /* appsink thread only */
   guint16 last_seq;             /* appsink thread until the camera stops */
   gint n_frames;                /* atomic: packets with the marker bit pushed */
+  GMutex recorded_lock;
+  GPtrArray *recorded;          /* a recording camera's packets, instead of pushing them */
+  gchar *fmtp;                  /* a recording camera's fmtp */
 } TestCamera;
 
 /* Returns (transfer full) the fmtp of the payloader's caps, as the ingest
@@ -198,6 +207,19 @@ test_camera_new_sample_cb (GstAppSink *appsink, gpointer user_data)
   if (sample == NULL)
     return GST_FLOW_FLUSHING;
 
+  if (camera->recorded != NULL)
+    {
+      gst_buffer_map (gst_sample_get_buffer (sample), &map, GST_MAP_READ);
+      packet = cims_rtp_packet_new (map.data, map.size, camera->epoch, g_get_monotonic_time ());
+      gst_buffer_unmap (gst_sample_get_buffer (sample), &map);
+      g_mutex_lock (&camera->recorded_lock);
+      if (camera->fmtp == NULL)
+        camera->fmtp = test_fmtp_from_caps (gst_caps_get_structure (gst_sample_get_caps (sample), 0));
+      g_ptr_array_add (camera->recorded, g_steal_pointer (&packet));
+      g_mutex_unlock (&camera->recorded_lock);
+      return GST_FLOW_OK;
+    }
+
   if (!camera->has_sent_format)
     {
       g_autofree gchar *fmtp = test_fmtp_from_caps (gst_caps_get_structure (gst_sample_get_caps (sample), 0));
@@ -229,6 +251,9 @@ test_camera_new_from_launch (CimsTranscoder *transcoder, const char *launch, Cim
   camera->codec = codec;
   camera->transcoder = transcoder;
   camera->epoch = epoch;
+  g_mutex_init (&camera->recorded_lock);
+  if (transcoder == NULL)
+    camera->recorded = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_rtp_packet_unref);
   camera->pipeline = gst_parse_launch (launch, &error);
   g_assert_no_error (error);
   appsink = gst_bin_get_by_name (GST_BIN (camera->pipeline), "sink");
@@ -264,7 +289,51 @@ test_camera_free (TestCamera *camera)
 {
   gst_element_set_state (camera->pipeline, GST_STATE_NULL);
   gst_object_unref (camera->pipeline);
+  g_clear_pointer (&camera->recorded, g_ptr_array_unref);
+  g_free (camera->fmtp);
+  g_mutex_clear (&camera->recorded_lock);
   g_free (camera);
+}
+
+/* Records at least @n_frames frames of a camera that has one keyframe, at
+ * its start, and stops it. Returns the camera with its packets in
+ * recorded and its fmtp. */
+static TestCamera *
+test_camera_record (const char *launch_format, CimsCodec codec, guint n_frames)
+{
+  g_autofree gchar *launch = g_strdup_printf (launch_format, 320, 240, 0x5555, 0);
+  TestCamera *camera = test_camera_new_from_launch (NULL, launch, codec, 1);
+  gint64 deadline_us = g_get_monotonic_time () + TEST_WAIT_TIMEOUT_MS * 1000;
+  guint n_markers = 0;
+
+  while (n_markers < n_frames)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline_us);
+      g_usleep (10000);
+      g_mutex_lock (&camera->recorded_lock);
+      n_markers = 0;
+      for (guint i = 0; i < camera->recorded->len; i++)
+        n_markers += cims_rtp_packet_get_marker (g_ptr_array_index (camera->recorded, i)) ? 1 : 0;
+      g_mutex_unlock (&camera->recorded_lock);
+    }
+
+  gst_element_set_state (camera->pipeline, GST_STATE_NULL);
+  return camera;
+}
+
+/* Pushes the recorded packets, the first frame at once and then one frame
+ * each @frame_interval_ms, as a camera sends them (0: all at once). */
+static void
+test_camera_push_recorded (TestCamera *camera, CimsTranscoder *transcoder, guint frame_interval_ms)
+{
+  for (guint i = 0; i < camera->recorded->len; i++)
+    {
+      CimsRtpPacket *packet = g_ptr_array_index (camera->recorded, i);
+
+      cims_transcoder_push (transcoder, packet);
+      if (frame_interval_ms > 0 && cims_rtp_packet_get_marker (packet))
+        g_usleep (frame_interval_ms * 1000);
+    }
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestCamera, test_camera_free)
@@ -718,13 +787,15 @@ test_transcode_holds_packets_while_building (void)
 #define TEST_H264_FMTP "packetization-mode=1;profile-level-id=42c01f"
 
 /* A stop and a new start while the first pipeline is being built: that
- * pipeline is closed unused, and the new start gets one of its own. */
+ * pipeline is closed unused, and the new start gets one of its own, with
+ * every packet pushed since the new start. */
 static void
 test_transcode_restarts_while_building (void)
 {
   g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
   TestOutput output = { viewer };
   g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
+  g_autofree gchar *launch = g_strdup_printf (TEST_H264_CAMERA_ONE_KEYFRAME, 320, 240, 0xcccc, 0);
   g_autoptr(TestCamera) camera = NULL;
   CimsTranscoderStats stats;
 
@@ -733,12 +804,63 @@ test_transcode_restarts_while_building (void)
   cims_transcoder_stop (transcoder);
   cims_transcoder_start (transcoder);
 
-  camera = test_camera_new (transcoder, CIMS_CODEC_H264, 320, 240, 0xcccc, 0, 1);
+  camera = test_camera_new_from_launch (transcoder, launch, CIMS_CODEC_H264, 1);
   test_wait_for_frames (viewer, 0, 10);
 
   cims_transcoder_get_stats (transcoder, &stats);
+  g_assert_cmpuint (stats.n_packets_dropped, ==, 0);
   g_assert_cmpuint (stats.epoch, ==, 1);
   g_assert_cmpuint (stats.n_restarts, ==, 0);
+}
+
+/* The camera turns out to send H.265 while an H.264 pipeline is being
+ * built: the build is done again for H.265, and the H.265 packets pushed
+ * meanwhile, the only keyframe among them, are kept for it. */
+static void
+test_transcode_codec_change_while_building (void)
+{
+  g_autoptr(TestCamera) recording = test_camera_record (TEST_H265_CAMERA_ONE_KEYFRAME, CIMS_CODEC_H265, 20);
+  g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
+  TestOutput output = { viewer };
+  g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
+  CimsTranscoderStats stats;
+
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL);
+  cims_transcoder_start (transcoder);
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H265, 90000, recording->fmtp, NULL);
+  test_camera_push_recorded (recording, transcoder, 33);
+  /* The held packets reach the new pipeline at once, so the frame-rate
+   * limit keeps few of their frames; without the keyframe there are none. */
+  test_wait_for_frames (viewer, 0, 1);
+
+  cims_transcoder_get_stats (transcoder, &stats);
+  g_assert_cmpuint (stats.n_packets_dropped, ==, 0);
+  g_assert_cmpuint (stats.n_packets_in, ==, recording->recorded->len);
+}
+
+/* Packets pushed after a stop, while the pipeline of the start before is
+ * still being built, are dropped: none reaches a later start. */
+static void
+test_transcode_drops_packets_after_stop_while_building (void)
+{
+  g_autoptr(TestCamera) recording = test_camera_record (TEST_H264_CAMERA_ONE_KEYFRAME, CIMS_CODEC_H264, 20);
+  g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
+  TestOutput output = { viewer };
+  g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
+  CimsTranscoderStats stats;
+
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, recording->fmtp, NULL);
+  cims_transcoder_start (transcoder);
+  cims_transcoder_stop (transcoder);
+  test_camera_push_recorded (recording, transcoder, 0);
+
+  cims_transcoder_get_stats (transcoder, &stats);
+  g_assert_cmpuint (stats.n_packets_in, ==, 0);
+  g_assert_cmpuint (stats.n_packets_dropped, ==, recording->recorded->len);
+
+  cims_transcoder_start (transcoder);
+  test_run_for (1000);
+  g_assert_cmpuint (test_viewer_get_frames (viewer, NULL, NULL), ==, 0);
 }
 
 /* Freeing a transcoder whose pipeline is still being built waits for the
@@ -772,6 +894,9 @@ main (int argc, char **argv)
   g_test_add_func ("/pipelines/transcode/drops-packets-until-started", test_transcode_drops_packets_until_started);
   g_test_add_func ("/pipelines/transcode/holds-packets-while-building", test_transcode_holds_packets_while_building);
   g_test_add_func ("/pipelines/transcode/restarts-while-building", test_transcode_restarts_while_building);
+  g_test_add_func ("/pipelines/transcode/codec-change-while-building", test_transcode_codec_change_while_building);
+  g_test_add_func ("/pipelines/transcode/drops-packets-after-stop-while-building",
+                   test_transcode_drops_packets_after_stop_while_building);
   g_test_add_func ("/pipelines/transcode/frees-while-building", test_transcode_frees_while_building);
 
   return g_test_run ();
