@@ -112,6 +112,33 @@ cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint n_needed, guint
   return TRUE;
 }
 
+/* Tells whether one more connection leaves half the reserve free. */
+static gboolean
+budget_fits_connection (const CimsFdBudget *budget)
+{
+  return budget->n_open + budget->n_pending + budget->reserve / 2 <= budget->limit;
+}
+
+gboolean
+cims_fd_budget_admit_connection (CimsFdBudget *budget, gint64 now_us, guint64 *n_open)
+{
+  if (budget->limit == 0 || budget->limit == RLIM_INFINITY) {
+    *n_open = 0;
+    return TRUE;
+  }
+
+  /* Between counts, the connection's descriptor is one more than counted. */
+  if (budget->counted_us == 0 || now_us - budget->counted_us >= CIMS_FD_BUDGET_RECOUNT_US)
+    budget_recount (budget, now_us);
+  else
+    budget->n_open++;
+  if (!budget_fits_connection (budget) && budget->counted_us != now_us)
+    budget_recount (budget, now_us);
+
+  *n_open = budget->n_open + budget->n_pending;
+  return budget_fits_connection (budget);
+}
+
 void
 cims_fd_budget_settle (CimsFdBudget *budget, guint n_needed)
 {

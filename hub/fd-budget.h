@@ -46,6 +46,14 @@ guint64 cims_fd_count_open (void);
  * a fresh count. Sets @n_open to the descriptors it judged by. */
 gboolean cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint n_needed, guint64 *n_open);
 
+/* Tells whether the hub keeps a new HTTP connection, whose descriptor is
+ * already open, at monotonic time @now_us: while half the reserve is still
+ * free. Viewers are refused at the whole reserve, so a flood of idle
+ * connections cannot take the descriptors that camera ingest and the
+ * database need. A refusal rests on a fresh count. Sets @n_open to the
+ * descriptors it judged by. */
+gboolean cims_fd_budget_admit_connection (CimsFdBudget *budget, gint64 now_us, guint64 *n_open);
+
 /* Settles an admitted request of @n_needed descriptors once it ended. Its
  * descriptors then count as open until the next count, which shows whether
  * they are. Both err on the safe side. */

@@ -80,6 +80,28 @@ listener_kept_socket (SoupServerMessage *msg, GSocket *socket)
   return soup_server_message_get_method (msg) == NULL && g_atomic_int_get (&G_OBJECT (socket)->ref_count) == 2;
 }
 
+/* Tells whether the hub keeps a connection it has just accepted, and
+ * otherwise counts it and logs at most once a minute. */
+static gboolean
+connection_fits_budget (CimsHub *hub)
+{
+  gint64 now_us = g_get_monotonic_time ();
+  guint64 n_open = 0;
+
+  if (cims_fd_budget_admit_connection (&hub->fd_budget, now_us, &n_open))
+    return TRUE;
+
+  CIMS_METRIC_ADD (hub, http_refused_open_files, 1);
+  if (hub->http_fd_limit_logged_us == 0 || now_us - hub->http_fd_limit_logged_us >= 60 * G_USEC_PER_SEC) {
+    hub->http_fd_limit_logged_us = now_us;
+    g_warning ("closing new HTTP connections unanswered: %" G_GUINT64_FORMAT " of the open-file limit of %"
+               G_GUINT64_FORMAT " are in use, and %" G_GUINT64_FORMAT " stay free for camera ingest and the "
+               "database; raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n) and restart the hub",
+               n_open, hub->fd_budget.limit, hub->fd_budget.reserve / 2);
+  }
+  return FALSE;
+}
+
 /* libsoup emits this as it accepts a connection, before the request
  * arrives. The socket gets the wait limit: a client that sends no request,
  * stops part way through one, or does not read the response for
@@ -95,6 +117,12 @@ request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_da
 
   if (socket == NULL)
     return;
+
+  if (!connection_fits_budget (connections->hub)) {
+    /* libsoup reads end of file, closes the connection and frees its descriptor. */
+    g_socket_shutdown (socket, TRUE, TRUE, NULL);
+    return;
+  }
 
   g_socket_set_timeout (socket, connections->hub->config->http_idle_timeout_s);
   if (connections->releases_leaked_sockets && listener_kept_socket (msg, socket))

@@ -58,6 +58,7 @@ typedef struct {
   atomic_uint_fast64_t sessions_refused_audit; /* WHEP requests refused because the audit log failed */
   atomic_uint_fast64_t whep_rate_limited;   /* WHEP requests answered 429 */
   atomic_uint_fast64_t whep_refused_open_files; /* WHEP requests refused at the open-file limit */
+  atomic_uint_fast64_t http_refused_open_files; /* HTTP connections closed at the open-file limit */
   atomic_uint_fast64_t feed_overflows;      /* packets a lagging worker missed */
   atomic_int_fast64_t transcoders_active;
 } CimsMetrics;
@@ -120,6 +121,7 @@ struct _CimsHub {
   CimsRateLimiter *whep_limiter;
   CimsFdBudget fd_budget;       /* open descriptors left for new viewers (fd-budget.c) */
   gint64 fd_limit_logged_us;    /* when a refusal at the open-file limit was last logged */
+  gint64 http_fd_limit_logged_us; /* when an HTTP connection closed at that limit was last logged */
 
   SoupServer *http;
   CimsHttpConnections *http_connections;

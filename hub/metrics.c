@@ -121,6 +121,9 @@ cims_metrics_format (CimsHub *hub)
   metric_append (out, "cimshub_whep_refused_open_files_total", "counter",
                  "WHEP requests answered 503 because the hub was at its open-file limit.",
                  CIMS_METRIC_GET (hub, whep_refused_open_files));
+  metric_append (out, "cimshub_http_refused_open_files_total", "counter",
+                 "HTTP connections closed unanswered because the hub was near its open-file limit.",
+                 CIMS_METRIC_GET (hub, http_refused_open_files));
   metric_append (out, "cimshub_audit_failures_total", "counter",
                  "Audit records that could not be written.", CIMS_METRIC_GET (hub, audit_failures));
   metric_append (out, "cimshub_sessions_refused_audit_total", "counter",

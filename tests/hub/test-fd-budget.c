@@ -138,6 +138,36 @@ test_camera_start_needs_more (void)
   g_assert_cmpuint (budget.n_pending, ==, CIMS_FD_BUDGET_PER_SESSION);
 }
 
+/* A new HTTP connection is kept while half the reserve is free, so with
+ * the reserve of 64 it is kept where a viewer is already refused, and closed
+ * 32 descriptors short of the limit. */
+static void
+test_connection_keeps_half_reserve (void)
+{
+  CimsFdBudget budget;
+  int fds[40];
+  guint64 n_open_start = cims_fd_count_open ();
+  guint64 n_open = 0;
+  gint64 now_us = 1000 * 1000;
+
+  cims_fd_budget_init (&budget, n_open_start + 64);
+  g_assert_false (cims_fd_budget_admit (&budget, now_us, CIMS_FD_BUDGET_PER_SESSION, &n_open));
+  g_assert_true (cims_fd_budget_admit_connection (&budget, now_us + 1, &n_open));
+
+  /* Connections accepted within the recount interval count one each. */
+  for (guint i = 0; i < 31; i++)
+    g_assert_true (cims_fd_budget_admit_connection (&budget, now_us + 2, &n_open));
+  g_assert_cmpuint (n_open, ==, n_open_start + 32);
+
+  /* 40 descriptors open: a fresh count refuses. */
+  open_fds (fds, G_N_ELEMENTS (fds));
+  g_assert_false (cims_fd_budget_admit_connection (&budget, now_us + 3, &n_open));
+  g_assert_cmpuint (n_open, ==, n_open_start + G_N_ELEMENTS (fds));
+
+  close_fds (fds, G_N_ELEMENTS (fds));
+  g_assert_true (cims_fd_budget_admit_connection (&budget, now_us + 4, &n_open));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -147,5 +177,6 @@ main (int argc, char **argv)
   g_test_add_func ("/fd-budget/admit-and-refuse", test_admit_and_refuse);
   g_test_add_func ("/fd-budget/pending-survive-recount", test_pending_survive_recount);
   g_test_add_func ("/fd-budget/camera-start-needs-more", test_camera_start_needs_more);
+  g_test_add_func ("/fd-budget/connection-keeps-half-reserve", test_connection_keeps_half_reserve);
   return g_test_run ();
 }

@@ -489,6 +489,36 @@ def post_session(base_url, token):
     return status, headers.get("Location"), headers.get("Retry-After"), error
 
 
+def open_idle_connections(base_url, hub, count):
+    """Opens up to @count connections to the hub that send nothing; returns
+    them and the most descriptors the hub had open meanwhile."""
+    port = int(base_url.rsplit(":", 1)[1])
+    idle, max_open = [], 0
+    try:
+        for i in range(count):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            if i % 10 == 0:
+                max_open = max(max_open, len(os.listdir(f"/proc/{hub.pid}/fd")))
+    except OSError:
+        pass
+    time.sleep(1)
+    return idle, max(max_open, len(os.listdir(f"/proc/{hub.pid}/fd")))
+
+
+def wait_healthz_after(base_url, idle):
+    """Closes @idle, then waits up to 10 s for /healthz to return 200;
+    returns the last status and the seconds waited."""
+    for sock in idle:
+        sock.close()
+    started = time.monotonic()
+    status = 0
+    while status != 200 and time.monotonic() - started < 10:
+        status = http_get(base_url + "/healthz", timeout_s=1)[0]
+        if status != 200:
+            time.sleep(0.2)
+    return status, time.monotonic() - started
+
+
 def test_open_file_limit(rig):
     # Soft and hard limit 256: sessions that never finish ICE pile up until
     # the hub refuses more with 503, and cameras, HTTP and a session opened
@@ -515,29 +545,31 @@ def test_open_file_limit(rig):
     rig.record("open-file-limit", ok, f"{len(locations)} sessions, then {refusal}; after 10 ended: {after}; "
                f"refused metric {refused}, criticals {stderr.count('CRITICAL')}")
 
-    # Idle connections use up the limit, so an accept() fails and libsoup
-    # stops accepting. Once they close, the hub must serve HTTP again.
+    # 290 idle connections under a limit of 300: the hub closes new ones
+    # while only half its reserve of 64 is free, so it never runs out.
+    hub, base_url = start_limited_hub(rig, "cimshub-shed", "300:300")
+    idle, max_open = open_idle_connections(base_url, hub, 290)
+    status, waited_s = wait_healthz_after(base_url, idle)
+    shed = read_metric_sum(base_url, "cimshub_http_refused_open_files_total")
+    rig.processes.stop("cimshub-shed")
+    with open(os.path.join(rig.temp, "cimshub-shed.stderr"), errors="replace") as log:
+        logged = "closing new HTTP connections unanswered" in log.read()
+    rig.record("http-sheds-at-open-file-limit",
+               max_open <= 300 - 32 + 4 and shed > 0 and logged and status == 200 and waited_s < 1.5,
+               f"at most {max_open} descriptors open during {len(idle)} connections, {shed:.0f} closed "
+               f"unanswered (logged: {logged}), then /healthz {status} after {waited_s:.1f} s")
+
+    # The limit lowered under the running hub, below the one its budget uses:
+    # idle connections use it up, an accept() fails and libsoup stops
+    # accepting. Once they close, the hub must listen again and serve HTTP.
     hub, base_url = start_limited_hub(rig, "cimshub-http", "300:300")
-    port = int(base_url.rsplit(":", 1)[1])
-    idle = []
-    try:
-        for _ in range(290):
-            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-    except OSError:
-        pass
-    time.sleep(1)
-    for sock in idle:
-        sock.close()
-    started = time.monotonic()
-    status = 0
-    while status != 200 and time.monotonic() - started < 10:
-        status = http_get(base_url + "/healthz", timeout_s=1)[0]
-        if status != 200:
-            time.sleep(0.5)
-    waited_s = time.monotonic() - started
+    subprocess.run(["prlimit", "--pid", str(hub.pid), "--nofile=200:200"], check=True)
+    idle, max_open = open_idle_connections(base_url, hub, 290)
+    status, waited_s = wait_healthz_after(base_url, idle)
     rig.processes.stop("cimshub-http")
-    rig.record("http-after-open-file-limit", status == 200,
-               f"{len(idle)} idle connections, then /healthz {status} after {waited_s:.1f} s")
+    rig.record("http-after-open-file-limit", status == 200 and max_open >= 195,
+               f"{len(idle)} idle connections, at most {max_open} descriptors open, "
+               f"then /healthz {status} after {waited_s:.1f} s")
 
     # A soft limit below the hard one is raised at start.
     hub, base_url = start_limited_hub(rig, "cimshub-raise", "64:4096")
