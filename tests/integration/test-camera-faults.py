@@ -204,11 +204,11 @@ class FaultRig(whep.Rig):
     # ---- running a fault camera beside the healthy one -----------------------------
 
     def warm(self, *cameras):
-        """Starts the hub's ingest of @cameras with a 1 s viewer each, so that
-        the checked viewers join a running source. A first viewer that starts
-        the ingest can miss the first keyframe (see the note it prints); that
-        race is in the hub, not in the cameras' faults."""
-        for camera in cameras:
+        """Starts the hub's ingest of @cameras, all at once, with a 1 s viewer
+        each, so that the checked viewers join a running source. A first
+        viewer that starts the ingest can miss the first keyframe, as the
+        note it prints says. That race is in the hub, not in the cameras' faults."""
+        def warm_one(camera):
             # Under load the first viewer can end before the camera's first
             # keyframe reached the hub: a second one then joins a running
             # source and ends after that keyframe is cached.
@@ -218,6 +218,12 @@ class FaultRig(whep.Rig):
                 if not problems:
                     break
                 print(f"note: cold start of {camera}, warm-up {attempt}: {'; '.join(problems)}", flush=True)
+
+        threads = [threading.Thread(target=warm_one, args=(camera,)) for camera in cameras]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def run_beside_healthy(self, camera, *extra, duration_s=WATCH_S, timeout_s=40):
         """Runs a viewer of @camera and, at the same time, one of the healthy
@@ -510,11 +516,11 @@ class FaultRig(whep.Rig):
         run_result = {}
 
         def watch():
-            run_result["run"] = self.run_viewer("--duration", "6", camera=KEPT, timeout_s=30)
+            run_result["run"] = self.run_viewer("--duration", "4", camera=KEPT, timeout_s=30)
 
         thread = threading.Thread(target=watch)
         thread.start()
-        time.sleep(2.5)
+        time.sleep(1.5)
         if not self.reload_hub(kept_url_of="kept-b"):
             problems.append("the reload with the new URL did not happen")
         moved = self.wait_hub_log(f"camera={KEPT}: its source URL or login changed", 1, 5)
