@@ -206,8 +206,8 @@ class FaultRig(whep.Rig):
     def warm(self, *cameras):
         """Starts the hub's ingest of @cameras, all at once, with a 1 s viewer
         each, so that the checked viewers join a running source. A first
-        viewer that starts the ingest can miss the first keyframe, as the
-        note it prints says. That race is in the hub, not in the cameras' faults."""
+        viewer that starts the ingest can miss the first keyframe, and then
+        prints a note. That race is in the hub, not in the cameras' faults."""
         def warm_one(camera):
             # Under load the first viewer can end before the camera's first
             # keyframe reached the hub: a second one then joins a running
@@ -443,9 +443,13 @@ class FaultRig(whep.Rig):
                                               "10000", *extra, camera=camera, timeout_s=60)
 
         self.warm("get-parameter-454", "get-parameter-unlisted", "silent")
+        # The silent camera sends for 6 s after each connection: silent from
+        # about 6 s after the warm-up began, sending again from about 10 s
+        # on, once the hub has reconnected, and silent again from about 16 s.
+        # Its viewer ends about 13.5 s in, inside the second sending spell.
         threads = [threading.Thread(target=watch, args=("get-parameter-454", 25)),
                    threading.Thread(target=watch, args=("get-parameter-unlisted", 25)),
-                   threading.Thread(target=watch, args=("silent", 16))]
+                   threading.Thread(target=watch, args=("silent", 12))]
         for thread in threads:
             thread.start()
         for thread in threads:
