@@ -89,7 +89,7 @@ bench_feed_sample_cb (GstAppSink *appsink, gpointer user_data)
       g_autofree gchar *fmtp = g_strdup_printf ("packetization-mode=1;sprop-parameter-sets=%s",
                                                 gst_structure_get_string (s, "sprop-parameter-sets"));
 
-      cims_transcoder_set_input_format (run->transcoder, CIMS_CODEC_H264, 90000, fmtp, NULL);
+      cims_transcoder_set_input_format (run->transcoder, CIMS_CODEC_H264, 90000, fmtp, NULL, 1);
       run->has_format = TRUE;
     }
 

@@ -127,13 +127,14 @@ cims_fd_budget_admit_connection (CimsFdBudget *budget, gint64 now_us, guint64 *n
     return TRUE;
   }
 
-  /* Between counts, the connection's descriptor is one more than counted. */
+  /* Between counts, the connection's descriptor is one more than counted.
+   * Counts stay at most one per interval even while connections are
+   * refused: a count reads every open descriptor, and a flood of
+   * connections must not make the main context read them all for each. */
   if (budget->counted_us == 0 || now_us - budget->counted_us >= CIMS_FD_BUDGET_RECOUNT_US)
     budget_recount (budget, now_us);
   else
     budget->n_open++;
-  if (!budget_fits_connection (budget) && budget->counted_us != now_us)
-    budget_recount (budget, now_us);
 
   *n_open = budget->n_open + budget->n_pending;
   return budget_fits_connection (budget);

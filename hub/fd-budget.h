@@ -50,7 +50,8 @@ gboolean cims_fd_budget_admit (CimsFdBudget *budget, gint64 now_us, guint n_need
  * already open, at monotonic time @now_us: while half the reserve is still
  * free. Viewers are refused at the whole reserve, so a flood of idle
  * connections cannot take the descriptors that camera ingest and the
- * database need. A refusal rests on a fresh count. Sets @n_open to the
+ * database need. Counts at most once per CIMS_FD_BUDGET_RECOUNT_US, so a
+ * refusal can rest on a count up to that old. Sets @n_open to the
  * descriptors it judged by. */
 gboolean cims_fd_budget_admit_connection (CimsFdBudget *budget, gint64 now_us, guint64 *n_open);
 

@@ -94,9 +94,11 @@ connection_fits_budget (CimsHub *hub)
   CIMS_METRIC_ADD (hub, http_refused_open_files, 1);
   if (hub->http_fd_limit_logged_us == 0 || now_us - hub->http_fd_limit_logged_us >= 60 * G_USEC_PER_SEC) {
     hub->http_fd_limit_logged_us = now_us;
-    g_warning ("closing new HTTP connections unanswered: %" G_GUINT64_FORMAT " of the open-file limit of %"
-               G_GUINT64_FORMAT " are in use, and %" G_GUINT64_FORMAT " stay free for camera ingest and the "
-               "database; raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n) and restart the hub",
+    g_warning ("closing new HTTP connections unanswered: about %" G_GUINT64_FORMAT " of the open-file limit "
+               "of %" G_GUINT64_FORMAT " are in use, and the last %" G_GUINT64_FORMAT " are kept for camera "
+               "ingest and the database. Clients holding idle connections are the usual cause "
+               "(hub.http_idle_timeout_s closes them; watch cimshub_http_refused_open_files_total); "
+               "otherwise raise the limit (LimitNOFILE= in the systemd unit, or ulimit -n) and restart the hub",
                n_open, hub->fd_budget.limit, hub->fd_budget.reserve / 2);
   }
   return FALSE;
@@ -118,6 +120,9 @@ request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_da
   if (socket == NULL)
     return;
 
+  if (connections->releases_leaked_sockets && listener_kept_socket (msg, socket))
+    leaked_socket_watch (connections, socket);
+
   if (!connection_fits_budget (connections->hub)) {
     /* libsoup reads end of file, closes the connection and frees its descriptor. */
     g_socket_shutdown (socket, TRUE, TRUE, NULL);
@@ -125,8 +130,6 @@ request_started_cb (SoupServer *server, SoupServerMessage *msg, gpointer user_da
   }
 
   g_socket_set_timeout (socket, connections->hub->config->http_idle_timeout_s);
-  if (connections->releases_leaked_sockets && listener_kept_socket (msg, socket))
-    leaked_socket_watch (connections, socket);
 }
 
 /* NOTE: libsoup 3.2.3's listener never drops its reference to the GSocket

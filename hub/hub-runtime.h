@@ -431,12 +431,16 @@ void cims_source_cancel_idle_stop (CimsSource *source);
 void cims_source_check_idle (CimsSource *source);
 
 /* Keeps the camera's ingest running without viewers, or lets it stop when
- * idle again. Main context. */
-void cims_source_set_kept (CimsSource *source, gboolean is_kept);
+ * idle again, for @reason (logged). Main context. */
+void cims_source_set_kept (CimsSource *source, gboolean is_kept, const char *reason);
 
 /* Connects the camera's ingest again when @camera, from a reloaded
  * configuration, has another source URL or login. Main context. */
 void cims_source_update_camera (CimsSource *source, const CimsConfigCamera *camera);
+
+/* Connects the camera's ingest again when it gave up for good, as on an
+ * unsupported codec. Main context. */
+void cims_source_retry_stopped (CimsSource *source, const CimsConfigCamera *camera);
 
 /* ---- cameras pulled from the start (kept-sources.c) ---------------------- */
 

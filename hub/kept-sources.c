@@ -31,15 +31,25 @@ keep_sources_apply (CimsHub *hub)
       continue;
 
     camera = cims_config_find_camera (hub->config, cims_source_get_camera_id (source));
-    if (camera == NULL || !camera_is_kept (camera, now_us))
-      cims_source_set_kept (source, FALSE);
+    if (camera == NULL)
+      cims_source_set_kept (source, FALSE, "the camera was removed from the configuration");
+    else if (camera->on_demand)
+      cims_source_set_kept (source, FALSE, "on_demand is true");
+    else if (!camera_is_kept (camera, now_us))
+      cims_source_set_kept (source, FALSE, "the camera is out of service");
   }
 
+  /* A kept camera's ingest that gave up is tried again at each check. */
   for (guint i = 0; i < hub->config->cameras->len; i++) {
     const CimsConfigCamera *camera = g_ptr_array_index (hub->config->cameras, i);
+    CimsSource *source;
 
-    if (camera_is_kept (camera, now_us))
-      cims_source_set_kept (cims_hub_source_acquire (hub, camera), TRUE);
+    if (!camera_is_kept (camera, now_us))
+      continue;
+
+    source = cims_hub_source_acquire (hub, camera);
+    cims_source_set_kept (source, TRUE, NULL);
+    cims_source_retry_stopped (source, camera);
   }
 }
 

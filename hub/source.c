@@ -67,6 +67,7 @@ struct _CimsSource {
   guint idle_timeout_id;
   char *last_error;
   gboolean is_stopping;
+  gboolean is_ingest_stopped;   /* the ingest gave up (an unsupported codec, say) */
   gboolean is_kept;             /* pulled with or without viewers (on_demand = false) */
   char *url;                    /* the ingest's connection settings, to compare on reload */
   char *username;
@@ -164,7 +165,7 @@ format_known_cb (gpointer user_data)
    * its codec parameters). */
   for (guint i = 0; source->transcoders != NULL && i < source->transcoders->len; i++)
     cims_transcoder_set_input_format (g_ptr_array_index (source->transcoders, i), source->codec,
-                                      source->clock_rate, source->fmtp, source->parameter_sets);
+                                      source->clock_rate, source->fmtp, source->parameter_sets, source->epoch);
 
   waiters_notify (source, NULL);
   return G_SOURCE_REMOVE;
@@ -383,6 +384,7 @@ ingest_state_cb (CimsIngestState state, const char *message, gpointer user_data)
     g_clear_pointer (&source->last_error, g_free);
     g_message ("camera=%s: receiving video", source->camera_id);
   } else if (state == CIMS_INGEST_STATE_STOPPED && message != NULL && !source->is_stopping) {
+    source->is_ingest_stopped = TRUE;
     g_free (source->last_error);
     source->last_error = g_strdup (message);
     g_warning ("camera=%s: ingest stopped: %s", source->camera_id, message);
@@ -449,6 +451,27 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
   return source;
 }
 
+/* Replaces the ingest with a new one for @camera. Viewers stay: the new
+ * connection's stream is a new epoch to them, as after a reconnect. The
+ * keyframe cache is emptied, so that a new viewer never gets a picture of
+ * the old connection. Main context. */
+static void
+source_ingest_restart (CimsSource *source, const CimsConfigCamera *camera)
+{
+  source->is_stopping = TRUE;
+  cims_ingest_stop (source->ingest);
+  g_clear_pointer (&source->ingest, cims_ingest_free);
+  source->is_stopping = FALSE;
+  source->is_ingest_stopped = FALSE;
+
+  g_mutex_lock (&source->lock);
+  if (source->cache != NULL)
+    cims_keyframe_cache_reset (source->cache);
+  g_mutex_unlock (&source->lock);
+
+  source_ingest_start (source, camera);
+}
+
 /* See hub-runtime.h. */
 void
 cims_source_update_camera (CimsSource *source, const CimsConfigCamera *camera)
@@ -458,12 +481,20 @@ cims_source_update_camera (CimsSource *source, const CimsConfigCamera *camera)
           && g_strcmp0 (source->password, camera->source_password) == 0))
     return;
 
-  /* Viewers stay: the new connection's stream is a new epoch to them, as
-   * after a reconnect. */
   g_message ("camera=%s: its source URL or login changed, connecting again", source->camera_id);
-  cims_ingest_stop (source->ingest);
-  g_clear_pointer (&source->ingest, cims_ingest_free);
-  source_ingest_start (source, camera);
+  source_ingest_restart (source, camera);
+}
+
+/* See hub-runtime.h. */
+void
+cims_source_retry_stopped (CimsSource *source, const CimsConfigCamera *camera)
+{
+  if (source->ingest == NULL || !source->is_ingest_stopped)
+    return;
+
+  g_message ("camera=%s: its ingest had stopped (%s); connecting again", source->camera_id,
+             source->last_error ? source->last_error : "no reason given");
+  source_ingest_restart (source, camera);
 }
 
 void
@@ -635,7 +666,7 @@ cims_source_cancel_idle_stop (CimsSource *source)
 
 /* See hub-runtime.h. */
 void
-cims_source_set_kept (CimsSource *source, gboolean is_kept)
+cims_source_set_kept (CimsSource *source, gboolean is_kept, const char *reason)
 {
   if (source->is_kept == is_kept)
     return;
@@ -645,8 +676,8 @@ cims_source_set_kept (CimsSource *source, gboolean is_kept)
     cims_source_cancel_idle_stop (source);
     g_message ("camera=%s: pulled whether or not anyone watches (on_demand = false)", source->camera_id);
   } else {
-    g_message ("camera=%s: pulled on demand again, stopping after %u s without a viewer", source->camera_id,
-               source->hub->config->idle_source_stop_s);
+    g_message ("camera=%s: no longer pulled without viewers (%s); the ingest stops %u s after the last "
+               "viewer leaves", source->camera_id, reason, source->hub->config->idle_source_stop_s);
     cims_source_check_idle (source);
   }
 }
@@ -763,7 +794,7 @@ transcode_attach (CimsSource *source)
   g_mutex_lock (&camera->lock);
   if (camera->has_format)
     cims_transcoder_set_input_format (source->transcoder, camera->codec, camera->clock_rate, camera->fmtp,
-                                      camera->parameter_sets);
+                                      camera->parameter_sets, camera->epoch);
   cims_transcoder_start (source->transcoder);
   if (camera->cache != NULL) {
     snapshot = cims_keyframe_cache_snapshot (camera->cache);

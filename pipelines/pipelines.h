@@ -291,12 +291,15 @@ CimsTranscoder *cims_transcoder_new (const CimsTranscoderSettings *settings,
  * fmtp has no sprop-* fields). Call it when the format is first known and
  * again on each new camera epoch. The same codec and clock rate update the
  * running pipeline's input caps in place; another codec or clock rate
- * rebuilds the pipeline. Any thread except the transcoder's own streaming
- * threads; it may block while a pipeline is rebuilt. (transfer none)
+ * rebuilds the pipeline. @epoch is the camera epoch the format belongs to:
+ * on another codec, packets held for a pipeline being built that belong to
+ * earlier epochs are dropped, and later ones kept. Any thread except the
+ * transcoder's own streaming threads; it may block while a pipeline is
+ * rebuilt. (transfer none)
  */
 void cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec,
                                        guint clock_rate, const char *fmtp,
-                                       GPtrArray *parameter_sets);
+                                       GPtrArray *parameter_sets, guint32 epoch);
 
 /**
  * cims_transcoder_push:

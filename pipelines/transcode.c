@@ -952,19 +952,35 @@ held_packets_clear_locked (CimsTranscoder *transcoder)
   transcoder->held_bytes = 0;
 }
 
-/* Discards the held packets, which then count as dropped instead of
- * accepted. Called with the lock held. */
+/* Discards the held packets of camera epochs before @epoch (all of them
+ * for G_MAXUINT32), which then count as dropped instead of accepted.
+ * Called with the lock held. */
+static void
+held_packets_drop_before_locked (CimsTranscoder *transcoder, guint32 epoch)
+{
+  GPtrArray *held = transcoder->held_packets;
+  guint n_dropped = 0;
+
+  for (guint i = held->len; i > 0; i--) {
+    CimsRtpPacket *packet = g_ptr_array_index (held, i - 1);
+
+    if (epoch == G_MAXUINT32 || packet->epoch < epoch) {
+      transcoder->held_bytes -= packet->size;
+      g_ptr_array_remove_index (held, i - 1);
+      n_dropped++;
+    }
+  }
+
+  g_mutex_lock (&transcoder->stats_lock);
+  transcoder->stats.n_packets_in -= n_dropped;
+  transcoder->stats.n_packets_dropped += n_dropped;
+  g_mutex_unlock (&transcoder->stats_lock);
+}
+
 static void
 held_packets_drop_locked (CimsTranscoder *transcoder)
 {
-  guint n_held = transcoder->held_packets->len;
-
-  held_packets_clear_locked (transcoder);
-
-  g_mutex_lock (&transcoder->stats_lock);
-  transcoder->stats.n_packets_in -= n_held;
-  transcoder->stats.n_packets_dropped += n_held;
-  g_mutex_unlock (&transcoder->stats_lock);
+  held_packets_drop_before_locked (transcoder, G_MAXUINT32);
 }
 
 /* Makes @pipeline the current one, feeds it the packets held while it was
@@ -1244,14 +1260,16 @@ cims_transcoder_push (CimsTranscoder *transcoder, CimsRtpPacket *packet)
       transcoder->held_bytes += packet->size;
       is_accepted = TRUE;
     }
-  g_mutex_unlock (&transcoder->lock);
 
+  /* Under the lock too, so that dropping held packets never finds them
+   * accepted but not yet counted. */
   g_mutex_lock (&transcoder->stats_lock);
   if (is_accepted)
     transcoder->stats.n_packets_in++;
   else
     transcoder->stats.n_packets_dropped++;
   g_mutex_unlock (&transcoder->stats_lock);
+  g_mutex_unlock (&transcoder->lock);
 }
 
 /* ---- public API ------------------------------------------------------------------ */
@@ -1295,7 +1313,7 @@ cims_transcoder_new (const CimsTranscoderSettings *settings,
  * thread that runs it. */
 void
 cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, guint clock_rate,
-                                  const char *fmtp, GPtrArray *parameter_sets)
+                                  const char *fmtp, GPtrArray *parameter_sets, guint32 epoch)
 {
   g_autoptr(GstCaps) caps = NULL;
   TranscodePipeline *replaced = NULL;
@@ -1312,9 +1330,11 @@ cims_transcoder_set_input_format (CimsTranscoder *transcoder, CimsCodec codec, g
   is_new_codec = transcoder->input_caps != NULL
                  && (transcoder->input_codec != codec || transcoder->input_clock_rate != clock_rate);
   is_same_decoder = transcoder->pipeline != NULL && !is_new_codec;
-  /* Packets held for a build are of the old codec: no pipeline for the new one takes them. */
+  /* Packets held for a build from before @epoch are of the old codec: no
+   * pipeline for the new one takes them. The new codec's first packets may
+   * have come before this call. */
   if (is_new_codec)
-    held_packets_drop_locked (transcoder);
+    held_packets_drop_before_locked (transcoder, epoch);
   if (transcoder->pipeline != NULL && !is_same_decoder)
     transcoder_log (transcoder, G_LOG_LEVEL_MESSAGE, "camera video changed from %s to %s; rebuilding the pipeline",
                     codec_encoding_name (transcoder->input_codec), codec_encoding_name (codec));

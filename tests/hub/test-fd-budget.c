@@ -159,13 +159,22 @@ test_connection_keeps_half_reserve (void)
     g_assert_true (cims_fd_budget_admit_connection (&budget, now_us + 2, &n_open));
   g_assert_cmpuint (n_open, ==, n_open_start + 32);
 
-  /* 40 descriptors open: a fresh count refuses. */
-  open_fds (fds, G_N_ELEMENTS (fds));
+  /* The 33rd within the interval is refused on the current count:
+   * counting again for each refused connection would cost a flood dear. */
   g_assert_false (cims_fd_budget_admit_connection (&budget, now_us + 3, &n_open));
+  g_assert_cmpuint (n_open, ==, n_open_start + 33);
+
+  /* 40 descriptors really open: the next interval's count refuses. */
+  open_fds (fds, G_N_ELEMENTS (fds));
+  now_us += CIMS_FD_BUDGET_RECOUNT_US;
+  g_assert_false (cims_fd_budget_admit_connection (&budget, now_us, &n_open));
   g_assert_cmpuint (n_open, ==, n_open_start + G_N_ELEMENTS (fds));
 
+  /* Closed again: the count after that admits. */
   close_fds (fds, G_N_ELEMENTS (fds));
-  g_assert_true (cims_fd_budget_admit_connection (&budget, now_us + 4, &n_open));
+  now_us += CIMS_FD_BUDGET_RECOUNT_US;
+  g_assert_true (cims_fd_budget_admit_connection (&budget, now_us, &n_open));
+  g_assert_cmpuint (n_open, ==, n_open_start);
 }
 
 int

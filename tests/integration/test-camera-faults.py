@@ -536,6 +536,8 @@ class FaultRig(whep.Rig):
         if not moved or f"flowing from {self.hub_settings['urls']['kept-b']} (epoch 2)" \
                 not in self.log_text("cimshub"):
             problems.append("the hub did not connect to the new URL as epoch 2 after the reload")
+        if f"camera={KEPT}: ingest stopped: " in self.log_text("cimshub"):
+            problems.append("the hub logged the replaced ingest's stop as a failure")
         for viewer in run.viewers:
             last, ended = viewer.get("last_packet_unix_ms"), viewer.get("ended_unix_ms")
             if last is None or ended is None or ended - last > 1000:
@@ -545,6 +547,8 @@ class FaultRig(whep.Rig):
         n_stops = self.log_text("cimshub").count(f"camera={KEPT}: no viewer for")
         if not self.reload_hub(kept_on_demand=True, kept_url_of="kept-b"):
             problems.append("the reload to on_demand = true did not happen")
+        if f"camera={KEPT}: no longer pulled without viewers (on_demand is true)" not in self.log_text("cimshub"):
+            problems.append("the hub did not log why the camera is no longer kept")
         if not self.wait_hub_log(f"camera={KEPT}: no viewer for", n_stops + 1, IDLE_SOURCE_STOP_S + 5):
             problems.append("the camera's ingest did not stop when idle after on_demand = true")
         self.record("kept", problems, whep.describe(run))

@@ -224,7 +224,7 @@ test_camera_new_sample_cb (GstAppSink *appsink, gpointer user_data)
     {
       g_autofree gchar *fmtp = test_fmtp_from_caps (gst_caps_get_structure (gst_sample_get_caps (sample), 0));
 
-      cims_transcoder_set_input_format (camera->transcoder, camera->codec, 90000, fmtp, NULL);
+      cims_transcoder_set_input_format (camera->transcoder, camera->codec, 90000, fmtp, NULL, camera->epoch);
       camera->has_sent_format = TRUE;
     }
 
@@ -299,10 +299,10 @@ test_camera_free (TestCamera *camera)
  * its start, and stops it. Returns the camera with its packets in
  * recorded and its fmtp. */
 static TestCamera *
-test_camera_record (const char *launch_format, CimsCodec codec, guint n_frames)
+test_camera_record (const char *launch_format, CimsCodec codec, guint32 epoch, guint n_frames)
 {
   g_autofree gchar *launch = g_strdup_printf (launch_format, 320, 240, 0x5555, 0);
-  TestCamera *camera = test_camera_new_from_launch (NULL, launch, codec, 1);
+  TestCamera *camera = test_camera_new_from_launch (NULL, launch, codec, epoch);
   gint64 deadline_us = g_get_monotonic_time () + TEST_WAIT_TIMEOUT_MS * 1000;
   guint n_markers = 0;
 
@@ -321,19 +321,31 @@ test_camera_record (const char *launch_format, CimsCodec codec, guint n_frames)
   return camera;
 }
 
-/* Pushes the recorded packets, the first frame at once and then one frame
- * each @frame_interval_ms, as a camera sends them (0: all at once). */
-static void
-test_camera_push_recorded (TestCamera *camera, CimsTranscoder *transcoder, guint frame_interval_ms)
+/* Pushes the recorded packets from the @first one on, the first frame at
+ * once and then one frame each @frame_interval_ms, as a camera sends them
+ * (0: all at once), and stops after @n_frames frames (0: all). Returns the
+ * index of the next packet. */
+static guint
+test_camera_push_recorded (TestCamera *camera, CimsTranscoder *transcoder, guint first, guint n_frames,
+                           guint frame_interval_ms)
 {
-  for (guint i = 0; i < camera->recorded->len; i++)
+  guint n_pushed_frames = 0;
+
+  for (guint i = first; i < camera->recorded->len; i++)
     {
       CimsRtpPacket *packet = g_ptr_array_index (camera->recorded, i);
 
       cims_transcoder_push (transcoder, packet);
-      if (frame_interval_ms > 0 && cims_rtp_packet_get_marker (packet))
+      if (!cims_rtp_packet_get_marker (packet))
+        continue;
+
+      if (n_frames > 0 && ++n_pushed_frames == n_frames)
+        return i + 1;
+      if (frame_interval_ms > 0)
         g_usleep (frame_interval_ms * 1000);
     }
+
+  return camera->recorded->len;
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestCamera, test_camera_free)
@@ -799,7 +811,7 @@ test_transcode_restarts_while_building (void)
   g_autoptr(TestCamera) camera = NULL;
   CimsTranscoderStats stats;
 
-  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL);
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL, 1);
   cims_transcoder_start (transcoder);
   cims_transcoder_stop (transcoder);
   cims_transcoder_start (transcoder);
@@ -815,20 +827,24 @@ test_transcode_restarts_while_building (void)
 
 /* The camera turns out to send H.265 while an H.264 pipeline is being
  * built: the build is done again for H.265, and the H.265 packets pushed
- * meanwhile, the only keyframe among them, are kept for it. */
+ * meanwhile, the only keyframe among them, are kept for it. Its first
+ * frame comes before the new format, as from the ingest, whose format
+ * reaches the transcoder by way of the main context. */
 static void
 test_transcode_codec_change_while_building (void)
 {
-  g_autoptr(TestCamera) recording = test_camera_record (TEST_H265_CAMERA_ONE_KEYFRAME, CIMS_CODEC_H265, 20);
+  g_autoptr(TestCamera) recording = test_camera_record (TEST_H265_CAMERA_ONE_KEYFRAME, CIMS_CODEC_H265, 2, 20);
   g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
   TestOutput output = { viewer };
   g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
   CimsTranscoderStats stats;
+  guint next;
 
-  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL);
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL, 1);
   cims_transcoder_start (transcoder);
-  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H265, 90000, recording->fmtp, NULL);
-  test_camera_push_recorded (recording, transcoder, 33);
+  next = test_camera_push_recorded (recording, transcoder, 0, 1, 0);
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H265, 90000, recording->fmtp, NULL, 2);
+  test_camera_push_recorded (recording, transcoder, next, 0, 33);
   /* The held packets reach the new pipeline at once, so the frame-rate
    * limit keeps few of their frames; without the keyframe there are none. */
   test_wait_for_frames (viewer, 0, 1);
@@ -843,16 +859,16 @@ test_transcode_codec_change_while_building (void)
 static void
 test_transcode_drops_packets_after_stop_while_building (void)
 {
-  g_autoptr(TestCamera) recording = test_camera_record (TEST_H264_CAMERA_ONE_KEYFRAME, CIMS_CODEC_H264, 20);
+  g_autoptr(TestCamera) recording = test_camera_record (TEST_H264_CAMERA_ONE_KEYFRAME, CIMS_CODEC_H264, 1, 20);
   g_autoptr(TestViewer) viewer = test_viewer_new (TEST_H264_VIEWER);
   TestOutput output = { viewer };
   g_autoptr(CimsTranscoder) transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
   CimsTranscoderStats stats;
 
-  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, recording->fmtp, NULL);
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, recording->fmtp, NULL, 1);
   cims_transcoder_start (transcoder);
   cims_transcoder_stop (transcoder);
-  test_camera_push_recorded (recording, transcoder, 0);
+  test_camera_push_recorded (recording, transcoder, 0, 0, 0);
 
   cims_transcoder_get_stats (transcoder, &stats);
   g_assert_cmpuint (stats.n_packets_in, ==, 0);
@@ -871,7 +887,7 @@ test_transcode_frees_while_building (void)
   TestOutput output = { NULL };
   CimsTranscoder *transcoder = test_transcoder_new (&output, CIMS_CODEC_H264, 640, 360, 15);
 
-  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL);
+  cims_transcoder_set_input_format (transcoder, CIMS_CODEC_H264, 90000, TEST_H264_FMTP, NULL, 1);
   cims_transcoder_start (transcoder);
   cims_transcoder_free (transcoder);
 }
