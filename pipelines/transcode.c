@@ -961,15 +961,17 @@ held_packets_drop_before_locked (CimsTranscoder *transcoder, guint32 epoch)
   GPtrArray *held = transcoder->held_packets;
   guint n_dropped = 0;
 
-  for (guint i = held->len; i > 0; i--) {
-    CimsRtpPacket *packet = g_ptr_array_index (held, i - 1);
+  for (guint i = held->len; i > 0; i--)
+    {
+      CimsRtpPacket *packet = g_ptr_array_index (held, i - 1);
 
-    if (epoch == G_MAXUINT32 || packet->epoch < epoch) {
+      if (epoch != G_MAXUINT32 && packet->epoch >= epoch)
+        continue;
+
       transcoder->held_bytes -= packet->size;
       g_ptr_array_remove_index (held, i - 1);
       n_dropped++;
     }
-  }
 
   g_mutex_lock (&transcoder->stats_lock);
   transcoder->stats.n_packets_in -= n_dropped;
@@ -977,6 +979,7 @@ held_packets_drop_before_locked (CimsTranscoder *transcoder, guint32 epoch)
   g_mutex_unlock (&transcoder->stats_lock);
 }
 
+/* Discards every held packet. Called with the lock held. */
 static void
 held_packets_drop_locked (CimsTranscoder *transcoder)
 {

@@ -37,9 +37,9 @@ FIRST_KEYFRAME_LIMIT_MS = 1000.0
 # its cached keyframe as soon as DTLS is up. A viewer that waits for the
 # camera's next keyframe instead waits up to its 1 s interval.
 # The whole first keyframe gets a looser bound, because of the load
-# generator's libnice: when the hub's ICE check reaches it before the answer
-# (a busy main context under ASan), it sends its own first check only about
-# 1 s after it started.
+# generator's libnice. When the hub's ICE check reaches it before the SDP
+# answer (a busy main context under ASan), it sends its own first check only
+# about 1 s after it started.
 HEALTHY_KEYFRAME_AFTER_DTLS_MS = 300.0
 HEALTHY_FIRST_KEYFRAME_LIMIT_MS = 2500.0
 WATCH_S = 4

@@ -33,8 +33,8 @@ FIRST_KEYFRAME_LIMIT_MS = 1000.0
 WATCH_S = 3
 # At 25 fps the pattern camera sends well over one packet a frame.
 MIN_PACKETS_PER_S = 20
-# A lost first DTLS flight must go out again within this time after the
-# answer; OpenSSL alone waits 1 s.
+# A lost first DTLS flight must be retransmitted within this time after the
+# SDP answer arrives. OpenSSL alone waits 1 s.
 LOST_FLIGHT_LIMIT_MS = 600
 
 
@@ -387,8 +387,8 @@ class Rig:
 
     def test_lost_client_hello(self):
         """The viewer drops the hub's first DTLS datagram, its ClientHello, as
-        a viewer that has not read the answer yet does: the hub must send it
-        again well before OpenSSL's default of 1 s."""
+        a viewer that has not read the SDP answer yet does. The hub must
+        retransmit it well before OpenSSL's default of 1 s."""
         run = self.run_viewer("--drop-dtls", "1", "--duration", "2")
         problems = self.watch_problems(run, 1, self.h264_size) if run.viewers else ["no result"]
         problems = [p for p in problems if "packets in" not in p]
