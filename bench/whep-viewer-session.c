@@ -36,6 +36,7 @@ struct _CimsWhepViewer {
   int socket_fd;                   /* the selected pair's local socket; -1 before ICE connects */
   GCancellable *cancellable;
   SoupMessage *post;
+  GSource *answer_timer;           /* under --answer-delay-ms, until the answer is applied */
   SoupMessage *delete;
   guint status;
   guint delete_status;             /* 0 until a DELETE got a response */
@@ -139,6 +140,7 @@ cims_whep_viewer_free (CimsWhepViewer *viewer)
     return;
 
   g_cancellable_cancel (viewer->cancellable);
+  g_clear_pointer (&viewer->answer_timer, g_source_destroy);
   viewer_transport_clear (viewer);
   cims_whep_viewer_answer_clear (&viewer->answer);
   g_clear_object (&viewer->post);
@@ -573,6 +575,11 @@ answer_apply (CimsWhepViewer *viewer)
   }
   nice_agent_set_remote_candidates (viewer->agent, viewer->stream_id, 1, candidates);
   g_slist_free_full (candidates, (GDestroyNotify) nice_candidate_free);
+  /* libnice has just attached its check timer. This runs outside the agent
+   * group's pass, where an attach does not wake the loop (worker-loop.c),
+   * and a hub check that came before the answer sends nothing more: the
+   * viewer's first check would wait for the group's next resync, 1 s. */
+  g_main_context_wakeup (viewer->agent_context);
 
   if (!cims_whep_viewer_dtls_start (&viewer->dtls, viewer->shared->identity, viewer->agent, viewer->stream_id,
                                     is_client)) {
@@ -583,6 +590,18 @@ answer_apply (CimsWhepViewer *viewer)
     dtls_status_handle (viewer, cims_whep_viewer_dtls_handshake (&viewer->dtls));
 
   return TRUE;
+}
+
+/* Applies the answer held back by --answer-delay-ms. */
+static gboolean
+answer_delay_cb (gpointer user_data)
+{
+  CimsWhepViewer *viewer = user_data;
+
+  viewer->answer_timer = NULL;
+  if (viewer->end == CIMS_WHEP_VIEWER_END_NONE)
+    answer_apply (viewer);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -629,7 +648,16 @@ post_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
   }
 
   cims_whep_viewer_stats_init (&viewer->stats, viewer->answer.codec, 90000);
-  answer_apply (viewer);
+  if (viewer->shared->options->answer_delay_ms == 0) {
+    answer_apply (viewer);
+    return;
+  }
+
+  viewer->answer_timer = g_timeout_source_new (viewer->shared->options->answer_delay_ms);
+  g_source_set_callback (viewer->answer_timer, answer_delay_cb, viewer, NULL);
+  g_source_attach (viewer->answer_timer, viewer->shared->context);
+  /* The context holds the only reference; the field is cleared before it ends. */
+  g_source_unref (viewer->answer_timer);
 }
 
 /* ---- the offer and the POST --------------------------------------------------------- */

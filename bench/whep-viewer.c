@@ -41,6 +41,7 @@ typedef struct {
   int idle_timeout_ms;
   int pli_interval_ms;
   int dtls_drops;
+  int answer_delay_ms;
   int expected_status;
   gboolean offers_vp8;
   gboolean offers_h265;
@@ -86,6 +87,8 @@ options_parse_raw (int *argc, char ***argv, RawOptions *raw)
     { "pli-interval", 0, 0, G_OPTION_ARG_INT, &raw->pli_interval_ms, "Send a PLI every MS milliseconds", "MS" },
     { "drop-dtls", 0, 0, G_OPTION_ARG_INT, &raw->dtls_drops,
       "Drop the first N DTLS datagrams from the hub, as if they were lost (default 0)", "N" },
+    { "answer-delay-ms", 0, 0, G_OPTION_ARG_INT, &raw->answer_delay_ms,
+      "Apply the hub's answer this many ms after it arrives, as a slow client would (default 0)", "MS" },
     { "setup", 0, 0, G_OPTION_ARG_STRING, &raw->setup, "Offered DTLS role: actpass (default), active or passive",
       "ROLE" },
     { "srtp-profiles", 0, 0, G_OPTION_ARG_STRING, &raw->srtp_profiles,
@@ -158,6 +161,8 @@ options_check_numbers (const RawOptions *raw)
     usage_fail ("--ramp-ms, --duration and --pli-interval must not be negative");
   if (raw->dtls_drops < 0 || raw->dtls_drops > 100)
     usage_fail ("--drop-dtls must be 0 to 100, not %d", raw->dtls_drops);
+  if (raw->answer_delay_ms < 0 || raw->answer_delay_ms > 10000)
+    usage_fail ("--answer-delay-ms must be 0 to 10000, not %d", raw->answer_delay_ms);
   if (raw->idle_timeout_ms < 1)
     usage_fail ("--idle-timeout must be at least 1 ms, not %d", raw->idle_timeout_ms);
   if (raw->expected_status != 0 && (raw->expected_status < 100 || raw->expected_status > 599))
@@ -197,6 +202,7 @@ options_parse (int *argc, char ***argv, CimsWhepViewerOptions *options)
   options->idle_timeout_ms = (guint) raw.idle_timeout_ms;
   options->pli_interval_ms = (guint) raw.pli_interval_ms;
   options->dtls_drops = (guint) raw.dtls_drops;
+  options->answer_delay_ms = (guint) raw.answer_delay_ms;
   options->setup = setup_parse (raw.setup);
   options->srtp_profiles = raw.srtp_profiles;
   options->offers_vp8 = raw.offers_vp8;

@@ -62,6 +62,7 @@ typedef struct {
   guint idle_timeout_ms;
   guint pli_interval_ms;
   guint dtls_drops;               /* DTLS datagrams from the hub to drop on arrival */
+  guint answer_delay_ms;          /* wait between the answer's arrival and applying it */
   CimsWhepViewerSetup setup;
   gboolean offers_vp8;
   gboolean offers_h265;

@@ -453,7 +453,7 @@ cims_source_new (CimsHub *hub, const CimsConfigCamera *camera)
 
 /* Replaces the ingest with a new one for @camera. Viewers stay: the new
  * connection's stream is a new epoch to them, as after a reconnect. The
- * keyframe cache is emptied, so that a new viewer never gets a picture of
+ * keyframe caches are emptied, so that a new viewer never gets a picture of
  * the old connection. Main context. */
 static void
 source_ingest_restart (CimsSource *source, const CimsConfigCamera *camera)
@@ -464,9 +464,11 @@ source_ingest_restart (CimsSource *source, const CimsConfigCamera *camera)
   source->is_stopping = FALSE;
   source->is_ingest_stopped = FALSE;
 
+  /* The workers replace their own caches too, before their next batch. */
   g_mutex_lock (&source->lock);
   if (source->cache != NULL)
     cims_keyframe_cache_reset (source->cache);
+  atomic_fetch_add (&source->format_generation, 1);
   g_mutex_unlock (&source->lock);
 
   source_ingest_start (source, camera);

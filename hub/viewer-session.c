@@ -366,6 +366,9 @@ remote_candidates_set (CimsViewerSession *session)
   if (all != NULL)
     nice_agent_set_remote_candidates (session->agent, session->stream_id, 1, all);
   g_slist_free_full (all, (GDestroyNotify) nice_candidate_free);
+  /* libnice attached its check timer, possibly outside the group's pass,
+   * where the worker loop would not see it until its next resync. */
+  g_main_context_wakeup (session->group_context);
 }
 
 static void

@@ -36,6 +36,11 @@ MIN_PACKETS_PER_S = 20
 # A lost first DTLS flight must be retransmitted within this time after the
 # SDP answer arrives. OpenSSL alone waits 1 s.
 LOST_FLIGHT_LIMIT_MS = 600
+# A viewer that applies the answer this late has had the hub's first ICE
+# check before it; it must still connect within SLOW_ANSWER_MARGIN_MS of
+# applying the answer (one missed wake-up of its event loop costs 1 s).
+SLOW_ANSWER_DELAY_MS = 150
+SLOW_ANSWER_MARGIN_MS = 400
 
 
 def free_udp_range(count, attempts=200):
@@ -402,6 +407,21 @@ class Rig:
                                 f"ClientHello came again later than {LOST_FLIGHT_LIMIT_MS} ms")
         self.record("lost-client-hello", problems, describe(run))
 
+    def test_slow_answer(self):
+        """The viewer applies the SDP answer SLOW_ANSWER_DELAY_MS after it
+        arrives, so the hub's first ICE check comes before the viewer knows
+        the hub's credentials. ICE and DTLS must still complete promptly."""
+        run = self.run_viewer("--answer-delay-ms", str(SLOW_ANSWER_DELAY_MS), "--duration", "2")
+        problems = self.watch_problems(run, 1, self.h264_size) if run.viewers else ["no result"]
+        problems = [p for p in problems if "packets in" not in p]
+        limit_ms = SLOW_ANSWER_DELAY_MS + SLOW_ANSWER_MARGIN_MS
+        for viewer in run.viewers:
+            connected_ms, answer_ms = viewer.get("dtls_connected_ms"), viewer.get("answer_ms")
+            if connected_ms is None or answer_ms is None or connected_ms - answer_ms > limit_ms:
+                problems.append(f"DTLS connected at {connected_ms} ms, answer at {answer_ms} ms: more than "
+                                f"{limit_ms} ms after the answer arrived")
+        self.record("slow-answer", problems, describe(run))
+
     def test_h265(self):
         run = self.run_viewer("--h265", "--duration", str(WATCH_S), camera=H265_CAMERA)
         problems = self.watch_problems(run, 1, H265_SIZE, codec="H265")
@@ -477,6 +497,7 @@ def main():
             rig.test_other_jurisdiction()
             rig.test_pli()
             rig.test_lost_client_hello()
+            rig.test_slow_answer()
             rig.test_h265()
             rig.measure_fifty()
         if not all(passed for _, passed in rig.results):
