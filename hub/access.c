@@ -10,13 +10,25 @@
 gboolean
 cims_hub_access_open (CimsHub *hub, GError **error)
 {
-  g_autofree char *path = g_build_filename (hub->config->state_dir, "cimshub.db", NULL);
+  const char *folder = hub->config->state_dir;
+  g_autofree char *path = g_build_filename (folder, "cimshub.db", NULL);
+  gboolean is_new_folder = !g_file_test (folder, G_FILE_TEST_IS_DIR);
 
-  if (g_mkdir_with_parents (hub->config->state_dir, 0700) != 0) {
-    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "Cannot create state_dir %s: %s",
-                 hub->config->state_dir, g_strerror (errno));
+  if (g_mkdir_with_parents (folder, 0700) != 0) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "Cannot create state_dir %s: %s", folder,
+                 g_strerror (errno));
     return FALSE;
   }
+
+  hub->state_lock_fd = cims_state_lock_acquire (folder, error);
+  if (hub->state_lock_fd < 0)
+    return FALSE;
+
+  /* A mistyped state_dir must not pass unnoticed: it starts a new audit log. */
+  if (is_new_folder)
+    g_warning ("state_dir %s did not exist: created it, with a new, empty audit log and no grants", folder);
+  else if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    g_message ("state store %s did not exist: starting a new, empty audit log with no grants", path);
 
   hub->store = cims_store_sqlite_open (path, error);
   if (hub->store == NULL)

@@ -52,6 +52,9 @@ check_config (const char *path)
   printf ("%s: OK (jurisdictions: %u, agencies: %u, cameras: %u, viewer profiles: %u)\n", path,
           config->jurisdictions->len, config->agencies->len, config->cameras->len,
           config->profiles->len);
+  if (!g_file_test (config->state_dir, G_FILE_TEST_IS_DIR))
+    printf ("note: state_dir %s does not exist; the hub will create it with a new, empty audit log\n",
+            config->state_dir);
   return EXIT_SUCCESS;
 }
 

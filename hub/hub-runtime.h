@@ -103,6 +103,7 @@ struct _CimsHub {
 
   CimsStore *store;             /* grants, incidents, audit log */
   char *store_path;             /* its file, which the offload thread opens read-only */
+  int state_lock_fd;            /* the lock on the store's folder (state-lock.c), -1 without */
   GThreadPool *offload_pool;    /* reads for reports and audit queries, one at a time (api-offload.c) */
   GCancellable *offload_cancellable; /* made with offload_pool, cancelled when the hub stops */
   guint n_offload_jobs;         /* reads queued or running, main context only */
@@ -168,6 +169,12 @@ typedef enum {
 
 /* Opens the state store in state_dir and loads grants and incidents. */
 gboolean cims_hub_access_open (CimsHub *hub, GError **error);
+
+/* Takes the lock that gives this process @folder (state-lock.c). Returns
+ * the lock's descriptor, or -1 with @error naming the hub that holds it. */
+int cims_state_lock_acquire (const char *folder, GError **error);
+/* Gives the lock back; -1 is allowed. */
+void cims_state_lock_release (int fd);
 
 void cims_hub_access_decide (CimsHub *hub, const CimsAuthIdentity *identity,
                              const CimsConfigCamera *camera, const char *incident_number,

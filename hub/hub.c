@@ -116,8 +116,10 @@ cims_hub_new (CimsConfig *config, GError **error)
 
   hub = g_new0 (CimsHub, 1);
   hub->config = cims_config_ref (config);
+  hub->state_lock_fd = -1;
   if (!cims_hub_access_open (hub, error)) {
     g_clear_pointer (&hub->store, cims_store_free);
+    cims_state_lock_release (hub->state_lock_fd);
     g_clear_pointer (&hub->store_path, g_free);
     g_clear_pointer (&hub->grants, g_ptr_array_unref);
     g_clear_pointer (&hub->incidents, g_ptr_array_unref);
@@ -256,6 +258,7 @@ cims_hub_free (CimsHub *hub)
   g_clear_pointer (&hub->incidents, g_ptr_array_unref);
   g_clear_pointer (&hub->store, cims_store_free);
   g_free (hub->store_path);
+  cims_state_lock_release (hub->state_lock_fd);
   cims_dtls_identity_free (hub->dtls);
   cims_auth_keyring_free (hub->keyring);
   g_ptr_array_unref (hub->retired_configs);

@@ -335,6 +335,30 @@ class Run:
                    f"checkpoint {checkpoint_after_stop} after the clean stop, {checkpoint} before")
         self.check_recovered("unwritten-stop-recovered-later", expected_open, counts_before)
 
+    def test_second_hub_refused(self):
+        """A second hub started on the state_dir of a running one stops at
+        once with an error naming the first one, and writes nothing: before
+        the state lock it took the running hub's live sessions for a crashed
+        run's and recorded false stops for them."""
+        first, _ = self.start_hub()
+        # Live sessions of the running hub, as far as the log shows.
+        self.fill(2, 2)
+        live = self.open_sessions()
+        counts_before = self.recovered_counts()
+        last_before = self.last_sequence()
+
+        second = subprocess.run([self.args.cimshub, "--config", self.config_path], capture_output=True,
+                                text=True, timeout=30, check=False)
+        output = second.stdout + second.stderr
+        expected = f"Another cimshub (process {first.pid}) is using state_dir {self.state_dir}"
+        self.check("second-hub-refused", second.returncode != 0 and expected in output,
+                   f"exit {second.returncode}; output ends {output.strip()[-300:]!r}")
+        self.check("second-hub-writes-nothing",
+                   live and self.recovered_counts() == counts_before and self.last_sequence() == last_before
+                   and self.open_sessions() == live,
+                   f"{len(live)} live sessions; last sequence {self.last_sequence()}, {last_before} before")
+        self.crash_hub()
+
     def print_logs(self):
         print(f"----- last hub start's log -----\n{self.hub_log()[-4000:]}")
 
@@ -354,7 +378,8 @@ def main():
     return harness.run_steps(run, (
         run.setup, run.test_crash_recovery, run.test_second_crash_reads_new_records,
         run.test_clean_stop_reads_nothing, run.test_checkpoint_fallbacks,
-        run.test_unwritten_stop_keeps_checkpoint), TIME_LIMIT_S, errors=(sqlite3.Error,))
+        run.test_unwritten_stop_keeps_checkpoint, run.test_second_hub_refused), TIME_LIMIT_S,
+        errors=(sqlite3.Error, subprocess.SubprocessError))
 
 
 if __name__ == "__main__":
