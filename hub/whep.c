@@ -443,6 +443,30 @@ check_content_type (CimsHub *hub, SoupServerMessage *msg)
   return FALSE;
 }
 
+/* Maximum length of a requested camera id that an error message quotes. */
+#define QUOTED_ID_MAX 80
+
+/* Returns why @camera_id names no camera, quoting it escaped and shortened. */
+static char *
+unknown_camera_reason (CimsHub *hub, const char *camera_id)
+{
+  g_autofree char *head = g_strndup (camera_id, QUOTED_ID_MAX);
+  g_autofree char *quoted = g_strescape (head, NULL);
+  const char *ellipsis = strlen (camera_id) > QUOTED_ID_MAX ? "..." : "";
+  g_autofree char *lower = NULL;
+
+  if (cims_config_id_is_valid (camera_id))
+    return g_strdup_printf ("No camera has the id \"%s\".", quoted);
+
+  lower = g_ascii_strdown (camera_id, -1);
+  if (cims_config_id_is_valid (lower) && cims_config_find_camera (hub->config, lower) != NULL)
+    return g_strdup_printf ("No camera has the id \"%s\"; camera ids are lower case: did you mean \"%s\"?",
+                            quoted, lower);
+
+  return g_strdup_printf ("\"%s%s\" is not a camera id: an id is 1 to 64 characters, lower-case letters, "
+                          "digits, '.', '_' and '-', starting with a letter or digit.", quoted, ellipsis);
+}
+
 static const CimsConfigCamera *
 find_camera (CimsHub *hub, SoupServerMessage *msg, const char *camera_id)
 {
@@ -454,8 +478,7 @@ find_camera (CimsHub *hub, SoupServerMessage *msg, const char *camera_id)
   if (camera != NULL)
     return camera;
 
-  reason = g_strdup_printf ("No camera has the id \"%s\".",
-                            cims_config_id_is_valid (camera_id) ? camera_id : "(invalid id)");
+  reason = unknown_camera_reason (hub, camera_id);
   reply_error_counted (hub, msg, SOUP_STATUS_NOT_FOUND, "unknown-camera", reason);
   return NULL;
 }

@@ -27,6 +27,8 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cdp_pipe import CdpError, CdpPage
+
 CAMERA_ID = "bos-0001"
 UNKNOWN_CAMERA_ID = "bos-9999"
 # An H.265 camera: Chromium here cannot receive H.265, so it gets H.264.
@@ -71,6 +73,11 @@ CAMERA_DOWN_S = 2.0
 # when its ICE consent checks go unanswered. In the runs that set
 # CONNECTION_LEAVE_S, that came 5.2 to 5.8 s after the revocation.
 REVOKE_INCIDENT = "BPD-2026-004712"
+# The hub's own page, opened as a bookmarked wall tile under a grant.
+PAGE_INCIDENT = "BPD-2026-004713"
+PAGE_MIN_FRAMES = 25
+PAGE_PLAY_S = 30
+PAGE_END_S = 15
 MIN_FRAMES_BEFORE_REVOKE = 20
 FRAMES_STOP_S = 2.0
 FRAMES_STILL_S = 2.0
@@ -766,6 +773,36 @@ class Run:
             detail += "; " + "; ".join(problems)
         self.record(test, not problems, detail)
 
+    def test_hub_page(self):
+        """Opens the hub's own page as Chelsea, with the grant's incident
+        number in the link, and checks that it plays; then revokes the grant
+        and checks that the page says why the view ended."""
+        test = "hub-page-grant-and-end"
+        authority = self.mint_token(self.keys["boston"][0], "boston", "chief", "grant-authority")
+        status, body = api_request(self.hub_url, "POST", "/api/v1/grants", authority, {
+            "grantee": "chelsea", "cameras": [CAMERA_ID], "purpose": "Browser page test",
+            "incident_number": PAGE_INCIDENT})
+        if status != 201:
+            self.record(test, False, f"POST /api/v1/grants returned {status} {json.dumps(body)}")
+            return
+
+        fragment = urllib.parse.urlencode({"token": self.tokens["chelsea"], "incident": PAGE_INCIDENT,
+                                           "camera": CAMERA_ID})
+        profile_dir = os.path.join(self.temp_dir, "hub-page-profile")
+        os.mkdir(profile_dir)
+        page = None
+        try:
+            page = CdpPage([self.args.chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}"],
+                           f"{self.hub_url}/#{fragment}", *self.processes.log_paths("hub-page"),
+                           env={**os.environ, "TMPDIR": self.temp_dir})
+            problems = hub_page_problems(page, self.hub_url, authority, body["grant"]["id"])
+        except (CdpError, OSError) as error:
+            problems = ["the page could not be read", f"DevTools: {error}"]
+        finally:
+            if page is not None:
+                page.close()
+        self.record(test, not problems[1:], "; ".join(problems))
+
     def print_logs(self):
         for name in sorted(os.listdir(self.temp_dir)):
             if not name.endswith((".stdout", ".stderr")):
@@ -795,6 +832,48 @@ class Run:
             print(f"note: kept {self.temp_dir}")
         else:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def page_text(page, element_id):
+    # Before the page has loaded, the element is not there yet.
+    return page.evaluate(f"(document.getElementById({json.dumps(element_id)}) || {{}}).textContent") or ""
+
+
+def wait_page(page, predicate, timeout_s):
+    """Polls the page's status and error lines until @predicate(status,
+    error) holds. Returns the last (status, error)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        texts = page_text(page, "status"), page_text(page, "error")
+        if predicate(*texts) or time.monotonic() > deadline:
+            return texts
+        time.sleep(0.25)
+
+
+def frames_in_status(status):
+    """The decoded-frame count in the page's status line, or 0."""
+    words = status.split(" frames decoded")[0].split()
+    return int(words[-1]) if " frames decoded" in status and words[-1].isdigit() else 0
+
+
+def hub_page_problems(page, hub_url, authority, grant_id):
+    """Plays the grant's camera on the hub's page, revokes the grant and
+    reads the page. Returns [summary, problem, ...]."""
+    status, error = wait_page(page, lambda s, e: frames_in_status(s) >= PAGE_MIN_FRAMES or e, PAGE_PLAY_S)
+    frames = frames_in_status(status)
+    summary = f"before the revocation: status {status!r}, error {error!r}"
+    if frames < PAGE_MIN_FRAMES:
+        return [summary, f"expected {PAGE_MIN_FRAMES} decoded frames under the grant and incident number"]
+
+    revoke_status, _ = api_request(hub_url, "DELETE", f"/api/v1/grants/{grant_id}", authority)
+    status, error = wait_page(page, lambda s, e: "ended" in e, PAGE_END_S)
+    summary += f"; after it: error {error!r}"
+    problems = [summary]
+    if revoke_status != 200:
+        problems.append(f"the revocation returned {revoke_status}")
+    if not error.startswith(f"The view of {CAMERA_ID} ended: ") or "no video for" in error:
+        problems.append("the page did not give the hub's reason for the end")
+    return problems
 
 
 def frames_decoded(report):
@@ -955,6 +1034,7 @@ def main():
             run.test_denials()
             run.test_camera_restart(relay_ok)
             run.test_revoke()
+            run.test_hub_page()
             run.test_transcodes()
             run.test_unmarked_camera()
         if not all(passed for _, passed in run.results):

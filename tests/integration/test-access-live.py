@@ -245,10 +245,12 @@ viewer_profiles = (
             argv += ["--permissions", ",".join(permissions)]
         return run_checked(argv, "cimshubctl token mint").strip()
 
-    def api(self, method, path, token, body=None):
+    def api(self, method, path, token, body=None, headers=None):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", "Bearer " + token)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
@@ -288,6 +290,16 @@ def ended_by_hub(result):
 # ---- the cases -------------------------------------------------------------
 
 
+def camera_viewable(reply, camera_id):
+    """The "viewable" member of @camera_id in a GET /api/v1/cameras reply,
+    or the reply itself when the camera is not in it."""
+    status, body = reply
+    for camera in body.get("cameras", []) if status == 200 else []:
+        if camera.get("id") == camera_id:
+            return camera.get("viewable")
+    return reply
+
+
 def test_grant_revoked(rig, tokens):
     status, body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
         "grantee": "chelsea", "cameras": ["bos-0001"], "purpose": "Mutual aid, parade",
@@ -299,6 +311,11 @@ def test_grant_revoked(rig, tokens):
 
     missing = rig.viewer("chelsea-no-number", tokens["chelsea-viewer"], "bos-0001", expect_status=403)
     missing_result = missing.wait_result()
+    # The camera list decides as a WHEP request with the same header would.
+    listed = {number: camera_viewable(rig.api("GET", "/api/v1/cameras", tokens["chelsea-viewer"],
+                                              headers={"X-Incident-Number": number} if number else None),
+                                      "bos-0001")
+              for number in (None, GRANT_INCIDENT)}
 
     viewer = rig.viewer("chelsea-granted", tokens["chelsea-viewer"], "bos-0001", incident=GRANT_INCIDENT)
     keyframe = viewer.wait_keyframe()
@@ -310,6 +327,8 @@ def test_grant_revoked(rig, tokens):
         problems.append(f"a request without X-Incident-Number was not refused 403: {missing_result}")
     if keyframe is None:
         problems.append("the granted viewer got no keyframe")
+    if listed != {None: False, GRANT_INCIDENT: True}:
+        problems.append(f"/api/v1/cameras said bos-0001 viewable {listed} without and with the incident number")
     if revoke_status != 200 or revoke_body.get("sessions_ended") != 1:
         problems.append(f"revoke returned {revoke_status} {revoke_body}")
     if not ended_by_hub(result):

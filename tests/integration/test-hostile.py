@@ -178,10 +178,26 @@ def test_malformed_offers(rig):
 def test_path_tricks(rig):
     tricks = ["..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "bos-0001%00", "..", "BOS-0001", "a" * 300,
               "bos-0001%2F..%2Fbos-0002"]
-    statuses = {trick: rig.post_offer(trick)[0] for trick in tricks}
+    replies = {trick: rig.post_offer(trick) for trick in tricks}
+    statuses = {trick: reply[0] for trick, reply in replies.items()}
     # libsoup itself answers 400 to an encoded slash or NUL in the path.
     wrong = {t: s for t, s in statuses.items() if s not in (400, 404)}
     rig.record("path-tricks", not wrong and rig.alive(), f"statuses {statuses}")
+
+    # The 404 names the value it refused: shortened, and with a suggestion
+    # for an id in the wrong case.
+    reasons = {trick: json_reason(replies[trick][2]) for trick in ("BOS-0001", "a" * 300)}
+    expected = {"BOS-0001": 'did you mean "bos-0001"', "a" * 300: '"' + "a" * 80 + '..." is not a camera id'}
+    unnamed = {t: r for t, r in reasons.items() if expected[t] not in r}
+    rig.record("unknown-camera-named", not unnamed, f"reasons {unnamed or reasons}"[:400])
+
+
+def json_reason(body):
+    """The "reason" member of a JSON error body, or "" when there is none."""
+    try:
+        return json.loads(body).get("reason", "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 def test_credentials_and_cors(rig):
