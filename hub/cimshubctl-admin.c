@@ -14,6 +14,10 @@
  * own, shorter limit to incidents. */
 #define DURATION_MAX_S (G_GINT64_CONSTANT (10) * 366 * 24 * 3600)
 
+/* The rule for an incident's end, in the words of both incidents start's
+ * help and its error. */
+#define INCIDENT_END_RULE "give exactly one of --ends and --duration"
+
 /* ------------------------------------------------------------------ */
 /* Option parsing shared by the subcommands */
 
@@ -795,7 +799,7 @@ incident_options_add_end (const IncidentOptions *options, JsonBuilder *builder, 
 
   if ((options->ends == NULL) == (options->duration == NULL)) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
-                 "give exactly one of --ends and --duration; a major incident always has an end");
+                 INCIDENT_END_RULE ", because a major incident always has an end");
     return FALSE;
   }
 
@@ -857,13 +861,15 @@ cims_ctl_incidents_start_run (int argc, char **argv)
     { "incident-number", 0, 0, G_OPTION_ARG_STRING, &incident.incident_number, "The incident's number (required)", "N" },
     { "cameras", 0, 0, G_OPTION_ARG_STRING, &incident.cameras, "Comma-separated camera ids (default: all of yours)", "A,B" },
     { "partners", 0, 0, G_OPTION_ARG_STRING, &incident.partners, "Comma-separated jurisdiction or agency ids (default: every participating jurisdiction)", "A,B" },
-    { "ends", 0, 0, G_OPTION_ARG_STRING, &incident.ends, "End, ISO 8601 UTC", "ISO" },
-    { "duration", 0, 0, G_OPTION_ARG_STRING, &incident.duration, "End this many seconds from now", "S" },
+    { "ends", 0, 0, G_OPTION_ARG_STRING, &incident.ends, "End, ISO 8601 UTC (this or --duration, not both)", "ISO" },
+    { "duration", 0, 0, G_OPTION_ARG_STRING, &incident.duration,
+      "End this many seconds from now (this or --ends, not both)", "S" },
     { "description", 0, 0, G_OPTION_ARG_STRING, &incident.description, "What the incident is", "TEXT" },
     G_OPTION_ENTRY_NULL
   };
   const AdminCommandSpec spec = {
-    NULL, "Starts mass sharing of your cameras for a major incident; --ends or --duration is required.",
+    NULL, "Starts mass sharing of your cameras for a major incident. A major incident always has an "
+    "end, so " INCIDENT_END_RULE ".",
     entries,
   };
   g_auto(CimsCtlClientOptions) options = { 0 };

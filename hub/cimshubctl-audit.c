@@ -180,10 +180,13 @@ print_records_json (GPtrArray *records, guint n_records, gboolean is_truncated)
   printf ("%s\n", text);
 }
 
+/* SESSION is the session id, which pairs a session's start record with its
+ * stop record. A record without one, such as hub-started, shows "-". */
 static void
 print_records_table (GPtrArray *records, guint n_records)
 {
-  const char *const headers[] = { "SEQ", "TIME", "EVENT", "PERSON", "FROM", "CAMERA", "OWNER", "REASON", NULL };
+  const char *const headers[] = { "SEQ", "TIME", "EVENT", "SESSION", "PERSON", "FROM", "CAMERA", "OWNER", "REASON",
+                                  NULL };
   g_autoptr (CimsCtlTable) table = cims_ctl_table_new (headers);
 
   for (guint i = 0; i < n_records; i++) {
@@ -192,6 +195,7 @@ print_records_table (GPtrArray *records, guint n_records)
     cims_ctl_table_add_row (table, cims_ctl_json_dup_text (object, "sequence", "-"),
                             cims_ctl_json_dup_text (object, "time", "-"),
                             cims_ctl_json_dup_text (object, "event", "-"),
+                            cims_ctl_json_dup_text (object, "session_id", "-"),
                             cims_ctl_json_dup_text (object, "person_id", "-"),
                             cims_ctl_json_dup_text (object, "person_jurisdiction", "-"),
                             cims_ctl_json_dup_text (object, "camera_id", "-"),

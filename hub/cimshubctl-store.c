@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+#include <libconfig.h>
+
 #include "hub/cimshubctl-private.h"
 
 void
@@ -29,10 +31,98 @@ cims_ctl_store_options_add (GOptionContext *context, CimsCtlStoreOptions *option
   g_option_context_add_main_entries (context, entries, NULL);
 }
 
+static char *
+store_path_in (const char *state_dir)
+{
+  return g_build_filename (state_dir, "cimshub.db", NULL);
+}
+
+/* Reads hub.state_dir from @config_path and nothing else, so problems
+ * elsewhere in the file do not matter. A relative path resolves against
+ * the file's directory, as cims_config_load() resolves it.
+ * Returns: (transfer full) (nullable): the absolute state directory, or
+ * NULL when libconfig cannot parse the file or hub.state_dir is not a
+ * string. */
+static char *
+config_read_state_dir (const char *config_path)
+{
+  g_autofree char *absolute = g_canonicalize_filename (config_path, NULL);
+  g_autofree char *base_dir = g_path_get_dirname (absolute);
+  const char *value = NULL;
+  char *state_dir = NULL;
+  config_t document;
+
+  config_init (&document);
+  config_set_include_dir (&document, base_dir);
+  if (config_read_file (&document, absolute) && config_lookup_string (&document, "hub.state_dir", &value))
+    state_dir = g_canonicalize_filename (value, base_dir);
+  config_destroy (&document);
+
+  return state_dir;
+}
+
+/* Locates the database from --config for a subcommand that uses nothing
+ * else from the configuration. An invalid configuration still gives its
+ * state_dir, after a warning on stderr that lists its problems and names
+ * the database. When even state_dir cannot be read, fails with the
+ * configuration's error and a hint to give --db instead.
+ * Returns: (transfer full): the database path, or NULL with @error set. */
+static char *
+store_path_from_config (const char *config_path, GError **error)
+{
+  g_autoptr (CimsConfig) config = NULL;
+  g_autoptr (GError) load_error = NULL;
+  g_autofree char *state_dir = NULL;
+  g_autofree char *path = NULL;
+
+  config = cims_config_load (config_path, &load_error);
+  if (config != NULL)
+    return store_path_in (config->state_dir);
+
+  state_dir = config_read_state_dir (config_path);
+  if (state_dir == NULL) {
+    g_set_error (error, CIMS_CONFIG_ERROR, load_error->code,
+                 "%s\nCannot read state_dir from %s, so give the database as --db STATE_DIR/cimshub.db, "
+                 "where STATE_DIR is the hub's state directory.",
+                 load_error->message, config_path);
+    return NULL;
+  }
+
+  path = store_path_in (state_dir);
+  fprintf (stderr, "%s: warning: %s is invalid, and cimshub would not load it:\n%s\n"
+           "%s: using the database %s from its state_dir.\n",
+           g_get_prgname (), config_path, load_error->message, g_get_prgname (), path);
+  return g_steal_pointer (&path);
+}
+
+/* Finds the database path: --db, else the configuration's state_dir. When
+ * @config is not NULL, loads --config into *@config, and any problem in it
+ * fails the call even with --db.
+ * Returns: (transfer full): the path, or NULL with @error set. */
+static char *
+store_path_find (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error)
+{
+  if (config == NULL && options->db_path != NULL)
+    return g_strdup (options->db_path);
+
+  if (config == NULL)
+    return store_path_from_config (options->config_path, error);
+
+  if (options->config_path != NULL) {
+    *config = cims_config_load (options->config_path, error);
+    if (*config == NULL)
+      return NULL;
+  }
+
+  if (options->db_path != NULL)
+    return g_strdup (options->db_path);
+
+  return store_path_in ((*config)->state_dir);
+}
+
 CimsStore *
 cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error)
 {
-  g_autoptr (CimsConfig) loaded = NULL;
   g_autofree char *path = NULL;
 
   if (options->config_path == NULL && options->db_path == NULL) {
@@ -40,14 +130,9 @@ cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GE
     return NULL;
   }
 
-  if (options->config_path != NULL) {
-    loaded = cims_config_load (options->config_path, error);
-    if (loaded == NULL)
-      return NULL;
-  }
-
-  path = options->db_path != NULL ? g_strdup (options->db_path)
-                                  : g_build_filename (loaded->state_dir, "cimshub.db", NULL);
+  path = store_path_find (options, config, error);
+  if (path == NULL)
+    return NULL;
 
   /* Opening would create an empty database, which would then verify. */
   if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
@@ -56,8 +141,6 @@ cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GE
     return NULL;
   }
 
-  if (config != NULL)
-    *config = g_steal_pointer (&loaded);
   return cims_store_sqlite_open (path, error);
 }
 

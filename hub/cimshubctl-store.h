@@ -29,11 +29,16 @@ void cims_ctl_store_options_add (GOptionContext *context, CimsCtlStoreOptions *o
 
 /**
  * cims_ctl_store_open:
- * Loads the configuration when --config was given (into *@config, which
- * may be NULL to skip it) and opens the existing database. Fails with a
- * G_OPTION_ERROR when neither option was given, with the configuration's
- * error, or with CIMS_STORE_ERROR_OPEN when no database file is there or
- * SQLite cannot open it; it never creates a database.
+ * Opens the existing database; it never creates one. A caller that needs
+ * the configuration passes @config: the configuration given with --config
+ * then loads into *@config, and any problem in it fails the call. With
+ * @config NULL only the database path is needed: --db skips the
+ * configuration, and an invalid configuration still gives its state_dir,
+ * after a warning on stderr that lists its problems.
+ * Fails with a G_OPTION_ERROR when neither option was given, with a
+ * CIMS_CONFIG_ERROR when the configuration (or for @config NULL, its
+ * state_dir) cannot be read, or with CIMS_STORE_ERROR_OPEN when no
+ * database file is there or SQLite cannot open it.
  * Returns: (transfer full): the store, or NULL with @error set.
  */
 CimsStore *cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error);

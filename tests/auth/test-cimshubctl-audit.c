@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Runs the built cimshubctl (path in CIMSHUBCTL) on a state database made
  * here: audit verify passes on a fresh log and names the edited record
- * after an edit made with the triggers dropped, audit list filters, and
- * report annual renders. */
+ * after an edit made with the triggers dropped, audit list filters and
+ * shows session ids, both find the database through an invalid
+ * configuration, and report annual renders. */
 #include <string.h>
 #include <sys/wait.h>
 
@@ -15,11 +16,37 @@
 
 #define N_RECORDS 6
 
+/* The session ids of b1's and c1's sessions, hex like the hub's. */
+#define B1_SESSION_ID "b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1"
+#define C1_SESSION_ID "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1"
+
+/* A valid configuration whose state_dir is the fixture's directory. */
+static const char audit_config[] =
+  "hub: {\n"
+  "  http_listen = \"127.0.0.1:8080\";\n"
+  "  ice_udp_ports = [20000, 20999];\n"
+  "  public_addresses = [\"127.0.0.1\"];\n"
+  "  state_dir = \".\";\n"
+  "};\n"
+  "jurisdictions = (\n"
+  "  { id = \"boston\"; name = \"Boston\"; participates = true;\n"
+  "    token_issuer = \"https://idp.boston.test\"; token_key = \"keys/boston.pub.pem\"; }\n"
+  ");\n"
+  "cameras = (\n"
+  "  { id = \"bos-0001\"; jurisdiction = \"boston\"; location = \"A\"; brand_model = \"M\";\n"
+  "    installed = \"2019-05-02\"; source = \"rtsp://192.0.2.1/a\"; }\n"
+  ");\n"
+  "viewer_profiles = (\n"
+  "  { name = \"browser\"; codecs = [\"h264\"];\n"
+  "    max_width = 1920; max_height = 1080; max_fps = 30; max_kbps = 4000; }\n"
+  ");\n";
+
 static const char *cimshubctl_path;
 
 typedef struct {
   char *dir;
   char *db_path;
+  char *config_path;            /* written by config_write() */
 } Fixture;
 
 typedef struct {
@@ -76,6 +103,7 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   fixture->dir = g_dir_make_tmp ("cims-ctl-audit-XXXXXX", &error);
   g_assert_no_error (error);
   fixture->db_path = g_build_filename (fixture->dir, "cimshub.db", NULL);
+  fixture->config_path = g_build_filename (fixture->dir, "cimshub.conf", NULL);
   store = cims_store_sqlite_open (fixture->db_path, &error);
   g_assert_no_error (error);
 
@@ -92,6 +120,8 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
       record->person_jurisdiction = g_strdup (is_boston ? "boston" : "chelsea");
       record->camera_owner = g_strdup ("boston");
     }
+    if (g_str_has_prefix (events[i], "session-"))
+      record->session_id = g_strdup (i < 4 ? B1_SESSION_ID : C1_SESSION_ID);
     record->duration_ms = g_str_equal (events[i], "session-stop") ? 60000 : 0;
     record->reason = g_strdup ("test");
     g_assert_true (cims_store_audit_append (store, record, &error));
@@ -108,9 +138,25 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
     g_autofree char *path = g_strconcat (fixture->db_path, suffixes[i], NULL);
     g_unlink (path);
   }
+  g_unlink (fixture->config_path);
   g_rmdir (fixture->dir);
+  g_free (fixture->config_path);
   g_free (fixture->db_path);
   g_free (fixture->dir);
+}
+
+/* Writes audit_config to fixture->config_path with @from replaced by @to,
+ * or unchanged when @from is NULL. */
+static void
+config_write (Fixture *fixture, const char *from, const char *to)
+{
+  g_autoptr (GString) text = g_string_new (audit_config);
+  g_autoptr (GError) error = NULL;
+
+  if (from != NULL)
+    g_assert_cmpuint (g_string_replace (text, from, to, 1), ==, 1);
+  g_file_set_contents (fixture->config_path, text->str, text->len, &error);
+  g_assert_no_error (error);
 }
 
 /* Edits one record the way someone with write access to the file could:
@@ -228,6 +274,125 @@ test_ctl_audit_list_rejects_unknown_event (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (strstr (result->err, "archive-denied"));
 }
 
+/* Returns: (transfer full) (nullable): the SESSION cell of the table row
+ * whose SEQ is @sequence, or of the header for 0, or NULL without one. */
+static char *
+table_dup_session_cell (const char *table, guint sequence)
+{
+  g_auto (GStrv) lines = g_strsplit (table, "\n", -1);
+  g_autofree char *first_cell = sequence > 0 ? g_strdup_printf ("%u", sequence) : g_strdup ("SEQ");
+
+  for (guint i = 0; lines[i] != NULL; i++) {
+    g_auto (GStrv) cells = g_regex_split_simple (" +", lines[i], 0, 0);
+
+    if (g_strv_length (cells) > 3 && g_str_equal (cells[0], first_cell))
+      return g_strdup (cells[3]);
+  }
+  return NULL;
+}
+
+/* The start and stop records of one session show the same id, so an
+ * auditor can pair them. */
+static void
+test_ctl_audit_list_shows_session (Fixture *fixture, gconstpointer data)
+{
+  const struct {
+    guint sequence;
+    const char *cell;
+  } rows[] = {
+    { 0, "SESSION" }, { 1, "-" }, { 2, B1_SESSION_ID }, { 3, B1_SESSION_ID }, { 4, "-" },
+    { 5, C1_SESSION_ID }, { 6, C1_SESSION_ID },
+  };
+  g_autoptr (CtlResult) table = ctl_run ("audit", "list", "--db", fixture->db_path, NULL);
+  g_autoptr (CtlResult) json = ctl_run ("audit", "list", "--db", fixture->db_path, "--json", NULL);
+  g_autoptr (JsonNode) root = NULL;
+  JsonArray *records;
+
+  g_assert_cmpint (table->exit_status, ==, 0);
+  for (gsize i = 0; i < G_N_ELEMENTS (rows); i++) {
+    g_autofree char *cell = table_dup_session_cell (table->out, rows[i].sequence);
+
+    g_assert_cmpstr (cell, ==, rows[i].cell);
+  }
+
+  g_assert_cmpint (json->exit_status, ==, 0);
+  root = json_from_string (json->out, NULL);
+  g_assert_nonnull (root);
+  records = json_object_get_array_member (json_node_get_object (root), "records");
+  g_assert_true (json_object_get_null_member (json_array_get_object_element (records, 0), "session_id"));
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (records, 1), "session_id"), ==,
+                   B1_SESSION_ID);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (records, 2), "session_id"), ==,
+                   B1_SESSION_ID);
+}
+
+/* A valid configuration locates the database without a warning. */
+static void
+test_ctl_audit_reads_valid_config (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  config_write (fixture, NULL, NULL);
+  result = ctl_run ("audit", "verify", "--config", fixture->config_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_cmpstr (result->out, ==, "audit log intact: 6 records\n");
+  g_assert_cmpstr (result->err, ==, "");
+}
+
+/* A typo in a camera entry does not stop an audit. The state_dir still
+ * locates the database, and a warning names the problem and the database. */
+static void
+test_ctl_audit_reads_invalid_config (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) verify = NULL;
+  g_autoptr (CtlResult) list = NULL;
+
+  config_write (fixture, "location = \"A\"", "lcoation = \"A\"");
+  verify = ctl_run ("audit", "verify", "--config", fixture->config_path, NULL);
+  list = ctl_run ("audit", "list", "--config", fixture->config_path, NULL);
+
+  g_assert_cmpint (verify->exit_status, ==, 0);
+  g_assert_cmpstr (verify->out, ==, "audit log intact: 6 records\n");
+  g_assert_nonnull (strstr (verify->err, "is invalid, and cimshub would not load it"));
+  g_assert_nonnull (strstr (verify->err, "unknown setting \"lcoation\""));
+  g_assert_nonnull (strstr (verify->err, fixture->db_path));
+
+  g_assert_cmpint (list->exit_status, ==, 0);
+  g_assert_nonnull (strstr (list->out, "session-start"));
+  g_assert_nonnull (strstr (list->err, "unknown setting \"lcoation\""));
+}
+
+/* Without a readable state_dir the error names the problem and points to
+ * --db. */
+static void
+test_ctl_audit_config_without_state_dir (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  config_write (fixture, "  state_dir = \".\";\n", "");
+  result = ctl_run ("audit", "list", "--config", fixture->config_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_cmpstr (result->out, ==, "");
+  g_assert_nonnull (strstr (result->err, "missing required setting \"state_dir\""));
+  g_assert_nonnull (strstr (result->err, "--db STATE_DIR/cimshub.db"));
+}
+
+/* --db makes the audit subcommands skip the configuration. */
+static void
+test_ctl_audit_db_skips_config (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  config_write (fixture, "hub: {", "hub: {{");
+  result = ctl_run ("audit", "verify", "--config", fixture->config_path, "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_cmpstr (result->out, ==, "audit log intact: 6 records\n");
+  g_assert_cmpstr (result->err, ==, "");
+}
+
 static void
 test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
 {
@@ -295,6 +460,11 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/audit/verify-missing-database", test_ctl_audit_verify_missing_database);
   add_test ("/cimshubctl/audit/list-filters", test_ctl_audit_list_filters);
   add_test ("/cimshubctl/audit/list-rejects-unknown-event", test_ctl_audit_list_rejects_unknown_event);
+  add_test ("/cimshubctl/audit/list-shows-session", test_ctl_audit_list_shows_session);
+  add_test ("/cimshubctl/audit/reads-valid-config", test_ctl_audit_reads_valid_config);
+  add_test ("/cimshubctl/audit/reads-invalid-config", test_ctl_audit_reads_invalid_config);
+  add_test ("/cimshubctl/audit/config-without-state-dir", test_ctl_audit_config_without_state_dir);
+  add_test ("/cimshubctl/audit/db-skips-config", test_ctl_audit_db_skips_config);
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
   add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
   return g_test_run ();

@@ -1088,6 +1088,24 @@ test_cimshubctl_incidents_start_requires_one_end (void)
   g_assert_cmpuint (hub->n_requests, ==, 0);
 }
 
+/* The help states the rule for the end in the words of the error, so an
+ * operator learns it before the first call. */
+static void
+test_cimshubctl_incidents_start_help_states_end_rule (void)
+{
+  const char *rule = "give exactly one of --ends and --duration";
+  g_autoptr(CtlResult) help = ctl_run ("incidents", "start", "--help", NULL);
+  g_autoptr(CtlResult) error = ctl_run ("incidents", "start", "--incident-number", "BPD-2025-0042",
+                                        "--token", TOKEN, NULL);
+
+  g_assert_cmpint (help->exit_status, ==, 0);
+  g_assert_nonnull (strstr (help->out, rule));
+  g_assert_nonnull (strstr (help->out, "(this or --duration, not both)"));
+  g_assert_nonnull (strstr (help->out, "(this or --ends, not both)"));
+  g_assert_cmpint (error->exit_status, ==, 2);
+  g_assert_nonnull (strstr (error->err, rule));
+}
+
 /* A zero, negative or non-numeric --duration is an error, not a missing
  * option. */
 static void
@@ -1349,6 +1367,8 @@ main (int argc, char **argv)
   g_test_add_func ("/auth/cimshubctl/incidents-start-sends-duration", test_cimshubctl_incidents_start_sends_duration);
   g_test_add_func ("/auth/cimshubctl/incidents-start-sends-ends", test_cimshubctl_incidents_start_sends_ends);
   g_test_add_func ("/auth/cimshubctl/incidents-start-requires-one-end", test_cimshubctl_incidents_start_requires_one_end);
+  g_test_add_func ("/auth/cimshubctl/incidents-start-help-states-end-rule",
+                   test_cimshubctl_incidents_start_help_states_end_rule);
   g_test_add_func ("/auth/cimshubctl/incidents-start-rejects-bad-duration", test_cimshubctl_incidents_start_rejects_bad_duration);
   g_test_add_func ("/auth/cimshubctl/incidents-end-sends-delete", test_cimshubctl_incidents_end_sends_delete);
   g_test_add_func ("/auth/cimshubctl/sessions-list-prints-table", test_cimshubctl_sessions_list_prints_table);
