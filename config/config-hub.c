@@ -5,6 +5,8 @@
  * default_profile names a profile and regional_auditors names parties. */
 #include "config/config-private.h"
 
+#include <gio/gio.h>
+
 #include <string.h>
 
 #define HUB_SUBJECT "hub"
@@ -26,7 +28,7 @@ static const char *const hub_settings[] = {
   "source_connect_timeout_ms", "reconnect_backoff_ms", "ingest_latency_ms", "incident_max_s",
   "whep_rate_per_client", "whep_rate_total", "max_sessions_per_user", "max_sessions_per_camera",
   "media_workers", "http_idle_timeout_s", "dtls_certificate", "dtls_private_key", "cors_origins",
-  "token_audience", "default_profile", "regional_auditors", NULL,
+  "trusted_proxies", "token_audience", "default_profile", "regional_auditors", NULL,
 };
 
 static void
@@ -168,6 +170,31 @@ hub_read_cors_origins (CimsConfigLoader *loader, const config_setting_t *hub)
     }
 }
 
+/* Reads the reverse proxies, each an IP address or a network such as
+ * "10.0.0.0/8", whose X-Forwarded-For header the hub takes as the viewer's
+ * address. */
+static void
+hub_read_trusted_proxies (CimsConfigLoader *loader, const config_setting_t *hub)
+{
+  const config_setting_t *setting = config_setting_get_member (hub, "trusted_proxies");
+  CimsConfig *config = loader->config;
+  g_auto (GStrv) entries = NULL;
+
+  config->trusted_proxies = g_ptr_array_new_with_free_func (g_object_unref);
+  entries = cims_config_read_strv (loader, hub, "trusted_proxies", HUB_SUBJECT, FALSE);
+  for (guint i = 0; entries != NULL && entries[i] != NULL; i++)
+    {
+      GInetAddressMask *mask = g_inet_address_mask_new_from_string (entries[i], NULL);
+
+      if (mask != NULL)
+        g_ptr_array_add (config->trusted_proxies, mask);
+      else
+        cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
+                                   "trusted_proxies entry \"%s\" is not an IP address or a network "
+                                   "such as \"10.0.0.0/8\"", entries[i]);
+    }
+}
+
 /* Checks one "PARTY:SUBJECT" entry: PARTY is a configured jurisdiction or
  * agency id and SUBJECT is the auditor's token subject (`sub`), which may
  * itself contain colons. Returns the problem, or NULL. (transfer full) */
@@ -273,6 +300,7 @@ cims_config_parse_hub (CimsConfigLoader *loader, const config_setting_t *root)
   hub_read_limits (loader, hub);
   hub_read_dtls_identity (loader, hub);
   hub_read_cors_origins (loader, hub);
+  hub_read_trusted_proxies (loader, hub);
   hub_read_names (loader, hub);
   hub_read_regional_auditors (loader, hub);
   cims_config_check_members (loader, hub, HUB_SUBJECT, hub_settings);

@@ -135,6 +135,7 @@ config_free (CimsConfig *config)
   g_free (config->dtls_certificate_path);
   g_free (config->dtls_private_key_path);
   g_strfreev (config->cors_origins);
+  g_clear_pointer (&config->trusted_proxies, g_ptr_array_unref);
   g_free (config->token_audience);
   g_free (config->default_profile);
   g_strfreev (config->regional_auditors);

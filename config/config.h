@@ -94,6 +94,8 @@ typedef struct {
   char *dtls_certificate_path;  /* optional PEM; NULL: make an ECDSA P-256 one at start */
   char *dtls_private_key_path;
   char **cors_origins;          /* NULL-terminated; "*" allowed for WHEP only */
+  GPtrArray *trusted_proxies;   /* hub.trusted_proxies: of GInetAddressMask, reverse proxies whose
+                                 * X-Forwarded-For names the viewer; empty by default */
   char *token_audience;         /* hub.token_audience, default "cimshub" */
   char *default_profile;        /* hub.default_profile, default: the first profile */
   char **regional_auditors;     /* hub.regional_auditors, "PARTY:SUBJECT" entries naming auditors

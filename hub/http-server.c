@@ -121,8 +121,9 @@ cims_http_authenticate (CimsHub *hub, SoupServerMessage *msg)
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "WWW-Authenticate", "Bearer realm=\"cimshub\", error=\"invalid_token\"");
     cims_http_reply_error (msg, SOUP_STATUS_UNAUTHORIZED, "invalid-token", error->message);
-    g_message ("rejected a token from %s: %s", soup_server_message_get_remote_host (msg),
-               error->message);
+    g_autofree char *address = cims_http_client_address (hub, msg);
+
+    g_message ("rejected a token from %s: %s", address, error->message);
     return NULL;
   }
 

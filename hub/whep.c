@@ -21,6 +21,7 @@ typedef struct {
   CimsAuthDecision decision;
   char *incident_number;
   char *client;
+  char *client_address;         /* the viewer's, from cims_http_client_address() */
   guint n_fds_needed;           /* admitted in the hub's open-file budget, settled when freed */
 } WhepRequest;
 
@@ -34,6 +35,7 @@ whep_request_free (WhepRequest *request)
   cims_auth_decision_clear (&request->decision);
   g_free (request->incident_number);
   g_free (request->client);
+  g_free (request->client_address);
   g_free (request);
 }
 
@@ -136,7 +138,7 @@ answer_ready_cb (CimsViewerSession *session, const char *answer, const GError *e
   cims_session_message (session, "session started for %s (%s) from %s, allowed by %s%s%s",
                         cims_viewer_session_get_identity (session)->subject,
                         cims_viewer_session_get_identity (session)->name,
-                        soup_server_message_get_remote_host (request->msg),
+                        request->client_address,
                         cims_viewer_session_get_rule_name (session),
                         request->decision.grant_id ? " grant " : "",
                         request->decision.grant_id ? request->decision.grant_id : "");
@@ -203,8 +205,8 @@ request_recheck (WhepRequest *request)
   if (!decision.allowed) {
     g_message ("camera=%s: denied %s of %s once the camera connected (%s): %s", camera->id, identity->subject,
                identity->jurisdiction, decision.rule_name, decision.reason);
-    cims_hub_audit_denied (hub, identity, camera, request->incident_number,
-                           soup_server_message_get_remote_host (request->msg), decision.rule_name);
+    cims_hub_audit_denied (hub, identity, camera, request->incident_number, request->client_address,
+                           decision.rule_name);
     reply_forbidden (hub, request->msg, &decision);
     goto refused;
   }
@@ -272,7 +274,7 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
   info.camera_id = request->camera->id;
   info.owner_jurisdiction = request->camera->jurisdiction;
   info.identity = g_steal_pointer (&request->identity);
-  info.remote_address = soup_server_message_get_remote_host (request->msg);
+  info.remote_address = request->client_address;
   info.client = request->client;
   info.incident_number = request->incident_number;
   info.decision = &request->decision;
@@ -301,9 +303,8 @@ source_ready_cb (CimsSource *source, const GError *error, gpointer user_data)
 /* ---- admission -------------------------------------------------------------- */
 
 static gboolean
-check_rate (CimsHub *hub, SoupServerMessage *msg)
+check_rate (CimsHub *hub, SoupServerMessage *msg, const char *address)
 {
-  const char *address = soup_server_message_get_remote_host (msg);
   guint wait_s = cims_rate_limiter_check (hub->whep_limiter, address, hub->config->whep_rate_per_client,
                                           hub->config->whep_rate_total);
   g_autofree char *retry = NULL;
@@ -524,6 +525,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   guint n_fds_needed = 0;
   const char *client;
   const char *incident_number;
+  g_autofree char *client_address = NULL;
   g_autoptr (CimsAuthIdentity) identity = NULL;
   g_auto (CimsAuthDecision) decision = { 0 };
   const CimsConfigCamera *camera;
@@ -534,7 +536,9 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   CIMS_METRIC_ADD (hub, whep_requests, 1);
 
   client = query != NULL ? g_hash_table_lookup (query, "client") : NULL;
-  if (!check_rate (hub, msg) || !check_content_type (hub, msg) || !check_client (hub, msg, client))
+  client_address = cims_http_client_address (hub, msg);
+  if (!check_rate (hub, msg, client_address) || !check_content_type (hub, msg)
+      || !check_client (hub, msg, client))
     return;
 
   identity = cims_http_authenticate (hub, msg);
@@ -553,8 +557,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   if (!decision.allowed) {
     g_message ("camera=%s: denied %s of %s (%s): %s", camera->id, identity->subject,
                identity->jurisdiction, decision.rule_name, decision.reason);
-    cims_hub_audit_denied (hub, identity, camera, incident_number,
-                           soup_server_message_get_remote_host (msg), decision.rule_name);
+    cims_hub_audit_denied (hub, identity, camera, incident_number, client_address, decision.rule_name);
     reply_forbidden (hub, msg, &decision);
     return;
   }
@@ -581,6 +584,7 @@ handle_post (CimsHub *hub, SoupServerMessage *msg, const char *camera_id, GHashT
   memset (&decision, 0, sizeof decision);
   request->incident_number = g_strdup (incident_number);
   request->client = g_strdup (client);
+  request->client_address = g_steal_pointer (&client_address);
   request->n_fds_needed = n_fds_needed;
 
   source = cims_hub_source_acquire (hub, camera);

@@ -8,6 +8,7 @@ each and a last line "N passed, M failed". Exit status 0 only when all pass."""
 
 import argparse
 import datetime
+import http.client
 import json
 import os
 import re
@@ -159,6 +160,7 @@ class Rig:
   http_listen = "127.0.0.1:{self.http_port}";
   ice_udp_ports = [{self.ice_ports[0]}, {self.ice_ports[1]}];
   public_addresses = ["127.0.0.1"];
+  trusted_proxies = ["127.0.0.1"];
   state_dir = {libconfig_string(self.state_dir)};
   idle_source_stop_s = 30;
   reconnect_backoff_ms = [200, 1000];
@@ -460,6 +462,40 @@ def test_denied_leaves_nothing(rig, tokens):
     if chelsea:
         problems.append(f"a Chelsea session is listed: {chelsea}")
     rig.record("denied-leaves-nothing", not problems, "; ".join(problems) or "403, no session, no media")
+
+
+def post_denied(rig, token, forwarded, source_address):
+    """POSTs a WHEP request that policy denies, from @source_address with
+    X-Forwarded-For @forwarded. Returns the HTTP status."""
+    connection = http.client.HTTPConnection("127.0.0.1", rig.http_port, timeout=10,
+                                            source_address=(source_address, 0))
+    try:
+        connection.request("POST", "/whep/cameras/bos-0002", body="v=0\r\n",
+                           headers={"Content-Type": "application/sdp", "Authorization": "Bearer " + token,
+                                    "X-Forwarded-For": forwarded})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_forwarded_address(rig, tokens):
+    """The audit log names the viewer that a trusted proxy (127.0.0.1 here)
+    puts in X-Forwarded-For, and not an address the viewer wrote there
+    itself. From a peer that is not a trusted proxy (127.0.0.2), the header
+    is ignored."""
+    statuses = [post_denied(rig, tokens["chelsea-viewer"], "10.9.9.9, 198.51.100.7", "127.0.0.1"),
+                post_denied(rig, tokens["chelsea-viewer"], "198.51.100.8", "127.0.0.2")]
+    status, body = rig.api("GET", "/api/v1/audit?event=request-denied&person=chelsea-viewer",
+                           tokens["boston-auditor"])
+    addresses = [r.get("viewer_address") for r in body.get("records", [])] if status == 200 else []
+    problems = []
+    if statuses != [403, 403]:
+        problems.append(f"the requests returned {statuses}, expected 403 twice")
+    if "198.51.100.7" not in addresses or "127.0.0.2" not in addresses:
+        problems.append("the audit log lacks the forwarded viewer 198.51.100.7 or the direct peer 127.0.0.2")
+    if {"10.9.9.9", "198.51.100.8"} & set(addresses):
+        problems.append("the audit log took an address from an untrusted X-Forwarded-For entry")
+    rig.record("forwarded-address", not problems, "; ".join(problems) or f"audited addresses {addresses}")
 
 
 def test_token_just_expired(rig):
@@ -792,6 +828,7 @@ def main():
         test_incident_end(rig, tokens)
         test_cross_authority(rig, tokens)
         test_denied_leaves_nothing(rig, tokens)
+        test_forwarded_address(rig, tokens)
         test_token_just_expired(rig)
         test_reload_reports_key_errors(rig)
         test_key_rotation(rig, tokens)
