@@ -9,10 +9,13 @@
 
 #define HEARTBEAT_INTERVAL_S 2
 
+/* Beside the open store, which a reload that changes state_dir keeps. */
 static char *
 heartbeat_path (CimsHub *hub)
 {
-  return g_build_filename (hub->config->state_dir, "heartbeat", NULL);
+  g_autofree char *folder = g_path_get_dirname (hub->store_path);
+
+  return g_build_filename (folder, "heartbeat", NULL);
 }
 
 static gboolean

@@ -6,6 +6,37 @@
  * those the access rules now deny. */
 #include "hub/hub-runtime.h"
 
+/* Warns about each changed setting that only a restart applies: the running
+ * hub keeps its listener, state store, workers and DTLS identity. */
+static void
+warn_start_only_settings (const CimsConfig *running, const CimsConfig *loaded)
+{
+  g_autofree char *running_listen = g_strdup_printf ("%s:%u", running->http_host, running->http_port);
+  g_autofree char *loaded_listen = g_strdup_printf ("%s:%u", loaded->http_host, loaded->http_port);
+  g_autofree char *running_workers = g_strdup_printf ("%u", running->media_workers);
+  g_autofree char *loaded_workers = g_strdup_printf ("%u", loaded->media_workers);
+  const struct {
+    const char *name;
+    const char *running;
+    const char *loaded;
+  } settings[] = {
+    { "http_listen", running_listen, loaded_listen },
+    { "state_dir", running->state_dir, loaded->state_dir },
+    { "media_workers", running_workers, loaded_workers },
+    { "dtls_certificate", running->dtls_certificate_path, loaded->dtls_certificate_path },
+    { "dtls_private_key", running->dtls_private_key_path, loaded->dtls_private_key_path },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (settings); i++) {
+    if (g_strcmp0 (settings[i].running, settings[i].loaded) == 0)
+      continue;
+
+    g_warning ("hub.%s changed from \"%s\" to \"%s\", which takes effect only when the hub restarts; "
+               "until then it keeps \"%s\"", settings[i].name, settings[i].running ? settings[i].running : "",
+               settings[i].loaded ? settings[i].loaded : "", settings[i].running ? settings[i].running : "");
+  }
+}
+
 static void
 audit_camera_changes (CimsHub *hub, const CimsConfig *old_config, const CimsConfig *new_config)
 {
@@ -100,6 +131,7 @@ cims_hub_reload (CimsHub *hub, GError **error)
     return FALSE;
 
   audit_camera_changes (hub, hub->config, config);
+  warn_start_only_settings (hub->config, config);
 
   /* Requests in flight still point into the old configuration, so it is
    * kept until the hub stops. */

@@ -40,6 +40,8 @@ SLOW_INCIDENT = "BPD-2026-004713"
 # camera to connect.
 SLOW_CAMERA = "bos-slow"
 SLOW_CONNECT_S = 3.0
+# The hub rewrites its heartbeat file every 2 s.
+HEARTBEAT_WAIT_S = 2.5
 
 
 def iso_in(seconds):
@@ -569,6 +571,45 @@ def test_reload_reports_key_errors(rig):
                "both key errors logged as FILE:LINE: message, running configuration kept")
 
 
+def test_reload_start_only_settings(rig):
+    """A reload that moves state_dir and http_listen warns that each takes
+    effect only at the next start, and the hub keeps writing its heartbeat
+    beside the store it opened."""
+    with open(rig.config_path, encoding="utf-8") as config_file:
+        good_text = config_file.read()
+    moved_dir = os.path.join(rig.temp, "moved-state")
+    moved_text = good_text.replace(f"state_dir = {libconfig_string(rig.state_dir)};",
+                                   f"state_dir = {libconfig_string(moved_dir)};")
+    moved_text = moved_text.replace(f'http_listen = "127.0.0.1:{rig.http_port}";',
+                                    f'http_listen = "127.0.0.1:{rig.http_port + 1}";')
+    n_reloaded = hub_log_text(rig).count("reloaded: cameras")
+    heartbeat = os.path.join(rig.state_dir, "heartbeat")
+
+    with open(rig.config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(moved_text)
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    reloaded = wait_for_log_count(rig, "reloaded: cameras", n_reloaded + 1)
+    written_after_reload = time.time()
+    time.sleep(HEARTBEAT_WAIT_S)
+    heartbeat_age_s = time.time() - os.path.getmtime(heartbeat)
+    with open(rig.config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(good_text)
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    restored = wait_for_log_count(rig, "reloaded: cameras", n_reloaded + 2)
+
+    log = hub_log_text(rig)
+    problems = []
+    if moved_text == good_text or not reloaded or not restored:
+        problems.append(f"changed file: {moved_text != good_text}, reloaded: {reloaded}, restored: {restored}")
+    for name in ("state_dir", "http_listen"):
+        if f"hub.{name} changed from" not in log or "takes effect only when the hub restarts" not in log:
+            problems.append(f"no warning that hub.{name} needs a restart")
+    if os.path.getmtime(heartbeat) < written_after_reload or os.path.exists(os.path.join(moved_dir, "heartbeat")):
+        problems.append(f"the heartbeat left the open store's folder (age {heartbeat_age_s:.1f} s)")
+    rig.record("reload-start-only-settings", not problems, "; ".join(problems) or
+               "both changes warned about, heartbeat kept beside the open store")
+
+
 def session_id_of(result):
     if result is None or not result.get("session_url"):
         return None
@@ -831,6 +872,7 @@ def main():
         test_forwarded_address(rig, tokens)
         test_token_just_expired(rig)
         test_reload_reports_key_errors(rig)
+        test_reload_start_only_settings(rig)
         test_key_rotation(rig, tokens)
         tokens = mint_tokens(rig)
         test_audit_before_media(rig, tokens, revoked)
