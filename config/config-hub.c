@@ -170,6 +170,16 @@ hub_read_cors_origins (CimsConfigLoader *loader, const config_setting_t *hub)
     }
 }
 
+/* Tells whether @address is an IPv4 address written as IPv6 (::ffff:a.b.c.d). */
+static gboolean
+address_is_ipv4_mapped (GInetAddress *address)
+{
+  static const guint8 prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+  return g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6
+         && memcmp (g_inet_address_to_bytes (address), prefix, sizeof prefix) == 0;
+}
+
 /* Reads the reverse proxies, each an IP address or a network such as
  * "10.0.0.0/8", whose X-Forwarded-For header the hub takes as the viewer's
  * address. */
@@ -184,14 +194,22 @@ hub_read_trusted_proxies (CimsConfigLoader *loader, const config_setting_t *hub)
   entries = cims_config_read_strv (loader, hub, "trusted_proxies", HUB_SUBJECT, FALSE);
   for (guint i = 0; entries != NULL && entries[i] != NULL; i++)
     {
-      GInetAddressMask *mask = g_inet_address_mask_new_from_string (entries[i], NULL);
+      g_autoptr (GError) error = NULL;
+      GInetAddressMask *mask = g_inet_address_mask_new_from_string (entries[i], &error);
 
-      if (mask != NULL)
-        g_ptr_array_add (config->trusted_proxies, mask);
-      else
+      if (mask == NULL)
         cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
                                    "trusted_proxies entry \"%s\" is not an IP address or a network "
-                                   "such as \"10.0.0.0/8\"", entries[i]);
+                                   "such as \"10.0.0.0/8\": %s", entries[i], error->message);
+      else if (address_is_ipv4_mapped (g_inet_address_mask_get_address (mask)))
+        cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
+                                   "trusted_proxies entry \"%s\" is an IPv4-mapped IPv6 address, which "
+                                   "never matches: write the IPv4 address, as the hub sees IPv4 peers "
+                                   "that way", entries[i]);
+      if (mask != NULL && !address_is_ipv4_mapped (g_inet_address_mask_get_address (mask)))
+        g_ptr_array_add (config->trusted_proxies, mask);
+      else
+        g_clear_object (&mask);
     }
 }
 

@@ -95,12 +95,22 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD" hub/cimshub hub/cimshubctl pipelines/cimshub-camera-sim >/dev/null
 
+# /var/tmp is shared by every local user, who could make the folder, or a
+# link in its place, before the demo does, and so reach files root writes.
+if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ "$(stat -c %u "$STATE")" != "$(id -u)" ]; }; then
+  fail "$STATE is a symbolic link or belongs to another user; remove it, or set CIMSHUB_DEMO_DIR to a folder of yours."
+fi
 mkdir -p "$STATE/keys"
+chmod 700 "$STATE"
+# $CONF.builtin is the built-in file as the demo last wrote it: a $CONF
+# equal to it is unedited and follows the built-in file when that changes.
+# Without it, $CONF comes from a demo that rewrote it at every start.
 CONF_NOTE=""
-if [ ! -f "$CONF" ]; then
-  cp "$BUILTIN_CONF" "$CONF"
-elif ! cmp -s "$BUILTIN_CONF" "$CONF"; then
+if [ -f "$CONF" ] && [ -f "$CONF.builtin" ] && ! cmp -s "$CONF" "$CONF.builtin"; then
   CONF_NOTE="    The demo uses this edited file; delete it to get the built-in configuration back."
+else
+  cp "$BUILTIN_CONF" "$CONF"
+  cp "$BUILTIN_CONF" "$CONF.builtin"
 fi
 
 for id in boston chelsea everett somerville cambridge state-police; do

@@ -42,7 +42,7 @@ store_path_in (const char *state_dir)
  * the file's directory, as cims_config_load() resolves it.
  * Returns: (transfer full) (nullable): the absolute state directory, or
  * NULL when libconfig cannot parse the file or hub.state_dir is not a
- * string. */
+ * non-empty string. */
 static char *
 config_read_state_dir (const char *config_path)
 {
@@ -54,7 +54,9 @@ config_read_state_dir (const char *config_path)
 
   config_init (&document);
   config_set_include_dir (&document, base_dir);
-  if (config_read_file (&document, absolute) && config_lookup_string (&document, "hub.state_dir", &value))
+  /* An empty state_dir, which the hub rejects, would name the file's folder. */
+  if (config_read_file (&document, absolute) && config_lookup_string (&document, "hub.state_dir", &value)
+      && value[0] != '\0')
     state_dir = g_canonicalize_filename (value, base_dir);
   config_destroy (&document);
 

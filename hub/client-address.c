@@ -38,13 +38,19 @@ forwarded_client (const GPtrArray *proxies, const char *peer, const char *forwar
   g_auto (GStrv) hops = g_strsplit (forwarded, ",", -1);
   const char *client = peer;
 
+  g_autofree char *normalized = NULL;
+
   for (guint i = g_strv_length (hops); i > 0; i--) {
     const char *hop = g_strstrip (hops[i - 1]);
+    g_autoptr (GInetAddress) address = NULL;
 
-    if (!g_hostname_is_ip_address (hop))
+    /* A scope id (fe80::1%eth0) is free text, so such an entry ends the walk. */
+    if (strchr (hop, '%') != NULL || (address = g_inet_address_new_from_string (hop)) == NULL)
       break;
 
-    client = hop;
+    g_free (normalized);
+    normalized = g_inet_address_to_string (address);
+    client = normalized;
     if (!address_is_trusted (proxies, hop))
       break;
   }

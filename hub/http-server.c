@@ -169,14 +169,13 @@ handle_metrics (CimsHub *hub, SoupServerMessage *msg)
 }
 
 static JsonNode *
-camera_to_json (CimsHub *hub, const CimsConfigCamera *camera, const CimsAuthIdentity *identity,
-                const char *incident_number)
+camera_to_json (CimsHub *hub, const CimsConfigCamera *camera, const CimsAuthIdentity *identity)
 {
   g_auto (CimsAuthDecision) decision = { 0 };
   JsonObject *object = json_object_new ();
   JsonNode *node = json_node_new (JSON_NODE_OBJECT);
 
-  cims_hub_access_decide (hub, identity, camera, incident_number, g_get_real_time (), &decision);
+  cims_hub_access_decide (hub, identity, camera, NULL, g_get_real_time (), &decision);
 
   json_object_set_string_member (object, "id", camera->id);
   json_object_set_string_member (object, "jurisdiction", camera->jurisdiction);
@@ -194,8 +193,11 @@ camera_to_json (CimsHub *hub, const CimsConfigCamera *camera, const CimsAuthIden
 }
 
 /* Lists the inventory with, for each camera, whether the caller may watch
- * it now, under the incident number of X-Incident-Number as a WHEP request
- * would be. Credentials and source URLs are never part of the response. */
+ * it now. A camera that needs an incident number shows the rule
+ * incident-number-missing, and the list never takes X-Incident-Number:
+ * only a WHEP request, rate-limited and audited, tries a number, so the
+ * list cannot be used to guess one. Credentials and source URLs are never
+ * part of the response. */
 static void
 handle_cameras (CimsHub *hub, SoupServerMessage *msg)
 {
@@ -203,7 +205,6 @@ handle_cameras (CimsHub *hub, SoupServerMessage *msg)
   g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
   JsonObject *object = json_object_new ();
   JsonArray *cameras = json_array_new ();
-  const char *incident_number;
 
   if (g_strcmp0 (soup_server_message_get_method (msg), "GET") != 0) {
     cims_http_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
@@ -220,11 +221,9 @@ handle_cameras (CimsHub *hub, SoupServerMessage *msg)
     return;
   }
 
-  incident_number = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
-                                                  "X-Incident-Number");
   for (guint i = 0; i < hub->config->cameras->len; i++)
     json_array_add_element (cameras, camera_to_json (hub, g_ptr_array_index (hub->config->cameras, i),
-                                                     identity, incident_number));
+                                                     identity));
   json_object_set_array_member (object, "cameras", cameras);
   json_node_take_object (root, object);
   reply_json (msg, SOUP_STATUS_OK, root);

@@ -89,6 +89,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsDtlsIdentity, cims_dtls_identity_free)
 
 struct _CimsHub {
   CimsConfig *config;
+  CimsConfig *start_config;     /* the one the hub started with: what only a restart changes */
   CimsAuthKeyring *keyring;
   CimsDtlsIdentity *dtls;
 

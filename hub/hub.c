@@ -116,6 +116,7 @@ cims_hub_new (CimsConfig *config, GError **error)
 
   hub = g_new0 (CimsHub, 1);
   hub->config = cims_config_ref (config);
+  hub->start_config = cims_config_ref (config);
   hub->state_lock_fd = -1;
   if (!cims_hub_access_open (hub, error)) {
     g_clear_pointer (&hub->store, cims_store_free);
@@ -123,6 +124,7 @@ cims_hub_new (CimsConfig *config, GError **error)
     g_clear_pointer (&hub->store_path, g_free);
     g_clear_pointer (&hub->grants, g_ptr_array_unref);
     g_clear_pointer (&hub->incidents, g_ptr_array_unref);
+    cims_config_unref (hub->start_config);
     cims_config_unref (hub->config);
     g_free (hub);
     return NULL;
@@ -263,6 +265,7 @@ cims_hub_free (CimsHub *hub)
   cims_auth_keyring_free (hub->keyring);
   g_ptr_array_unref (hub->retired_configs);
   cims_rate_limiter_free (hub->whep_limiter);
+  cims_config_unref (hub->start_config);
   cims_config_unref (hub->config);
   g_free (hub);
 }

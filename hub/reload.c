@@ -131,7 +131,7 @@ cims_hub_reload (CimsHub *hub, GError **error)
     return FALSE;
 
   audit_camera_changes (hub, hub->config, config);
-  warn_start_only_settings (hub->config, config);
+  warn_start_only_settings (hub->start_config, config);
 
   /* Requests in flight still point into the old configuration, so it is
    * kept until the hub stops. */

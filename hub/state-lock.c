@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STATE_LOCK_FILE "cimshub.lock"
@@ -39,19 +40,61 @@ lock_holder_write (int fd, const char *path)
     g_warning ("cannot write this hub's process id into %s: %s", path, g_strerror (errno));
 }
 
+/* Checks that @fd, opened from @path, is a regular file of this user, so
+ * that writing the process id into it changes nothing else. */
+static gboolean
+lock_file_check (int fd, const char *path, GError **error)
+{
+  struct stat status;
+
+  if (fstat (fd, &status) != 0) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "Cannot read the state lock %s: %s", path,
+                 g_strerror (errno));
+    return FALSE;
+  }
+
+  if (!S_ISREG (status.st_mode) || status.st_uid != geteuid ()) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED,
+                 "The state lock %s is not a regular file owned by this user (uid %u); remove it, and "
+                 "check who else can write to state_dir", path, (guint) geteuid ());
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Opens the lock file without following a symbolic link, so that another
+ * local user cannot point it at a file of the hub's user. */
+static int
+lock_file_open (const char *path, GError **error)
+{
+  int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+  if (fd < 0) {
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED,
+                 "Cannot open the state lock %s: %s%s", path, g_strerror (errno),
+                 errno == ELOOP ? " (it is a symbolic link; remove it)"
+                 : errno == EACCES || errno == EROFS ? " (the hub's user must be able to write to state_dir)"
+                                                     : "");
+    return -1;
+  }
+
+  if (!lock_file_check (fd, path, error)) {
+    close (fd);
+    return -1;
+  }
+  return fd;
+}
+
 /* See hub-runtime.h. */
 int
 cims_state_lock_acquire (const char *folder, GError **error)
 {
   g_autofree char *path = g_build_filename (folder, STATE_LOCK_FILE, NULL);
   g_autofree char *holder = NULL;
-  int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = lock_file_open (path, error);
 
-  if (fd < 0) {
-    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "Cannot open the state lock %s: %s", path,
-                 g_strerror (errno));
+  if (fd < 0)
     return -1;
-  }
 
   if (flock (fd, LOCK_EX | LOCK_NB) == 0) {
     lock_holder_write (fd, path);

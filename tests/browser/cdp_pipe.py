@@ -6,11 +6,16 @@
 # each message a JSON text ended by a NUL byte.
 """A DevTools-protocol client for one Chromium page, over a pipe."""
 
+import fcntl
 import json
 import os
 import select
 import subprocess
 import time
+
+
+# The lowest descriptor number that the pipe ends take in this process.
+FIRST_SPARE_FD = 10
 
 
 class CdpError(RuntimeError):
@@ -24,10 +29,16 @@ class CdpPage:
     def __init__(self, argv, url, stdout_path, stderr_path, env=None, attach_timeout_s=20.0):
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
+        # Above 4, so that placing them at 3 and 4 in the child overwrites
+        # neither of them and always makes a copy without close-on-exec.
+        child_read = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD_CLOEXEC, FIRST_SPARE_FD)
+        child_write = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD_CLOEXEC, FIRST_SPARE_FD)
+        os.close(to_browser_read)
+        os.close(from_browser_write)
 
         def child_fds():
-            os.dup2(to_browser_read, 3)
-            os.dup2(from_browser_write, 4)
+            os.dup2(child_read, 3)
+            os.dup2(child_write, 4)
 
         with open(stdout_path, "ab") as stdout, open(stderr_path, "ab") as stderr:
             # close_fds would close fds 3 and 4 after child_fds() made them.
@@ -35,8 +46,8 @@ class CdpPage:
             self.proc = subprocess.Popen([*argv, "--remote-debugging-pipe", url], stdin=subprocess.DEVNULL,
                                          stdout=stdout, stderr=stderr, env=env, start_new_session=True,
                                          close_fds=False, preexec_fn=child_fds)
-        os.close(to_browser_read)
-        os.close(from_browser_write)
+        os.close(child_read)
+        os.close(child_write)
         self._buffer = b""
         self._next_id = 0
         self._session_id = self._attach(attach_timeout_s)

@@ -78,6 +78,9 @@ PAGE_INCIDENT = "BPD-2026-004713"
 PAGE_MIN_FRAMES = 25
 PAGE_PLAY_S = 30
 PAGE_END_S = 15
+# Longer than the page's 3 s stall notice, which must not end the view.
+PAGE_CAMERA_DOWN_S = 5.0
+PAGE_RESUME_S = 30
 MIN_FRAMES_BEFORE_REVOKE = 20
 FRAMES_STOP_S = 2.0
 FRAMES_STILL_S = 2.0
@@ -773,6 +776,11 @@ class Run:
             detail += "; " + "; ".join(problems)
         self.record(test, not problems, detail)
 
+    def restart_camera(self, down_s):
+        self.processes.stop("camera-sim")
+        time.sleep(down_s)
+        self.start_camera()
+
     def test_hub_page(self):
         """Opens the hub's own page as Chelsea, with the grant's incident
         number in the link, and checks that it plays; then revokes the grant
@@ -795,7 +803,8 @@ class Run:
             page = CdpPage([self.args.chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}"],
                            f"{self.hub_url}/#{fragment}", *self.processes.log_paths("hub-page"),
                            env={**os.environ, "TMPDIR": self.temp_dir})
-            problems = hub_page_problems(page, self.hub_url, authority, body["grant"]["id"])
+            problems = hub_page_problems(page, self.hub_url, authority, body["grant"]["id"],
+                                         self.restart_camera)
         except (CdpError, OSError) as error:
             problems = ["the page could not be read", f"DevTools: {error}"]
         finally:
@@ -856,22 +865,32 @@ def frames_in_status(status):
     return int(words[-1]) if " frames decoded" in status and words[-1].isdigit() else 0
 
 
-def hub_page_problems(page, hub_url, authority, grant_id):
-    """Plays the grant's camera on the hub's page, revokes the grant and
-    reads the page. Returns [summary, problem, ...]."""
+def hub_page_problems(page, hub_url, authority, grant_id, restart_camera):
+    """Plays the grant's camera on the hub's page, restarts the camera, then
+    revokes the grant, reading the page at each step. Returns [summary,
+    problem, ...]."""
     status, error = wait_page(page, lambda s, e: frames_in_status(s) >= PAGE_MIN_FRAMES or e, PAGE_PLAY_S)
     frames = frames_in_status(status)
-    summary = f"before the revocation: status {status!r}, error {error!r}"
+    summary = f"playing: {status!r}, error {error!r}"
     if frames < PAGE_MIN_FRAMES:
         return [summary, f"expected {PAGE_MIN_FRAMES} decoded frames under the grant and incident number"]
+    problems = [summary]
+    if "token=" in (page.evaluate("location.href") or ""):
+        problems.append("the token stayed in the address bar")
+
+    # The hub keeps the view while the camera reconnects, and so must the page.
+    restart_camera(PAGE_CAMERA_DOWN_S)
+    status, error = wait_page(page, lambda s, e: frames_in_status(s) >= frames + PAGE_MIN_FRAMES or e, PAGE_RESUME_S)
+    problems[0] += f"; after a camera restart: {status!r}, error {error!r}"
+    if error or frames_in_status(status) < frames + PAGE_MIN_FRAMES:
+        problems.append("the view did not resume after the camera restarted")
 
     revoke_status, _ = api_request(hub_url, "DELETE", f"/api/v1/grants/{grant_id}", authority)
     status, error = wait_page(page, lambda s, e: "ended" in e, PAGE_END_S)
-    summary += f"; after it: error {error!r}"
-    problems = [summary]
+    problems[0] += f"; after the revocation: error {error!r}"
     if revoke_status != 200:
         problems.append(f"the revocation returned {revoke_status}")
-    if not error.startswith(f"The view of {CAMERA_ID} ended: ") or "no video for" in error:
+    if not error.startswith(f"The view of {CAMERA_ID} ended: ") or "requires a grant" not in error:
         problems.append("the page did not give the hub's reason for the end")
     return problems
 

@@ -660,6 +660,16 @@ static const RejectCase reject_cases[] = {
   { "cors-origin-with-path", "cors_origins = [\"*\", \"https://viewer.example\"];",
     "cors_origins = [\"https://viewer.example/app\"];",
     "cors_origins", 1, "cors_origins entry \"https://viewer.example/app\" is not \"*\" or an origin" },
+  { "trusted-proxy-hostname", "cors_origins = [\"*\", \"https://viewer.example\"];",
+    "cors_origins = [\"*\"];\n  trusted_proxies = [\"proxy.example\"];",
+    "trusted_proxies", 1, "trusted_proxies entry \"proxy.example\" is not an IP address or a network" },
+  { "trusted-proxy-host-bits", "cors_origins = [\"*\", \"https://viewer.example\"];",
+    "cors_origins = [\"*\"];\n  trusted_proxies = [\"10.0.0.1/8\"];",
+    "trusted_proxies", 1, "trusted_proxies entry \"10.0.0.1/8\" is not an IP address or a network such as "
+    "\"10.0.0.0/8\": " },
+  { "trusted-proxy-ipv4-mapped", "cors_origins = [\"*\", \"https://viewer.example\"];",
+    "cors_origins = [\"*\"];\n  trusted_proxies = [\"::ffff:127.0.0.1\"];",
+    "trusted_proxies", 1, "trusted_proxies entry \"::ffff:127.0.0.1\" is an IPv4-mapped IPv6 address" },
   { "default-profile-unknown", "default_profile = \"legacy-640\";", "default_profile = \"mobile\";",
     "default_profile", 1, "hub: default_profile \"mobile\" is not a configured viewer profile" },
 
@@ -946,7 +956,7 @@ static const char *const hub_setting_names[] = {
   "source_connect_timeout_ms", "reconnect_backoff_ms", "ingest_latency_ms", "incident_max_s",
   "whep_rate_per_client", "whep_rate_total", "max_sessions_per_user", "max_sessions_per_camera",
   "media_workers", "http_idle_timeout_s", "dtls_certificate", "dtls_private_key", "cors_origins",
-  "token_audience", "default_profile", "regional_auditors",
+  "trusted_proxies", "token_audience", "default_profile", "regional_auditors",
 };
 
 /* The example's lines that claim a default; without them the loader must

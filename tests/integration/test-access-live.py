@@ -42,6 +42,7 @@ SLOW_CAMERA = "bos-slow"
 SLOW_CONNECT_S = 3.0
 # The hub rewrites its heartbeat file every 2 s.
 HEARTBEAT_WAIT_S = 2.5
+RESTART_WARNING = "takes effect only when the hub restarts"
 
 
 def iso_in(seconds):
@@ -294,13 +295,13 @@ def ended_by_hub(result):
 # ---- the cases -------------------------------------------------------------
 
 
-def camera_viewable(reply, camera_id):
-    """The "viewable" member of @camera_id in a GET /api/v1/cameras reply,
-    or the reply itself when the camera is not in it."""
+def camera_listing(reply, camera_id):
+    """The "viewable" and "rule" members of @camera_id in a GET
+    /api/v1/cameras reply, or the reply itself when the camera is not in it."""
     status, body = reply
     for camera in body.get("cameras", []) if status == 200 else []:
         if camera.get("id") == camera_id:
-            return camera.get("viewable")
+            return camera.get("viewable"), camera.get("rule")
     return reply
 
 
@@ -315,10 +316,11 @@ def test_grant_revoked(rig, tokens):
 
     missing = rig.viewer("chelsea-no-number", tokens["chelsea-viewer"], "bos-0001", expect_status=403)
     missing_result = missing.wait_result()
-    # The camera list decides as a WHEP request with the same header would.
-    listed = {number: camera_viewable(rig.api("GET", "/api/v1/cameras", tokens["chelsea-viewer"],
-                                              headers={"X-Incident-Number": number} if number else None),
-                                      "bos-0001")
+    # The camera list says that a number is needed, and ignores one sent to
+    # it, so that numbers can be tried only by audited, rate-limited requests.
+    listed = {number: camera_listing(rig.api("GET", "/api/v1/cameras", tokens["chelsea-viewer"],
+                                             headers={"X-Incident-Number": number} if number else None),
+                                     "bos-0001")
               for number in (None, GRANT_INCIDENT)}
 
     viewer = rig.viewer("chelsea-granted", tokens["chelsea-viewer"], "bos-0001", incident=GRANT_INCIDENT)
@@ -331,8 +333,9 @@ def test_grant_revoked(rig, tokens):
         problems.append(f"a request without X-Incident-Number was not refused 403: {missing_result}")
     if keyframe is None:
         problems.append("the granted viewer got no keyframe")
-    if listed != {None: False, GRANT_INCIDENT: True}:
-        problems.append(f"/api/v1/cameras said bos-0001 viewable {listed} without and with the incident number")
+    needs_number = (False, "incident-number-missing")
+    if listed != {None: needs_number, GRANT_INCIDENT: needs_number}:
+        problems.append(f"/api/v1/cameras listed bos-0001 as {listed} without and with the incident number")
     if revoke_status != 200 or revoke_body.get("sessions_ended") != 1:
         problems.append(f"revoke returned {revoke_status} {revoke_body}")
     if not ended_by_hub(result):
@@ -486,17 +489,20 @@ def test_forwarded_address(rig, tokens):
     itself. From a peer that is not a trusted proxy (127.0.0.2), the header
     is ignored."""
     statuses = [post_denied(rig, tokens["chelsea-viewer"], "10.9.9.9, 198.51.100.7", "127.0.0.1"),
-                post_denied(rig, tokens["chelsea-viewer"], "198.51.100.8", "127.0.0.2")]
+                post_denied(rig, tokens["chelsea-viewer"], "198.51.100.8", "127.0.0.2"),
+                post_denied(rig, tokens["chelsea-viewer"], "2001:DB8::0001", "127.0.0.1"),
+                post_denied(rig, tokens["chelsea-viewer"], "fe80::1%<b>evil", "127.0.0.1")]
     status, body = rig.api("GET", "/api/v1/audit?event=request-denied&person=chelsea-viewer",
                            tokens["boston-auditor"])
     addresses = [r.get("viewer_address") for r in body.get("records", [])] if status == 200 else []
     problems = []
-    if statuses != [403, 403]:
-        problems.append(f"the requests returned {statuses}, expected 403 twice")
-    if "198.51.100.7" not in addresses or "127.0.0.2" not in addresses:
-        problems.append("the audit log lacks the forwarded viewer 198.51.100.7 or the direct peer 127.0.0.2")
-    if {"10.9.9.9", "198.51.100.8"} & set(addresses):
-        problems.append("the audit log took an address from an untrusted X-Forwarded-For entry")
+    if statuses != [403] * 4:
+        problems.append(f"the requests returned {statuses}, expected 403 each")
+    if not {"198.51.100.7", "127.0.0.2", "2001:db8::1"} <= set(addresses):
+        problems.append("the audit log lacks the forwarded viewer 198.51.100.7, the direct peer 127.0.0.2 "
+                        "or the forwarded 2001:db8::1 in its usual form")
+    if {"10.9.9.9", "198.51.100.8"} & set(addresses) or any("evil" in (a or "") for a in addresses):
+        problems.append("the audit log took an address from an untrusted or malformed X-Forwarded-For entry")
     rig.record("forwarded-address", not problems, "; ".join(problems) or f"audited addresses {addresses}")
 
 
@@ -574,7 +580,8 @@ def test_reload_reports_key_errors(rig):
 def test_reload_start_only_settings(rig):
     """A reload that moves state_dir and http_listen warns that each takes
     effect only at the next start, and the hub keeps writing its heartbeat
-    beside the store it opened."""
+    beside the store it opened. A reload back to the values the hub runs
+    with warns about nothing."""
     with open(rig.config_path, encoding="utf-8") as config_file:
         good_text = config_file.read()
     moved_dir = os.path.join(rig.temp, "moved-state")
@@ -592,6 +599,7 @@ def test_reload_start_only_settings(rig):
     written_after_reload = time.time()
     time.sleep(HEARTBEAT_WAIT_S)
     heartbeat_age_s = time.time() - os.path.getmtime(heartbeat)
+    n_warnings = hub_log_text(rig).count(RESTART_WARNING)
     with open(rig.config_path, "w", encoding="utf-8") as config_file:
         config_file.write(good_text)
     os.kill(rig.hub_proc.pid, signal.SIGHUP)
@@ -602,8 +610,11 @@ def test_reload_start_only_settings(rig):
     if moved_text == good_text or not reloaded or not restored:
         problems.append(f"changed file: {moved_text != good_text}, reloaded: {reloaded}, restored: {restored}")
     for name in ("state_dir", "http_listen"):
-        if f"hub.{name} changed from" not in log or "takes effect only when the hub restarts" not in log:
+        if f"hub.{name} changed from" not in log:
             problems.append(f"no warning that hub.{name} needs a restart")
+    if n_warnings != 2 or log.count(RESTART_WARNING) != n_warnings:
+        problems.append(f"{n_warnings} restart warnings after the move, {log.count(RESTART_WARNING)} after "
+                        "the reload back, expected 2 and 2")
     if os.path.getmtime(heartbeat) < written_after_reload or os.path.exists(os.path.join(moved_dir, "heartbeat")):
         problems.append(f"the heartbeat left the open store's folder (age {heartbeat_age_s:.1f} s)")
     rig.record("reload-start-only-settings", not problems, "; ".join(problems) or

@@ -359,6 +359,28 @@ class Run:
                    f"{len(live)} live sessions; last sequence {self.last_sequence()}, {last_before} before")
         self.crash_hub()
 
+    def test_lock_symlink_refused(self):
+        """A lock file replaced by a symbolic link, as another local user
+        could plant in a shared folder, stops the hub before it writes into
+        the link's target."""
+        lock_path = os.path.join(self.state_dir, "cimshub.lock")
+        victim_path = os.path.join(self.temp_dir, "victim")
+        with open(victim_path, "w", encoding="utf-8") as victim:
+            victim.write("precious\n")
+        if os.path.lexists(lock_path):
+            os.remove(lock_path)
+        os.symlink(victim_path, lock_path)
+
+        hub = subprocess.run([self.args.cimshub, "--config", self.config_path], capture_output=True,
+                             text=True, timeout=30, check=False)
+        output = hub.stdout + hub.stderr
+        with open(victim_path, encoding="utf-8") as victim:
+            victim_text = victim.read()
+        os.remove(lock_path)
+        self.check("lock-symlink-refused",
+                   hub.returncode != 0 and "is a symbolic link" in output and victim_text == "precious\n",
+                   f"exit {hub.returncode}; target now {victim_text!r}; output ends {output.strip()[-200:]!r}")
+
     def print_logs(self):
         print(f"----- last hub start's log -----\n{self.hub_log()[-4000:]}")
 
@@ -378,7 +400,8 @@ def main():
     return harness.run_steps(run, (
         run.setup, run.test_crash_recovery, run.test_second_crash_reads_new_records,
         run.test_clean_stop_reads_nothing, run.test_checkpoint_fallbacks,
-        run.test_unwritten_stop_keeps_checkpoint, run.test_second_hub_refused), TIME_LIMIT_S,
+        run.test_unwritten_stop_keeps_checkpoint, run.test_second_hub_refused, run.test_lock_symlink_refused),
+        TIME_LIMIT_S,
         errors=(sqlite3.Error, subprocess.SubprocessError))
 
 
