@@ -26,6 +26,8 @@ cims_report_format_from_string (const char *name, CimsReportFormat *out)
     *out = CIMS_REPORT_FORMAT_CSV;
   else if (g_strcmp0 (name, "html") == 0)
     *out = CIMS_REPORT_FORMAT_HTML;
+  else if (g_strcmp0 (name, "csv-long") == 0)
+    *out = CIMS_REPORT_FORMAT_CSV_LONG;
   else
     return FALSE;
 
@@ -37,6 +39,9 @@ cims_report_format_content_type (CimsReportFormat format)
 {
   switch (format) {
   case CIMS_REPORT_FORMAT_CSV:
+    /* Titled tables one after another: the first line is a title. */
+    return "text/csv; charset=utf-8; header=absent";
+  case CIMS_REPORT_FORMAT_CSV_LONG:
     return "text/csv; charset=utf-8; header=present";
   case CIMS_REPORT_FORMAT_HTML:
     return "text/html; charset=utf-8";
@@ -400,42 +405,140 @@ csv_monthly_columns (const CimsAnnualReport *report)
   return g_strv_builder_end (columns);
 }
 
+/* One table of the CSV renderings: its key in the long form, its title in
+ * the sectioned one, its columns after "jurisdiction" and "name", and the
+ * function that appends a party's figures in that order. */
+typedef struct {
+  const char *key;
+  const char *title;
+  const char *const *columns;
+  gboolean owner_rows;
+  CsvRowFunc add_figures;
+} CsvTable;
+
+typedef struct {
+  char **users_columns;
+  char **monthly_columns;
+  CsvTable tables[6];
+} CsvTables;
+
+static void
+csv_tables_init (CsvTables *set, const CimsAnnualReport *report)
+{
+  static const char *const camera_columns[] = { "jurisdiction", "name", "cameras_in_service", NULL };
+  static const char *const archive_columns[] = { "jurisdiction", "name", "archive_requests_approved", NULL };
+  static const char *const real_time_columns[] = {
+    "jurisdiction", "name", "grants_created", "incidents_started", "real_time_access_granted", NULL,
+  };
+  static const char *const viewing_columns[] = {
+    "jurisdiction", "name", "sessions", "viewing_hours", "viewing_ms", NULL,
+  };
+
+  set->users_columns = csv_users_columns (report);
+  set->monthly_columns = csv_monthly_columns (report);
+  set->tables[0] = (CsvTable) { "cameras", "Cameras in service", camera_columns, TRUE, csv_cameras };
+  set->tables[1] = (CsvTable) { "users", "Users and permission levels (by user jurisdiction)",
+                                (const char *const *) set->users_columns, FALSE, csv_users };
+  set->tables[2] = (CsvTable) { "archive", "Archive-footage requests approved (by owning jurisdiction)",
+                                archive_columns, TRUE, csv_archive };
+  set->tables[3] = (CsvTable) { "real_time", "Real-time access granted to other agencies (by owning jurisdiction)",
+                                real_time_columns, TRUE, csv_real_time };
+  set->tables[4] = (CsvTable) { "viewing", "Viewing sessions (by viewer jurisdiction)", viewing_columns, FALSE,
+                                csv_viewing };
+  set->tables[5] = (CsvTable) { "monthly", "Monthly viewing sessions (by viewer jurisdiction)",
+                                (const char *const *) set->monthly_columns, FALSE, csv_monthly };
+}
+
+static void
+csv_tables_clear (CsvTables *set)
+{
+  g_strfreev (set->users_columns);
+  g_strfreev (set->monthly_columns);
+}
+
 static char *
 report_to_csv (const CimsAnnualReport *report)
 {
   GString *out = g_string_new (NULL);
   g_autoptr (CimsReportParty) total = cims_annual_report_sum (report);
-  g_auto (GStrv) users_columns = csv_users_columns (report);
-  g_auto (GStrv) monthly_columns = csv_monthly_columns (report);
   g_autofree char *title = g_strdup_printf ("Annual transparency report %d (UTC)", report->year);
   const char *const summary_columns[] = { "year", "audit_records", "first_sequence", "last_sequence", NULL };
-  const char *const camera_columns[] = { "jurisdiction", "name", "cameras_in_service", NULL };
-  const char *const archive_columns[] = { "jurisdiction", "name", "archive_requests_approved", NULL };
-  const char *const real_time_columns[] = {
-    "jurisdiction", "name", "grants_created", "incidents_started", "real_time_access_granted", NULL,
-  };
-  const char *const viewing_columns[] = { "jurisdiction", "name", "sessions", "viewing_hours", "viewing_ms", NULL };
+  CsvTables set;
 
   csv_begin_table (out, title, summary_columns);
   csv_end_row (out);
   g_string_append_printf (out, "%d,%u,%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "\r\n", report->year,
                           report->n_audit_records, report->first_sequence, report->last_sequence);
 
-  csv_begin_table (out, "Cameras in service", camera_columns);
-  csv_add_rows (out, report, total, TRUE, csv_cameras);
-  csv_begin_table (out, "Users and permission levels (by user jurisdiction)",
-                   (const char *const *) users_columns);
-  csv_add_rows (out, report, total, FALSE, csv_users);
-  csv_begin_table (out, "Archive-footage requests approved (by owning jurisdiction)", archive_columns);
-  csv_add_rows (out, report, total, TRUE, csv_archive);
-  csv_begin_table (out, "Real-time access granted to other agencies (by owning jurisdiction)",
-                   real_time_columns);
-  csv_add_rows (out, report, total, TRUE, csv_real_time);
-  csv_begin_table (out, "Viewing sessions (by viewer jurisdiction)", viewing_columns);
-  csv_add_rows (out, report, total, FALSE, csv_viewing);
-  csv_begin_table (out, "Monthly viewing sessions (by viewer jurisdiction)",
-                   (const char *const *) monthly_columns);
-  csv_add_rows (out, report, total, FALSE, csv_monthly);
+  csv_tables_init (&set, report);
+  for (guint i = 0; i < G_N_ELEMENTS (set.tables); i++) {
+    csv_begin_table (out, set.tables[i].title, set.tables[i].columns);
+    csv_add_rows (out, report, total, set.tables[i].owner_rows, set.tables[i].add_figures);
+  }
+  csv_tables_clear (&set);
+
+  return g_string_free (out, FALSE);
+}
+
+/* Appends one row of the long form. */
+static void
+csv_long_add (GString *out, const char *table, const char *party_id, const char *party_name,
+              const char *measure, const char *value)
+{
+  csv_add_field (out, TRUE, table);
+  csv_add_field (out, FALSE, party_id);
+  csv_add_field (out, FALSE, party_name);
+  csv_add_field (out, FALSE, measure);
+  csv_add_field (out, FALSE, value);
+  csv_end_row (out);
+}
+
+/* Appends @party's figures in @table as one row per measure. The figures
+ * are numbers or empty, so the wide row splits on its commas. */
+static void
+csv_long_add_party (GString *out, const CimsAnnualReport *report, const CsvTable *table,
+                    const CimsReportParty *party)
+{
+  g_autoptr (GString) figures = g_string_new (NULL);
+  g_auto (GStrv) values = NULL;
+
+  table->add_figures (figures, report, party);
+  values = g_strsplit (figures->str + (figures->len > 0 ? 1 : 0), ",", -1);
+  for (guint i = 0; table->columns[i + 2] != NULL && values[i] != NULL; i++)
+    csv_long_add (out, table->key, party->id, party->name, table->columns[i + 2], values[i]);
+}
+
+/* Renders the report as one table in long form, one figure per row, which
+ * a spreadsheet or statistics tool imports and pivots. */
+static char *
+report_to_csv_long (const CimsAnnualReport *report)
+{
+  GString *out = g_string_new ("table,jurisdiction,name,measure,value\r\n");
+  g_autoptr (CimsReportParty) total = cims_annual_report_sum (report);
+  g_autofree char *year = g_strdup_printf ("%d", report->year);
+  g_autofree char *n_records = g_strdup_printf ("%u", report->n_audit_records);
+  g_autofree char *first = g_strdup_printf ("%" G_GUINT64_FORMAT, report->first_sequence);
+  g_autofree char *last = g_strdup_printf ("%" G_GUINT64_FORMAT, report->last_sequence);
+  CsvTables set;
+
+  csv_long_add (out, "summary", "", "", "year", year);
+  csv_long_add (out, "summary", "", "", "audit_records", n_records);
+  csv_long_add (out, "summary", "", "", "first_sequence", first);
+  csv_long_add (out, "summary", "", "", "last_sequence", last);
+
+  csv_tables_init (&set, report);
+  for (guint i = 0; i < G_N_ELEMENTS (set.tables); i++) {
+    const CsvTable *table = &set.tables[i];
+
+    for (guint j = 0; j < report->parties->len; j++) {
+      const CimsReportParty *party = g_ptr_array_index (report->parties, j);
+
+      if (!table->owner_rows || party_is_owner_row (party))
+        csv_long_add_party (out, report, table, party);
+    }
+    csv_long_add_party (out, report, table, total);
+  }
+  csv_tables_clear (&set);
 
   return g_string_free (out, FALSE);
 }
@@ -794,6 +897,8 @@ cims_annual_report_render (const CimsAnnualReport *report, CimsReportFormat form
   switch (format) {
   case CIMS_REPORT_FORMAT_CSV:
     return report_to_csv (report);
+  case CIMS_REPORT_FORMAT_CSV_LONG:
+    return report_to_csv_long (report);
   case CIMS_REPORT_FORMAT_HTML:
     return report_to_html (report);
   case CIMS_REPORT_FORMAT_JSON:

@@ -94,9 +94,10 @@ typedef enum {
   CIMS_REPORT_FORMAT_JSON,
   CIMS_REPORT_FORMAT_CSV,
   CIMS_REPORT_FORMAT_HTML,
+  CIMS_REPORT_FORMAT_CSV_LONG,  /* one table: table, jurisdiction, name, measure, value */
 } CimsReportFormat;
 
-/* "json", "csv", "html". from_string returns FALSE for another name and
+/* "json", "csv", "html", "csv-long". from_string returns FALSE for another name and
  * leaves *out unchanged. content_type returns a static MIME type with its
  * charset. */
 gboolean cims_report_format_from_string (const char *name, CimsReportFormat *out);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* GET /api/v1/reports/annual?year=Y&format=json|csv|html: the annual
+/* GET /api/v1/reports/annual?year=Y&format=json|csv|csv-long|html: the annual
  * transparency report for auditors, System Administrators and commanders.
  * auth/report.c computes the figures from the audit log and the
  * configuration, on the offload thread (api-offload.c) so that the main
@@ -56,7 +56,7 @@ query_get_format (SoupServerMessage *msg, GHashTable *query, CimsReportFormat *f
   if (text == NULL || cims_report_format_from_string (text, format))
     return TRUE;
 
-  reason = g_strdup_printf ("Query parameter format=\"%.32s\" is invalid: expected json, csv or html.", text);
+  reason = g_strdup_printf ("Query parameter format=\"%.32s\" is invalid: expected json, csv, csv-long or html.", text);
   cims_http_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid-parameter", reason);
   return FALSE;
 }
@@ -73,8 +73,9 @@ reply_report (SoupServerMessage *msg, const CimsAnnualReport *report, CimsReport
   if (format == CIMS_REPORT_FORMAT_HTML)
     soup_message_headers_replace (headers, "Content-Security-Policy",
                                   "default-src 'none'; style-src 'unsafe-inline'; img-src data:");
-  if (format == CIMS_REPORT_FORMAT_CSV) {
-    disposition = g_strdup_printf ("attachment; filename=\"cimshub-annual-report-%d.csv\"", report->year);
+  if (format == CIMS_REPORT_FORMAT_CSV || format == CIMS_REPORT_FORMAT_CSV_LONG) {
+    disposition = g_strdup_printf ("attachment; filename=\"cimshub-annual-report-%d%s.csv\"", report->year,
+                                   format == CIMS_REPORT_FORMAT_CSV_LONG ? "-long" : "");
     soup_message_headers_replace (headers, "Content-Disposition", disposition);
   }
   soup_message_headers_replace (headers, "Cache-Control", "no-store");

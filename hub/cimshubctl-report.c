@@ -60,7 +60,7 @@ report_options_parse (ReportOptions *options, CimsCtlStoreOptions *store_options
 {
   const GOptionEntry entries[] = {
     { "year", 0, 0, G_OPTION_ARG_STRING, &options->year, "Calendar year to report (UTC)", "YEAR" },
-    { "format", 0, 0, G_OPTION_ARG_STRING, &options->format, "json (default), csv or html", "FORMAT" },
+    { "format", 0, 0, G_OPTION_ARG_STRING, &options->format, "json (default), csv (titled tables), csv-long (one row per figure) or html", "FORMAT" },
     { "output", 0, 0, G_OPTION_ARG_FILENAME, &options->output_path, "Write to FILE instead of standard output",
       "FILE" },
     G_OPTION_ENTRY_NULL
@@ -81,8 +81,8 @@ report_options_parse (ReportOptions *options, CimsCtlStoreOptions *store_options
   if (!year_option_parse (options->year, year, error))
     return FALSE;
   if (!cims_report_format_from_string (options->format != NULL ? options->format : "json", format)) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--format \"%s\" is invalid: use json, csv or "
-                 "html", options->format);
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--format \"%s\" is invalid: use json, csv, "
+                 "csv-long or html", options->format);
     return FALSE;
   }
   return TRUE;

@@ -411,6 +411,22 @@ test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
 }
 
 /* Each bad option exits 2 with a message that names the value. */
+/* The long form is one table with a row per figure. */
+static void
+test_ctl_report_annual_csv_long (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = ctl_run ("report", "annual", "--year", "2025", "--format", "csv-long", "--db",
+                                          fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_true (g_str_has_prefix (result->out, "table,jurisdiction,name,measure,value\r\nsummary,,,year,2025\r\n"));
+  g_assert_nonnull (strstr (result->out, "\r\nviewing,boston,boston,sessions,1\r\n"));
+  g_assert_nonnull (strstr (result->out, "\r\nviewing,boston,boston,viewing_ms,60000\r\n"));
+  g_assert_nonnull (strstr (result->out, "\r\nviewing,total,"));
+  g_assert_nonnull (strstr (result->out, "\r\nmonthly,chelsea,chelsea,2025-"));
+  g_assert_null (strstr (result->out, "\r\n\r\n"));
+}
+
 static void
 test_ctl_report_annual_rejects_bad_options (Fixture *fixture, gconstpointer data)
 {
@@ -424,7 +440,7 @@ test_ctl_report_annual_rejects_bad_options (Fixture *fixture, gconstpointer data
     { "10000", "json", "--year 10000 is out of range (2000 to 9999)" },
     { "1999", "json", "--year 1999 is out of range (2000 to 9999)" },
     { "2025x", "json", "--year \"2025x\" is not a year" },
-    { "2025", "pdf", "--format \"pdf\" is invalid: use json, csv or html" },
+    { "2025", "pdf", "--format \"pdf\" is invalid: use json, csv, csv-long or html" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
@@ -466,6 +482,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/audit/config-without-state-dir", test_ctl_audit_config_without_state_dir);
   add_test ("/cimshubctl/audit/db-skips-config", test_ctl_audit_db_skips_config);
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
+  add_test ("/cimshubctl/report/annual-csv-long", test_ctl_report_annual_csv_long);
   add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
   return g_test_run ();
 }

@@ -593,6 +593,14 @@ class Run:
                    status == 200 and content_type.startswith("text/csv")
                    and ["boston", "Boston", "1"] in table, f"status={status} table={table}")
 
+        status, content_type, text = self.request("GET", path + "&format=csv-long", self.t["boston_auditor"])
+        rows = list(csv.reader(io.StringIO(text))) if status == 200 else []
+        self.check("report-csv-long",
+                   status == 200 and content_type.startswith("text/csv") and rows[:1] == [
+                       ["table", "jurisdiction", "name", "measure", "value"]]
+                   and ["archive", "boston", "Boston", "archive_requests_approved", "1"] in rows
+                   and all(len(row) == 5 for row in rows), f"status={status} rows={rows[:6]}")
+
         status, content_type, text = self.request("GET", path + "&format=html", self.t["boston_admin"])
         self.check("report-html",
                    status == 200 and content_type.startswith("text/html") and "<svg" in text
