@@ -4,7 +4,8 @@
 # makes demo signing keys, starts simulated cameras of several jurisdictions
 # and the hub on 127.0.0.1:8080, and prints viewer URLs and demo tokens.
 # The configuration is $STATE/cimshub.conf. The built-in one is written there
-# when the file is missing, and an edited file is kept and used as it is.
+# when the file is missing or unedited, and an edited file is kept and used
+# as it is.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,8 +39,22 @@ read_http_listen() {
   sed -n 's/^[[:space:]]*http_listen[[:space:]]*[=:][[:space:]]*"\([^"]*\)".*/\1/p' "$1" | head -n 1
 }
 
+# $CONF.builtin is the built-in file as the demo last wrote it, so a $CONF
+# equal to it is unedited and follows the built-in file when that changes.
+# A $CONF without it that differs from the built-in file may be an edit or
+# an older built-in file: it is kept as $CONF.bak and replaced.
+if [ ! -f "$CONF" ]; then
+  CONF_MODE=builtin
+elif [ -f "$CONF.builtin" ]; then
+  if cmp -s "$CONF" "$CONF.builtin"; then CONF_MODE=builtin; else CONF_MODE=edited; fi
+elif cmp -s "$CONF" "$BUILTIN_CONF"; then
+  CONF_MODE=builtin
+else
+  CONF_MODE=backup
+fi
+
 # An edited configuration may move the hub's HTTP port.
-if [ -f "$CONF" ]; then
+if [ "$CONF_MODE" = edited ]; then
   HTTP_LISTEN=$(read_http_listen "$CONF")
 else
   HTTP_LISTEN=$(read_http_listen "$BUILTIN_CONF")
@@ -97,18 +112,23 @@ ninja -C "$BUILD" hub/cimshub hub/cimshubctl pipelines/cimshub-camera-sim >/dev/
 
 # /var/tmp is shared by every local user, who could make the folder, or a
 # link in its place, before the demo does, and so reach files root writes.
-if [ -L "$STATE" ] || { [ -e "$STATE" ] && [ "$(stat -c %u "$STATE")" != "$(id -u)" ]; }; then
-  fail "$STATE is a symbolic link or belongs to another user; remove it, or set CIMSHUB_DEMO_DIR to a folder of yours."
+# The folder is made first and checked after, so no gap is left between.
+mkdir -m 700 "$STATE" 2>/dev/null || true
+if [ -L "$STATE" ] || [ ! -d "$STATE" ] || [ "$(stat -c %u "$STATE")" != "$(id -u)" ]; then
+  fail "$STATE is a symbolic link, not a folder, or belongs to another user; remove it, or set CIMSHUB_DEMO_DIR to a folder of yours."
 fi
-mkdir -p "$STATE/keys"
 chmod 700 "$STATE"
-# $CONF.builtin is the built-in file as the demo last wrote it: a $CONF
-# equal to it is unedited and follows the built-in file when that changes.
-# Without it, $CONF comes from a demo that rewrote it at every start.
+mkdir -p "$STATE/keys"
+
 CONF_NOTE=""
-if [ -f "$CONF" ] && [ -f "$CONF.builtin" ] && ! cmp -s "$CONF" "$CONF.builtin"; then
-  CONF_NOTE="    The demo uses this edited file; delete it to get the built-in configuration back."
-else
+case "$CONF_MODE" in
+  edited)
+    CONF_NOTE="    The demo uses this edited file; delete it to get the built-in configuration back." ;;
+  backup)
+    cp "$CONF" "$CONF.bak"
+    CONF_NOTE="    The earlier file, which differed from the built-in one, is kept as $CONF.bak." ;;
+esac
+if [ "$CONF_MODE" != edited ]; then
   cp "$BUILTIN_CONF" "$CONF"
   cp "$BUILTIN_CONF" "$CONF.builtin"
 fi

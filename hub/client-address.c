@@ -29,6 +29,21 @@ address_is_trusted (const GPtrArray *proxies, const char *text)
   return FALSE;
 }
 
+/* Returns @address in the form GLib gives for a peer: an IPv4 address
+ * written as IPv6 (::ffff:a.b.c.d, from a dual-stack proxy) becomes IPv4.
+ * (transfer full) */
+static GInetAddress *
+address_unmap (GInetAddress *address)
+{
+  const guint8 *bytes = g_inet_address_to_bytes (address);
+
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6 && bytes[10] == 0xff && bytes[11] == 0xff
+      && memcmp (bytes, (const guint8[10]) { 0 }, 10) == 0)
+    return g_inet_address_new_from_bytes (bytes + 12, G_SOCKET_FAMILY_IPV4);
+
+  return g_object_ref (address);
+}
+
 /* Walks @forwarded from its end, the hop nearest the hub, past the trusted
  * proxies. Returns the first address no trusted proxy has, or the last
  * trusted one when an entry is not an address or every entry is trusted. */
@@ -42,16 +57,18 @@ forwarded_client (const GPtrArray *proxies, const char *peer, const char *forwar
 
   for (guint i = g_strv_length (hops); i > 0; i--) {
     const char *hop = g_strstrip (hops[i - 1]);
+    g_autoptr (GInetAddress) parsed = NULL;
     g_autoptr (GInetAddress) address = NULL;
 
     /* A scope id (fe80::1%eth0) is free text, so such an entry ends the walk. */
-    if (strchr (hop, '%') != NULL || (address = g_inet_address_new_from_string (hop)) == NULL)
+    if (strchr (hop, '%') != NULL || (parsed = g_inet_address_new_from_string (hop)) == NULL)
       break;
 
+    address = address_unmap (parsed);
     g_free (normalized);
     normalized = g_inet_address_to_string (address);
     client = normalized;
-    if (!address_is_trusted (proxies, hop))
+    if (!address_is_trusted (proxies, normalized))
       break;
   }
   return g_strdup (client);

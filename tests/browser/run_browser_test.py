@@ -875,8 +875,21 @@ def hub_page_problems(page, hub_url, authority, grant_id, restart_camera):
     if frames < PAGE_MIN_FRAMES:
         return [summary, f"expected {PAGE_MIN_FRAMES} decoded frames under the grant and incident number"]
     problems = [summary]
-    if "token=" in (page.evaluate("location.href") or ""):
-        problems.append("the token stayed in the address bar")
+    address = page.evaluate("location.href") or ""
+    if "token=" in address or "incident=" in address:
+        problems.append(f"the token or incident number stayed in the address bar: {address}")
+
+    # A reload, as a video wall does after a restart, plays again from the
+    # tab's own storage.
+    page.evaluate("window.beforeReload = true; location.reload()")
+    deadline = time.monotonic() + PAGE_PLAY_S
+    while page.evaluate("window.beforeReload === true") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status, error = wait_page(page, lambda s, e: frames_in_status(s) >= PAGE_MIN_FRAMES or e, PAGE_PLAY_S)
+    problems[0] += f"; after a reload: {status!r}, error {error!r}"
+    frames = frames_in_status(status)
+    if frames < PAGE_MIN_FRAMES:
+        problems.append("the page did not play again after a reload")
 
     # The hub keeps the view while the camera reconnects, and so must the page.
     restart_camera(PAGE_CAMERA_DOWN_S)

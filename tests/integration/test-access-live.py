@@ -491,16 +491,18 @@ def test_forwarded_address(rig, tokens):
     statuses = [post_denied(rig, tokens["chelsea-viewer"], "10.9.9.9, 198.51.100.7", "127.0.0.1"),
                 post_denied(rig, tokens["chelsea-viewer"], "198.51.100.8", "127.0.0.2"),
                 post_denied(rig, tokens["chelsea-viewer"], "2001:DB8::0001", "127.0.0.1"),
-                post_denied(rig, tokens["chelsea-viewer"], "fe80::1%<b>evil", "127.0.0.1")]
+                post_denied(rig, tokens["chelsea-viewer"], "fe80::1%<b>evil", "127.0.0.1"),
+                post_denied(rig, tokens["chelsea-viewer"], "198.51.100.9, ::ffff:127.0.0.1", "127.0.0.1")]
     status, body = rig.api("GET", "/api/v1/audit?event=request-denied&person=chelsea-viewer",
                            tokens["boston-auditor"])
     addresses = [r.get("viewer_address") for r in body.get("records", [])] if status == 200 else []
     problems = []
-    if statuses != [403] * 4:
+    if statuses != [403] * 5:
         problems.append(f"the requests returned {statuses}, expected 403 each")
-    if not {"198.51.100.7", "127.0.0.2", "2001:db8::1"} <= set(addresses):
-        problems.append("the audit log lacks the forwarded viewer 198.51.100.7, the direct peer 127.0.0.2 "
-                        "or the forwarded 2001:db8::1 in its usual form")
+    if not {"198.51.100.7", "127.0.0.2", "2001:db8::1", "198.51.100.9"} <= set(addresses):
+        problems.append("the audit log lacks the forwarded viewer 198.51.100.7, the direct peer 127.0.0.2, "
+                        "the forwarded 2001:db8::1 in its usual form, or 198.51.100.9 behind a proxy hop "
+                        "written as ::ffff:127.0.0.1")
     if {"10.9.9.9", "198.51.100.8"} & set(addresses) or any("evil" in (a or "") for a in addresses):
         problems.append("the audit log took an address from an untrusted or malformed X-Forwarded-For entry")
     rig.record("forwarded-address", not problems, "; ".join(problems) or f"audited addresses {addresses}")

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser"))
 from run_browser_test import (  # noqa: E402  (the path is set just above)
-    Deadline, Processes, free_tcp_port, http_get, libconfig_string, make_key_pair, read_metric_sum,
+    Deadline, Processes, api_request, free_tcp_port, http_get, libconfig_string, make_key_pair, read_metric_sum,
     report_results, run_checked, udp_range_is_free, wait_for_healthz, wait_for_output)
 
 H264_CAMERA = "bos-0001"
@@ -41,6 +41,10 @@ LOST_FLIGHT_LIMIT_MS = 600
 # applying the answer (one missed wake-up of its event loop costs 1 s).
 SLOW_ANSWER_DELAY_MS = 150
 SLOW_ANSWER_MARGIN_MS = 400
+WEBRTCBIN_VIEWER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webrtcbin-viewer.py")
+WEBRTCBIN_TIMEOUT_S = 30
+# webrtcbin's jitter buffer holds packets this long (its default latency).
+WEBRTCBIN_LATENCY_MS = 200
 
 
 def free_udp_range(count, attempts=200):
@@ -155,6 +159,7 @@ class Rig:
             "state_dir": state_dir, "keys": {name: pair[1] for name, pair in keys.items()},
         })
 
+        self.admin_token = self.mint_token(keys["boston"][0], "boston", "system-administrator", "")
         for name in ("boston", "chelsea"):
             path = os.path.join(self.temp_dir, name + ".token")
             with open(path, "w", encoding="utf-8") as token_file:
@@ -175,13 +180,13 @@ class Rig:
         if not wait_for_healthz(hub, self.hub_url, self.deadline.left(20)):
             raise RuntimeError(f"the hub did not answer 200 on {self.hub_url}/healthz")
 
-    def mint_token(self, private_key, jurisdiction):
+    def mint_token(self, private_key, jurisdiction, roles="viewer", permissions="view"):
         output = run_checked([self.args.cimshubctl, "token", "mint", "--key", private_key,
                               "--issuer", f"https://idp.{jurisdiction}.test",
-                              "--subject", f"{jurisdiction}-bench-viewer",
+                              "--subject", f"{jurisdiction}-bench-{roles}",
                               "--name", f"{jurisdiction.capitalize()} Bench Viewer",
-                              "--jurisdiction", jurisdiction, "--permissions", "view",
-                              "--roles", "viewer", "--ttl", "900"], "cimshubctl token mint")
+                              "--jurisdiction", jurisdiction, "--permissions", permissions,
+                              "--roles", roles, "--ttl", "900"], "cimshubctl token mint")
         token = output.strip().splitlines()[-1].strip() if output.strip() else ""
         if token.count(".") != 2:
             raise RuntimeError(f"cimshubctl token mint printed no JWT: {output!r}")
@@ -422,6 +427,55 @@ class Rig:
                                 f"{limit_ms} ms after the answer arrived")
         self.record("slow-answer", problems, describe(run))
 
+    def run_webrtcbin_viewer(self):
+        """Runs webrtcbin-viewer.py and ends its session through the admin
+        API once it plays. Returns (last event of each kind, the DELETE's
+        HTTP status or None)."""
+        with open(self.token_paths["boston"], encoding="utf-8") as token_file:
+            token = token_file.read().strip()
+        proc = subprocess.Popen(["/usr/bin/python3", WEBRTCBIN_VIEWER, "--url", self.hub_url, "--camera", H264_CAMERA,
+                                 "--token", token, "--timeout", str(WEBRTCBIN_TIMEOUT_S)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        events = {}
+        ended_by_admin = None
+        try:
+            for line in proc.stdout:
+                event = json.loads(line)
+                events[event["event"]] = event
+                if event["event"] != "playing" or ended_by_admin is not None:
+                    continue
+
+                session_id = events.get("answer", {}).get("session_url", "").rsplit("/", 1)[-1]
+                ended_by_admin = api_request(self.hub_url, "DELETE", f"/api/v1/sessions/{session_id}",
+                                             self.admin_token)[0]
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return events, ended_by_admin
+
+    def test_webrtcbin(self):
+        """GStreamer's webrtcbin, the WebRTC stack of GStreamer-based players,
+        watches the H.264 camera and decodes frames. A system administrator
+        then ends the session, and webrtcbin's DTLS transport must see the
+        hub's close_notify."""
+        events, ended_by_admin = self.run_webrtcbin_viewer()
+        end = events.get("end", {})
+
+        problems = []
+        if "playing" not in events:
+            problems.append(f"webrtcbin decoded {end.get('frames')} frames, expected 25")
+        elif events["first-frame"]["ms"] - events["answer"]["ms"] > FIRST_KEYFRAME_LIMIT_MS + WEBRTCBIN_LATENCY_MS:
+            problems.append(f"the first frame took more than {FIRST_KEYFRAME_LIMIT_MS + WEBRTCBIN_LATENCY_MS:.0f} ms "
+                            "after the answer")
+        if ended_by_admin != 200:
+            problems.append(f"ending the session returned {ended_by_admin}")
+        if "closed" not in end.get("dtls_states", []):
+            problems.append("webrtcbin's DTLS transport never saw the hub close the association")
+        self.record("webrtcbin", problems, f"events {[(e['event'], e['ms']) for e in events.values()]}; "
+                                         f"end {end}")
+
     def test_h265(self):
         run = self.run_viewer("--h265", "--duration", str(WATCH_S), camera=H265_CAMERA)
         problems = self.watch_problems(run, 1, H265_SIZE, codec="H265")
@@ -498,6 +552,7 @@ def main():
             rig.test_pli()
             rig.test_lost_client_hello()
             rig.test_slow_answer()
+            rig.test_webrtcbin()
             rig.test_h265()
             rig.measure_fifty()
         if not all(passed for _, passed in rig.results):
