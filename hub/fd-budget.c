@@ -122,6 +122,9 @@ budget_fits_connection (const CimsFdBudget *budget)
 gboolean
 cims_fd_budget_admit_connection (CimsFdBudget *budget, gint64 now_us, guint64 *n_open)
 {
+  gboolean is_counted;
+  gboolean fits;
+
   if (budget->limit == 0 || budget->limit == RLIM_INFINITY) {
     *n_open = 0;
     return TRUE;
@@ -131,13 +134,20 @@ cims_fd_budget_admit_connection (CimsFdBudget *budget, gint64 now_us, guint64 *n
    * Counts stay at most one per interval even while connections are
    * refused: a count reads every open descriptor, and a flood of
    * connections must not make the main context read them all for each. */
-  if (budget->counted_us == 0 || now_us - budget->counted_us >= CIMS_FD_BUDGET_RECOUNT_US)
+  is_counted = budget->counted_us == 0 || now_us - budget->counted_us >= CIMS_FD_BUDGET_RECOUNT_US;
+  if (is_counted)
     budget_recount (budget, now_us);
   else
     budget->n_open++;
 
   *n_open = budget->n_open + budget->n_pending;
-  return budget_fits_connection (budget);
+  fits = budget_fits_connection (budget);
+
+  /* A refused connection is closed at once, so it is not counted for the
+   * connections that come before the next count. */
+  if (!fits && !is_counted)
+    budget->n_open--;
+  return fits;
 }
 
 void

@@ -164,6 +164,11 @@ test_connection_keeps_half_reserve (void)
   g_assert_false (cims_fd_budget_admit_connection (&budget, now_us + 3, &n_open));
   g_assert_cmpuint (n_open, ==, n_open_start + 33);
 
+  /* Refused connections are closed, so a flood of them does not add up. */
+  for (guint i = 0; i < 10; i++)
+    g_assert_false (cims_fd_budget_admit_connection (&budget, now_us + 4, &n_open));
+  g_assert_cmpuint (n_open, ==, n_open_start + 33);
+
   /* 40 descriptors really open: the next interval's count refuses. */
   open_fds (fds, G_N_ELEMENTS (fds));
   now_us += CIMS_FD_BUDGET_RECOUNT_US;
