@@ -39,7 +39,8 @@ cims_report_format_content_type (CimsReportFormat format)
 {
   switch (format) {
   case CIMS_REPORT_FORMAT_CSV:
-    /* Titled tables one after another: the first line is a title. */
+    /* Tables one after another, each under a title, so the first line is a
+     * title and not a header. */
     return "text/csv; charset=utf-8; header=absent";
   case CIMS_REPORT_FORMAT_CSV_LONG:
     return "text/csv; charset=utf-8; header=present";

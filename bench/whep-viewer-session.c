@@ -36,7 +36,7 @@ struct _CimsWhepViewer {
   int socket_fd;                   /* the selected pair's local socket; -1 before ICE connects */
   GCancellable *cancellable;
   SoupMessage *post;
-  GSource *answer_timer;           /* under --answer-delay-ms, until the answer is applied */
+  GSource *answer_timer;           /* under --answer-delay-ms, until the SDP answer is applied */
   SoupMessage *delete;
   guint status;
   guint delete_status;             /* 0 until a DELETE got a response */
@@ -575,10 +575,10 @@ answer_apply (CimsWhepViewer *viewer)
   }
   nice_agent_set_remote_candidates (viewer->agent, viewer->stream_id, 1, candidates);
   g_slist_free_full (candidates, (GDestroyNotify) nice_candidate_free);
-  /* libnice has just attached its check timer. This runs outside the agent
-   * group's pass, where an attach does not wake the loop (worker-loop.c),
-   * and a hub check that came before the answer sends nothing more: the
-   * viewer's first check would wait for the group's next resync, 1 s. */
+  /* libnice has just attached its check timer, outside the agent group's
+   * pass, where an attach does not wake the loop (worker-loop.c). Without
+   * the wake-up, a viewer whose first hub check came before the SDP answer
+   * would send its own first check only at the group's next resync, 1 s. */
   g_main_context_wakeup (viewer->agent_context);
 
   if (!cims_whep_viewer_dtls_start (&viewer->dtls, viewer->shared->identity, viewer->agent, viewer->stream_id,
@@ -592,7 +592,7 @@ answer_apply (CimsWhepViewer *viewer)
   return TRUE;
 }
 
-/* Applies the answer held back by --answer-delay-ms. */
+/* Applies the SDP answer held back by --answer-delay-ms. */
 static gboolean
 answer_delay_cb (gpointer user_data)
 {

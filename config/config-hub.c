@@ -198,18 +198,24 @@ hub_read_trusted_proxies (CimsConfigLoader *loader, const config_setting_t *hub)
       GInetAddressMask *mask = g_inet_address_mask_new_from_string (entries[i], &error);
 
       if (mask == NULL)
-        cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
-                                   "trusted_proxies entry \"%s\" is not an IP address or a network "
-                                   "such as \"10.0.0.0/8\": %s", entries[i], error->message);
-      else if (address_is_ipv4_mapped (g_inet_address_mask_get_address (mask)))
-        cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
-                                   "trusted_proxies entry \"%s\" is an IPv4-mapped IPv6 address, which "
-                                   "never matches: write the IPv4 address, as the hub sees IPv4 peers "
-                                   "that way", entries[i]);
-      if (mask != NULL && !address_is_ipv4_mapped (g_inet_address_mask_get_address (mask)))
-        g_ptr_array_add (config->trusted_proxies, mask);
-      else
-        g_clear_object (&mask);
+        {
+          cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
+                                     "trusted_proxies entry \"%s\" is not an IP address or a network "
+                                     "such as \"10.0.0.0/8\": %s", entries[i], error->message);
+          continue;
+        }
+
+      if (address_is_ipv4_mapped (g_inet_address_mask_get_address (mask)))
+        {
+          cims_config_loader_report (loader, config_setting_get_elem (setting, i), HUB_SUBJECT,
+                                     "trusted_proxies entry \"%s\" is an IPv4-mapped IPv6 address, which "
+                                     "never matches: write the IPv4 address, the form GLib gives for IPv4 "
+                                     "peers", entries[i]);
+          g_object_unref (mask);
+          continue;
+        }
+
+      g_ptr_array_add (config->trusted_proxies, mask);
     }
 }
 

@@ -10,15 +10,10 @@
 
 #include <string.h>
 
-/* Tells whether @text is an IP address inside one of @proxies. */
+/* Tells whether @address is inside one of @proxies. */
 static gboolean
-address_is_trusted (const GPtrArray *proxies, const char *text)
+address_is_trusted (const GPtrArray *proxies, GInetAddress *address)
 {
-  g_autoptr (GInetAddress) address = g_inet_address_new_from_string (text);
-
-  if (address == NULL)
-    return FALSE;
-
   for (guint i = 0; i < proxies->len; i++) {
     GInetAddressMask *mask = g_ptr_array_index (proxies, i);
 
@@ -35,13 +30,28 @@ address_is_trusted (const GPtrArray *proxies, const char *text)
 static GInetAddress *
 address_unmap (GInetAddress *address)
 {
+  static const guint8 mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
   const guint8 *bytes = g_inet_address_to_bytes (address);
 
-  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6 && bytes[10] == 0xff && bytes[11] == 0xff
-      && memcmp (bytes, (const guint8[10]) { 0 }, 10) == 0)
-    return g_inet_address_new_from_bytes (bytes + 12, G_SOCKET_FAMILY_IPV4);
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6
+      && memcmp (bytes, mapped_prefix, sizeof mapped_prefix) == 0)
+    return g_inet_address_new_from_bytes (bytes + sizeof mapped_prefix, G_SOCKET_FAMILY_IPV4);
 
   return g_object_ref (address);
+}
+
+/* Parses one X-Forwarded-For entry. A scope id (fe80::1%eth0) is free
+ * text, so an entry with one counts as no address. (transfer full) (nullable) */
+static GInetAddress *
+hop_parse (const char *hop)
+{
+  g_autoptr (GInetAddress) parsed = NULL;
+
+  if (strchr (hop, '%') != NULL)
+    return NULL;
+
+  parsed = g_inet_address_new_from_string (hop);
+  return parsed != NULL ? address_unmap (parsed) : NULL;
 }
 
 /* Walks @forwarded from its end, the hop nearest the hub, past the trusted
@@ -51,27 +61,20 @@ static char *
 forwarded_client (const GPtrArray *proxies, const char *peer, const char *forwarded)
 {
   g_auto (GStrv) hops = g_strsplit (forwarded, ",", -1);
-  const char *client = peer;
-
-  g_autofree char *normalized = NULL;
+  char *client = g_strdup (peer);
 
   for (guint i = g_strv_length (hops); i > 0; i--) {
-    const char *hop = g_strstrip (hops[i - 1]);
-    g_autoptr (GInetAddress) parsed = NULL;
-    g_autoptr (GInetAddress) address = NULL;
+    g_autoptr (GInetAddress) address = hop_parse (g_strstrip (hops[i - 1]));
 
-    /* A scope id (fe80::1%eth0) is free text, so such an entry ends the walk. */
-    if (strchr (hop, '%') != NULL || (parsed = g_inet_address_new_from_string (hop)) == NULL)
+    if (address == NULL)
       break;
 
-    address = address_unmap (parsed);
-    g_free (normalized);
-    normalized = g_inet_address_to_string (address);
-    client = normalized;
-    if (!address_is_trusted (proxies, normalized))
+    g_free (client);
+    client = g_inet_address_to_string (address);
+    if (!address_is_trusted (proxies, address))
       break;
   }
-  return g_strdup (client);
+  return client;
 }
 
 /* See hub-runtime.h. */
@@ -80,9 +83,14 @@ cims_http_client_address (CimsHub *hub, SoupServerMessage *msg)
 {
   const GPtrArray *proxies = hub->config->trusted_proxies;
   const char *peer = soup_server_message_get_remote_host (msg);
+  g_autoptr (GInetAddress) peer_address = NULL;
   const char *forwarded;
 
-  if (peer == NULL || proxies == NULL || proxies->len == 0 || !address_is_trusted (proxies, peer))
+  if (peer == NULL || proxies == NULL || proxies->len == 0)
+    return g_strdup (peer);
+
+  peer_address = g_inet_address_new_from_string (peer);
+  if (peer_address == NULL || !address_is_trusted (proxies, peer_address))
     return g_strdup (peer);
 
   forwarded = soup_message_headers_get_list (soup_server_message_get_request_headers (msg), "X-Forwarded-For");

@@ -118,11 +118,11 @@ cims_http_authenticate (CimsHub *hub, SoupServerMessage *msg)
   identity = cims_auth_token_verify (hub->keyring, header + 7, hub->config->token_audience,
                                      g_get_real_time (), &error);
   if (identity == NULL) {
+    g_autofree char *address = cims_http_client_address (hub, msg);
+
     soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                   "WWW-Authenticate", "Bearer realm=\"cimshub\", error=\"invalid_token\"");
     cims_http_reply_error (msg, SOUP_STATUS_UNAUTHORIZED, "invalid-token", error->message);
-    g_autofree char *address = cims_http_client_address (hub, msg);
-
     g_message ("rejected a token from %s: %s", address, error->message);
     return NULL;
   }

@@ -174,13 +174,13 @@ gboolean cims_hub_access_open (CimsHub *hub, GError **error);
 /* Takes the lock that gives this process @folder (state-lock.c). Returns
  * the lock's descriptor, or -1 with @error naming the hub that holds it. */
 int cims_state_lock_acquire (const char *folder, GError **error);
+/* Gives the lock back; -1 is allowed. */
+void cims_state_lock_release (int fd);
 
 /* Returns the viewer's address for @msg: the TCP peer, or behind one of
  * trusted_proxies, the viewer that X-Forwarded-For names (client-address.c).
  * (transfer full) (nullable) */
 char *cims_http_client_address (CimsHub *hub, SoupServerMessage *msg);
-/* Gives the lock back; -1 is allowed. */
-void cims_state_lock_release (int fd);
 
 void cims_hub_access_decide (CimsHub *hub, const CimsAuthIdentity *identity,
                              const CimsConfigCamera *camera, const char *incident_number,

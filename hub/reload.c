@@ -31,9 +31,9 @@ warn_start_only_settings (const CimsConfig *running, const CimsConfig *loaded)
     if (g_strcmp0 (settings[i].running, settings[i].loaded) == 0)
       continue;
 
-    g_warning ("hub.%s changed from \"%s\" to \"%s\", which takes effect only when the hub restarts; "
-               "until then it keeps \"%s\"", settings[i].name, settings[i].running ? settings[i].running : "",
-               settings[i].loaded ? settings[i].loaded : "", settings[i].running ? settings[i].running : "");
+    g_warning ("hub.%s changed from \"%s\" to \"%s\", which takes effect only when the hub restarts",
+               settings[i].name, settings[i].running ? settings[i].running : "",
+               settings[i].loaded ? settings[i].loaded : "");
   }
 }
 

@@ -68,13 +68,16 @@ static int
 lock_file_open (const char *path, GError **error)
 {
   int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int saved_errno = errno;
+  const char *hint = "";
 
   if (fd < 0) {
-    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED,
-                 "Cannot open the state lock %s: %s%s", path, g_strerror (errno),
-                 errno == ELOOP ? " (it is a symbolic link; remove it)"
-                 : errno == EACCES || errno == EROFS ? " (the hub's user must be able to write to state_dir)"
-                                                     : "");
+    if (saved_errno == ELOOP)
+      hint = " (it is a symbolic link; remove it)";
+    else if (saved_errno == EACCES || saved_errno == EROFS)
+      hint = " (the hub's user must be able to write to state_dir)";
+    g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_FAILED, "Cannot open the state lock %s: %s%s", path,
+                 g_strerror (saved_errno), hint);
     return -1;
   }
 

@@ -75,13 +75,13 @@ class CdpPage:
 
     def call(self, method, params=None, session_id=None, timeout_s=5.0):
         """Sends one command and returns its result. Events are skipped."""
-        wanted = self._send(method, params, session_id)
+        request_id = self._send(method, params, session_id)
         deadline = time.monotonic() + timeout_s
         while True:
             message = self._read_message(deadline)
             if message is None:
                 raise CdpError(f"no reply to {method} within {timeout_s} s")
-            if message.get("id") != wanted:
+            if message.get("id") != request_id:
                 continue
             if "error" in message:
                 raise CdpError(f"{method}: {message['error'].get('message')}")

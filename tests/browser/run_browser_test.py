@@ -783,8 +783,8 @@ class Run:
 
     def test_hub_page(self):
         """Opens the hub's own page as Chelsea, with the grant's incident
-        number in the link, and checks that it plays; then revokes the grant
-        and checks that the page says why the view ended."""
+        number in the link, and checks that it plays. Then revokes the grant
+        and checks that the page shows why the view ended."""
         test = "hub-page-grant-and-end"
         authority = self.mint_token(self.keys["boston"][0], "boston", "chief", "grant-authority")
         status, body = api_request(self.hub_url, "POST", "/api/v1/grants", authority, {

@@ -316,7 +316,7 @@ def test_grant_revoked(rig, tokens):
 
     missing = rig.viewer("chelsea-no-number", tokens["chelsea-viewer"], "bos-0001", expect_status=403)
     missing_result = missing.wait_result()
-    # The camera list says that a number is needed, and ignores one sent to
+    # The camera list reports that a number is needed and ignores one sent to
     # it, so that numbers can be tried only by audited, rate-limited requests.
     listed = {number: camera_listing(rig.api("GET", "/api/v1/cameras", tokens["chelsea-viewer"],
                                              headers={"X-Incident-Number": number} if number else None),

@@ -337,9 +337,9 @@ class Run:
 
     def test_second_hub_refused(self):
         """A second hub started on the state_dir of a running one stops at
-        once with an error naming the first one, and writes nothing: before
-        the state lock it took the running hub's live sessions for a crashed
-        run's and recorded false stops for them."""
+        once with an error naming the first one, and writes nothing. Without
+        the lock, it would take the running hub's live sessions for a crashed
+        run's and record false stops for them."""
         first, _ = self.start_hub()
         # Live sessions of the running hub, as far as the log shows.
         self.fill(2, 2)

@@ -36,14 +36,14 @@ MIN_PACKETS_PER_S = 20
 # A lost first DTLS flight must be retransmitted within this time after the
 # SDP answer arrives. OpenSSL alone waits 1 s.
 LOST_FLIGHT_LIMIT_MS = 600
-# A viewer that applies the answer this late has had the hub's first ICE
-# check before it; it must still connect within SLOW_ANSWER_MARGIN_MS of
-# applying the answer (one missed wake-up of its event loop costs 1 s).
+# A viewer that applies the SDP answer this late gets the hub's first ICE
+# check before it. It must still connect within SLOW_ANSWER_MARGIN_MS of
+# applying the SDP answer, because one missed wake-up of its loop costs 1 s.
 SLOW_ANSWER_DELAY_MS = 150
 SLOW_ANSWER_MARGIN_MS = 400
 WEBRTCBIN_VIEWER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webrtcbin-viewer.py")
 WEBRTCBIN_TIMEOUT_S = 30
-# webrtcbin's jitter buffer holds packets this long (its default latency).
+# webrtcbin's jitter buffer delays packets by this much (its default latency).
 WEBRTCBIN_LATENCY_MS = 200
 
 
@@ -406,10 +406,9 @@ class Rig:
             if viewer.get("dtls_role") != "server" or viewer.get("dtls_dropped") != 1:
                 problems.append(f"DTLS role {viewer.get('dtls_role')} with {viewer.get('dtls_dropped')} "
                                 "datagrams dropped, expected server with 1")
-            connected_ms, answer_ms = viewer.get("dtls_connected_ms"), viewer.get("answer_ms")
-            if connected_ms is None or answer_ms is None or connected_ms - answer_ms > LOST_FLIGHT_LIMIT_MS:
-                problems.append(f"DTLS connected at {connected_ms} ms, answer at {answer_ms} ms: the "
-                                f"ClientHello came again later than {LOST_FLIGHT_LIMIT_MS} ms")
+            if dtls_is_late(viewer, LOST_FLIGHT_LIMIT_MS):
+                problems.append(f"{dtls_timing(viewer)}: the ClientHello came again later than "
+                                f"{LOST_FLIGHT_LIMIT_MS} ms")
         self.record("lost-client-hello", problems, describe(run))
 
     def test_slow_answer(self):
@@ -421,10 +420,8 @@ class Rig:
         problems = [p for p in problems if "packets in" not in p]
         limit_ms = SLOW_ANSWER_DELAY_MS + SLOW_ANSWER_MARGIN_MS
         for viewer in run.viewers:
-            connected_ms, answer_ms = viewer.get("dtls_connected_ms"), viewer.get("answer_ms")
-            if connected_ms is None or answer_ms is None or connected_ms - answer_ms > limit_ms:
-                problems.append(f"DTLS connected at {connected_ms} ms, answer at {answer_ms} ms: more than "
-                                f"{limit_ms} ms after the answer arrived")
+            if dtls_is_late(viewer, limit_ms):
+                problems.append(f"{dtls_timing(viewer)}: more than {limit_ms} ms after the SDP answer arrived")
         self.record("slow-answer", problems, describe(run))
 
     def run_webrtcbin_viewer(self):
@@ -508,6 +505,17 @@ class Rig:
             print(f"note: kept {self.temp_dir}")
         else:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def dtls_is_late(viewer, limit_ms):
+    """Tells whether a viewer's DTLS connected more than @limit_ms after its
+    SDP answer arrived, or never."""
+    connected_ms, answer_ms = viewer.get("dtls_connected_ms"), viewer.get("answer_ms")
+    return connected_ms is None or answer_ms is None or connected_ms - answer_ms > limit_ms
+
+
+def dtls_timing(viewer):
+    return f"DTLS connected at {viewer.get('dtls_connected_ms')} ms, answer at {viewer.get('answer_ms')} ms"
 
 
 def describe(run):

@@ -56,8 +56,9 @@ class Viewer:
         address.init()
         if not address.set_from_string(text):
             raise SystemExit(f"webrtcbin-viewer.py: --local-address {text!r} is not an IP address")
-        # PyGObject drops one reference too many when its wrapper of the
-        # ICE object goes, so the wrappers live as long as the viewer.
+        # With PyGObject 3.42, dropping a temporary wrapper of the ICE object
+        # freed it under webrtcbin (GLib criticals followed), so the wrappers
+        # live as long as the viewer.
         self.ice = self.webrtc.get_property("ice-agent")
         self.nice_agent = self.ice.get_property("agent")
         self.nice_agent.add_local_address(address)
