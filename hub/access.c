@@ -8,6 +8,18 @@
 #include <string.h>
 
 gboolean
+cims_hub_access_lock_existing (CimsHub *hub, GError **error)
+{
+  const char *folder = hub->config->state_dir;
+
+  if (!g_file_test (folder, G_FILE_TEST_IS_DIR))
+    return TRUE;
+
+  hub->state_lock_fd = cims_state_lock_acquire (folder, error);
+  return hub->state_lock_fd >= 0;
+}
+
+gboolean
 cims_hub_access_open (CimsHub *hub, GError **error)
 {
   const char *folder = hub->config->state_dir;
@@ -20,7 +32,8 @@ cims_hub_access_open (CimsHub *hub, GError **error)
     return FALSE;
   }
 
-  hub->state_lock_fd = cims_state_lock_acquire (folder, error);
+  if (hub->state_lock_fd < 0)
+    hub->state_lock_fd = cims_state_lock_acquire (folder, error);
   if (hub->state_lock_fd < 0)
     return FALSE;
 

@@ -363,13 +363,16 @@ listener_check_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Binds and listens on http_listen before the hub creates anything in
+ * state_dir, so a hub whose port is taken stops without leaving a new,
+ * empty audit log behind. Connections that arrive before
+ * cims_http_server_start() wait in the accept queue. */
 gboolean
-cims_http_server_start (CimsHub *hub, GError **error)
+cims_http_server_bind (CimsHub *hub, GError **error)
 {
   g_autoptr (GInetAddress) address = g_inet_address_new_from_string (hub->config->http_host);
   g_autoptr (GSocketAddress) socket_address = NULL;
   g_autoptr (GSocket) listener = NULL;
-  GSList *uris;
 
   if (address == NULL) {
     g_set_error (error, CIMS_HUB_ERROR, CIMS_HUB_ERROR_LISTEN,
@@ -377,32 +380,39 @@ cims_http_server_start (CimsHub *hub, GError **error)
     return FALSE;
   }
 
+  socket_address = g_inet_socket_address_new (address, hub->config->http_port);
+  listener = listen_socket_new (socket_address, error);
+  if (listener == NULL) {
+    g_prefix_error (error, "Cannot listen on %s:%u: ", hub->config->http_host, hub->config->http_port);
+    return FALSE;
+  }
+
+  /* The bound address, with the port the kernel chose for port 0. */
+  hub->http_address = g_socket_get_local_address (listener, error);
+  if (hub->http_address == NULL)
+    return FALSE;
+
+  hub->http_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (hub->http_address));
+  hub->http_listener = g_steal_pointer (&listener);
+  return TRUE;
+}
+
+gboolean
+cims_http_server_start (CimsHub *hub, GError **error)
+{
+  g_return_val_if_fail (hub->http_listener != NULL, FALSE);
+
   hub->http = soup_server_new ("server-header", "cimshub", NULL);
   soup_server_add_handler (hub->http, NULL, request_cb, hub, NULL);
   hub->http_connections = cims_http_connections_new (hub, hub->http);
 
-  socket_address = g_inet_socket_address_new (address, hub->config->http_port);
-  listener = listen_socket_new (socket_address, error);
-  if (listener == NULL || !soup_server_listen_socket (hub->http, listener, 0, error)) {
-    g_prefix_error (error, "Cannot listen on %s:%u: ", hub->config->http_host, hub->config->http_port);
+  if (!soup_server_listen_socket (hub->http, hub->http_listener, 0, error)) {
+    g_prefix_error (error, "Cannot serve HTTP on %s:%u: ", hub->config->http_host, hub->http_port);
     g_clear_object (&hub->http);
     return FALSE;
   }
 
-  uris = soup_server_get_uris (hub->http);
-  if (uris != NULL)
-    hub->http_port = (guint16) g_uri_get_port (uris->data);
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-
-  /* The bound address, with the port the kernel chose for port 0. */
-  hub->http_address = g_socket_get_local_address (listener, error);
-  if (hub->http_address == NULL) {
-    g_clear_object (&hub->http);
-    return FALSE;
-  }
-  hub->http_listener = g_steal_pointer (&listener);
   hub->http_check_id = g_timeout_add_seconds (LISTENER_CHECK_INTERVAL_S, listener_check_cb, hub);
-
   g_message ("listening on http://%s:%u/", hub->config->http_host, hub->http_port);
   return TRUE;
 }

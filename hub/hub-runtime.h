@@ -168,7 +168,12 @@ typedef enum {
   CIMS_ACCESS_TRIGGER_CAMERA_REMOVED,
 } CimsAccessTrigger;
 
-/* Opens the state store in state_dir and loads grants and incidents. */
+/* Takes the state lock when state_dir exists already, so a second hub on
+ * a running hub's state_dir stops naming it before anything else fails. */
+gboolean cims_hub_access_lock_existing (CimsHub *hub, GError **error);
+
+/* Creates state_dir when missing, takes its lock unless held, opens the
+ * state store there and loads grants and incidents. */
 gboolean cims_hub_access_open (CimsHub *hub, GError **error);
 
 /* Takes the lock that gives this process @folder (state-lock.c). Returns
@@ -535,6 +540,7 @@ void cims_viewer_session_deliver (CimsViewerSession *session, CimsKeyframeCache 
 
 /* ---- HTTP (http-server.c, whep.c, web-page.c) -------------------------- */
 
+gboolean cims_http_server_bind (CimsHub *hub, GError **error);
 gboolean cims_http_server_start (CimsHub *hub, GError **error);
 
 /* ---- HTTP connections (http-connection.c) ---- */

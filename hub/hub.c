@@ -118,7 +118,10 @@ cims_hub_new (CimsConfig *config, GError **error)
   hub->config = cims_config_ref (config);
   hub->start_config = cims_config_ref (config);
   hub->state_lock_fd = -1;
-  if (!cims_hub_access_open (hub, error)) {
+  if (!cims_hub_access_lock_existing (hub, error) || !cims_http_server_bind (hub, error)
+      || !cims_hub_access_open (hub, error)) {
+    g_clear_object (&hub->http_listener);
+    g_clear_object (&hub->http_address);
     g_clear_pointer (&hub->store, cims_store_free);
     cims_state_lock_release (hub->state_lock_fd);
     g_clear_pointer (&hub->store_path, g_free);

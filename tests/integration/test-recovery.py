@@ -357,7 +357,28 @@ class Run:
                    live and self.recovered_counts() == counts_before and self.last_sequence() == last_before
                    and self.open_sessions() == live,
                    f"{len(live)} live sessions; last sequence {self.last_sequence()}, {last_before} before")
+        self.check_second_hub_new_state_dir()
         self.crash_hub()
+
+    def check_second_hub_new_state_dir(self):
+        """A second hub given a new state_dir but the running hub's port
+        stops on the port before it creates that folder: a mistyped path
+        must not leave an empty audit log behind."""
+        new_state_dir = os.path.join(self.temp_dir, "new-state")
+        config_path = os.path.join(self.temp_dir, "new-state.conf")
+        with open(self.config_path, encoding="utf-8") as config:
+            text = config.read()
+        with open(config_path, "w", encoding="utf-8") as config:
+            config.write(text.replace(self.state_dir, new_state_dir))
+
+        second = subprocess.run([self.args.cimshub, "--config", config_path], capture_output=True,
+                                text=True, timeout=30, check=False)
+        output = second.stdout + second.stderr
+        self.check("second-hub-new-state-dir-untouched",
+                   second.returncode != 0 and "Cannot listen on 127.0.0.1:" in output
+                   and not os.path.exists(new_state_dir),
+                   f"exit {second.returncode}; {new_state_dir} exists: {os.path.exists(new_state_dir)}; "
+                   f"output ends {output.strip()[-200:]!r}")
 
     def test_lock_symlink_refused(self):
         """A lock file replaced by a symbolic link, as another local user
