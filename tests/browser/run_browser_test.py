@@ -692,15 +692,15 @@ class Run:
             detail += "; " + "; ".join(problems)
         self.record("camera-restart", not problems, detail)
 
-    def list_chelsea_sessions(self, admin_token):
-        """Returns the hub's sessions of Chelsea viewers under REVOKE_INCIDENT,
-        or None when GET /api/v1/sessions failed."""
+    def list_chelsea_sessions(self, admin_token, incident=REVOKE_INCIDENT):
+        """Returns the hub's sessions of Chelsea viewers under @incident, or
+        None when GET /api/v1/sessions failed."""
         status, body = api_request(self.hub_url, "GET", "/api/v1/sessions", admin_token)
         if status != 200:
             return None
         return [s for s in body.get("sessions", [])
                 if s.get("viewer_jurisdiction") == "chelsea"
-                and s.get("incident_number") == REVOKE_INCIDENT]
+                and s.get("incident_number") == incident]
 
     def play_under_grant(self, test, authority_token):
         """Creates Boston's grant to Chelsea and opens Chelsea's page under it.
@@ -787,6 +787,7 @@ class Run:
         and checks that the page shows why the view ended."""
         test = "hub-page-grant-and-end"
         authority = self.mint_token(self.keys["boston"][0], "boston", "chief", "grant-authority")
+        admin = self.mint_token(self.keys["boston"][0], "boston", "admin", "system-administrator")
         status, body = api_request(self.hub_url, "POST", "/api/v1/grants", authority, {
             "grantee": "chelsea", "cameras": [CAMERA_ID], "purpose": "Browser page test",
             "incident_number": PAGE_INCIDENT})
@@ -804,7 +805,8 @@ class Run:
                            f"{self.hub_url}/#{fragment}", *self.processes.log_paths("hub-page"),
                            env={**os.environ, "TMPDIR": self.temp_dir})
             problems = hub_page_problems(page, self.hub_url, authority, body["grant"]["id"],
-                                         self.restart_camera)
+                                         self.restart_camera,
+                                         lambda: self.list_chelsea_sessions(admin, PAGE_INCIDENT))
         except (CdpError, OSError) as error:
             problems = ["the page could not be read", f"DevTools: {error}"]
         finally:
@@ -865,10 +867,10 @@ def frames_in_status(status):
     return int(words[-1]) if " frames decoded" in status and words[-1].isdigit() else 0
 
 
-def hub_page_problems(page, hub_url, authority, grant_id, restart_camera):
-    """Plays the grant's camera on the hub's page, restarts the camera, then
-    revokes the grant, reading the page at each step. Returns [summary,
-    problem, ...]."""
+def hub_page_problems(page, hub_url, authority, grant_id, restart_camera, list_sessions):
+    """Plays the grant's camera on the hub's page, clicks it twice at once,
+    restarts the camera, then revokes the grant, reading the page at each
+    step. Returns [summary, problem, ...]."""
     status, error = wait_page(page, lambda s, e: frames_in_status(s) >= PAGE_MIN_FRAMES or e, PAGE_PLAY_S)
     frames = frames_in_status(status)
     summary = f"playing: {status!r}, error {error!r}"
@@ -890,6 +892,19 @@ def hub_page_problems(page, hub_url, authority, grant_id, restart_camera):
     frames = frames_in_status(status)
     if frames < PAGE_MIN_FRAMES:
         problems.append("the page did not play again after a reload")
+
+    # Two clicks before the first view is set up, as on a busy video wall,
+    # leave one view and one hub session, not a hidden second one.
+    page.evaluate(f"(() => {{ const item = document.querySelector('#cameras li[data-camera=\"{CAMERA_ID}\"]');"
+                  " item.click(); item.click(); })()")
+    status, error = wait_page(page, lambda s, e: frames_in_status(s) >= PAGE_MIN_FRAMES or e, PAGE_PLAY_S)
+    sessions = list_sessions()
+    problems[0] += f"; after a double click: {status!r}, error {error!r}, sessions {sessions!r}"
+    frames = frames_in_status(status)
+    if frames < PAGE_MIN_FRAMES:
+        problems.append("the page did not play after a double click")
+    if sessions is None or len(sessions) != 1:
+        problems.append("a double click did not leave exactly one hub session")
 
     # The hub keeps the view while the camera reconnects, and so must the page.
     restart_camera(PAGE_CAMERA_DOWN_S)
