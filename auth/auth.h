@@ -70,6 +70,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAuthKeyring, cims_auth_keyring_free)
 gboolean cims_auth_keyring_has_key (const CimsAuthKeyring *keyring, const char *issuer,
                                     const char *key_fingerprint);
 
+/* Returns NULL when @keyring would still accept the token that gave
+ * @identity: the same key for its issuer, and that issuer still belonging
+ * to @identity's jurisdiction or agency. Otherwise returns (transfer none)
+ * why not, for a log line. Never allocates. Any thread. */
+const char *cims_auth_keyring_check_identity (const CimsAuthKeyring *keyring, const CimsAuthIdentity *identity);
+
 /**
  * cims_auth_token_verify:
  * Verifies a compact JWT: the header's alg must be ES256 or RS256 and match

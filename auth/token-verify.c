@@ -428,6 +428,26 @@ cims_auth_keyring_has_key (const CimsAuthKeyring *keyring, const char *issuer,
   return entry != NULL && strcmp (entry->key_fingerprint, key_fingerprint) == 0;
 }
 
+const char *
+cims_auth_keyring_check_identity (const CimsAuthKeyring *keyring, const CimsAuthIdentity *identity)
+{
+  const KeyringEntry *entry;
+
+  g_return_val_if_fail (keyring != NULL && identity != NULL, "no keyring");
+
+  entry = g_hash_table_lookup (keyring->entries, identity->issuer);
+  if (entry == NULL)
+    return "its issuer is no longer configured";
+
+  if (identity->key_fingerprint == NULL || strcmp (entry->key_fingerprint, identity->key_fingerprint) != 0)
+    return "its issuer's key was replaced";
+
+  if (strcmp (entry->owner_id, identity->jurisdiction) != 0 || entry->is_agency != identity->is_agency)
+    return "its issuer now belongs to another jurisdiction or agency id";
+
+  return NULL;
+}
+
 /* Frees @keyring and its keys. NULL is ignored. No verification may still
  * be running with it. */
 void

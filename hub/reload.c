@@ -79,11 +79,11 @@ update_camera_sources (CimsHub *hub)
   }
 }
 
-/* Ends every session whose token was verified with a key that the hub's
- * keyring no longer has for the token's issuer, because the key file now
- * contains another key or the issuer was removed. The token would get 401
- * on a new request, so the session must not outlive it.
- * Returns how many sessions ended. Main context. */
+/* Ends every session whose token the new keyring would refuse: its
+ * issuer was removed, its key file now contains another key, or the issuer
+ * now belongs to another jurisdiction id (a renamed jurisdiction). The
+ * token would get 401 on a new request, so the session must not outlive
+ * it. Returns how many sessions ended. Main context. */
 static guint
 end_sessions_of_removed_keys (CimsHub *hub)
 {
@@ -96,17 +96,18 @@ end_sessions_of_removed_keys (CimsHub *hub)
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     const CimsAuthIdentity *identity = cims_viewer_session_get_identity (value);
 
-    if (!cims_auth_keyring_has_key (hub->keyring, identity->issuer, identity->key_fingerprint))
+    if (cims_auth_keyring_check_identity (hub->keyring, identity) != NULL)
       g_ptr_array_add (sessions, cims_viewer_session_ref (value));
   }
 
   for (guint i = 0; i < sessions->len; i++) {
     CimsViewerSession *session = g_ptr_array_index (sessions, i);
+    const CimsAuthIdentity *identity = cims_viewer_session_get_identity (session);
     g_autofree char *id = g_strdup (cims_viewer_session_get_id (session));
 
-    cims_session_message (session, "the key of issuer \"%s\" that verified the token is no longer "
-                          "configured, ending the session",
-                          cims_viewer_session_get_identity (session)->issuer);
+    cims_session_message (session, "the new configuration refuses the viewer's token (issuer \"%s\": %s), "
+                          "ending the session", identity->issuer,
+                          cims_auth_keyring_check_identity (hub->keyring, identity));
     cims_hub_session_end (hub, id, "token-key-removed");
   }
 

@@ -186,12 +186,15 @@ request_recheck (WhepRequest *request)
   const CimsAuthIdentity *identity = request->identity;
   const CimsConfigCamera *camera = cims_config_find_camera (hub->config, request->camera->id);
   g_auto (CimsAuthDecision) decision = { 0 };
+  const char *invalid_reason;
 
-  if (!cims_auth_keyring_has_key (hub->keyring, identity->issuer, identity->key_fingerprint)) {
-    g_message ("camera=%s: %s of %s refused: the key that verified the token was removed while the camera "
-               "connected", request->camera->id, identity->subject, identity->jurisdiction);
+  invalid_reason = cims_auth_keyring_check_identity (hub->keyring, identity);
+  if (invalid_reason != NULL) {
+    g_message ("camera=%s: %s of %s refused: a reload while the camera connected refuses the token: %s",
+               request->camera->id, identity->subject, identity->jurisdiction, invalid_reason);
     reply_error_counted (hub, request->msg, SOUP_STATUS_UNAUTHORIZED, "invalid-token",
-                         "The key that verified the token is no longer configured.");
+                         "The configuration changed while the camera connected and no longer accepts "
+                         "the token.");
     goto refused;
   }
 

@@ -880,6 +880,34 @@ test_token_verify_records_key_fingerprint (void)
   g_assert_false (cims_auth_keyring_has_key (keyring, TEST_ISSUER_BOSTON, NULL));
 }
 
+/* The keyring accepts an identity only while its issuer has the same key
+ * and still belongs to the identity's jurisdiction. */
+static void
+test_token_keyring_checks_identity (void)
+{
+  g_autoptr(JsonObject) claims = claims_new_boston ();
+  g_autofree char *token = token_sign (region->boston_key, ES256_HEADER, claims);
+  g_autoptr(CimsAuthIdentity) identity = token_verify_ok (token, TEST_AUDIENCE);
+  g_autofree char *fingerprint = g_strdup (identity->key_fingerprint);
+
+  g_assert_null (cims_auth_keyring_check_identity (keyring, identity));
+
+  g_free (identity->jurisdiction);
+  identity->jurisdiction = g_strdup ("boston-city");
+  g_assert_nonnull (cims_auth_keyring_check_identity (keyring, identity));
+
+  g_free (identity->jurisdiction);
+  identity->jurisdiction = g_strdup ("boston");
+  g_free (identity->key_fingerprint);
+  identity->key_fingerprint = g_strdup ("00");
+  g_assert_nonnull (cims_auth_keyring_check_identity (keyring, identity));
+
+  g_free (identity->key_fingerprint);
+  identity->key_fingerprint = g_steal_pointer (&fingerprint);
+  identity->is_agency = TRUE;
+  g_assert_nonnull (cims_auth_keyring_check_identity (keyring, identity));
+}
+
 /* A keyring loaded after Boston's key file changed has the new key only,
  * and still has Chelsea's unchanged key. */
 static void
@@ -1018,6 +1046,7 @@ add_tests (void)
   g_test_add_func ("/auth/token/keyring/rejects-non-key-file", test_token_keyring_rejects_non_key_file);
   g_test_add_func ("/auth/token/keyring/reports-every-bad-key", test_token_keyring_reports_every_bad_key);
   g_test_add_func ("/auth/token/keyring/drops-replaced-key", test_token_keyring_drops_replaced_key);
+  g_test_add_func ("/auth/token/keyring/checks-identity", test_token_keyring_checks_identity);
   g_test_add_func ("/auth/token/verify/records-key-fingerprint", test_token_verify_records_key_fingerprint);
 
   g_test_add_func ("/auth/token/mint/omits-unset-optional-claims", test_token_mint_omits_unset_optional_claims);

@@ -34,6 +34,7 @@ CAMERAS = ("bos-0001", "bos-0002")
 INCIDENT = "BOS-MI-2026-77"
 GRANT_INCIDENT = "BPD-2026-004711"
 ROTATION_INCIDENT = "BPD-2026-004712"
+RENAME_INCIDENT = "BPD-2026-004714"
 SLOW_INCIDENT = "BPD-2026-004713"
 # The camera behind a proxy that keeps each RTSP connection waiting this
 # long before passing it on, so that a viewer's request waits for the
@@ -664,7 +665,8 @@ def test_key_rotation(rig, tokens):
     with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
         reasons = [reason for (reason,) in db.execute(
             "SELECT reason FROM audit_log WHERE event = 'session-stop' AND session_id = ?", (old_session,))]
-    log_lines = [line for line in hub_log_text(rig).splitlines() if "is no longer configured" in line]
+    log_lines = [line for line in hub_log_text(rig).splitlines()
+                 if "refuses the viewer's token" in line and "key was replaced" in line]
     named = [line for line in log_lines
              if f"session={old_session} camera=bos-0001 jurisdiction=boston:" in line]
 
@@ -685,6 +687,47 @@ def test_key_rotation(rig, tokens):
         problems.append(f"the Everett session did not run to its own end: {kept_result}")
     rig.record("key-rotation", not problems, "; ".join(problems) or
                "old-key session ended (token-key-removed), old token 401, other session kept")
+
+
+def test_jurisdiction_renamed(rig, tokens):
+    """Chelsea's id becomes "chelsea-city" in the configuration, with the
+    same issuer and key, and the hub gets a SIGHUP. A Chelsea session under
+    a grant must end with stop reason token-key-removed: its token names
+    jurisdiction "chelsea", which a new request would now get 401 for. The
+    configuration is then restored."""
+    grant_status, grant_body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+        "grantee": "chelsea", "cameras": ["bos-0002"], "purpose": "Rename check",
+        "incident_number": RENAME_INCIDENT})
+    if grant_status != 201:
+        rig.record("jurisdiction-renamed", False, f"grant create returned {grant_status} {grant_body}")
+        return
+    watching = rig.viewer("chelsea-renamed", tokens["chelsea-viewer"], "bos-0002", incident=RENAME_INCIDENT,
+                          duration_s=10)
+    got_keyframe = watching.wait_keyframe() is not None
+
+    with open(rig.config_path, encoding="utf-8") as config_file:
+        original = config_file.read()
+    with open(rig.config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(original.replace('id = "chelsea";', 'id = "chelsea-city";'))
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    result = watching.wait_result()
+    session_id = session_id_of(result)
+    with open(rig.config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(original)
+    os.kill(rig.hub_proc.pid, signal.SIGHUP)
+
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        reasons = [reason for (reason,) in db.execute(
+            "SELECT reason FROM audit_log WHERE event = 'session-stop' AND session_id = ?", (session_id,))]
+    problems = []
+    if not got_keyframe:
+        problems.append("the Chelsea viewer got no keyframe before the rename")
+    if not ended_by_hub(result):
+        problems.append(f"the session went on after the rename: {result}")
+    if reasons != ["token-key-removed"]:
+        problems.append(f"session {session_id} stop reasons {reasons}, expected one token-key-removed")
+    rig.record("jurisdiction-renamed", not problems, "; ".join(problems) or
+               "session of the renamed jurisdiction ended (token-key-removed)")
 
 
 def test_audit_before_media(rig, tokens, revoked_result):
@@ -888,6 +931,7 @@ def main():
         test_reload_start_only_settings(rig)
         test_key_rotation(rig, tokens)
         tokens = mint_tokens(rig)
+        test_jurisdiction_renamed(rig, tokens)
         test_audit_before_media(rig, tokens, revoked)
         test_read_only_log(rig, tokens)
         test_crash_recovery(rig, tokens)
