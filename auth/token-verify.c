@@ -442,7 +442,9 @@ cims_auth_keyring_check_identity (const CimsAuthKeyring *keyring, const CimsAuth
   if (identity->key_fingerprint == NULL || strcmp (entry->key_fingerprint, identity->key_fingerprint) != 0)
     return "its issuer's key was replaced";
 
-  if (strcmp (entry->owner_id, identity->jurisdiction) != 0 || entry->is_agency != identity->is_agency)
+  /* A jurisdiction that stops taking part keeps its key, and its staff
+   * count as an agency's: the policy, not the keyring, decides that case. */
+  if (strcmp (entry->owner_id, identity->jurisdiction) != 0)
     return "its issuer now belongs to another jurisdiction or agency id";
 
   return NULL;

@@ -92,6 +92,8 @@ stop_reason_for (CimsHub *hub, CimsViewerSession *session, const CimsAuthDecisio
     return "camera-removed";
   if (identity->expires_at_us <= now_us)
     return "token-expired";
+  if (trigger == CIMS_ACCESS_TRIGGER_CONFIG_RELOADED && !decision->allowed)
+    return "config-changed";
   if (cims_viewer_session_get_grant_id (session) != NULL)
     return "grant-expired";
   if (cims_viewer_session_get_incident_id (session) != NULL)

@@ -689,45 +689,62 @@ def test_key_rotation(rig, tokens):
                "old-key session ended (token-key-removed), old token 401, other session kept")
 
 
-def test_jurisdiction_renamed(rig, tokens):
-    """Chelsea's id becomes "chelsea-city" in the configuration, with the
-    same issuer and key, and the hub gets a SIGHUP. A Chelsea session under
+def stop_reasons(rig, session_id):
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        return [reason for (reason,) in db.execute(
+            "SELECT reason FROM audit_log WHERE event = 'session-stop' AND session_id = ?", (session_id,))]
+
+
+def test_reload_ends_sessions(rig, tokens):
+    """One reload gives Chelsea the id "chelsea-city", with the same issuer
+    and key, and takes Everett out of the network. A Chelsea session under
     a grant must end with stop reason token-key-removed: its token names
-    jurisdiction "chelsea", which a new request would now get 401 for. The
-    configuration is then restored."""
+    jurisdiction "chelsea", which a new request would now get 401 for. An
+    Everett session under a major incident open to every participating
+    jurisdiction must end with config-changed, not incident-ended, since
+    the incident goes on. The configuration is then restored."""
     grant_status, grant_body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
         "grantee": "chelsea", "cameras": ["bos-0002"], "purpose": "Rename check",
         "incident_number": RENAME_INCIDENT})
-    if grant_status != 201:
-        rig.record("jurisdiction-renamed", False, f"grant create returned {grant_status} {grant_body}")
+    incident_status, incident_body = rig.api("POST", "/api/v1/incidents", tokens["boston-commander"], {
+        "incident_number": RENAME_INCIDENT, "duration_s": 600, "description": "Reload check"})
+    if grant_status != 201 or incident_status != 201:
+        rig.record("reload-ends-sessions", False,
+                   f"grant {grant_status} {grant_body}, incident {incident_status} {incident_body}")
         return
-    watching = rig.viewer("chelsea-renamed", tokens["chelsea-viewer"], "bos-0002", incident=RENAME_INCIDENT,
+    renamed = rig.viewer("chelsea-renamed", tokens["chelsea-viewer"], "bos-0002", incident=RENAME_INCIDENT,
+                         duration_s=10)
+    left_out = rig.viewer("everett-left-out", tokens["everett-viewer"], "bos-0001", incident=RENAME_INCIDENT,
                           duration_s=10)
-    got_keyframe = watching.wait_keyframe() is not None
+    got_keyframes = renamed.wait_keyframe() is not None and left_out.wait_keyframe() is not None
 
     with open(rig.config_path, encoding="utf-8") as config_file:
         original = config_file.read()
+    changed = original.replace('id = "chelsea";', 'id = "chelsea-city";').replace(
+        'id = "everett"; name = "Everett"; participates = true;',
+        'id = "everett"; name = "Everett"; participates = false;')
     with open(rig.config_path, "w", encoding="utf-8") as config_file:
-        config_file.write(original.replace('id = "chelsea";', 'id = "chelsea-city";'))
+        config_file.write(changed)
     os.kill(rig.hub_proc.pid, signal.SIGHUP)
-    result = watching.wait_result()
-    session_id = session_id_of(result)
+    renamed_result = renamed.wait_result()
+    left_out_result = left_out.wait_result()
     with open(rig.config_path, "w", encoding="utf-8") as config_file:
         config_file.write(original)
     os.kill(rig.hub_proc.pid, signal.SIGHUP)
+    rig.api("DELETE", f"/api/v1/incidents/{incident_body['incident']['id']}", tokens["boston-commander"])
 
-    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
-        reasons = [reason for (reason,) in db.execute(
-            "SELECT reason FROM audit_log WHERE event = 'session-stop' AND session_id = ?", (session_id,))]
-    problems = []
-    if not got_keyframe:
-        problems.append("the Chelsea viewer got no keyframe before the rename")
-    if not ended_by_hub(result):
-        problems.append(f"the session went on after the rename: {result}")
-    if reasons != ["token-key-removed"]:
-        problems.append(f"session {session_id} stop reasons {reasons}, expected one token-key-removed")
-    rig.record("jurisdiction-renamed", not problems, "; ".join(problems) or
-               "session of the renamed jurisdiction ended (token-key-removed)")
+    for name, result, expected in (("jurisdiction-renamed", renamed_result, "token-key-removed"),
+                                   ("reload-withdraws-incident-access", left_out_result, "config-changed")):
+        session_id = session_id_of(result)
+        reasons = stop_reasons(rig, session_id)
+        problems = []
+        if not got_keyframes:
+            problems.append("a viewer got no keyframe before the reload")
+        if not ended_by_hub(result):
+            problems.append(f"the session went on after the reload: {result}")
+        if reasons != [expected]:
+            problems.append(f"session {session_id} stop reasons {reasons}, expected one {expected}")
+        rig.record(name, not problems, "; ".join(problems) or f"session ended ({expected})")
 
 
 def test_audit_before_media(rig, tokens, revoked_result):
@@ -931,7 +948,7 @@ def main():
         test_reload_start_only_settings(rig)
         test_key_rotation(rig, tokens)
         tokens = mint_tokens(rig)
-        test_jurisdiction_renamed(rig, tokens)
+        test_reload_ends_sessions(rig, tokens)
         test_audit_before_media(rig, tokens, revoked)
         test_read_only_log(rig, tokens)
         test_crash_recovery(rig, tokens)
