@@ -5,6 +5,9 @@
  * (recovery.c) then reads only the records after S. */
 #include "hub/hub-runtime.h"
 
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 
 /* Length of the hex SHA-256 of a record, as the store writes it. */
@@ -74,32 +77,94 @@ record_read (CimsHub *hub, guint64 sequence, GError **error)
   return g_ptr_array_steal_index (records, 0);
 }
 
-/* Checks that the log contains record @sequence with @hash. Returns FALSE with
- * @reason (transfer full) saying how it differs. */
-static gboolean
-checkpoint_matches_log (CimsHub *hub, guint64 sequence, const char *hash, char **reason)
+/* How the log compares with a checkpoint. */
+typedef enum {
+  CHECKPOINT_MATCHES,
+  CHECKPOINT_LOG_UNREADABLE,
+  CHECKPOINT_RECORD_MISSING,    /* the log ends before the checkpoint */
+  CHECKPOINT_HASH_DIFFERS,      /* the log has another record there */
+} CheckpointMatch;
+
+/* Checks that the log contains record @sequence with @hash. Otherwise sets
+ * @reason (transfer full) to how it differs, and @log_hash (transfer full)
+ * to the log's hash of that record when it has one. */
+static CheckpointMatch
+checkpoint_match_log (CimsHub *hub, guint64 sequence, const char *hash, char **reason, char **log_hash)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (CimsAuditRecord) record = record_read (hub, sequence, &error);
 
   if (error != NULL) {
     *reason = g_strdup_printf ("but the audit log cannot be read: %s", error->message);
-    return FALSE;
+    return CHECKPOINT_LOG_UNREADABLE;
   }
 
   if (record == NULL) {
     *reason = g_strdup ("which the audit log does not contain (a database older than the "
                         "checkpoint, such as one restored from a backup?)");
-    return FALSE;
+    return CHECKPOINT_RECORD_MISSING;
   }
 
   if (g_strcmp0 (record->hash, hash) != 0) {
     *reason = g_strdup_printf ("but the audit log's record has hash %s (a different or restored "
                                "database?)", record->hash);
-    return FALSE;
+    *log_hash = g_strdup (record->hash);
+    return CHECKPOINT_HASH_DIFFERS;
   }
 
-  return TRUE;
+  return CHECKPOINT_MATCHES;
+}
+
+/* Keeps the evidence of a log that no longer matches its checkpoint: an
+ * older or different database was put in place, by a restore from backup
+ * or by someone hiding records. The checkpoint file is renamed, not
+ * overwritten by the next one, and the log gets a record that names it, so
+ * `cimshubctl audit verify` and the auditors see the change. */
+static void
+checkpoint_mismatch_record (CimsHub *hub, const char *path, guint64 sequence, const char *hash,
+                            CheckpointMatch match, const char *log_hash)
+{
+  g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y%m%dT%H%M%SZ");
+  g_autofree char *kept_path = g_strdup_printf ("%s.mismatch-%s", path, stamp);
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *details = NULL;
+
+  /* Never over an older kept file: that is evidence too. */
+  for (guint n = 2; g_file_test (kept_path, G_FILE_TEST_EXISTS) && n < 1000; n++) {
+    g_free (kept_path);
+    kept_path = g_strdup_printf ("%s.mismatch-%s-%u", path, stamp, n);
+  }
+
+  if (g_rename (path, kept_path) != 0) {
+    g_warning ("cannot keep the mismatched recovery checkpoint as %s: %s", kept_path, g_strerror (errno));
+    g_clear_pointer (&kept_path, g_free);
+  }
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "checkpoint_sequence");
+  json_builder_add_int_value (builder, (gint64) sequence);
+  json_builder_set_member_name (builder, "checkpoint_hash");
+  json_builder_add_string_value (builder, hash);
+  json_builder_set_member_name (builder, "log_hash");
+  if (log_hash != NULL)
+    json_builder_add_string_value (builder, log_hash);
+  else
+    json_builder_add_null_value (builder);
+  json_builder_set_member_name (builder, "kept_checkpoint");
+  if (kept_path != NULL)
+    json_builder_add_string_value (builder, kept_path);
+  else
+    json_builder_add_null_value (builder);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  details = json_to_string (root, FALSE);
+
+  cims_hub_audit_event (hub, "audit-log-mismatch", NULL,
+                        match == CHECKPOINT_RECORD_MISSING ? "log-ends-before-checkpoint"
+                                                           : "log-differs-at-checkpoint",
+                        details);
 }
 
 guint64
@@ -109,8 +174,10 @@ cims_hub_recovery_checkpoint_load (CimsHub *hub)
   g_autofree char *text = NULL;
   g_autofree char *hash = NULL;
   g_autofree char *reason = NULL;
+  g_autofree char *log_hash = NULL;
   g_autoptr (GError) error = NULL;
   guint64 sequence = 0;
+  CheckpointMatch match;
 
   if (!g_file_get_contents (path, &text, NULL, &error)) {
     if (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
@@ -129,9 +196,12 @@ cims_hub_recovery_checkpoint_load (CimsHub *hub)
     return 0;
   }
 
-  if (!checkpoint_matches_log (hub, sequence, hash, &reason)) {
+  match = checkpoint_match_log (hub, sequence, hash, &reason, &log_hash);
+  if (match != CHECKPOINT_MATCHES) {
     g_warning ("recovery checkpoint %s names record %" G_GUINT64_FORMAT " with hash %s, %s: crash "
                "recovery reads the whole audit log", path, sequence, hash, reason);
+    if (match != CHECKPOINT_LOG_UNREADABLE)
+      checkpoint_mismatch_record (hub, path, sequence, hash, match, log_hash);
     return 0;
   }
 
