@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The audit log's hash chain: the canonical form of a record, its SHA-256,
- * and the check of one record against the one before it. Every backend
- * hashes and verifies through here, so they all agree on the chain. */
+ * the check of one record against the one before it, and a verifying walk
+ * over any backend's log. Every backend hashes and verifies through here,
+ * so they all agree on the chain. */
 
 #include "auth/store.h"
 
@@ -201,6 +202,54 @@ cims_audit_chain_check (CimsAuditChain *chain, const CimsAuditRecord *record,
   /* The recomputed hash has the right length even when the stored one did not. */
   memcpy (chain->previous_hash, hash, sizeof chain->previous_hash);
   chain->next_sequence++;
+
+  return TRUE;
+}
+
+/* The state of a cims_store_audit_verify_foreach() walk. */
+typedef struct {
+  CimsAuditChain chain;
+  CimsAuditRecordFunc func;
+  gpointer user_data;
+  guint64 first_bad_sequence;
+  GError *error;                /* the first break, which stopped the walk */
+} ChainWalk;
+
+static gboolean
+chain_walk_record_cb (const CimsAuditRecord *record, gpointer user_data)
+{
+  ChainWalk *walk = user_data;
+
+  if (!cims_audit_chain_check (&walk->chain, record, &walk->first_bad_sequence, &walk->error))
+    return FALSE;
+
+  return walk->func (record, walk->user_data);
+}
+
+gboolean
+cims_store_audit_verify_foreach (CimsStore *store, CimsAuditRecordFunc func, gpointer user_data,
+                                 guint64 *first_bad_sequence, GError **error)
+{
+  ChainWalk walk = { .func = func, .user_data = user_data };
+  guint64 ignored = 0;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (first_bad_sequence == NULL)
+    first_bad_sequence = &ignored;
+  *first_bad_sequence = 0;
+
+  cims_audit_chain_init (&walk.chain);
+  if (!cims_store_audit_foreach (store, NULL, chain_walk_record_cb, &walk, NULL, error))
+    return FALSE;
+
+  if (walk.error != NULL) {
+    *first_bad_sequence = walk.first_bad_sequence;
+    g_propagate_error (error, walk.error);
+    return FALSE;
+  }
 
   return TRUE;
 }

@@ -490,18 +490,18 @@ cims_store_sqlite_open (const char *path, GError **error)
   return g_steal_pointer (&store);
 }
 
-CimsStore *
-cims_store_sqlite_open_reader (const char *path, GError **error)
+/* Opens @path read-only and reads its schema version into *@version. It
+ * writes nothing to the file: no schema, no migration, no journal-mode change.
+ * NOTE: SQLite reads a WAL-mode file through its -wal and -shm files, so it
+ * creates them beside the file when they are missing and leaves them behind.
+ * Where it cannot create them, the open fails with "attempt to write a
+ * readonly database".
+ * Returns: (transfer full) the store, or NULL with CIMS_STORE_ERROR_OPEN. */
+static CimsStore *
+store_sqlite_open_read_only (const char *path, int *version, GError **error)
 {
-  g_autoptr(CimsStore) store = NULL;
-  CimsStoreSqlite *sq;
-  int version = 0;
-
-  g_return_val_if_fail (path != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  store = store_sqlite_new (path);
-  sq = store->data;
+  g_autoptr(CimsStore) store = store_sqlite_new (path);
+  CimsStoreSqlite *sq = store->data;
 
   /* Without SQLITE_OPEN_CREATE a missing file is an error, never a new
    * empty store. */
@@ -511,7 +511,23 @@ cims_store_sqlite_open_reader (const char *path, GError **error)
   sqlite3_extended_result_codes (sq->db, 1);
   sqlite3_busy_timeout (sq->db, SQLITE_BUSY_TIMEOUT_MS);
 
-  if (!store_sqlite_get_user_version (sq, &version, error))
+  if (!store_sqlite_get_user_version (sq, version, error))
+    return NULL;
+
+  return g_steal_pointer (&store);
+}
+
+CimsStore *
+cims_store_sqlite_open_reader (const char *path, GError **error)
+{
+  g_autoptr(CimsStore) store = NULL;
+  int version = 0;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  store = store_sqlite_open_read_only (path, &version, error);
+  if (store == NULL)
     return NULL;
 
   if (version != SCHEMA_VERSION) {
@@ -519,6 +535,69 @@ cims_store_sqlite_open_reader (const char *path, GError **error)
                  "Cannot read state store %s: its schema version is %d, expected %d; start the "
                  "hub once with write access so that it migrates the store", path, version,
                  SCHEMA_VERSION);
+    return NULL;
+  }
+
+  return g_steal_pointer (&store);
+}
+
+static gboolean
+store_sqlite_has_table (CimsStoreSqlite *sq, const char *table, gboolean *has_table,
+                        GError **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  int rc = SQLITE_ERROR;
+
+  if (sqlite3_prepare_v2 (sq->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                          -1, &stmt, NULL) == SQLITE_OK &&
+      sqlite3_bind_text (stmt, 1, table, -1, SQLITE_STATIC) == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    cims_store_sqlite_set_error (sq, error, CIMS_STORE_ERROR_OPEN,
+                                 "Cannot open state store %s: reading its list of tables failed",
+                                 sq->path);
+    return FALSE;
+  }
+
+  *has_table = rc == SQLITE_ROW;
+  return TRUE;
+}
+
+/* Unlike open_reader, this accepts an older schema version, because verify
+ * checks the chain of whatever records are there and the version number is
+ * not part of the evidence. */
+CimsStore *
+cims_store_sqlite_open_audit_reader (const char *path, GError **error)
+{
+  g_autoptr(CimsStore) store = NULL;
+  gboolean has_audit_log = FALSE;
+  int version = 0;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  store = store_sqlite_open_read_only (path, &version, error);
+  if (store == NULL)
+    return NULL;
+
+  /* A newer schema may hash records in a form this cimshub does not know, and
+   * every record would then look changed. */
+  if (version > SCHEMA_VERSION) {
+    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
+                 "Cannot check state store %s: its schema version %d is newer than the %d "
+                 "this cimshub knows; check it with a newer cimshubctl", path, version,
+                 SCHEMA_VERSION);
+    return NULL;
+  }
+
+  if (!store_sqlite_has_table (store->data, "audit_log", &has_audit_log, error))
+    return NULL;
+
+  if (!has_audit_log) {
+    g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CHAIN_BROKEN,
+                 "the audit_log table is missing from %s, so the log was dropped or the file "
+                 "is not a cimshub state database (schema version %d)", path, version);
     return NULL;
   }
 

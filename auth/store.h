@@ -213,6 +213,15 @@ CimsStore *cims_store_sqlite_open (const char *path, GError **error);
  * schema version is not this cimshub's. */
 CimsStore *cims_store_sqlite_open_reader (const char *path, GError **error);
 
+/* Opens the existing store at @path read-only for checking its audit log, as
+ * evidence that must not change: no schema, no migration, no journal-mode
+ * change, and any schema version up to this cimshub's. Fails with
+ * CIMS_STORE_ERROR_CHAIN_BROKEN when the file has no audit_log table, and
+ * with CIMS_STORE_ERROR_OPEN when it is missing, cannot be read, is not a
+ * SQLite database or has a newer schema.
+ * Returns: (transfer full) the store, or NULL with @error set. */
+CimsStore *cims_store_sqlite_open_audit_reader (const char *path, GError **error);
+
 void cims_store_free (CimsStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsStore, cims_store_free)
 
@@ -281,5 +290,15 @@ gboolean cims_store_audit_foreach (CimsStore *store, const CimsAuditFilter *filt
  * what was found there. A failure to read sets CIMS_STORE_ERROR_READ and
  * leaves *first_bad_sequence 0. @first_bad_sequence may be NULL. */
 gboolean cims_store_audit_verify (CimsStore *store, guint64 *first_bad_sequence, GError **error);
+
+/* Walks the whole chain as cims_store_audit_verify() does, in the one
+ * snapshot that cims_store_audit_foreach() reads, and calls @func with each
+ * record after it passed its check, so that a caller reports the count and
+ * the last record of exactly the records it verified. Returns
+ * TRUE when every record passed or @func stopped the walk, and fails as
+ * cims_store_audit_verify() does. */
+gboolean cims_store_audit_verify_foreach (CimsStore *store, CimsAuditRecordFunc func,
+                                          gpointer user_data, guint64 *first_bad_sequence,
+                                          GError **error);
 
 G_END_DECLS

@@ -16,65 +16,223 @@
 
 /* ---- audit verify -------------------------------------------------------------- */
 
-static gboolean
-record_count_cb (const CimsAuditRecord *record, gpointer user_data)
-{
-  guint64 *n_records = user_data;
+/* Length of a hex SHA-256 chain hash, without the terminating NUL. */
+#define AUDIT_HASH_HEX_LEN 64
 
-  (*n_records)++;
+/* A record that --expect SEQ:HASH requires, and what the walk found there. */
+typedef struct {
+  guint64 sequence;
+  char hash[AUDIT_HASH_HEX_LEN + 1];       /* lowercase */
+  gboolean is_found;
+  char found_hash[AUDIT_HASH_HEX_LEN + 1];
+} Expectation;
+
+/* What the verifying walk saw. All of it comes from the snapshot of the log
+ * that the walk verified. */
+typedef struct {
+  guint64 n_records;
+  guint64 last_sequence;
+  char last_hash[AUDIT_HASH_HEX_LEN + 1];
+  GArray *expectations;         /* of Expectation */
+} VerifyWalk;
+
+static gboolean
+verify_options_parse (CimsCtlStoreOptions *store_options, char ***expect_texts, int argc, char **argv,
+                      GError **error)
+{
+  const GOptionEntry entries[] = {
+    { "expect", 0, 0, G_OPTION_ARG_STRING_ARRAY, expect_texts,
+      "Fail unless record SEQ exists with chain hash HASH, as an earlier verify printed them on its anchor "
+      "line; may be repeated", "SEQ:HASH" },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+
+  g_option_context_set_summary (context, "Opens the state database read-only and walks the audit log's hash chain "
+                                "from the first record. Prints \"audit log intact: N records\" and \"anchor: "
+                                "SEQ:HASH\", the last record's sequence and chain hash, and exits 0. Prints "
+                                "\"audit log altered: ...\" and exits 1 when a record was changed, removed or "
+                                "reordered, when the audit_log table is missing or empty, or when an --expect "
+                                "does not match. Exits 2 on a command-line error and 3 when the database cannot "
+                                "be located, opened or read.");
+  g_option_context_set_description (context, "The chain has no secret, so a rewrite that recomputes every hash, "
+                                    "a cut of the newest records or an older copy of the whole file still "
+                                    "verifies. To detect those, keep the anchor outside the hub (in the annual "
+                                    "report, a ticket or on paper) and pass it as --expect at the next verify, "
+                                    "which then fails unless records 1 to SEQ are still there and unchanged.\n");
+  g_option_context_add_main_entries (context, entries, NULL);
+  return cims_ctl_store_options_parse (store_options, context, argc, argv, error);
+}
+
+static gboolean
+hash_text_is_valid (const char *text)
+{
+  if (strlen (text) != AUDIT_HASH_HEX_LEN)
+    return FALSE;
+
+  for (gsize i = 0; i < AUDIT_HASH_HEX_LEN; i++) {
+    if (!g_ascii_isxdigit (text[i]))
+      return FALSE;
+  }
   return TRUE;
 }
 
-/* Counts the records in a second walk, one record in memory at a time,
- * because the verify walk returns no count. */
-static int
-audit_report_intact (CimsStore *store)
+/* Parses @text, SEQ:HASH as an anchor line prints it, into @expectation. */
+static gboolean
+expectation_parse (const char *text, Expectation *expectation, GError **error)
 {
-  g_autoptr (GError) error = NULL;
-  guint64 n_records = 0;
+  const char *colon = strchr (text, ':');
+  g_autofree char *sequence_text = colon != NULL ? g_strndup (text, colon - text) : NULL;
 
-  if (!cims_store_audit_foreach (store, NULL, record_count_cb, &n_records, NULL, &error)) {
-    fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-    return CIMS_CTL_EXIT_NO_DATABASE;
+  if (colon == NULL || !g_ascii_string_to_unsigned (sequence_text, 10, 1, G_MAXINT64, &expectation->sequence, NULL)
+      || !hash_text_is_valid (colon + 1)) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "--expect \"%s\" is invalid: give SEQ:HASH as printed on an anchor line, a record sequence "
+                 "from 1 and its 64-digit hex chain hash", text);
+    return FALSE;
   }
 
-  printf ("audit log intact: %" G_GUINT64_FORMAT " records\n", n_records);
-  return CTL_EXIT_OK;
+  for (gsize i = 0; i < AUDIT_HASH_HEX_LEN; i++)
+    expectation->hash[i] = g_ascii_tolower (colon[1 + i]);
+  expectation->hash[AUDIT_HASH_HEX_LEN] = '\0';
+  return TRUE;
+}
+
+/* Returns: (transfer full): an array of Expectation, empty for NULL @texts,
+ * or NULL with @error naming the first invalid value. */
+static GArray *
+expectations_parse (char **texts, GError **error)
+{
+  g_autoptr (GArray) expectations = g_array_new (FALSE, TRUE, sizeof (Expectation));
+
+  for (gsize i = 0; texts != NULL && texts[i] != NULL; i++) {
+    Expectation expectation = { 0 };
+
+    if (!expectation_parse (texts[i], &expectation, error))
+      return NULL;
+    g_array_append_val (expectations, expectation);
+  }
+  return g_steal_pointer (&expectations);
+}
+
+static gboolean
+verify_record_cb (const CimsAuditRecord *record, gpointer user_data)
+{
+  VerifyWalk *walk = user_data;
+
+  walk->n_records++;
+  walk->last_sequence = record->sequence;
+  g_strlcpy (walk->last_hash, record->hash, sizeof walk->last_hash);
+
+  for (guint i = 0; i < walk->expectations->len; i++) {
+    Expectation *expectation = &g_array_index (walk->expectations, Expectation, i);
+
+    if (expectation->sequence != record->sequence)
+      continue;
+    expectation->is_found = TRUE;
+    g_strlcpy (expectation->found_hash, record->hash, sizeof expectation->found_hash);
+  }
+  return TRUE;
+}
+
+/* Prints an "audit log altered" line for each --expect that the verified
+ * log does not meet. Returns TRUE when it meets all of them. A verified
+ * chain has every record from 1 to the last, so a record the walk did not
+ * reach lies past the end. */
+static gboolean
+expectations_report_unmet (const VerifyWalk *walk)
+{
+  gboolean are_met = TRUE;
+
+  for (guint i = 0; i < walk->expectations->len; i++) {
+    const Expectation *expectation = &g_array_index (walk->expectations, Expectation, i);
+
+    if (!expectation->is_found) {
+      printf ("audit log altered: the log ends at record %" G_GUINT64_FORMAT ", but --expect names record %"
+              G_GUINT64_FORMAT ", so the newest records were cut off or the file was replaced by an older copy\n",
+              walk->last_sequence, expectation->sequence);
+      are_met = FALSE;
+    } else if (strcmp (expectation->found_hash, expectation->hash) != 0) {
+      printf ("audit log altered: record %" G_GUINT64_FORMAT " has chain hash %s, but --expect names %s, so the "
+              "chain was rewritten at or before record %" G_GUINT64_FORMAT "\n",
+              expectation->sequence, expectation->found_hash, expectation->hash, expectation->sequence);
+      are_met = FALSE;
+    }
+  }
+  return are_met;
+}
+
+static void
+verify_report_intact (const VerifyWalk *walk)
+{
+  printf ("audit log intact: %" G_GUINT64_FORMAT " records\n", walk->n_records);
+  printf ("anchor: %" G_GUINT64_FORMAT ":%s\n", walk->last_sequence, walk->last_hash);
+
+  for (guint i = 0; i < walk->expectations->len; i++)
+    printf ("record %" G_GUINT64_FORMAT " matches --expect\n",
+            g_array_index (walk->expectations, Expectation, i).sequence);
+
+  if (walk->expectations->len == 0)
+    printf ("Keep the anchor outside the hub and pass it as --expect next time. Without it, verify cannot "
+            "detect a chain rewritten with new hashes, a cut of the newest records or an older copy of the "
+            "file.\n");
+}
+
+/* Prints why verify did not pass and returns the exit status: 1 when the
+ * log was altered, 2 for a command-line error, else 3. A configuration that
+ * does not locate the database also exits 3, because --help promises 1 only
+ * for an altered log. */
+static int
+verify_report_error (const GError *error)
+{
+  if (g_error_matches (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CHAIN_BROKEN)) {
+    printf ("audit log altered: %s\n", error->message);
+    return CTL_EXIT_FAILED;
+  }
+
+  if (error->domain == G_OPTION_ERROR)
+    return cims_ctl_usage_error (error->message);
+
+  fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
+  return CIMS_CTL_EXIT_NO_DATABASE;
 }
 
 int
 cims_ctl_audit_verify_run (int argc, char **argv)
 {
   g_auto (CimsCtlStoreOptions) options = { 0 };
-  g_autoptr (GOptionContext) context = g_option_context_new (NULL);
+  g_auto (GStrv) expect_texts = NULL;
+  g_autoptr (GArray) expectations = NULL;
   g_autoptr (CimsStore) store = NULL;
   g_autoptr (GError) error = NULL;
-  guint64 first_bad = 0; /* named in the error's message */
+  VerifyWalk walk = { 0 };
 
-  g_option_context_set_summary (context, "Walks the audit log's hash chain from the first record. Prints "
-                                "\"audit log intact: N records\" and exits 0, or \"audit log altered: "
-                                "record N ...\" naming the first bad record and exits 1; exits 3 when the database cannot be opened "
-                                "or read.");
-  cims_ctl_store_options_add (context, &options);
-  if (!g_option_context_parse (context, &argc, &argv, &error))
+  if (!verify_options_parse (&options, &expect_texts, argc, argv, &error))
     return cims_ctl_usage_error (error->message);
-  if (argc > 1)
-    return cims_ctl_usage_error ("unexpected argument");
 
-  store = cims_ctl_store_open (&options, NULL, &error);
+  expectations = expectations_parse (expect_texts, &error);
+  if (expectations == NULL)
+    return cims_ctl_usage_error (error->message);
+
+  store = cims_ctl_store_open_audit_reader (&options, &error);
   if (store == NULL)
-    return cims_ctl_store_open_failed (error);
+    return verify_report_error (error);
 
-  if (cims_store_audit_verify (store, &first_bad, &error))
-    return audit_report_intact (store);
+  walk.expectations = expectations;
+  if (!cims_store_audit_verify_foreach (store, verify_record_cb, &walk, NULL, &error))
+    return verify_report_error (error);
 
-  if (g_error_matches (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CHAIN_BROKEN)) {
-    printf ("audit log altered: %s\n", error->message);
+  if (walk.n_records == 0) {
+    printf ("audit log altered: the audit_log table has no records. Each hub start appends config-loaded and "
+            "hub-started, so records were deleted, unless no hub ever started on this database.\n");
     return CTL_EXIT_FAILED;
   }
 
-  fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-  return CIMS_CTL_EXIT_NO_DATABASE;
+  if (!expectations_report_unmet (&walk))
+    return CTL_EXIT_FAILED;
+
+  verify_report_intact (&walk);
+  return CTL_EXIT_OK;
 }
 
 /* ---- audit list ------------------------------------------------------------------ */
@@ -126,14 +284,9 @@ list_options_parse (ListOptions *options, CimsCtlStoreOptions *store_options, in
 
   g_option_context_set_summary (context, "Lists audit records from the state database, oldest first.");
   g_option_context_add_main_entries (context, entries, NULL);
-  cims_ctl_store_options_add (context, store_options);
-  if (!g_option_context_parse (context, &argc, &argv, error))
+  if (!cims_ctl_store_options_parse (store_options, context, argc, argv, error))
     return FALSE;
 
-  if (argc > 1) {
-    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unexpected argument \"%s\"", argv[1]);
-    return FALSE;
-  }
   if (options->limit < 0 || options->limit >= G_MAXUINT) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--limit must be 0 or a positive count");
     return FALSE;

@@ -31,6 +31,21 @@ cims_ctl_store_options_add (GOptionContext *context, CimsCtlStoreOptions *option
   g_option_context_add_main_entries (context, entries, NULL);
 }
 
+gboolean
+cims_ctl_store_options_parse (CimsCtlStoreOptions *options, GOptionContext *context, int argc, char **argv,
+                              GError **error)
+{
+  cims_ctl_store_options_add (context, options);
+  if (!g_option_context_parse (context, &argc, &argv, error))
+    return FALSE;
+
+  if (argc > 1) {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unexpected argument \"%s\"", argv[1]);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static char *
 store_path_in (const char *state_dir)
 {
@@ -122,8 +137,11 @@ store_path_find (const CimsCtlStoreOptions *options, CimsConfig **config, GError
   return store_path_in ((*config)->state_dir);
 }
 
-CimsStore *
-cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error)
+/* Finds the database path as store_path_find() does and checks that the
+ * file is there, because cims_store_sqlite_open() would create an empty one.
+ * Returns: (transfer full): the path, or NULL with @error set. */
+static char *
+store_path_locate (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error)
 {
   g_autofree char *path = NULL;
 
@@ -136,14 +154,35 @@ cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GE
   if (path == NULL)
     return NULL;
 
-  /* Opening would create an empty database, which would then verify. */
   if (!g_file_test (path, G_FILE_TEST_IS_REGULAR)) {
     g_set_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_OPEN,
                  "Cannot open state store %s: no such file", path);
     return NULL;
   }
 
+  return g_steal_pointer (&path);
+}
+
+CimsStore *
+cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error)
+{
+  g_autofree char *path = store_path_locate (options, config, error);
+
+  if (path == NULL)
+    return NULL;
+
   return cims_store_sqlite_open (path, error);
+}
+
+CimsStore *
+cims_ctl_store_open_audit_reader (const CimsCtlStoreOptions *options, GError **error)
+{
+  g_autofree char *path = store_path_locate (options, NULL, error);
+
+  if (path == NULL)
+    return NULL;
+
+  return cims_store_sqlite_open_audit_reader (path, error);
 }
 
 int

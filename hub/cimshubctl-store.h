@@ -27,6 +27,12 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CimsCtlStoreOptions, cims_ctl_store_options_cl
 /* Adds --config and --db, writing to @options, to @context's main group. */
 void cims_ctl_store_options_add (GOptionContext *context, CimsCtlStoreOptions *options);
 
+/* Adds --config and --db as cims_ctl_store_options_add() does and parses
+ * @argv, where argv[0] is the subcommand, with @context. Fails with a
+ * G_OPTION_ERROR on an invalid option or on an argument that is not one. */
+gboolean cims_ctl_store_options_parse (CimsCtlStoreOptions *options, GOptionContext *context, int argc,
+                                       char **argv, GError **error);
+
 /**
  * cims_ctl_store_open:
  * Opens the existing database; it never creates one. A caller that needs
@@ -42,6 +48,13 @@ void cims_ctl_store_options_add (GOptionContext *context, CimsCtlStoreOptions *o
  * Returns: (transfer full): the store, or NULL with @error set.
  */
 CimsStore *cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error);
+
+/* Opens the database that @options locate as cims_ctl_store_open() does with
+ * @config NULL, but read-only through cims_store_sqlite_open_audit_reader(),
+ * so nothing in the file changes. Fails as both of them do, and a missing
+ * audit_log table gives CIMS_STORE_ERROR_CHAIN_BROKEN.
+ * Returns: (transfer full): the store, or NULL with @error set. */
+CimsStore *cims_ctl_store_open_audit_reader (const CimsCtlStoreOptions *options, GError **error);
 
 /* Prints why cims_ctl_store_open() failed and returns the exit status:
  * 2 for a command-line error, 3 when the database cannot be opened, 1 for

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Runs the built cimshubctl (path in CIMSHUBCTL) on a state database made
- * here: audit verify passes on a fresh log and names the edited record
- * after an edit made with the triggers dropped, audit list filters and
- * shows session ids, both find the database through an invalid
- * configuration, and report annual renders. */
+ * here: audit verify passes on a fresh log without changing the file, names
+ * the edited record after an edit made with the triggers dropped, reports a
+ * dropped or emptied log, and with --expect catches a cut or a recomputed
+ * chain. audit list filters and shows session ids, both find the database
+ * through an invalid configuration, and report annual renders. */
 #include <string.h>
 #include <sys/wait.h>
 
@@ -13,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "auth/store.h"
+#include "auth/store-private.h"
 
 #define N_RECORDS 6
 
@@ -176,13 +178,308 @@ database_tamper (const char *db_path, const char *sql)
   sqlite3_close (db);
 }
 
+/* Runs @sql on the database with no checks of its own, as someone with
+ * write access to the file could. */
+static void
+database_exec (const char *db_path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  char *message = NULL;
+
+  g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
+  if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
+    g_error ("%s failed: %s", sql, message);
+  sqlite3_close (db);
+}
+
+/* Returns: (transfer full): the chain hash of record @sequence, read through
+ * the store. */
+static char *
+store_dup_record_hash (const char *db_path, guint64 sequence)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsStore) store = cims_store_sqlite_open_reader (db_path, &error);
+  CimsAuditFilter filter = { .from_sequence = sequence, .limit = 1 };
+  g_autoptr (GPtrArray) records = NULL;
+  CimsAuditRecord *record;
+
+  g_assert_no_error (error);
+  records = cims_store_audit_query (store, &filter, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (records->len, ==, 1);
+  record = g_ptr_array_index (records, 0);
+  g_assert_cmpuint (record->sequence, ==, sequence);
+  return g_strdup (record->hash);
+}
+
+/* Changes record @sequence's reason and recomputes the chain from there to
+ * the last record with the store's own hash function, as someone with write
+ * access and the documented canonical form could. Every link still matches. */
+static void
+database_rewrite_chain (const char *db_path, guint64 sequence)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsStore) store = cims_store_sqlite_open_reader (db_path, &error);
+  g_autoptr (GPtrArray) records = NULL;
+  sqlite3 *db = NULL;
+
+  g_assert_no_error (error);
+  records = cims_store_audit_query (store, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&store, cims_store_free);
+
+  g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "DROP TRIGGER audit_log_no_update", NULL, NULL, NULL), ==, SQLITE_OK);
+  for (guint i = sequence - 1; i < records->len; i++) {
+    CimsAuditRecord *record = g_ptr_array_index (records, i);
+    g_autoptr (sqlite3_stmt) stmt = NULL;
+
+    if (i == sequence - 1) {
+      g_free (record->reason);
+      record->reason = g_strdup ("rewritten");
+    } else {
+      const CimsAuditRecord *previous = g_ptr_array_index (records, i - 1);
+
+      g_free (record->previous_hash);
+      record->previous_hash = g_strdup (previous->hash);
+    }
+    g_free (record->hash);
+    record->hash = cims_audit_record_compute_hash (record);
+
+    g_assert_cmpint (sqlite3_prepare_v2 (db, "UPDATE audit_log SET reason = ?1, previous_hash = ?2, hash = ?3 "
+                                         "WHERE sequence = ?4", -1, &stmt, NULL), ==, SQLITE_OK);
+    sqlite3_bind_text (stmt, 1, record->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 2, record->previous_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text (stmt, 3, record->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (stmt, 4, (sqlite3_int64) record->sequence);
+    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+    g_assert_cmpint (sqlite3_changes (db), ==, 1);
+  }
+  sqlite3_close (db);
+}
+
+/* Returns: (transfer full): the hex SHA-256 of the file's bytes. */
+static char *
+file_dup_sha256 (const char *path)
+{
+  g_autofree char *contents = NULL;
+  g_autoptr (GError) error = NULL;
+  gsize length = 0;
+
+  g_file_get_contents (path, &contents, &length, &error);
+  g_assert_no_error (error);
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, length);
+}
+
+/* Runs audit verify on the fixture's database, which must pass.
+ * Returns: (transfer full): the SEQ:HASH of its anchor line. */
+static char *
+verify_dup_anchor (Fixture *fixture)
+{
+  g_autoptr (CtlResult) result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+  const char *anchor;
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  anchor = strstr (result->out, "\nanchor: ");
+  g_assert_nonnull (anchor);
+  anchor += strlen ("\nanchor: ");
+  return g_strndup (anchor, strcspn (anchor, "\n"));
+}
+
+/* The anchor line gives the last record's sequence and chain hash. */
 static void
 test_ctl_audit_verify_intact (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (CtlResult) result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+  g_autofree char *last_hash = store_dup_record_hash (fixture->db_path, N_RECORDS);
+  g_autofree char *lines = g_strdup_printf ("audit log intact: 6 records\nanchor: 6:%s\n", last_hash);
 
   g_assert_cmpint (result->exit_status, ==, 0);
-  g_assert_cmpstr (result->out, ==, "audit log intact: 6 records\n");
+  g_assert_true (g_str_has_prefix (result->out, lines));
+  g_assert_nonnull (strstr (result->out, "pass it as --expect"));
+  g_assert_cmpstr (result->err, ==, "");
+}
+
+/* An auditor's check must not write to the evidence. A database in
+ * rollback-journal mode shows a switch to WAL in its header bytes. */
+static void
+test_ctl_audit_verify_leaves_file_unchanged (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *wal_path = g_strconcat (fixture->db_path, "-wal", NULL);
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  g_autoptr (CtlResult) result = NULL;
+
+  database_exec (fixture->db_path, "PRAGMA journal_mode = DELETE");
+  before = file_dup_sha256 (fixture->db_path);
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+  after = file_dup_sha256 (fixture->db_path);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_cmpstr (after, ==, before);
+  g_assert_false (g_file_test (wal_path, G_FILE_TEST_EXISTS));
+}
+
+/* Runs verify after @sql removed the audit log, and checks that it reports
+ * the log as altered without recreating any of the schema. */
+static void
+verify_reports_missing_table (Fixture *fixture, const char *sql)
+{
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  g_autoptr (CtlResult) result = NULL;
+
+  database_exec (fixture->db_path, sql);
+  before = file_dup_sha256 (fixture->db_path);
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+  after = file_dup_sha256 (fixture->db_path);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_true (g_str_has_prefix (result->out, "audit log altered: the audit_log table is missing from "));
+  g_assert_nonnull (strstr (result->out, fixture->db_path));
+  g_assert_cmpstr (result->err, ==, "");
+  g_assert_cmpstr (after, ==, before);
+}
+
+static void
+test_ctl_audit_verify_dropped_table (Fixture *fixture, gconstpointer data)
+{
+  verify_reports_missing_table (fixture, "DROP TABLE audit_log");
+}
+
+/* With user_version 0 a read-write open would create the schema anew. */
+static void
+test_ctl_audit_verify_wiped_schema (Fixture *fixture, gconstpointer data)
+{
+  verify_reports_missing_table (fixture, "DROP TABLE audit_log; DROP TABLE grants; DROP TABLE incidents; "
+                                "DROP TABLE archive_requests; PRAGMA user_version = 0");
+}
+
+static void
+test_ctl_audit_verify_empty_log (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  database_exec (fixture->db_path, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log");
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_true (g_str_has_prefix (result->out, "audit log altered: the audit_log table has no records."));
+  g_assert_cmpstr (result->err, ==, "");
+}
+
+/* A file that is not a database is a failure to read it, not an altered log. */
+static void
+test_ctl_audit_verify_not_a_database (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CtlResult) result = NULL;
+  char junk[4096];
+
+  memset (junk, 'x', sizeof junk);
+  g_file_set_contents (fixture->db_path, junk, sizeof junk, &error);
+  g_assert_no_error (error);
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 3);
+  g_assert_cmpstr (result->out, ==, "");
+  g_assert_nonnull (strstr (result->err, fixture->db_path));
+  g_assert_nonnull (strstr (result->err, "not a database"));
+}
+
+/* The current anchor and an older record's hash both pass, each named on
+ * its own line. Hex digits in upper case are accepted. */
+static void
+test_ctl_audit_verify_expect_passes (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *anchor = verify_dup_anchor (fixture);
+  g_autofree char *hash_3 = store_dup_record_hash (fixture->db_path, 3);
+  g_autofree char *hash_3_upper = g_ascii_strup (hash_3, -1);
+  g_autofree char *expect_3 = g_strconcat ("3:", hash_3_upper, NULL);
+  g_autoptr (CtlResult) result = ctl_run ("audit", "verify", "--db", fixture->db_path, "--expect", anchor,
+                                          "--expect", expect_3, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_true (g_str_has_prefix (result->out, "audit log intact: 6 records\n"));
+  g_assert_nonnull (strstr (result->out, "\nrecord 6 matches --expect\n"));
+  g_assert_nonnull (strstr (result->out, "\nrecord 3 matches --expect\n"));
+  g_assert_cmpstr (result->err, ==, "");
+}
+
+/* The shorter chain is whole, so only the kept anchor shows the cut. */
+static void
+test_ctl_audit_verify_expect_detects_cut (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *anchor = verify_dup_anchor (fixture);
+  g_autoptr (CtlResult) plain = NULL;
+  g_autoptr (CtlResult) result = NULL;
+
+  database_exec (fixture->db_path, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE sequence >= 5");
+  plain = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, "--expect", anchor, NULL);
+
+  g_assert_cmpint (plain->exit_status, ==, 0);
+  g_assert_true (g_str_has_prefix (plain->out, "audit log intact: 4 records\n"));
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_cmpstr (result->out, ==, "audit log altered: the log ends at record 4, but --expect names record 6, "
+                   "so the newest records were cut off or the file was replaced by an older copy\n");
+}
+
+/* A chain recomputed after an edit verifies on its own. The kept anchor
+ * shows the rewrite. */
+static void
+test_ctl_audit_verify_expect_detects_rewrite (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *anchor = verify_dup_anchor (fixture);
+  g_autofree char *new_hash = NULL;
+  g_autofree char *message = NULL;
+  g_autoptr (CtlResult) plain = NULL;
+  g_autoptr (CtlResult) result = NULL;
+
+  database_rewrite_chain (fixture->db_path, 3);
+  new_hash = store_dup_record_hash (fixture->db_path, N_RECORDS);
+  plain = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, "--expect", anchor, NULL);
+
+  g_assert_cmpint (plain->exit_status, ==, 0);
+  g_assert_true (g_str_has_prefix (plain->out, "audit log intact: 6 records\n"));
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  message = g_strdup_printf ("audit log altered: record 6 has chain hash %s, but --expect names %s, so the chain "
+                             "was rewritten at or before record 6\n", new_hash, anchor + strlen ("6:"));
+  g_assert_cmpstr (result->out, ==, message);
+}
+
+static void
+test_ctl_audit_verify_rejects_bad_expect (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *hash = store_dup_record_hash (fixture->db_path, 1);
+  g_autofree char *short_hash = g_strndup (hash, strlen (hash) - 1);
+  g_autofree char *bad_digit = g_strdup (hash);
+  g_autoptr (GPtrArray) values = g_ptr_array_new_with_free_func (g_free);
+
+  bad_digit[10] = 'g';
+  g_ptr_array_add (values, g_strdup ("6"));
+  g_ptr_array_add (values, g_strdup ("6:"));
+  g_ptr_array_add (values, g_strconcat (":", hash, NULL));
+  g_ptr_array_add (values, g_strconcat ("0:", hash, NULL));
+  g_ptr_array_add (values, g_strconcat ("-1:", hash, NULL));
+  g_ptr_array_add (values, g_strconcat ("+1:", hash, NULL));
+  g_ptr_array_add (values, g_strconcat ("x:", hash, NULL));
+  g_ptr_array_add (values, g_strconcat ("1:", short_hash, NULL));
+  g_ptr_array_add (values, g_strconcat ("1:", bad_digit, NULL));
+  g_ptr_array_add (values, g_strconcat ("1:", hash, ":2", NULL));
+
+  for (guint i = 0; i < values->len; i++) {
+    const char *value = g_ptr_array_index (values, i);
+    g_autoptr (CtlResult) result = ctl_run ("audit", "verify", "--db", fixture->db_path, "--expect", value, NULL);
+    g_autofree char *message = g_strdup_printf ("--expect \"%s\" is invalid", value);
+
+    g_assert_cmpint (result->exit_status, ==, 2);
+    g_assert_cmpstr (result->out, ==, "");
+    g_assert_nonnull (strstr (result->err, message));
+  }
 }
 
 static void
@@ -336,7 +633,7 @@ test_ctl_audit_reads_valid_config (Fixture *fixture, gconstpointer data)
   result = ctl_run ("audit", "verify", "--config", fixture->config_path, NULL);
 
   g_assert_cmpint (result->exit_status, ==, 0);
-  g_assert_cmpstr (result->out, ==, "audit log intact: 6 records\n");
+  g_assert_true (g_str_has_prefix (result->out, "audit log intact: 6 records\n"));
   g_assert_cmpstr (result->err, ==, "");
 }
 
@@ -353,7 +650,7 @@ test_ctl_audit_reads_invalid_config (Fixture *fixture, gconstpointer data)
   list = ctl_run ("audit", "list", "--config", fixture->config_path, NULL);
 
   g_assert_cmpint (verify->exit_status, ==, 0);
-  g_assert_cmpstr (verify->out, ==, "audit log intact: 6 records\n");
+  g_assert_true (g_str_has_prefix (verify->out, "audit log intact: 6 records\n"));
   g_assert_nonnull (strstr (verify->err, "is invalid, and cimshub would not load it"));
   g_assert_nonnull (strstr (verify->err, "unknown setting \"lcoation\""));
   g_assert_nonnull (strstr (verify->err, fixture->db_path));
@@ -389,7 +686,7 @@ test_ctl_audit_db_skips_config (Fixture *fixture, gconstpointer data)
   result = ctl_run ("audit", "verify", "--config", fixture->config_path, "--db", fixture->db_path, NULL);
 
   g_assert_cmpint (result->exit_status, ==, 0);
-  g_assert_cmpstr (result->out, ==, "audit log intact: 6 records\n");
+  g_assert_true (g_str_has_prefix (result->out, "audit log intact: 6 records\n"));
   g_assert_cmpstr (result->err, ==, "");
 }
 
@@ -474,6 +771,15 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/audit/verify-edited-record", test_ctl_audit_verify_edited_record);
   add_test ("/cimshubctl/audit/verify-deleted-record", test_ctl_audit_verify_deleted_record);
   add_test ("/cimshubctl/audit/verify-missing-database", test_ctl_audit_verify_missing_database);
+  add_test ("/cimshubctl/audit/verify-leaves-file-unchanged", test_ctl_audit_verify_leaves_file_unchanged);
+  add_test ("/cimshubctl/audit/verify-dropped-table", test_ctl_audit_verify_dropped_table);
+  add_test ("/cimshubctl/audit/verify-wiped-schema", test_ctl_audit_verify_wiped_schema);
+  add_test ("/cimshubctl/audit/verify-empty-log", test_ctl_audit_verify_empty_log);
+  add_test ("/cimshubctl/audit/verify-not-a-database", test_ctl_audit_verify_not_a_database);
+  add_test ("/cimshubctl/audit/verify-expect-passes", test_ctl_audit_verify_expect_passes);
+  add_test ("/cimshubctl/audit/verify-expect-detects-cut", test_ctl_audit_verify_expect_detects_cut);
+  add_test ("/cimshubctl/audit/verify-expect-detects-rewrite", test_ctl_audit_verify_expect_detects_rewrite);
+  add_test ("/cimshubctl/audit/verify-rejects-bad-expect", test_ctl_audit_verify_rejects_bad_expect);
   add_test ("/cimshubctl/audit/list-filters", test_ctl_audit_list_filters);
   add_test ("/cimshubctl/audit/list-rejects-unknown-event", test_ctl_audit_list_rejects_unknown_event);
   add_test ("/cimshubctl/audit/list-shows-session", test_ctl_audit_list_shows_session);
