@@ -214,7 +214,7 @@ cims_ctl_audit_verify_run (int argc, char **argv)
   if (expectations == NULL)
     return cims_ctl_usage_error (error->message);
 
-  store = cims_ctl_store_open_audit_reader (&options, &error);
+  store = cims_ctl_store_open (&options, NULL, &error);
   if (store == NULL)
     return verify_report_error (error);
 

@@ -171,17 +171,6 @@ cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GE
   if (path == NULL)
     return NULL;
 
-  return cims_store_sqlite_open (path, error);
-}
-
-CimsStore *
-cims_ctl_store_open_audit_reader (const CimsCtlStoreOptions *options, GError **error)
-{
-  g_autofree char *path = store_path_locate (options, NULL, error);
-
-  if (path == NULL)
-    return NULL;
-
   return cims_store_sqlite_open_audit_reader (path, error);
 }
 

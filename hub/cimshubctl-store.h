@@ -35,7 +35,9 @@ gboolean cims_ctl_store_options_parse (CimsCtlStoreOptions *options, GOptionCont
 
 /**
  * cims_ctl_store_open:
- * Opens the existing database; it never creates one. A caller that needs
+ * Opens the existing database read-only, through
+ * cims_store_sqlite_open_audit_reader(): the audit log is evidence, and
+ * reading it must change nothing in the file. It never creates one. A caller that needs
  * the configuration passes @config: the configuration given with --config
  * then loads into *@config, and any problem in it fails the call. With
  * @config NULL only the database path is needed: --db skips the
@@ -44,17 +46,12 @@ gboolean cims_ctl_store_options_parse (CimsCtlStoreOptions *options, GOptionCont
  * Fails with a G_OPTION_ERROR when neither option was given, with a
  * CIMS_CONFIG_ERROR when the configuration (or for @config NULL, its
  * state_dir) cannot be read, or with CIMS_STORE_ERROR_OPEN when no
- * database file is there or SQLite cannot open it.
+ * database file is there or SQLite cannot open it, and with
+ * CIMS_STORE_ERROR_CHAIN_BROKEN when the file has no audit_log table.
  * Returns: (transfer full): the store, or NULL with @error set.
  */
 CimsStore *cims_ctl_store_open (const CimsCtlStoreOptions *options, CimsConfig **config, GError **error);
 
-/* Opens the database that @options locate as cims_ctl_store_open() does with
- * @config NULL, but read-only through cims_store_sqlite_open_audit_reader(),
- * so nothing in the file changes. Fails as both of them do, and a missing
- * audit_log table gives CIMS_STORE_ERROR_CHAIN_BROKEN.
- * Returns: (transfer full): the store, or NULL with @error set. */
-CimsStore *cims_ctl_store_open_audit_reader (const CimsCtlStoreOptions *options, GError **error);
 
 /* Prints why cims_ctl_store_open() failed and returns the exit status:
  * 2 for a command-line error, 3 when the database cannot be opened, 1 for

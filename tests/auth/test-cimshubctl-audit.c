@@ -300,24 +300,28 @@ test_ctl_audit_verify_intact (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (result->err, ==, "");
 }
 
-/* An auditor's check must not write to the evidence. A database in
- * rollback-journal mode shows a switch to WAL in its header bytes. */
+/* Reading the evidence must not write to it: verify, list and the annual
+ * report each leave the file as it was. A database in rollback-journal
+ * mode shows a switch to WAL in its header bytes. */
 static void
-test_ctl_audit_verify_leaves_file_unchanged (Fixture *fixture, gconstpointer data)
+test_ctl_audit_reading_leaves_file_unchanged (Fixture *fixture, gconstpointer data)
 {
   g_autofree char *wal_path = g_strconcat (fixture->db_path, "-wal", NULL);
-  g_autofree char *before = NULL;
-  g_autofree char *after = NULL;
-  g_autoptr (CtlResult) result = NULL;
+  const char *const commands[][3] = { { "audit", "verify", NULL }, { "audit", "list", NULL },
+                                      { "report", "annual", "--year=2025" } };
 
   database_exec (fixture->db_path, "PRAGMA journal_mode = DELETE");
-  before = file_dup_sha256 (fixture->db_path);
-  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
-  after = file_dup_sha256 (fixture->db_path);
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
+    g_autofree char *before = file_dup_sha256 (fixture->db_path);
+    g_autoptr (CtlResult) result = ctl_run (commands[i][0], commands[i][1], "--db", fixture->db_path,
+                                            commands[i][2], NULL);
+    g_autofree char *after = file_dup_sha256 (fixture->db_path);
 
-  g_assert_cmpint (result->exit_status, ==, 0);
-  g_assert_cmpstr (after, ==, before);
-  g_assert_false (g_file_test (wal_path, G_FILE_TEST_EXISTS));
+    g_test_message ("cimshubctl %s %s", commands[i][0], commands[i][1]);
+    g_assert_cmpint (result->exit_status, ==, 0);
+    g_assert_cmpstr (after, ==, before);
+    g_assert_false (g_file_test (wal_path, G_FILE_TEST_EXISTS));
+  }
 }
 
 /* Runs verify after @sql removed the audit log, and checks that it reports
@@ -771,7 +775,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/audit/verify-edited-record", test_ctl_audit_verify_edited_record);
   add_test ("/cimshubctl/audit/verify-deleted-record", test_ctl_audit_verify_deleted_record);
   add_test ("/cimshubctl/audit/verify-missing-database", test_ctl_audit_verify_missing_database);
-  add_test ("/cimshubctl/audit/verify-leaves-file-unchanged", test_ctl_audit_verify_leaves_file_unchanged);
+  add_test ("/cimshubctl/audit/reading-leaves-file-unchanged", test_ctl_audit_reading_leaves_file_unchanged);
   add_test ("/cimshubctl/audit/verify-dropped-table", test_ctl_audit_verify_dropped_table);
   add_test ("/cimshubctl/audit/verify-wiped-schema", test_ctl_audit_verify_wiped_schema);
   add_test ("/cimshubctl/audit/verify-empty-log", test_ctl_audit_verify_empty_log);
