@@ -146,15 +146,14 @@ camera_is_shared_with (const CimsConfigCamera *camera, const char *jurisdiction)
 static char *
 policy_describe_until (gint64 time_us)
 {
-  g_autoptr(GDateTime) time = NULL;
   g_autofree char *text = NULL;
 
   if (time_us == G_MAXINT64)
     return g_strdup ("with no set end");
 
-  time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
-  text = time != NULL ? g_date_time_format_iso8601 (time)
-                      : g_strdup_printf ("%" G_GINT64_FORMAT " us", time_us);
+  text = cims_auth_time_text (time_us);
+  if (text == NULL)
+    text = g_strdup_printf ("%" G_GINT64_FORMAT " us", time_us);
 
   return g_strconcat ("until ", text, NULL);
 }

@@ -16,9 +16,7 @@
 static char *
 time_dup_text (gint64 time_us)
 {
-  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
-
-  return time != NULL ? g_date_time_format_iso8601 (time) : NULL;
+  return cims_auth_time_text (time_us);
 }
 
 static void

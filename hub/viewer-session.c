@@ -210,13 +210,10 @@ cims_viewer_session_set_decision (CimsViewerSession *session, const CimsAuthDeci
 static char *
 format_real_time (gint64 real_us)
 {
-  g_autoptr (GDateTime) time = NULL;
-
   if (real_us == G_MAXINT64)
     return NULL;
 
-  time = g_date_time_new_from_unix_utc (real_us / G_USEC_PER_SEC);
-  return time ? g_date_time_format_iso8601 (time) : NULL;
+  return cims_auth_time_text (real_us);
 }
 
 JsonObject *

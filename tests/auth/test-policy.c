@@ -763,6 +763,22 @@ test_policy_checks_incident_number_form (void)
   }
 }
 
+/* Times are shown to the millisecond, so that a grant's end and the stop
+ * record it caused can be compared. */
+static void
+test_policy_time_text_has_milliseconds (void)
+{
+  g_autofree char *exact = cims_auth_time_text (G_GINT64_CONSTANT (1772373909250123));
+  g_autofree char *whole = cims_auth_time_text (G_GINT64_CONSTANT (1772373909000000));
+  g_autofree char *early = cims_auth_time_text (G_GINT64_CONSTANT (-1500000));
+  g_autofree char *too_late = cims_auth_time_text (G_MAXINT64);
+
+  g_assert_cmpstr (exact, ==, "2026-03-01T14:05:09.250Z");
+  g_assert_cmpstr (whole, ==, "2026-03-01T14:05:09.000Z");
+  g_assert_cmpstr (early, ==, "1969-12-31T23:59:58.500Z");
+  g_assert_null (too_late);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -783,6 +799,7 @@ main (int argc, char **argv)
   g_test_add_func ("/auth/policy/lists-each-allowance", test_policy_lists_each_allowance);
   g_test_add_func ("/auth/policy/own-allowance-has-no-end", test_policy_own_allowance_has_no_end);
   g_test_add_func ("/auth/policy/decision-clear-allows-reuse", test_policy_decision_clear_allows_reuse);
+  g_test_add_func ("/auth/policy/time-text-has-milliseconds", test_policy_time_text_has_milliseconds);
   g_test_add_func ("/auth/policy/checks-incident-number-form", test_policy_checks_incident_number_form);
   status = g_test_run ();
 
