@@ -83,6 +83,90 @@ party_is_owner_row (const CimsReportParty *party)
          || party->n_incidents_started > 0;
 }
 
+/* ---- audit chain ------------------------------------------------------------- */
+
+/* Returns the gaps in sequence numbers as "13, 20-22", with the number of
+ * gaps left unlisted, or "" when there is none. (transfer full) */
+static char *
+chain_gaps_format (const CimsAnnualReport *report)
+{
+  GString *out = g_string_new (NULL);
+
+  for (guint i = 0; i < report->sequence_gaps->len; i++) {
+    const CimsReportSequenceGap *gap = &g_array_index (report->sequence_gaps, CimsReportSequenceGap, i);
+
+    if (i > 0)
+      g_string_append (out, ", ");
+    g_string_append_printf (out, "%" G_GUINT64_FORMAT, gap->first_missing);
+    if (gap->last_missing != gap->first_missing)
+      g_string_append_printf (out, "-%" G_GUINT64_FORMAT, gap->last_missing);
+  }
+
+  if (report->n_sequence_gaps > report->sequence_gaps->len)
+    g_string_append_printf (out, " and %" G_GUINT64_FORMAT " more gaps",
+                            report->n_sequence_gaps - report->sequence_gaps->len);
+  return g_string_free (out, FALSE);
+}
+
+/* Returns the sentences on the chain's state that every form carries.
+ * (transfer full) */
+static char *
+chain_statement (const CimsAnnualReport *report)
+{
+  g_autofree char *gaps = chain_gaps_format (report);
+  GString *out = g_string_new (NULL);
+
+  if (report->is_chain_intact) {
+    g_string_append_printf (out, "The audit log is intact: the hash chain of all %" G_GUINT64_FORMAT " records "
+                            "checks out and no sequence number is missing. Records cut off the end of the "
+                            "log would not show here.", report->n_chain_records);
+    return g_string_free (out, FALSE);
+  }
+
+  g_string_append_printf (out, "WARNING: the audit log was altered, so the figures in this report may be "
+                          "incomplete or wrong. The hash chain first breaks at record %" G_GUINT64_FORMAT
+                          ", where verification found that %s.", report->chain_first_bad_sequence,
+                          report->chain_problem);
+  if (report->n_sequence_gaps > 0)
+    g_string_append_printf (out, " Missing sequence numbers: %s (%" G_GUINT64_FORMAT " %s).", gaps,
+                            report->n_missing_records, report->n_missing_records == 1 ? "record" : "records");
+  else
+    g_string_append (out, " No sequence number is missing.");
+  return g_string_free (out, FALSE);
+}
+
+/* The chain's state as named values, in the order both CSV forms list them. */
+typedef struct {
+  const char *measure;
+  char *value;
+} ChainMeasure;
+
+#define N_CHAIN_MEASURES 7
+
+static void
+chain_measures_init (ChainMeasure *measures, const CimsAnnualReport *report)
+{
+  gboolean is_intact = report->is_chain_intact;
+
+  measures[0] = (ChainMeasure) { "state", g_strdup (is_intact ? "intact" : "altered") };
+  measures[1] = (ChainMeasure) { "records_checked", g_strdup_printf ("%" G_GUINT64_FORMAT, report->n_chain_records) };
+  measures[2] = (ChainMeasure) {
+    "first_bad_sequence",
+    is_intact ? g_strdup ("") : g_strdup_printf ("%" G_GUINT64_FORMAT, report->chain_first_bad_sequence),
+  };
+  measures[3] = (ChainMeasure) { "missing_records", g_strdup_printf ("%" G_GUINT64_FORMAT, report->n_missing_records) };
+  measures[4] = (ChainMeasure) { "missing_sequences", chain_gaps_format (report) };
+  measures[5] = (ChainMeasure) { "problem", g_strdup (is_intact ? "" : report->chain_problem) };
+  measures[6] = (ChainMeasure) { "statement", chain_statement (report) };
+}
+
+static void
+chain_measures_clear (ChainMeasure *measures)
+{
+  for (guint i = 0; i < N_CHAIN_MEASURES; i++)
+    g_clear_pointer (&measures[i].value, g_free);
+}
+
 /* ---- JSON -------------------------------------------------------------------- */
 
 static void
@@ -150,6 +234,46 @@ builder_add_party (JsonBuilder *builder, const CimsAnnualReport *report, const C
   for (guint month = 0; month < 12; month++)
     json_builder_add_int_value (builder, party->monthly_sessions[month]);
   json_builder_end_array (builder);
+  json_builder_end_object (builder);
+}
+
+static void
+builder_add_chain (JsonBuilder *builder, const CimsAnnualReport *report)
+{
+  g_autofree char *statement = chain_statement (report);
+
+  json_builder_set_member_name (builder, "audit_chain");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "state");
+  json_builder_add_string_value (builder, report->is_chain_intact ? "intact" : "altered");
+  builder_add_int (builder, "records_checked", (gint64) report->n_chain_records);
+  json_builder_set_member_name (builder, "first_bad_sequence");
+  if (report->is_chain_intact)
+    json_builder_add_null_value (builder);
+  else
+    json_builder_add_int_value (builder, (gint64) report->chain_first_bad_sequence);
+  json_builder_set_member_name (builder, "problem");
+  if (report->is_chain_intact)
+    json_builder_add_null_value (builder);
+  else
+    json_builder_add_string_value (builder, report->chain_problem);
+  builder_add_int (builder, "missing_records", (gint64) report->n_missing_records);
+  builder_add_int (builder, "sequence_gaps_total", (gint64) report->n_sequence_gaps);
+
+  json_builder_set_member_name (builder, "sequence_gaps");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < report->sequence_gaps->len; i++) {
+    const CimsReportSequenceGap *gap = &g_array_index (report->sequence_gaps, CimsReportSequenceGap, i);
+
+    json_builder_begin_object (builder);
+    builder_add_int (builder, "first_missing", (gint64) gap->first_missing);
+    builder_add_int (builder, "last_missing", (gint64) gap->last_missing);
+    json_builder_end_object (builder);
+  }
+  json_builder_end_array (builder);
+
+  json_builder_set_member_name (builder, "statement");
+  json_builder_add_string_value (builder, statement);
   json_builder_end_object (builder);
 }
 
@@ -222,6 +346,7 @@ report_to_json (const CimsAnnualReport *report)
 
   json_builder_begin_object (builder);
   builder_add_int (builder, "year", report->year);
+  builder_add_chain (builder, report);
   json_builder_set_member_name (builder, "from");
   json_builder_add_string_value (builder, from);
   json_builder_set_member_name (builder, "to");
@@ -464,12 +589,26 @@ report_to_csv (const CimsAnnualReport *report)
   g_autoptr (CimsReportParty) total = cims_annual_report_sum (report);
   g_autofree char *title = g_strdup_printf ("Annual transparency report %d (UTC)", report->year);
   const char *const summary_columns[] = { "year", "audit_records", "first_sequence", "last_sequence", NULL };
+  const char *chain_columns[N_CHAIN_MEASURES + 1] = { NULL };
+  ChainMeasure chain[N_CHAIN_MEASURES];
   CsvTables set;
 
   csv_begin_table (out, title, summary_columns);
   csv_end_row (out);
   g_string_append_printf (out, "%d,%u,%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "\r\n", report->year,
                           report->n_audit_records, report->first_sequence, report->last_sequence);
+
+  /* The chain's state comes right after the title, so an altered log is
+   * the first thing a reader sees. */
+  chain_measures_init (chain, report);
+  for (guint i = 0; i < N_CHAIN_MEASURES; i++)
+    chain_columns[i] = chain[i].measure;
+  csv_begin_table (out, "Audit log integrity", chain_columns);
+  csv_end_row (out);
+  for (guint i = 0; i < N_CHAIN_MEASURES; i++)
+    csv_add_field (out, i == 0, chain[i].value);
+  csv_end_row (out);
+  chain_measures_clear (chain);
 
   csv_tables_init (&set, report);
   for (guint i = 0; i < G_N_ELEMENTS (set.tables); i++) {
@@ -520,12 +659,18 @@ report_to_csv_long (const CimsAnnualReport *report)
   g_autofree char *n_records = g_strdup_printf ("%u", report->n_audit_records);
   g_autofree char *first = g_strdup_printf ("%" G_GUINT64_FORMAT, report->first_sequence);
   g_autofree char *last = g_strdup_printf ("%" G_GUINT64_FORMAT, report->last_sequence);
+  ChainMeasure chain[N_CHAIN_MEASURES];
   CsvTables set;
 
   csv_long_add (out, "summary", "", "", "year", year);
   csv_long_add (out, "summary", "", "", "audit_records", n_records);
   csv_long_add (out, "summary", "", "", "first_sequence", first);
   csv_long_add (out, "summary", "", "", "last_sequence", last);
+
+  chain_measures_init (chain, report);
+  for (guint i = 0; i < N_CHAIN_MEASURES; i++)
+    csv_long_add (out, "audit_chain", "", "", chain[i].measure, chain[i].value);
+  chain_measures_clear (chain);
 
   csv_tables_init (&set, report);
   for (guint i = 0; i < G_N_ELEMENTS (set.tables); i++) {
@@ -551,6 +696,9 @@ static const char html_style[] =
   "padding:0 1em;line-height:1.4}"
   "h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.6em}"
   "p.meta{color:#444;margin-top:0}"
+  "p.chain-intact{border-left:4px solid #2e7d32;padding:.4em .8em;background:#eef6ee}"
+  "div.chain-altered{border:3px solid #b00020;padding:.6em 1em;background:#fdecee;color:#5c0010;"
+  "font-size:1.05em;font-weight:bold;-webkit-print-color-adjust:exact;print-color-adjust:exact}"
   "table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}"
   "th,td{border:1px solid #999;padding:.25em .6em}"
   "th{background:#eee;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
@@ -826,6 +974,25 @@ html_add_chart (GString *out, const CimsAnnualReport *report)
                    "jurisdiction or agency.</figcaption>\n</figure>\n</section>\n");
 }
 
+/* Writes the chain's state under the title. An altered log gets a boxed
+ * warning that stays visible in print. */
+static void
+html_add_chain (GString *out, const CimsAnnualReport *report)
+{
+  g_autofree char *statement = chain_statement (report);
+
+  if (report->is_chain_intact) {
+    g_string_append (out, "<p class=\"chain-intact\" id=\"audit-chain\" data-state=\"intact\">");
+    html_add_text (out, statement);
+    g_string_append (out, "</p>\n");
+    return;
+  }
+
+  g_string_append (out, "<div class=\"chain-altered\" id=\"audit-chain\" data-state=\"altered\" role=\"alert\">");
+  html_add_text (out, statement);
+  g_string_append (out, "</div>\n");
+}
+
 static void
 html_add_header (GString *out, const CimsAnnualReport *report)
 {
@@ -843,6 +1010,7 @@ html_add_header (GString *out, const CimsAnnualReport *report)
     g_string_append_printf (out, ", sequence %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT,
                             report->first_sequence, report->last_sequence);
   g_string_append (out, ", and the camera inventory in the hub's configuration.</p>\n");
+  html_add_chain (out, report);
 }
 
 static char *

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/store-private.h"
+
 /* Listed first, in this order, so that every report has the same columns. */
 static const char *const standard_permissions[] = { "view", "rewind", "download", "restrict", NULL };
 static const char *const standard_roles[] = {
@@ -16,8 +18,9 @@ static const char *const standard_roles[] = {
 /* A person seen in the year's records. */
 typedef struct {
   char *jurisdiction;
-  char **permissions;           /* from the latest session-start with rights, or NULL */
+  char **permissions;           /* from the latest record with rights, or NULL */
   char **roles;
+  char **acting_roles;          /* every role listed in the person's grant and incident records */
   gboolean has_rights;
 } ReportUser;
 
@@ -27,6 +30,7 @@ report_user_free (ReportUser *user)
   g_free (user->jurisdiction);
   g_strfreev (user->permissions);
   g_strfreev (user->roles);
+  g_strfreev (user->acting_roles);
   g_free (user);
 }
 
@@ -37,6 +41,8 @@ typedef struct {
   GHashTable *parties;          /* id -> CimsReportParty (borrowed from report->parties or unconfigured) */
   GPtrArray *unconfigured;      /* of CimsReportParty, owned until appended */
   GHashTable *users;            /* "JURISDICTION\x1fPERSON" -> ReportUser */
+  CimsAuditChain chain;         /* advanced up to the first break only */
+  guint64 previous_sequence;    /* of the last record read, 0 before the first */
 } ReportBuilder;
 
 void
@@ -61,6 +67,8 @@ cims_annual_report_free (CimsAnnualReport *report)
   g_strfreev (report->permission_names);
   g_strfreev (report->role_names);
   g_clear_pointer (&report->parties, g_ptr_array_unref);
+  g_free (report->chain_problem);
+  g_clear_pointer (&report->sequence_gaps, g_array_unref);
   g_free (report);
 }
 
@@ -212,30 +220,80 @@ json_member_dup_strv (JsonObject *object, const char *member)
   return (char **) g_ptr_array_free (g_steal_pointer (&values), FALSE);
 }
 
-/* Keeps the rights of a session-start record when its details carry them:
- * records written before rights were recorded have no details. */
+/* Events whose details list the rights of the person who acted, as
+ * actor_permissions and actor_roles. */
+static const char *const acting_events[] = {
+  "grant-created", "grant-revoked", "incident-started", "incident-ended", NULL,
+};
+
+/* Keeps the rights that @details lists under @permissions_member and
+ * @roles_member. Records written before rights were recorded lack them. */
 static void
-user_take_rights (ReportUser *user, const CimsAuditRecord *record)
+user_take_rights (ReportUser *user, JsonObject *details, const char *permissions_member,
+                  const char *roles_member)
 {
-  g_autoptr (JsonNode) root = NULL;
-  char **permissions;
+  char **permissions = json_member_dup_strv (details, permissions_member);
 
-  if (record->details == NULL)
-    return;
-
-  root = json_from_string (record->details, NULL);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return;
-
-  permissions = json_member_dup_strv (json_node_get_object (root), "permissions");
   if (permissions == NULL)
     return;
 
   g_strfreev (user->permissions);
   g_strfreev (user->roles);
   user->permissions = permissions;
-  user->roles = json_member_dup_strv (json_node_get_object (root), "roles");
+  user->roles = json_member_dup_strv (details, roles_member);
   user->has_rights = TRUE;
+}
+
+/* Adds to @user's acting roles each role of @details' actor_roles. */
+static void
+user_add_acting_roles (ReportUser *user, JsonObject *details)
+{
+  g_auto (GStrv) roles = json_member_dup_strv (details, "actor_roles");
+  g_autoptr (GStrvBuilder) merged = NULL;
+
+  if (roles == NULL || roles[0] == NULL)
+    return;
+
+  merged = g_strv_builder_new ();
+  if (user->acting_roles != NULL)
+    g_strv_builder_addv (merged, (const char **) user->acting_roles);
+  for (guint i = 0; roles[i] != NULL; i++) {
+    if (user->acting_roles == NULL || !g_strv_contains ((const char *const *) user->acting_roles, roles[i]))
+      g_strv_builder_add (merged, roles[i]);
+  }
+
+  g_strfreev (user->acting_roles);
+  user->acting_roles = g_strv_builder_end (merged);
+}
+
+/* Keeps the rights a session-start, grant or incident record lists for
+ * the person it names. */
+static void
+user_note_rights (ReportUser *user, const CimsAuditRecord *record)
+{
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *details;
+  gboolean is_acting;
+
+  if (record->event == NULL || record->details == NULL)
+    return;
+
+  is_acting = g_strv_contains (acting_events, record->event);
+  if (!is_acting && !g_str_equal (record->event, "session-start"))
+    return;
+
+  root = json_from_string (record->details, NULL);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+
+  details = json_node_get_object (root);
+  if (!is_acting) {
+    user_take_rights (user, details, "permissions", "roles");
+    return;
+  }
+
+  user_take_rights (user, details, "actor_permissions", "actor_roles");
+  user_add_acting_roles (user, details);
 }
 
 static void
@@ -256,8 +314,7 @@ builder_note_person (ReportBuilder *builder, const CimsAuditRecord *record)
   }
 
   /* Records come in sequence order, so the last one seen is the latest. */
-  if (g_strcmp0 (record->event, "session-start") == 0)
-    user_take_rights (user, record);
+  user_note_rights (user, record);
 }
 
 static guint
@@ -318,11 +375,18 @@ names_collect (const char *const *standard, GHashTable *users, gboolean roles)
   g_hash_table_iter_init (&iter, users);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     ReportUser *user = value;
-    char **list = roles ? user->roles : user->permissions;
+    char **lists[] = {
+      roles ? user->roles : user->permissions,
+      roles ? user->acting_roles : NULL,
+    };
 
-    for (guint i = 0; list != NULL && list[i] != NULL; i++) {
-      if (!g_strv_contains (standard, list[i]) && !g_ptr_array_find_with_equal_func (extra, list[i], g_str_equal, NULL))
-        g_ptr_array_add (extra, list[i]);
+    for (guint l = 0; l < G_N_ELEMENTS (lists); l++) {
+      for (guint i = 0; lists[l] != NULL && lists[l][i] != NULL; i++) {
+        char *name = lists[l][i];
+
+        if (!g_strv_contains (standard, name) && !g_ptr_array_find_with_equal_func (extra, name, g_str_equal, NULL))
+          g_ptr_array_add (extra, name);
+      }
     }
   }
 
@@ -332,11 +396,18 @@ names_collect (const char *const *standard, GHashTable *users, gboolean roles)
   return g_strv_builder_end (names);
 }
 
+static gboolean
+strv_has (char **list, const char *name)
+{
+  return list != NULL && g_strv_contains ((const char *const *) list, name);
+}
+
+/* Counts once each name of @names found in @held or @also_held (may be NULL). */
 static void
-count_names (guint *counts, char **names, char **held)
+count_names (guint *counts, char **names, char **held, char **also_held)
 {
   for (guint i = 0; names[i] != NULL; i++) {
-    if (held != NULL && g_strv_contains ((const char *const *) held, names[i]))
+    if (strv_has (held, names[i]) || strv_has (also_held, names[i]))
       counts[i]++;
   }
 }
@@ -377,8 +448,8 @@ builder_count_users (ReportBuilder *builder)
     }
     if (user->permissions[0] == NULL)
       party->n_users_without_permissions++;
-    count_names (party->users_by_permission, report->permission_names, user->permissions);
-    count_names (party->users_by_role, report->role_names, user->roles);
+    count_names (party->users_by_permission, report->permission_names, user->permissions, NULL);
+    count_names (party->users_by_role, report->role_names, user->roles, user->acting_roles);
   }
 }
 
@@ -418,27 +489,68 @@ builder_init (ReportBuilder *builder, const CimsConfig *config, int year)
   report->to_ms = year_start_ms (year + 1);
   report->has_camera_counts = config != NULL;
   report->parties = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_report_party_free);
+  report->is_chain_intact = TRUE;
+  report->sequence_gaps = g_array_new (FALSE, FALSE, sizeof (CimsReportSequenceGap));
 
   builder->report = report;
   builder->config = config;
   builder->parties = g_hash_table_new (g_str_hash, g_str_equal);
   builder->unconfigured = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_report_party_free);
   builder->users = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) report_user_free);
+  cims_audit_chain_init (&builder->chain);
 
   builder_add_configured_parties (builder);
   builder_count_cameras (builder);
 }
 
-/* Counts one record of the year. The store hands them over in sequence
- * order, so the first and the last seen bound the year's sequence numbers. */
+static void
+report_add_gap (CimsAnnualReport *report, guint64 first_missing, guint64 last_missing)
+{
+  CimsReportSequenceGap gap = { first_missing, last_missing };
+
+  report->n_sequence_gaps++;
+  report->n_missing_records += last_missing - first_missing + 1;
+  if (report->sequence_gaps->len < CIMS_REPORT_MAX_LISTED_GAPS)
+    g_array_append_val (report->sequence_gaps, gap);
+}
+
+/* Checks @record against the record read before it: the gap in sequence
+ * numbers between them, and the hash chain. */
+static void
+builder_check_chain (ReportBuilder *builder, const CimsAuditRecord *record)
+{
+  CimsAnnualReport *report = builder->report;
+  g_autoptr (GError) error = NULL;
+
+  report->n_chain_records++;
+  if (record->sequence > builder->previous_sequence + 1)
+    report_add_gap (report, builder->previous_sequence + 1, record->sequence - 1);
+  builder->previous_sequence = MAX (builder->previous_sequence, record->sequence);
+
+  /* Past the first break no hash can be trusted to check the next record
+   * against, so the chain is not followed further; gaps still are. */
+  if (!report->is_chain_intact)
+    return;
+
+  if (!cims_audit_chain_check (&builder->chain, record, &report->chain_first_bad_sequence, &error)) {
+    report->is_chain_intact = FALSE;
+    report->chain_problem = g_strdup (error->message);
+  }
+}
+
+/* Checks every record of the log and counts those of the year. The store
+ * hands them over in sequence order, so the first and the last of the year
+ * bound the year's sequence numbers. */
 static gboolean
 builder_add_record_cb (const CimsAuditRecord *record, gpointer user_data)
 {
   ReportBuilder *builder = user_data;
   CimsAnnualReport *report = builder->report;
 
-  /* The query's filter already keeps to the year. This check keeps the figures
-   * right should a filter bound ever be unset. */
+  builder_check_chain (builder, record);
+
+  /* Record times need not rise with sequence numbers (the clock may be
+   * set back), so the year is picked by time from the whole log. */
   if (record->time_ms < report->from_ms || record->time_ms >= report->to_ms)
     return TRUE;
 
@@ -478,7 +590,6 @@ CimsAnnualReport *
 cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year,
                             GCancellable *cancellable, GError **error)
 {
-  CimsAuditFilter filter = { 0 };
   ReportBuilder builder = { 0 };
 
   if (year < CIMS_REPORT_MIN_YEAR || year > CIMS_REPORT_MAX_YEAR) {
@@ -491,11 +602,11 @@ cims_annual_report_compute (CimsStore *store, const CimsConfig *config, int year
   builder_init (&builder, config, year);
 
   /* Records are counted as the store reads them, so memory grows with the
-   * number of people and parties in the year, not with the number of records. */
-  filter.from_ms = builder.report->from_ms;
-  filter.to_ms = builder.report->to_ms;
-  if (!cims_store_audit_foreach (store, &filter, builder_add_record_cb, &builder, cancellable,
-                                 error)) {
+   * number of people and parties in the year, not with the number of records.
+   * The whole log is read, not only the year, because the chain can only be
+   * checked from record 1. A record removed at either end of the year also
+   * shows only as a gap next to a record of another year. */
+  if (!cims_store_audit_foreach (store, NULL, builder_add_record_cb, &builder, cancellable, error)) {
     builder_clear (&builder);
     return NULL;
   }
@@ -630,4 +741,138 @@ cims_audit_record_to_json (const CimsAuditRecord *record)
   json_object_set_string_member (object, "previous_hash", record->previous_hash);
   json_object_set_string_member (object, "hash", record->hash);
   return object;
+}
+
+/* ---- grants, incidents and the details of the hub's access records ------------ */
+
+static JsonArray *
+strv_to_json_array (char **values)
+{
+  JsonArray *array = json_array_new ();
+
+  for (guint i = 0; values != NULL && values[i] != NULL; i++)
+    json_array_add_string_element (array, values[i]);
+  return array;
+}
+
+/* Sets @member to @values, or to null when @values is NULL, which for the
+ * cameras and partners of a grant or incident means "all". */
+static void
+object_set_strv_or_null (JsonObject *object, const char *member, char **values)
+{
+  if (values != NULL)
+    json_object_set_array_member (object, member, strv_to_json_array (values));
+  else
+    json_object_set_null_member (object, member);
+}
+
+/* Sets @member to @time_us in ISO 8601 UTC, or to null for 0 (not set) and
+ * G_MAXINT64 (no end). */
+static void
+object_set_time (JsonObject *object, const char *member, gint64 time_us)
+{
+  g_autofree char *text = NULL;
+
+  if (time_us == 0 || time_us == G_MAXINT64) {
+    json_object_set_null_member (object, member);
+    return;
+  }
+
+  text = cims_audit_time_format_ms (time_us / 1000);
+  json_object_set_string_member (object, member, text);
+}
+
+JsonObject *
+cims_grant_to_json (const CimsGrant *grant)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "id", grant->id);
+  json_object_set_string_member (object, "owner", grant->owner);
+  json_object_set_string_member (object, "grantee_kind", cims_grantee_kind_to_string (grant->grantee_kind));
+  json_object_set_string_member (object, "grantee", grant->grantee);
+  json_object_set_string_member (object, "grantee_group", grant->grantee_group);
+  object_set_strv_or_null (object, "cameras", grant->cameras);
+  object_set_time (object, "starts_at", grant->starts_at_us);
+  object_set_time (object, "ends_at", grant->ends_at_us);
+  json_object_set_string_member (object, "purpose", grant->purpose);
+  json_object_set_string_member (object, "incident_number", grant->incident_number);
+  json_object_set_string_member (object, "authorized_by", grant->authorized_by);
+  json_object_set_string_member (object, "authorized_by_name", grant->authorized_by_name);
+  object_set_time (object, "authorized_at", grant->authorized_at_us);
+  json_object_set_string_member (object, "revoked_by", grant->revoked_by);
+  object_set_time (object, "revoked_at", grant->revoked_at_us);
+  return object;
+}
+
+JsonObject *
+cims_incident_to_json (const CimsIncident *incident)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "id", incident->id);
+  json_object_set_string_member (object, "owner", incident->owner);
+  json_object_set_string_member (object, "incident_number", incident->incident_number);
+  object_set_strv_or_null (object, "cameras", incident->cameras);
+  object_set_strv_or_null (object, "partners", incident->partners);
+  object_set_time (object, "starts_at", incident->starts_at_us);
+  object_set_time (object, "ends_at", incident->ends_at_us);
+  json_object_set_string_member (object, "description", incident->description);
+  json_object_set_string_member (object, "declared_by", incident->declared_by);
+  json_object_set_string_member (object, "declared_by_name", incident->declared_by_name);
+  json_object_set_string_member (object, "ended_by", incident->ended_by);
+  object_set_time (object, "ended_at", incident->ended_at_us);
+  return object;
+}
+
+/* Returns @object as compact JSON text, and drops the reference to
+ * @object that the caller handed over. (transfer full) */
+static char *
+details_take_object (JsonObject *object)
+{
+  g_autoptr (JsonNode) root = json_node_init_object (json_node_alloc (), object);
+
+  json_object_unref (object);
+  return json_to_string (root, FALSE);
+}
+
+char *
+cims_audit_details_from_identity (const CimsAuthIdentity *identity)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_array_member (object, "permissions",
+                                strv_to_json_array (identity != NULL ? identity->permissions : NULL));
+  json_object_set_array_member (object, "roles", strv_to_json_array (identity != NULL ? identity->roles : NULL));
+  return details_take_object (object);
+}
+
+/* Adds to a grant's or incident's @object the rights of the person who
+ * acted, and the caller's note, then returns it as text. (transfer full) */
+static char *
+details_take_with_actor (JsonObject *object, const CimsAuthIdentity *actor, const char *note)
+{
+  json_object_set_array_member (object, "actor_permissions",
+                                strv_to_json_array (actor != NULL ? actor->permissions : NULL));
+  json_object_set_array_member (object, "actor_roles", strv_to_json_array (actor != NULL ? actor->roles : NULL));
+  if (note != NULL)
+    json_object_set_string_member (object, "note", note);
+  return details_take_object (object);
+}
+
+char *
+cims_audit_details_from_grant (const CimsGrant *grant, const CimsAuthIdentity *actor, const char *note)
+{
+  g_return_val_if_fail (grant != NULL, NULL);
+
+  return details_take_with_actor (cims_grant_to_json (grant), actor, note);
+}
+
+char *
+cims_audit_details_from_incident (const CimsIncident *incident, const CimsAuthIdentity *actor,
+                                  const char *note)
+{
+  g_return_val_if_fail (incident != NULL, NULL);
+
+  return details_take_with_actor (cims_incident_to_json (incident), actor, note);
 }

@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "auth/auth.h"
 #include "auth/store.h"
 #include "config/config.h"
 
@@ -44,6 +45,16 @@ typedef struct {
   guint monthly_sessions[12];       /* session-stop records per UTC month */
 } CimsReportParty;
 
+/* Sequence numbers missing from the log: first_missing to last_missing,
+ * both included. */
+typedef struct {
+  guint64 first_missing;
+  guint64 last_missing;
+} CimsReportSequenceGap;
+
+/* The number of gaps a report lists one by one. It counts the rest. */
+#define CIMS_REPORT_MAX_LISTED_GAPS 20
+
 typedef struct {
   int year;
   gint64 from_ms;                   /* 1 January 00:00 UTC */
@@ -55,6 +66,15 @@ typedef struct {
   guint n_audit_records;            /* records of the year that were read */
   guint64 first_sequence;           /* 0 when the year has no records */
   guint64 last_sequence;
+
+  /* The hash chain of the whole log, checked as the report reads it. */
+  gboolean is_chain_intact;
+  guint64 n_chain_records;          /* records of every year that were checked */
+  guint64 chain_first_bad_sequence; /* 0 while intact */
+  char *chain_problem;              /* what was found at chain_first_bad_sequence, or NULL */
+  GArray *sequence_gaps;            /* of CimsReportSequenceGap, the first CIMS_REPORT_MAX_LISTED_GAPS */
+  guint64 n_sequence_gaps;          /* all gaps, listed or not */
+  guint64 n_missing_records;        /* sequence numbers missing in all gaps */
 } CimsAnnualReport;
 
 void cims_annual_report_free (CimsAnnualReport *report);
@@ -70,11 +90,23 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAnnualReport, cims_annual_report_free)
  * Cameras in service: cameras in the configuration installed on or before
  * 31 December and not out of service for the whole rest of the year.
  * Users: distinct person_id per person_jurisdiction; their permissions and
- * roles come from the details of each person's latest session-start record.
+ * roles come from the details of each person's latest record that lists
+ * them: a session-start, or a grant or incident record, which lists the
+ * rights of the person who acted. A role listed in any of that person's
+ * grant or incident records of the year counts too, so a grant authority
+ * or commander is counted as one even when a later session used a token
+ * without that role.
  * Archive approvals: archive-approved records by camera_owner. Real-time
  * access granted: grant-created and incident-started records by
  * camera_owner. Viewing: session-stop records by person_jurisdiction, with
  * the sum of duration_ms, in the month of the stop.
+ * Chain: every record of the log, of every year, is read in sequence order
+ * and checked against the one before it, as `cimshubctl audit verify`
+ * does, and every gap in sequence numbers is noted. An altered log still
+ * gives a report, with is_chain_intact FALSE, and the rendered forms state
+ * it.
+ * NOTE: records cut off the end of the log leave no gap and no break, so
+ * they go unnoticed here.
  * Runs on the calling thread. Cancelling @cancellable (may be NULL) stops
  * the reading of the log.
  * Returns: (transfer full) the report, or NULL with CIMS_STORE_ERROR_INVALID
@@ -107,7 +139,9 @@ const char *cims_report_format_content_type (CimsReportFormat format);
  * section, tables separated by an empty line) or a printable, self-contained
  * HTML page (inline CSS, no scripts, no external resources) with a table
  * per section and an SVG line chart of monthly sessions per viewer
- * jurisdiction. Returns: (transfer full) UTF-8 text. */
+ * jurisdiction. Every form gives near its top the state of the audit
+ * log's hash chain: intact, or altered with the first bad record and the
+ * gaps in sequence numbers. Returns: (transfer full) UTF-8 text. */
 char *cims_annual_report_render (const CimsAnnualReport *report, CimsReportFormat format);
 
 /* ---- audit records in JSON and times ------------------------------------ */
@@ -116,6 +150,35 @@ char *cims_annual_report_render (const CimsAnnualReport *report, CimsReportForma
  * is both "time" (ISO 8601 UTC) and "time_ms". Details is the parsed JSON
  * value when it parses, else its text. Missing strings are null. */
 JsonObject *cims_audit_record_to_json (const CimsAuditRecord *record);
+
+/* Returns: (transfer full) every field of @grant or @incident, with the
+ * member names of the admin API. A grant has id, owner, grantee_kind,
+ * grantee, grantee_group, cameras, starts_at, ends_at, purpose,
+ * incident_number, authorized_by, authorized_by_name, authorized_at,
+ * revoked_by and revoked_at. An incident has id, owner, incident_number,
+ * cameras, partners, starts_at, ends_at, description, declared_by,
+ * declared_by_name, ended_by and ended_at. Null cameras means all of the
+ * owner's, null partners every participating jurisdiction, and a null time
+ * no end, not yet revoked or not ended early. Times are ISO 8601 UTC with
+ * milliseconds. */
+JsonObject *cims_grant_to_json (const CimsGrant *grant);
+JsonObject *cims_incident_to_json (const CimsIncident *incident);
+
+/* The details JSON of the records the hub writes about access, built here
+ * beside the report that reads them so that both use the same members. The
+ * hash chain covers details, so a later edit of the grants or incidents
+ * table can be found by comparing it with these copies.
+ * from_identity: {"permissions": [...], "roles": [...]} of the viewer of a
+ * session-start record; @identity may be NULL (empty lists).
+ * from_grant, from_incident: the object of cims_grant_to_json() or
+ * cims_incident_to_json(), then actor_permissions and actor_roles of the
+ * person who acted (@actor, may be NULL), then note when @note is not NULL.
+ * Returns: (transfer full) compact JSON text. */
+char *cims_audit_details_from_identity (const CimsAuthIdentity *identity);
+char *cims_audit_details_from_grant (const CimsGrant *grant, const CimsAuthIdentity *actor,
+                                     const char *note);
+char *cims_audit_details_from_incident (const CimsIncident *incident, const CimsAuthIdentity *actor,
+                                        const char *note);
 
 /* Formats UTC milliseconds as "2025-03-01T10:00:00.000Z". (transfer full) */
 char *cims_audit_time_format_ms (gint64 time_ms);

@@ -176,34 +176,6 @@ cims_hub_audit_flush (CimsHub *hub)
   g_queue_clear_full (&hub->audit_backlog, (GDestroyNotify) cims_audit_record_free);
 }
 
-static void
-builder_add_strv_member (JsonBuilder *builder, const char *member, char **values)
-{
-  json_builder_set_member_name (builder, member);
-  json_builder_begin_array (builder);
-  for (guint i = 0; values != NULL && values[i] != NULL; i++)
-    json_builder_add_string_value (builder, values[i]);
-  json_builder_end_array (builder);
-}
-
-/* Returns the viewer's token permissions and roles as the details JSON of
- * a session-start record, {"permissions": [...], "roles": [...]}; the
- * annual report counts users per permission from it. (transfer full) */
-static char *
-identity_rights_to_json (const CimsAuthIdentity *identity)
-{
-  g_autoptr (JsonBuilder) builder = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
-
-  json_builder_begin_object (builder);
-  builder_add_strv_member (builder, "permissions", identity != NULL ? identity->permissions : NULL);
-  builder_add_strv_member (builder, "roles", identity != NULL ? identity->roles : NULL);
-  json_builder_end_object (builder);
-
-  root = json_builder_get_root (builder);
-  return json_to_string (root, FALSE);
-}
-
 gboolean
 cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
                               const CimsConfigCamera *camera, GError **error)
@@ -212,7 +184,9 @@ cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
 
   record_set_session (record, session, camera);
   record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
-  record->details = identity_rights_to_json (cims_viewer_session_get_identity (session));
+  /* The viewer's token permissions and roles: the annual report counts
+   * users per permission and role from them. */
+  record->details = cims_audit_details_from_identity (cims_viewer_session_get_identity (session));
   return record_append_full (hub, record, FALSE, error);
 }
 
@@ -244,6 +218,11 @@ cims_hub_audit_denied (CimsHub *hub, const CimsAuthIdentity *identity, const Cim
   record_append (hub, record, NULL);
 }
 
+/* The details carry the whole grant (grantee, cameras, time window,
+ * revocation) and the rights of the person who acted. The hash chain covers
+ * them, so a later edit of the grants table can be found by comparing the
+ * table with this record. A caller's @details text goes in as the member
+ * "note". */
 void
 cims_hub_audit_grant (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
                       const CimsGrant *grant, const char *details)
@@ -255,10 +234,12 @@ cims_hub_audit_grant (CimsHub *hub, const char *event, const CimsAuthIdentity *a
   record->grant_id = g_strdup (grant->id);
   record->incident_number = g_strdup (grant->incident_number);
   record->reason = g_strdup (grant->purpose);
-  record->details = g_strdup (details);
+  record->details = cims_audit_details_from_grant (grant, actor, details);
   record_append (hub, record, NULL);
 }
 
+/* As for grants: the details carry the whole incident (cameras, partners,
+ * time window, early end) and the actor's rights. */
 void
 cims_hub_audit_incident (CimsHub *hub, const char *event, const CimsAuthIdentity *actor,
                          const CimsIncident *incident, const char *details)
@@ -270,7 +251,7 @@ cims_hub_audit_incident (CimsHub *hub, const char *event, const CimsAuthIdentity
   record->incident_id = g_strdup (incident->id);
   record->incident_number = g_strdup (incident->incident_number);
   record->reason = g_strdup (incident->description);
-  record->details = g_strdup (details);
+  record->details = cims_audit_details_from_incident (incident, actor, details);
   record_append (hub, record, NULL);
 }
 

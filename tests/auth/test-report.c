@@ -2,12 +2,19 @@
 /* Unit tests of the annual transparency report: a store in a temporary
  * directory contains a known audit log (several jurisdictions, months and
  * years), and every figure of the report is checked against counts the
- * test makes from the same records, then found again in the CSV and HTML. */
+ * test makes from the same records, then found again in the CSV and HTML.
+ * Copies of that log with a record deleted or changed check the report's
+ * statement on the hash chain. The grant and incident records come from
+ * the hub's own writer (hub/access.c and hub/audit.c) on a bare CimsHub
+ * that has only a store. */
 #include "auth/report.h"
 
 #include <string.h>
 
 #include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include "hub/hub-runtime.h"
 
 #define YEAR 2025
 
@@ -275,7 +282,7 @@ expect_users_with (const char *jurisdiction, const char *member, const char *nam
 /* ---- fixture ------------------------------------------------------------------------ */
 
 static void
-store_fill (void)
+store_fill (CimsStore *target)
 {
   for (gsize i = 0; i < G_N_ELEMENTS (test_records); i++) {
     const TestRecord *test = &test_records[i];
@@ -291,7 +298,7 @@ store_fill (void)
     record->details = g_strdup (test->details);
     record->reason = g_strdup ("test");
 
-    g_assert_true (cims_store_audit_append (store, record, &error));
+    g_assert_true (cims_store_audit_append (target, record, &error));
     g_assert_no_error (error);
   }
 }
@@ -735,6 +742,431 @@ test_report_audit_time_parse (void)
   g_assert_cmpstr (text, ==, "2025-03-01T00:00:00.250Z");
 }
 
+/* ---- the hash chain --------------------------------------------------------------- */
+
+/* Makes a store at @name in the test folder with the known log, runs @sql on
+ * the file with the append-only triggers dropped, and opens it again.
+ * (transfer full) */
+static CimsStore *
+store_new_tampered (const char *name, const char *sql)
+{
+  g_autofree char *path = g_build_filename (test_dir, name, NULL);
+  g_autofree char *attack = g_strconcat ("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; ",
+                                         sql, NULL);
+  g_autoptr (GError) error = NULL;
+  CimsStore *tampered = cims_store_sqlite_open (path, &error);
+  sqlite3 *db = NULL;
+  char *message = NULL;
+
+  g_assert_no_error (error);
+  store_fill (tampered);
+  cims_store_free (tampered);
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  if (sqlite3_exec (db, attack, NULL, NULL, &message) != SQLITE_OK)
+    g_error ("%s failed: %s", attack, message);
+  sqlite3_close (db);
+
+  tampered = cims_store_sqlite_open (path, &error);
+  g_assert_no_error (error);
+  return tampered;
+}
+
+static JsonObject *
+json_chain_of (const char *json, JsonNode **root)
+{
+  g_autoptr (GError) error = NULL;
+
+  *root = json_from_string (json, &error);
+  g_assert_no_error (error);
+  return json_object_get_object_member (json_node_get_object (*root), "audit_chain");
+}
+
+/* Checks that every rendered form states @state ("intact" or "altered")
+ * and, when altered, @first_bad and the single missing @gap (0: none). */
+static void
+assert_chain_stated (const CimsAnnualReport *report, const char *state, guint64 first_bad, guint64 gap)
+{
+  g_autofree char *json = cims_annual_report_render (report, CIMS_REPORT_FORMAT_JSON);
+  g_autofree char *csv = cims_annual_report_render (report, CIMS_REPORT_FORMAT_CSV);
+  g_autofree char *csv_long = cims_annual_report_render (report, CIMS_REPORT_FORMAT_CSV_LONG);
+  g_autofree char *html = cims_annual_report_render (report, CIMS_REPORT_FORMAT_HTML);
+  g_autoptr (JsonNode) root = NULL;
+  JsonObject *chain = json_chain_of (json, &root);
+  g_auto (GStrv) csv_rows = csv_table (csv, "Audit log integrity");
+  g_autofree char *csv_expected = NULL;
+  g_autofree char *long_state = g_strdup_printf ("audit_chain,,,state,%s\r\n", state);
+  g_autofree char *html_state = g_strdup_printf ("id=\"audit-chain\" data-state=\"%s\"", state);
+  gboolean is_intact = g_str_equal (state, "intact");
+  g_autofree char *first_bad_text = is_intact ? g_strdup ("") : g_strdup_printf ("%" G_GUINT64_FORMAT, first_bad);
+  g_autofree char *gap_text = gap == 0 ? g_strdup ("") : g_strdup_printf ("%" G_GUINT64_FORMAT, gap);
+
+  g_test_message ("JSON audit_chain: %s", json_object_get_string_member (chain, "statement"));
+  g_assert_cmpstr (json_object_get_string_member (chain, "state"), ==, state);
+  if (is_intact)
+    g_assert_true (json_object_get_null_member (chain, "first_bad_sequence"));
+  else
+    g_assert_cmpint (json_object_get_int_member (chain, "first_bad_sequence"), ==, first_bad);
+  g_assert_cmpint (json_object_get_int_member (chain, "missing_records"), ==, gap != 0);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (chain, "sequence_gaps")), ==, gap != 0);
+
+  g_assert_cmpstr (csv_rows[0], ==, "state,records_checked,first_bad_sequence,missing_records,missing_sequences,"
+                                    "problem,statement");
+  csv_expected = g_strdup_printf ("%s,%" G_GUINT64_FORMAT ",%s,%d,%s,", state, report->n_chain_records,
+                                  first_bad_text, gap != 0, gap_text);
+  g_assert_true (g_str_has_prefix (csv_rows[1], csv_expected));
+
+  g_assert_nonnull (strstr (csv_long, long_state));
+  if (!is_intact) {
+    g_autofree char *long_first_bad = g_strdup_printf ("audit_chain,,,first_bad_sequence,%" G_GUINT64_FORMAT "\r\n",
+                                                       first_bad);
+    g_autofree char *html_first_bad = g_strdup_printf ("first breaks at record %" G_GUINT64_FORMAT ",", first_bad);
+
+    g_assert_nonnull (strstr (csv_long, long_first_bad));
+    g_assert_nonnull (strstr (html, html_first_bad));
+  }
+
+  /* Stated under the title, before the first table of figures. */
+  g_assert_nonnull (strstr (html, html_state));
+  g_assert_true (strstr (html, html_state) < strstr (html, "<table"));
+}
+
+static void
+test_report_chain_intact (void)
+{
+  g_autoptr (CimsAnnualReport) report = report_compute ();
+
+  g_assert_true (report->is_chain_intact);
+  g_assert_cmpuint (report->n_chain_records, ==, G_N_ELEMENTS (test_records));
+  g_assert_cmpuint (report->chain_first_bad_sequence, ==, 0);
+  g_assert_cmpuint (report->n_sequence_gaps, ==, 0);
+  assert_chain_stated (report, "intact", 0, 0);
+}
+
+/* Record 13 is Chelsea's incident-started of May. The report without it
+ * still comes out, and names the missing record. */
+static void
+test_report_chain_deleted_record (void)
+{
+  g_autoptr (CimsStore) tampered = store_new_tampered ("deleted.db", "DELETE FROM audit_log WHERE sequence = 13");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (tampered, config, YEAR, NULL, &error);
+  const CimsReportSequenceGap *gap;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (report);
+  g_assert_false (report->is_chain_intact);
+  g_assert_cmpuint (report->chain_first_bad_sequence, ==, 13);
+  g_assert_nonnull (strstr (report->chain_problem, "record 13 is missing"));
+  g_assert_cmpuint (report->n_chain_records, ==, G_N_ELEMENTS (test_records) - 1);
+  g_assert_cmpuint (report->n_sequence_gaps, ==, 1);
+  g_assert_cmpuint (report->n_missing_records, ==, 1);
+  gap = &g_array_index (report->sequence_gaps, CimsReportSequenceGap, 0);
+  g_assert_cmpuint (gap->first_missing, ==, 13);
+  g_assert_cmpuint (gap->last_missing, ==, 13);
+  g_assert_cmpuint (report_find (report, "chelsea")->n_incidents_started, ==, 0);
+  assert_chain_stated (report, "altered", 13, 13);
+}
+
+/* A changed record leaves no gap, but its hash no longer matches. */
+static void
+test_report_chain_changed_record (void)
+{
+  g_autoptr (CimsStore) tampered = store_new_tampered ("changed.db",
+                                                       "UPDATE audit_log SET camera_owner = 'everett' "
+                                                       "WHERE sequence = 21");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsAnnualReport) report = cims_annual_report_compute (tampered, config, YEAR, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_false (report->is_chain_intact);
+  g_assert_cmpuint (report->chain_first_bad_sequence, ==, 21);
+  g_assert_nonnull (strstr (report->chain_problem, "record 21 was changed"));
+  g_assert_cmpuint (report->n_sequence_gaps, ==, 0);
+  assert_chain_stated (report, "altered", 21, 0);
+}
+
+/* ---- grant and incident records from the hub ------------------------------------ */
+
+static gint64
+time_us_parse (const char *text)
+{
+  g_autoptr (GDateTime) time = g_date_time_new_from_iso8601 (text, NULL);
+
+  g_assert_nonnull (time);
+  return g_date_time_to_unix (time) * G_USEC_PER_SEC + g_date_time_get_microsecond (time);
+}
+
+/* A hub with only what its grant and incident paths use: a store, the
+ * grant and incident lists, and an empty session table. */
+typedef CimsHub TestHub;
+
+static TestHub *
+test_hub_new (const char *db_name)
+{
+  g_autofree char *path = g_build_filename (test_dir, db_name, NULL);
+  g_autoptr (GError) error = NULL;
+  CimsHub *hub = g_new0 (CimsHub, 1);
+
+  hub->store = cims_store_sqlite_open (path, &error);
+  g_assert_no_error (error);
+  hub->grants = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_grant_free);
+  hub->incidents = g_ptr_array_new_with_free_func ((GDestroyNotify) cims_incident_free);
+  hub->sessions = g_hash_table_new (g_str_hash, g_str_equal);
+  return hub;
+}
+
+static void
+test_hub_free (TestHub *hub)
+{
+  g_assert_true (g_queue_is_empty (&hub->audit_backlog));
+  cims_store_free (hub->store);
+  g_ptr_array_unref (hub->grants);
+  g_ptr_array_unref (hub->incidents);
+  g_hash_table_unref (hub->sessions);
+  g_free (hub);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestHub, test_hub_free)
+
+static char *grant_authority_roles[] = { "grant-authority", NULL };
+static char *commander_roles[] = { "commander", "viewer", NULL };
+static char *view_permissions[] = { "view", NULL };
+
+static const CimsAuthIdentity grant_authority = {
+  .subject = "ga-bos", .name = "Pat Grant", .jurisdiction = "boston",
+  .roles = grant_authority_roles, .permissions = view_permissions,
+};
+static const CimsAuthIdentity commander = {
+  .subject = "cmd-bos", .name = "Sam Command", .jurisdiction = "boston",
+  .roles = commander_roles, .permissions = view_permissions,
+};
+
+/* Returns the parsed details of the only @event record in @hub's log. */
+static JsonNode *
+details_of_only (CimsHub *hub, const char *event, CimsAuditRecord **record_out)
+{
+  CimsAuditFilter filter = { .event = event };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) records = cims_store_audit_query (hub->store, &filter, &error);
+  CimsAuditRecord *record;
+  JsonNode *root;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (records->len, ==, 1);
+  record = g_ptr_array_index (records, 0);
+  g_assert_nonnull (record->details);
+  root = json_from_string (record->details, &error);
+  g_assert_no_error (error);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (root));
+  if (record_out != NULL)
+    *record_out = cims_audit_record_copy (record);
+  return root;
+}
+
+static void
+assert_strv_member (JsonObject *object, const char *member, const char *const *expected)
+{
+  JsonArray *array = json_object_get_array_member (object, member);
+
+  g_test_message ("member %s", member);
+  g_assert_nonnull (array);
+  g_assert_cmpuint (json_array_get_length (array), ==, g_strv_length ((char **) expected));
+  for (guint i = 0; expected[i] != NULL; i++)
+    g_assert_cmpstr (json_array_get_string_element (array, i), ==, expected[i]);
+}
+
+static void
+test_report_audit_details_grant (void)
+{
+  g_autoptr (TestHub) hub = test_hub_new ("grant-records.db");
+  char *cameras[] = { "bos-0001", "bos-0002", NULL };
+  CimsGrant grant = {
+    .owner = "boston", .grantee_kind = CIMS_GRANTEE_AGENCY, .grantee = "state-police",
+    .cameras = cameras, .purpose = "Parade route", .incident_number = "BPD-2025-000123",
+    .authorized_by = "ga-bos", .authorized_by_name = "Pat Grant",
+    .starts_at_us = time_us_parse ("2025-03-02T08:00:00Z"),
+    .ends_at_us = time_us_parse ("2025-03-02T20:30:00.250Z"),
+    .authorized_at_us = time_us_parse ("2025-03-01T16:00:00Z"),
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) created = NULL;
+  g_autoptr (JsonNode) revoked = NULL;
+  g_autoptr (CimsAuditRecord) record = NULL;
+  g_autofree char *grant_id = NULL;
+  JsonObject *details;
+  guint n_ended = 0;
+
+  g_assert_true (cims_hub_access_grant_create (hub, &grant_authority, &grant, &error));
+  g_assert_no_error (error);
+  grant_id = g_steal_pointer (&grant.id);
+
+  created = details_of_only (hub, "grant-created", &record);
+  details = json_node_get_object (created);
+  g_assert_cmpstr (record->grant_id, ==, grant_id);
+  g_assert_cmpstr (record->camera_owner, ==, "boston");
+  g_assert_cmpstr (record->person_id, ==, "ga-bos");
+  g_assert_cmpstr (json_object_get_string_member (details, "id"), ==, grant_id);
+  g_assert_cmpstr (json_object_get_string_member (details, "grantee_kind"), ==, "agency");
+  g_assert_cmpstr (json_object_get_string_member (details, "grantee"), ==, "state-police");
+  assert_strv_member (details, "cameras", (const char *const *) cameras);
+  g_assert_cmpstr (json_object_get_string_member (details, "starts_at"), ==, "2025-03-02T08:00:00.000Z");
+  g_assert_cmpstr (json_object_get_string_member (details, "ends_at"), ==, "2025-03-02T20:30:00.250Z");
+  g_assert_cmpstr (json_object_get_string_member (details, "incident_number"), ==, "BPD-2025-000123");
+  g_assert_cmpstr (json_object_get_string_member (details, "purpose"), ==, "Parade route");
+  g_assert_true (json_object_get_null_member (details, "revoked_at"));
+  assert_strv_member (details, "actor_roles", (const char *const *) grant_authority_roles);
+
+  g_assert_true (cims_hub_access_grant_revoke (hub, &grant_authority, grant_id, &n_ended, &error));
+  g_assert_no_error (error);
+  revoked = details_of_only (hub, "grant-revoked", NULL);
+  details = json_node_get_object (revoked);
+  g_assert_cmpstr (json_object_get_string_member (details, "id"), ==, grant_id);
+  g_assert_cmpstr (json_object_get_string_member (details, "revoked_by"), ==, "ga-bos");
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (details, "revoked_at"), "Z"));
+}
+
+/* An ongoing grant over all of the owner's cameras writes null for both. */
+static void
+test_report_audit_details_ongoing_grant (void)
+{
+  g_autoptr (TestHub) hub = test_hub_new ("grant-ongoing.db");
+  CimsGrant grant = {
+    .owner = "boston", .grantee_kind = CIMS_GRANTEE_JURISDICTION, .grantee = "chelsea",
+    .purpose = "Mutual aid", .authorized_by = "ga-bos",
+    .starts_at_us = time_us_parse ("2025-03-02T08:00:00Z"), .ends_at_us = G_MAXINT64,
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) created = NULL;
+  JsonObject *details;
+
+  g_assert_true (cims_hub_access_grant_create (hub, &grant_authority, &grant, &error));
+  g_assert_no_error (error);
+  g_free (grant.id);
+
+  created = details_of_only (hub, "grant-created", NULL);
+  details = json_node_get_object (created);
+  g_assert_cmpstr (json_object_get_string_member (details, "grantee"), ==, "chelsea");
+  g_assert_true (json_object_get_null_member (details, "cameras"));
+  g_assert_true (json_object_get_null_member (details, "ends_at"));
+  g_assert_true (json_object_get_null_member (details, "incident_number"));
+}
+
+static void
+test_report_audit_details_incident (void)
+{
+  g_autoptr (TestHub) hub = test_hub_new ("incident-records.db");
+  char *partners[] = { "chelsea", "state-police", NULL };
+  CimsIncident incident = {
+    .owner = "boston", .incident_number = "BOS-MI-2025-7", .partners = partners,
+    .description = "Marathon", .declared_by = "cmd-bos", .declared_by_name = "Sam Command",
+    .starts_at_us = time_us_parse ("2025-04-21T06:00:00Z"),
+    .ends_at_us = time_us_parse ("2025-04-21T22:00:00Z"),
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) started = NULL;
+  g_autoptr (JsonNode) ended = NULL;
+  g_autofree char *incident_id = NULL;
+  JsonObject *details;
+  guint n_ended = 0;
+
+  g_assert_true (cims_hub_access_incident_start (hub, &commander, &incident, &error));
+  g_assert_no_error (error);
+  incident_id = g_steal_pointer (&incident.id);
+
+  started = details_of_only (hub, "incident-started", NULL);
+  details = json_node_get_object (started);
+  g_assert_cmpstr (json_object_get_string_member (details, "id"), ==, incident_id);
+  g_assert_cmpstr (json_object_get_string_member (details, "incident_number"), ==, "BOS-MI-2025-7");
+  g_assert_true (json_object_get_null_member (details, "cameras"));
+  assert_strv_member (details, "partners", (const char *const *) partners);
+  g_assert_cmpstr (json_object_get_string_member (details, "ends_at"), ==, "2025-04-21T22:00:00.000Z");
+  g_assert_cmpstr (json_object_get_string_member (details, "description"), ==, "Marathon");
+  assert_strv_member (details, "actor_roles", (const char *const *) commander_roles);
+
+  g_assert_true (cims_hub_access_incident_end (hub, &commander, incident_id, &n_ended, &error));
+  g_assert_no_error (error);
+  ended = details_of_only (hub, "incident-ended", NULL);
+  details = json_node_get_object (ended);
+  g_assert_cmpstr (json_object_get_string_member (details, "id"), ==, incident_id);
+  g_assert_cmpstr (json_object_get_string_member (details, "ended_by"), ==, "cmd-bos");
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (details, "ended_at"), "Z"));
+}
+
+/* A grant authority who never watched, and a commander whose later
+ * session's token lists only viewer, are counted in their roles from the
+ * grant and incident records the hub wrote. */
+static void
+test_report_counts_acting_roles (void)
+{
+  g_autoptr (TestHub) hub = test_hub_new ("acting-roles.db");
+  gint64 now_us = g_get_real_time ();
+  CimsGrant grant = {
+    .owner = "boston", .grantee_kind = CIMS_GRANTEE_JURISDICTION, .grantee = "chelsea",
+    .purpose = "Parade", .authorized_by = "ga-bos",
+    .starts_at_us = now_us, .ends_at_us = now_us + (gint64) G_USEC_PER_SEC * 3600,
+  };
+  CimsIncident incident = {
+    .owner = "boston", .incident_number = "BOS-MI-1", .description = "Storm", .declared_by = "cmd-bos",
+    .starts_at_us = now_us, .ends_at_us = now_us + (gint64) G_USEC_PER_SEC * 3600,
+  };
+  g_autoptr (CimsAuditRecord) viewing = g_new0 (CimsAuditRecord, 1);
+  g_autoptr (CimsAuditRecord) created = NULL;
+  g_autoptr (JsonNode) created_details = NULL;
+  g_autoptr (CimsAnnualReport) report = NULL;
+  g_autoptr (GDateTime) record_time = NULL;
+  g_autoptr (GError) error = NULL;
+  const CimsReportParty *boston;
+
+  g_assert_true (cims_hub_access_grant_create (hub, &grant_authority, &grant, &error));
+  g_assert_no_error (error);
+  g_assert_true (cims_hub_access_incident_start (hub, &commander, &incident, &error));
+  g_assert_no_error (error);
+  g_free (grant.id);
+  g_free (incident.id);
+
+  created_details = details_of_only (hub, "grant-created", &created);
+  viewing->time_ms = created->time_ms + 1;
+  viewing->event = g_strdup ("session-start");
+  viewing->person_id = g_strdup ("cmd-bos");
+  viewing->person_jurisdiction = g_strdup ("boston");
+  viewing->reason = g_strdup ("own-camera");
+  viewing->details = g_strdup ("{\"permissions\":[\"view\"],\"roles\":[\"viewer\"]}");
+  g_assert_true (cims_store_audit_append (hub->store, viewing, &error));
+  g_assert_no_error (error);
+
+  record_time = g_date_time_new_from_unix_utc (created->time_ms / 1000);
+  report = cims_annual_report_compute (hub->store, config, g_date_time_get_year (record_time), NULL, &error);
+  g_assert_no_error (error);
+  boston = report_find (report, "boston");
+  g_assert_cmpuint (boston->n_grants_created, ==, 1);
+  g_assert_cmpuint (boston->n_incidents_started, ==, 1);
+  g_assert_cmpuint (boston->n_users, ==, 2);
+  g_assert_cmpuint (boston->n_users_rights_unrecorded, ==, 0);
+  g_assert_cmpuint (boston->users_by_role[names_index (report->role_names, "grant-authority")], ==, 1);
+  g_assert_cmpuint (boston->users_by_role[names_index (report->role_names, "commander")], ==, 1);
+  g_assert_cmpuint (boston->users_by_role[names_index (report->role_names, "viewer")], ==, 1);
+  g_assert_cmpuint (boston->users_by_permission[names_index (report->permission_names, "view")], ==, 2);
+  g_assert_true (report->is_chain_intact);
+}
+
+/* Removes the test folder and every database and configuration file the
+ * tests made in it. */
+static void
+test_dir_remove (void)
+{
+  g_autoptr (GDir) dir = g_dir_open (test_dir, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+    g_autofree char *path = g_build_filename (test_dir, name, NULL);
+
+    g_unlink (path);
+  }
+  g_rmdir (test_dir);
+  g_clear_pointer (&test_dir, g_free);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -755,7 +1187,7 @@ main (int argc, char **argv)
   db_path = g_build_filename (test_dir, "cimshub.db", NULL);
   store = cims_store_sqlite_open (db_path, &error);
   g_assert_no_error (error);
-  store_fill ();
+  store_fill (store);
 
   g_test_add_func ("/report/annual/counts-cameras-in-service", test_report_counts_cameras_in_service);
   g_test_add_func ("/report/annual/counts-users", test_report_counts_users);
@@ -773,20 +1205,17 @@ main (int argc, char **argv)
   g_test_add_func ("/report/annual/last-year-ends", test_report_last_year_ends);
   g_test_add_func ("/report/annual/stops-when-cancelled", test_report_stops_when_cancelled);
   g_test_add_func ("/report/audit-time/parse", test_report_audit_time_parse);
+  g_test_add_func ("/report/annual/chain-intact", test_report_chain_intact);
+  g_test_add_func ("/report/annual/chain-deleted-record", test_report_chain_deleted_record);
+  g_test_add_func ("/report/annual/chain-changed-record", test_report_chain_changed_record);
+  g_test_add_func ("/report/annual/counts-acting-roles", test_report_counts_acting_roles);
+  g_test_add_func ("/report/audit-details/grant", test_report_audit_details_grant);
+  g_test_add_func ("/report/audit-details/ongoing-grant", test_report_audit_details_ongoing_grant);
+  g_test_add_func ("/report/audit-details/incident", test_report_audit_details_incident);
   status = g_test_run ();
 
   cims_store_free (store);
   cims_config_unref (config);
-  g_unlink (db_path);
-  {
-    g_autofree char *wal = g_strconcat (db_path, "-wal", NULL);
-    g_autofree char *shm = g_strconcat (db_path, "-shm", NULL);
-
-    g_unlink (wal);
-    g_unlink (shm);
-  }
-  g_unlink (config_path);
-  g_rmdir (test_dir);
-  g_free (test_dir);
+  test_dir_remove ();
   return status;
 }
