@@ -296,10 +296,11 @@ cims_archive_state_can_move (CimsArchiveState from, CimsArchiveState to)
 
 const char *const cims_audit_events[] = {
   "hub-started", "hub-stopped", "config-loaded",
-  "session-start", "session-stop", "request-denied",
+  "session-start", "session-allowance-changed", "session-stop", "request-denied",
   "grant-created", "grant-revoked", "incident-started", "incident-ended",
   "camera-restricted", "camera-out-of-service", "camera-removed",
   "archive-requested", "archive-legal-reviewed", "archive-approved", "archive-denied",
+  "audit-log-mismatch",
   NULL
 };
 

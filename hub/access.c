@@ -101,6 +101,30 @@ stop_reason_for (CimsHub *hub, CimsViewerSession *session, const CimsAuthDecisio
   return "access-withdrawn";
 }
 
+/* Gives @session the allowance of @decision, and audits the change when
+ * another grant, incident or rule allows it now. */
+static void
+session_allowance_update (CimsHub *hub, CimsViewerSession *session, const CimsAuthDecision *decision)
+{
+  g_autofree char *previous_rule = g_strdup (cims_viewer_session_get_rule_name (session));
+  g_autofree char *previous_grant_id = g_strdup (cims_viewer_session_get_grant_id (session));
+  g_autofree char *previous_incident_id = g_strdup (cims_viewer_session_get_incident_id (session));
+  gboolean is_changed = g_strcmp0 (previous_rule, decision->rule_name) != 0
+                        || g_strcmp0 (previous_grant_id, decision->grant_id) != 0
+                        || g_strcmp0 (previous_incident_id, decision->incident_id) != 0;
+
+  cims_viewer_session_set_decision (session, decision);
+  if (!is_changed)
+    return;
+
+  cims_session_message (session, "now allowed under %s (grant %s, incident %s), before under %s (grant %s, "
+                        "incident %s)", decision->rule_name, decision->grant_id ? decision->grant_id : "none",
+                        decision->incident_id ? decision->incident_id : "none", previous_rule,
+                        previous_grant_id ? previous_grant_id : "none",
+                        previous_incident_id ? previous_incident_id : "none");
+  cims_hub_audit_session_allowance_changed (hub, session, previous_rule, previous_grant_id, previous_incident_id);
+}
+
 gboolean
 cims_hub_access_recheck_session (CimsHub *hub, CimsViewerSession *session, CimsAccessTrigger trigger)
 {
@@ -119,7 +143,7 @@ cims_hub_access_recheck_session (CimsHub *hub, CimsViewerSession *session, CimsA
   cims_hub_access_decide (hub, identity, camera, cims_viewer_session_get_incident_number (session),
                           now_us, &decision);
   if (decision.allowed && identity->expires_at_us > now_us && decision.allowed_until_us > now_us) {
-    cims_viewer_session_set_decision (session, &decision);
+    session_allowance_update (hub, session, &decision);
     cims_hub_session_reschedule (hub, session);
     return TRUE;
   }

@@ -190,6 +190,45 @@ cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
   return record_append_full (hub, record, FALSE, error);
 }
 
+static void
+builder_add_string_or_null (JsonBuilder *builder, const char *member, const char *value)
+{
+  json_builder_set_member_name (builder, member);
+  if (value != NULL)
+    json_builder_add_string_value (builder, value);
+  else
+    json_builder_add_null_value (builder);
+}
+
+/* The record carries the new allowance in its grant and incident ids and
+ * reason, as a start record does, and the one it replaces in its details,
+ * so that a session that outlived its first grant shows what allowed it
+ * from then on. */
+void
+cims_hub_audit_session_allowance_changed (CimsHub *hub, CimsViewerSession *session,
+                                          const char *previous_rule, const char *previous_grant_id,
+                                          const char *previous_incident_id)
+{
+  const CimsConfigCamera *camera = cims_config_find_camera (hub->config,
+                                                            cims_viewer_session_get_camera_id (session));
+  CimsAuditRecord *record = record_new ("session-allowance-changed");
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  record_set_session (record, session, camera);
+  record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
+
+  json_builder_begin_object (builder);
+  builder_add_string_or_null (builder, "previous_rule", previous_rule);
+  builder_add_string_or_null (builder, "previous_grant_id", previous_grant_id);
+  builder_add_string_or_null (builder, "previous_incident_id", previous_incident_id);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  record->details = json_to_string (root, FALSE);
+
+  record_append (hub, record, NULL);
+}
+
 void
 cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const char *reason)
 {

@@ -216,6 +216,11 @@ gboolean cims_hub_access_incident_end (CimsHub *hub, const CimsAuthIdentity *act
 gboolean cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
                                        const CimsConfigCamera *camera, GError **error);
 void cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const char *reason);
+/* Records that a running session is now allowed by another grant, incident
+ * or rule than before. Main context. */
+void cims_hub_audit_session_allowance_changed (CimsHub *hub, CimsViewerSession *session,
+                                               const char *previous_rule, const char *previous_grant_id,
+                                               const char *previous_incident_id);
 
 /* Writes the records still waiting for a writable log; at shutdown. */
 void cims_hub_audit_flush (CimsHub *hub);

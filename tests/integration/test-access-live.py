@@ -35,6 +35,7 @@ INCIDENT = "BOS-MI-2026-77"
 GRANT_INCIDENT = "BPD-2026-004711"
 ROTATION_INCIDENT = "BPD-2026-004712"
 RENAME_INCIDENT = "BPD-2026-004714"
+ALLOWANCE_INCIDENT = "BPD-2026-004715"
 SLOW_INCIDENT = "BPD-2026-004713"
 # The camera behind a proxy that keeps each RTSP connection waiting this
 # long before passing it on, so that a viewer's request waits for the
@@ -747,6 +748,49 @@ def test_reload_ends_sessions(rig, tokens):
         rig.record(name, not problems, "; ".join(problems) or f"session ended ({expected})")
 
 
+def test_allowance_changed(rig, tokens):
+    """An Everett session starts under grant B. Grant C covers it too, and B
+    is revoked: the session goes on under C, and the audit log gets one
+    session-allowance-changed record naming C, with B as the previous
+    grant, so the session's records explain why it outlived B."""
+    grants = []
+    for purpose in ("First grant", "Second grant"):
+        status, body = rig.api("POST", "/api/v1/grants", tokens["boston-authority"], {
+            "grantee": "everett", "cameras": ["bos-0002"], "purpose": purpose,
+            "incident_number": ALLOWANCE_INCIDENT})
+        if status != 201:
+            rig.record("allowance-changed", False, f"grant create returned {status} {body}")
+            return
+        grants.append(body["grant"]["id"])
+        if len(grants) == 1:
+            viewer = rig.viewer("everett-allowance", tokens["everett-viewer"], "bos-0002",
+                                incident=ALLOWANCE_INCIDENT, duration_s=6)
+            got_keyframe = viewer.wait_keyframe() is not None
+
+    revoke_status, revoke_body = rig.api("DELETE", f"/api/v1/grants/{grants[0]}", tokens["boston-authority"])
+    result = viewer.wait_result()
+    session_id = session_id_of(result)
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        records = db.execute("SELECT event, grant_id, details FROM audit_log WHERE session_id = ? "
+                             "ORDER BY sequence", (session_id,)).fetchall()
+    changes = [(grant_id, json.loads(details)) for event, grant_id, details in records
+               if event == "session-allowance-changed"]
+
+    problems = []
+    if not got_keyframe:
+        problems.append("the viewer got no keyframe")
+    if revoke_status != 200 or revoke_body.get("sessions_ended") != 0:
+        problems.append(f"revoking the first grant returned {revoke_status} {revoke_body}")
+    if result is None or result.get("ended_by") != "duration":
+        problems.append(f"the session did not run to its own end under the second grant: {result}")
+    if [event for event, _, _ in records] != ["session-start", "session-allowance-changed", "session-stop"]:
+        problems.append(f"session records {[event for event, _, _ in records]}")
+    if len(changes) != 1 or changes[0][0] != grants[1] or changes[0][1].get("previous_grant_id") != grants[0]:
+        problems.append(f"allowance changes {changes}, expected one from {grants[0]} to {grants[1]}")
+    rig.record("allowance-changed", not problems, "; ".join(problems) or
+               f"session moved from grant {grants[0]} to {grants[1]} and the log says so")
+
+
 def test_audit_before_media(rig, tokens, revoked_result):
     if revoked_result is None or not revoked_result.get("session_url"):
         rig.record("audit-start-before-media", False, "no session from the revocation case to check")
@@ -949,6 +993,7 @@ def main():
         test_key_rotation(rig, tokens)
         tokens = mint_tokens(rig)
         test_reload_ends_sessions(rig, tokens)
+        test_allowance_changed(rig, tokens)
         test_audit_before_media(rig, tokens, revoked)
         test_read_only_log(rig, tokens)
         test_crash_recovery(rig, tokens)
