@@ -656,14 +656,12 @@ cims_annual_report_sum (const CimsAnnualReport *report)
 char *
 cims_audit_time_format_ms (gint64 time_ms)
 {
-  g_autoptr (GDateTime) time = g_date_time_new_from_unix_utc (time_ms / 1000);
-  g_autofree char *seconds = NULL;
+  char *text = NULL;
 
-  if (time == NULL)
-    return g_strdup_printf ("%" G_GINT64_FORMAT " ms", time_ms);
+  if (time_ms >= G_MININT64 / 1000 && time_ms <= G_MAXINT64 / 1000)
+    text = cims_auth_time_text (time_ms * 1000);
 
-  seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
-  return g_strdup_printf ("%s.%03dZ", seconds, (int) (time_ms % 1000));
+  return text != NULL ? text : g_strdup_printf ("%" G_GINT64_FORMAT " ms", time_ms);
 }
 
 gboolean

@@ -4,6 +4,7 @@
  * call is checked against the caller's roles and jurisdiction; errors are
  * JSON naming the rule. The camera list is in http-server.c. */
 #include "hub/hub-runtime.h"
+#include "auth/report.h"
 
 #include <string.h>
 
@@ -19,57 +20,13 @@ time_dup_text (gint64 time_us)
   return cims_auth_time_text (time_us);
 }
 
-static void
-object_set_time (JsonObject *object, const char *member, gint64 time_us)
-{
-  g_autofree char *text = NULL;
-
-  if (time_us == 0 || time_us == G_MAXINT64) {
-    json_object_set_null_member (object, member);
-    return;
-  }
-
-  text = time_dup_text (time_us);
-  json_object_set_string_member (object, member, text);
-}
-
-static void
-object_set_strv (JsonObject *object, const char *member, char **values)
-{
-  JsonArray *array;
-
-  if (values == NULL) {
-    json_object_set_null_member (object, member);
-    return;
-  }
-
-  array = json_array_new ();
-  for (guint i = 0; values[i] != NULL; i++)
-    json_array_add_string_element (array, values[i]);
-  json_object_set_array_member (object, member, array);
-}
-
+/* The grant as its audit records carry it, and whether it allows viewing
+ * now. */
 static JsonObject *
 grant_to_json (const CimsGrant *grant, gint64 now_us)
 {
-  JsonObject *object = json_object_new ();
+  JsonObject *object = cims_grant_to_json (grant);
 
-  json_object_set_string_member (object, "id", grant->id);
-  json_object_set_string_member (object, "owner", grant->owner);
-  json_object_set_string_member (object, "grantee_kind",
-                                 grant->grantee_kind == CIMS_GRANTEE_AGENCY ? "agency" : "jurisdiction");
-  json_object_set_string_member (object, "grantee", grant->grantee);
-  json_object_set_string_member (object, "grantee_group", grant->grantee_group);
-  object_set_strv (object, "cameras", grant->cameras);
-  object_set_time (object, "starts_at", grant->starts_at_us);
-  object_set_time (object, "ends_at", grant->ends_at_us);
-  json_object_set_string_member (object, "purpose", grant->purpose);
-  json_object_set_string_member (object, "incident_number", grant->incident_number);
-  json_object_set_string_member (object, "authorized_by", grant->authorized_by);
-  json_object_set_string_member (object, "authorized_by_name", grant->authorized_by_name);
-  object_set_time (object, "authorized_at", grant->authorized_at_us);
-  json_object_set_string_member (object, "revoked_by", grant->revoked_by);
-  object_set_time (object, "revoked_at", grant->revoked_at_us);
   json_object_set_boolean_member (object, "active", cims_grant_is_active (grant, now_us));
   return object;
 }
@@ -77,20 +34,8 @@ grant_to_json (const CimsGrant *grant, gint64 now_us)
 static JsonObject *
 incident_to_json (const CimsIncident *incident, gint64 now_us)
 {
-  JsonObject *object = json_object_new ();
+  JsonObject *object = cims_incident_to_json (incident);
 
-  json_object_set_string_member (object, "id", incident->id);
-  json_object_set_string_member (object, "owner", incident->owner);
-  json_object_set_string_member (object, "incident_number", incident->incident_number);
-  object_set_strv (object, "cameras", incident->cameras);
-  object_set_strv (object, "partners", incident->partners);
-  object_set_time (object, "starts_at", incident->starts_at_us);
-  object_set_time (object, "ends_at", incident->ends_at_us);
-  json_object_set_string_member (object, "description", incident->description);
-  json_object_set_string_member (object, "declared_by", incident->declared_by);
-  json_object_set_string_member (object, "declared_by_name", incident->declared_by_name);
-  json_object_set_string_member (object, "ended_by", incident->ended_by);
-  object_set_time (object, "ended_at", incident->ended_at_us);
   json_object_set_boolean_member (object, "active", cims_incident_is_active (incident, now_us));
   return object;
 }
