@@ -20,9 +20,42 @@
 static const char audit_zero_hash[CIMS_STORE_HASH_HEX_LEN + 1] =
   "0000000000000000000000000000000000000000000000000000000000000000";
 
+/* Longest decimal text of a 64-bit integer: a sign and 19 or 20 digits. */
+#define DECIMAL_MAX_LEN 21
+
+/* Writes @value in decimal to the end of @buffer and returns where the text
+ * starts. A verify or a report hashes every record of the log, and printf
+ * was most of that time. */
+static char *
+decimal_format (char buffer[DECIMAL_MAX_LEN], guint64 value, gboolean is_negative)
+{
+  char *start = buffer + DECIMAL_MAX_LEN;
+
+  do {
+    *--start = (char) ('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+
+  if (is_negative)
+    *--start = '-';
+  return start;
+}
+
 /* Appends @value as a netstring: its byte length in decimal, ':', the bytes,
  * ','. NULL is written as "~," which no netstring can be, so NULL and ""
  * hash differently. */
+static void
+canonical_append_bytes (GString *out, const char *value, gsize length)
+{
+  char buffer[DECIMAL_MAX_LEN];
+  const char *digits = decimal_format (buffer, length, FALSE);
+
+  g_string_append_len (out, digits, buffer + DECIMAL_MAX_LEN - digits);
+  g_string_append_c (out, ':');
+  g_string_append_len (out, value, (gssize) length);
+  g_string_append_c (out, ',');
+}
+
 static void
 canonical_append_text (GString *out, const char *value)
 {
@@ -31,17 +64,17 @@ canonical_append_text (GString *out, const char *value)
     return;
   }
 
-  g_string_append_printf (out, "%zu:", strlen (value));
-  g_string_append (out, value);
-  g_string_append_c (out, ',');
+  canonical_append_bytes (out, value, strlen (value));
 }
 
 static void
 canonical_append_int (GString *out, gint64 value)
 {
-  g_autofree char *text = g_strdup_printf ("%" G_GINT64_FORMAT, value);
+  char buffer[DECIMAL_MAX_LEN];
+  guint64 magnitude = value < 0 ? (guint64) 0 - (guint64) value : (guint64) value;
+  const char *digits = decimal_format (buffer, magnitude, value < 0);
 
-  canonical_append_text (out, text);
+  canonical_append_bytes (out, digits, buffer + DECIMAL_MAX_LEN - digits);
 }
 
 /*
@@ -58,10 +91,11 @@ static GString *
 audit_record_canonical_form (const CimsAuditRecord *record)
 {
   GString *out = g_string_sized_new (512);
-  g_autofree char *sequence = g_strdup_printf ("%" G_GUINT64_FORMAT, record->sequence);
+  char buffer[DECIMAL_MAX_LEN];
+  const char *sequence = decimal_format (buffer, record->sequence, FALSE);
 
   canonical_append_text (out, AUDIT_CANONICAL_TAG);
-  canonical_append_text (out, sequence);
+  canonical_append_bytes (out, sequence, buffer + DECIMAL_MAX_LEN - sequence);
   canonical_append_int (out, record->time_ms);
 
   canonical_append_text (out, record->event);
@@ -90,21 +124,24 @@ audit_record_canonical_form (const CimsAuditRecord *record)
 char *
 cims_audit_record_compute_hash (const CimsAuditRecord *record)
 {
+  static const char hex_digits[] = "0123456789abcdef";
   g_autoptr(GString) form = audit_record_canonical_form (record);
   guint8 digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
-  GString *hex;
+  char *hex;
 
   /* Hashing a buffer in memory has no input that can fail, so a failure
    * here means OpenSSL itself is unusable and no record can be chained. */
   if (EVP_Digest (form->str, form->len, digest, &digest_len, EVP_sha256 (), NULL) != 1)
     g_error ("EVP_Digest(SHA-256) failed while hashing an audit record");
 
-  hex = g_string_sized_new (CIMS_STORE_HASH_HEX_LEN);
-  for (unsigned int i = 0; i < digest_len; i++)
-    g_string_append_printf (hex, "%02x", digest[i]);
-
-  return g_string_free (hex, FALSE);
+  hex = g_malloc (digest_len * 2 + 1);
+  for (unsigned int i = 0; i < digest_len; i++) {
+    hex[2 * i] = hex_digits[digest[i] >> 4];
+    hex[2 * i + 1] = hex_digits[digest[i] & 0x0f];
+  }
+  hex[digest_len * 2] = '\0';
+  return hex;
 }
 
 void
