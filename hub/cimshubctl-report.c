@@ -68,7 +68,10 @@ report_options_parse (ReportOptions *options, CimsCtlStoreOptions *store_options
   g_autoptr (GOptionContext) context = g_option_context_new (NULL);
 
   g_option_context_set_summary (context, "Computes the annual transparency report from the audit log and the "
-                                "configuration. Without --config, cameras are not counted.");
+                                "configuration. Without --config, cameras are not counted. The report checks "
+                                "the log's hash chain as audit verify does: over an altered log it is still "
+                                "written, with a warning at its top, and the command then warns on stderr and "
+                                "exits 1.");
   g_option_context_add_main_entries (context, entries, NULL);
   cims_ctl_store_options_add (context, store_options);
   if (!g_option_context_parse (context, &argc, &argv, error))
@@ -120,6 +123,7 @@ cims_ctl_report_annual_run (int argc, char **argv)
   g_autofree char *text = NULL;
   CimsReportFormat format = CIMS_REPORT_FORMAT_JSON;
   int year = 0;
+  int status;
 
   if (!report_options_parse (&options, &store_options, &year, &format, argc, argv, &error))
     return cims_ctl_usage_error (error->message);
@@ -135,5 +139,12 @@ cims_ctl_report_annual_run (int argc, char **argv)
   }
 
   text = cims_annual_report_render (report, format);
-  return report_write (text, options.output_path);
+  status = report_write (text, options.output_path);
+  if (status != CTL_EXIT_OK || report->is_chain_intact)
+    return status;
+
+  fprintf (stderr, "%s: warning: the audit log was altered at record %" G_GUINT64_FORMAT ": %s; the report "
+           "says so at its top, and `cimshubctl audit verify` gives the details\n", g_get_prgname (),
+           report->chain_first_bad_sequence, report->chain_problem ? report->chain_problem : "see the report");
+  return CTL_EXIT_FAILED;
 }

@@ -711,6 +711,22 @@ test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
   g_unlink (output);
 }
 
+/* A report over an altered log is still written, says so at its top, and
+ * the command warns on stderr and exits 1. */
+static void
+test_ctl_report_annual_altered_log (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  database_exec (fixture->db_path, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE sequence = 3");
+  result = ctl_run ("report", "annual", "--year", "2025", "--format", "csv", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_nonnull (strstr (result->out, "\r\nAudit log integrity\r\n"));
+  g_assert_nonnull (strstr (result->out, "WARNING: the audit log was altered"));
+  g_assert_nonnull (strstr (result->err, "warning: the audit log was altered at record 3"));
+}
+
 /* Each bad option exits 2 with a message that names the value. */
 /* The long form is one table with a row per figure. */
 static void
@@ -793,6 +809,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/audit/db-skips-config", test_ctl_audit_db_skips_config);
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
   add_test ("/cimshubctl/report/annual-csv-long", test_ctl_report_annual_csv_long);
+  add_test ("/cimshubctl/report/annual-altered-log", test_ctl_report_annual_altered_log);
   add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
   return g_test_run ();
 }
