@@ -953,6 +953,35 @@ def test_audit_accounting(rig):
         problems.append(f"audit verify exited {verify.returncode}: {verify.stdout.strip()} {verify.stderr.strip()}")
     rig.record("audit-accounting", not problems, "; ".join(problems) or
                f"{len(counts)} sessions, each one start and one stop; chain intact")
+    check_tables_altered(rig)
+
+
+def check_tables_altered(rig):
+    """The grants and incidents tables must match the audit records that
+    carry each grant and incident: on a copy of the log, a grant whose end
+    was moved and a deleted incident row make audit verify fail and name
+    both."""
+    copy_path = os.path.join(rig.temp, "tables-altered.db")
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as source, sqlite3.connect(copy_path) as copy:
+        source.backup(copy)
+    with sqlite3.connect(copy_path) as db:
+        # An ongoing grant's end is the largest integer, so move a timed one.
+        grant_id = db.execute("SELECT id FROM grants WHERE ends_at_us < 4000000000000000 "
+                              "ORDER BY id LIMIT 1").fetchone()[0]
+        incident_id = db.execute("SELECT id FROM incidents ORDER BY id LIMIT 1").fetchone()[0]
+        db.execute("UPDATE grants SET ends_at_us = ends_at_us + 3600000000 WHERE id = ?", (grant_id,))
+        db.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
+    verify = subprocess.run([rig.args.cimshubctl, "audit", "verify", "--db", copy_path],
+                            capture_output=True, text=True, timeout=30)
+    lines = [line for line in verify.stdout.splitlines() if line.startswith("state tables altered: ")]
+    problems = []
+    if verify.returncode != 1:
+        problems.append(f"audit verify exited {verify.returncode}")
+    if not any(f'grant {grant_id}: "ends_at" is ' in line for line in lines):
+        problems.append(f"no line names the moved end of grant {grant_id}")
+    if not any(f"names incident {incident_id}, which the incidents table does not have" in line for line in lines):
+        problems.append(f"no line names the deleted incident {incident_id}")
+    rig.record("audit-tables-altered", not problems, "; ".join(problems + lines))
 
 
 def mint_tokens(rig):

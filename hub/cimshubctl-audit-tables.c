@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The grants and incidents tables against the audit log. Each grant and
+ * incident record carries the whole grant or incident as it was after the
+ * change it records, and the hash chain covers those details. A table row
+ * that differs from its latest record was edited behind the hub, and a row
+ * or record without the other was added or deleted behind it. */
+#include "hub/cimshubctl-audit-tables.h"
+
+#include <json-glib/json-glib.h>
+
+#include "auth/report.h"
+
+/* The latest record of one grant or incident. */
+typedef struct {
+  guint64 sequence;
+  JsonObject *details;          /* NULL when the record predates the details */
+  gboolean is_in_table;
+} RecordedRow;
+
+struct _CimsCtlRecordedTables {
+  GHashTable *grants;           /* grant id -> RecordedRow */
+  GHashTable *incidents;        /* incident id -> RecordedRow */
+};
+
+static void
+recorded_row_free (RecordedRow *row)
+{
+  g_clear_pointer (&row->details, json_object_unref);
+  g_free (row);
+}
+
+CimsCtlRecordedTables *
+cims_ctl_recorded_tables_new (void)
+{
+  CimsCtlRecordedTables *tables = g_new0 (CimsCtlRecordedTables, 1);
+
+  tables->grants = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) recorded_row_free);
+  tables->incidents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) recorded_row_free);
+  return tables;
+}
+
+void
+cims_ctl_recorded_tables_free (CimsCtlRecordedTables *tables)
+{
+  if (tables == NULL)
+    return;
+
+  g_hash_table_unref (tables->grants);
+  g_hash_table_unref (tables->incidents);
+  g_free (tables);
+}
+
+/* Returns (transfer full) the details of @record when they carry the row
+ * whose id is @id, or NULL for a record written before they did. */
+static JsonObject *
+details_parse_row (const CimsAuditRecord *record, const char *id)
+{
+  g_autoptr (JsonNode) root = record->details != NULL ? json_from_string (record->details, NULL) : NULL;
+  JsonObject *object;
+
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+
+  object = json_node_get_object (root);
+  if (g_strcmp0 (json_object_get_string_member_with_default (object, "id", NULL), id) != 0)
+    return NULL;
+
+  return json_object_ref (object);
+}
+
+void
+cims_ctl_recorded_tables_add (CimsCtlRecordedTables *tables, const CimsAuditRecord *record)
+{
+  GHashTable *rows;
+  const char *id;
+  RecordedRow *row;
+
+  if (g_strcmp0 (record->event, "grant-created") == 0 || g_strcmp0 (record->event, "grant-revoked") == 0) {
+    rows = tables->grants;
+    id = record->grant_id;
+  } else if (g_strcmp0 (record->event, "incident-started") == 0
+             || g_strcmp0 (record->event, "incident-ended") == 0) {
+    rows = tables->incidents;
+    id = record->incident_id;
+  } else {
+    return;
+  }
+
+  if (id == NULL)
+    return;
+
+  row = g_new0 (RecordedRow, 1);
+  row->sequence = record->sequence;
+  row->details = details_parse_row (record, id);
+  g_hash_table_replace (rows, g_strdup (id), row);
+}
+
+/* Appends to @problems the first member of @table_row that its record's
+ * details give another value. */
+static void
+row_compare (const char *kind, const char *id, JsonObject *table_row, const RecordedRow *recorded,
+             GString *problems)
+{
+  g_autoptr (GList) members = json_object_get_members (table_row);
+
+  for (GList *member = members; member != NULL; member = member->next) {
+    JsonNode *recorded_node = json_object_get_member (recorded->details, member->data);
+    g_autofree char *table_text = json_to_string (json_object_get_member (table_row, member->data), FALSE);
+    g_autofree char *recorded_text = recorded_node != NULL ? json_to_string (recorded_node, FALSE)
+                                                           : g_strdup ("(missing)");
+
+    if (g_strcmp0 (table_text, recorded_text) == 0)
+      continue;
+
+    g_string_append_printf (problems, "%s %s: \"%s\" is %s in the %ss table but %s in audit record %"
+                            G_GUINT64_FORMAT "\n", kind, id, (const char *) member->data, table_text, kind,
+                            recorded_text, recorded->sequence);
+    return;
+  }
+}
+
+/* Compares one table row, as @table_row, with its latest record in @rows. */
+static void
+row_check (GHashTable *rows, const char *kind, const char *id, JsonObject *table_row, GString *problems,
+           guint *n_unchecked)
+{
+  RecordedRow *recorded = g_hash_table_lookup (rows, id);
+
+  if (recorded == NULL) {
+    g_string_append_printf (problems, "%s %s is in the %ss table, but no audit record names it\n", kind, id, kind);
+    return;
+  }
+
+  recorded->is_in_table = TRUE;
+  if (recorded->details == NULL) {
+    (*n_unchecked)++;
+    return;
+  }
+
+  row_compare (kind, id, table_row, recorded, problems);
+}
+
+/* Appends a line for each recorded grant or incident that has no row. */
+static void
+rows_check_deleted (GHashTable *rows, const char *kind, GString *problems)
+{
+  GHashTableIter iter;
+  gpointer id, value;
+
+  g_hash_table_iter_init (&iter, rows);
+  while (g_hash_table_iter_next (&iter, &id, &value)) {
+    const RecordedRow *recorded = value;
+
+    if (!recorded->is_in_table)
+      g_string_append_printf (problems, "audit record %" G_GUINT64_FORMAT " names %s %s, which the %ss table "
+                              "does not have\n", recorded->sequence, kind, (const char *) id, kind);
+  }
+}
+
+gboolean
+cims_ctl_recorded_tables_check (CimsCtlRecordedTables *tables, CimsStore *store, GString *problems,
+                                guint *n_unchecked, GError **error)
+{
+  g_autoptr (GPtrArray) grants = cims_store_grant_list (store, error);
+  g_autoptr (GPtrArray) incidents = NULL;
+
+  if (grants == NULL)
+    return FALSE;
+
+  incidents = cims_store_incident_list (store, error);
+  if (incidents == NULL)
+    return FALSE;
+
+  *n_unchecked = 0;
+  for (guint i = 0; i < grants->len; i++) {
+    const CimsGrant *grant = g_ptr_array_index (grants, i);
+    g_autoptr (JsonObject) row = cims_grant_to_json (grant);
+
+    row_check (tables->grants, "grant", grant->id, row, problems, n_unchecked);
+  }
+
+  for (guint i = 0; i < incidents->len; i++) {
+    const CimsIncident *incident = g_ptr_array_index (incidents, i);
+    g_autoptr (JsonObject) row = cims_incident_to_json (incident);
+
+    row_check (tables->incidents, "incident", incident->id, row, problems, n_unchecked);
+  }
+
+  rows_check_deleted (tables->grants, "grant", problems);
+  rows_check_deleted (tables->incidents, "incident", problems);
+  return TRUE;
+}
