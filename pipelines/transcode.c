@@ -38,11 +38,6 @@ typedef struct {
   guint32 epoch;
   gint has_output;              /* atomic flag: first output packet seen */
 
-  /* Under the transcoder's lock: input timestamps run from the first
-   * packet fed to this pipeline, by the packets' arrival times. */
-  gint64 first_arrival_us;      /* -1 before the first packet */
-  GstClockTime last_input_time;
-
   /* Under the transcoder's stats_lock: the latest QoS drop count of each
    * element, as QoS messages report running totals. */
   GHashTable *qos_dropped;      /* element name -> guint64 in a pointer */
@@ -106,7 +101,6 @@ struct _CimsTranscoder {
 
 static void transcoder_schedule_restart_locked (CimsTranscoder *transcoder, const char *reason);
 static GstBuffer *transcoder_input_buffer_new_locked (CimsTranscoder *transcoder, const CimsRtpPacket *packet);
-static GstClockTime input_time_next_locked (TranscodePipeline *pipeline, const CimsRtpPacket *packet);
 
 /* ---- logging ----------------------------------------------------------- */
 
@@ -676,7 +670,7 @@ appsrc_configure (GstElement *appsrc, GstCaps *input_caps)
                 "caps", input_caps,
                 "is-live", TRUE,
                 "format", GST_FORMAT_TIME,
-                "do-timestamp", FALSE,
+                "do-timestamp", TRUE,
                 "block", FALSE,
                 "max-bytes", (guint64) TRANSCODE_INPUT_MAX_BYTES,
                 NULL);
@@ -859,8 +853,6 @@ static TranscodePipeline *
 pipeline_new (CimsTranscoder *transcoder, CimsCodec input_codec, GstCaps *input_caps, GError **error)
 {
   TranscodePipeline *pipeline = g_atomic_rc_box_new0 (TranscodePipeline);
-
-  pipeline->first_arrival_us = -1;
   g_autofree gchar *name = g_strdup_printf ("transcode-%s-%s", transcoder->camera_id, transcoder->profile_name);
   g_autoptr(GstCaps) raw_caps = transcoder_raw_caps (transcoder, 0, 0);
   GstBin *bin;
@@ -1011,8 +1003,11 @@ pipeline_install_locked (CimsTranscoder *transcoder, TranscodePipeline *pipeline
   if (!gst_caps_is_equal (built_caps, transcoder->input_caps))
     gst_app_src_set_caps (appsrc, transcoder->input_caps);
 
-  /* Held packets keep their arrival times as timestamps, so the frame-rate
-   * limit thins them as it would have thinned them live. */
+  /* appsrc stamps the held packets, and the cached run since the camera's
+   * keyframe, with the time of this push, so the frame-rate limit keeps
+   * few of their frames. That is on purpose: with their own spacing they
+   * would leave the encoder as a backlog of up to a keyframe interval, and
+   * a browser would play the stream that far behind live. */
   for (guint i = 0; i < transcoder->held_packets->len; i++)
     gst_app_src_push_buffer (appsrc, transcoder_input_buffer_new_locked (transcoder,
                                                                          g_ptr_array_index (transcoder->held_packets, i)));
@@ -1244,27 +1239,8 @@ transcoder_input_buffer_new_locked (CimsTranscoder *transcoder, const CimsRtpPac
   buffer = gst_buffer_new_wrapped (data, packet->size);
   if (is_discont)
     GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
-  GST_BUFFER_PTS (buffer) = GST_BUFFER_DTS (buffer) = input_time_next_locked (transcoder->pipeline, packet);
 
   return buffer;
-}
-
-/* Returns @packet's timestamp in @pipeline: how long after the pipeline's
- * first packet it arrived. Held packets thus keep their spacing, where
- * appsrc's do-timestamp would give them all the time of the push. Called
- * with the transcoder's lock held. */
-static GstClockTime
-input_time_next_locked (TranscodePipeline *pipeline, const CimsRtpPacket *packet)
-{
-  GstClockTime time;
-
-  if (pipeline->first_arrival_us < 0)
-    pipeline->first_arrival_us = packet->arrival_us;
-
-  time = (GstClockTime) MAX (packet->arrival_us - pipeline->first_arrival_us, 0) * GST_USECOND;
-  time = MAX (time, pipeline->last_input_time);
-  pipeline->last_input_time = time;
-  return time;
 }
 
 /* See pipelines.h. */
