@@ -7,6 +7,7 @@
 
 #include <openssl/rand.h>
 
+#include "auth/auth.h"
 #include "auth/auth-private.h"
 #include "auth/store-private.h"
 
@@ -38,16 +39,13 @@ cims_store_id_new (const char *prefix, GError **error)
 char *
 cims_store_time_format (gint64 time_us)
 {
-  g_autoptr(GDateTime) time = NULL;
+  char *text;
 
   if (time_us == G_MAXINT64)
     return g_strdup ("never");
 
-  time = g_date_time_new_from_unix_utc (time_us / G_USEC_PER_SEC);
-  if (time == NULL)
-    return g_strdup_printf ("%" G_GINT64_FORMAT " us", time_us);
-
-  return g_date_time_format (time, "%Y-%m-%dT%H:%M:%SZ");
+  text = cims_auth_time_text (time_us);
+  return text != NULL ? text : g_strdup_printf ("%" G_GINT64_FORMAT " us", time_us);
 }
 
 /* Frees the store and closes its backend. Must not race with other calls

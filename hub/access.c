@@ -73,6 +73,33 @@ cims_hub_access_decide (CimsHub *hub, const CimsAuthIdentity *identity, const Ci
   cims_auth_policy_decide (hub->config, identity, camera, &input, now_us, decision);
 }
 
+/* Tells whether the configuration that a reload just replaced would still
+ * allow @session at @now_us, so that the reload, not a grant or incident
+ * that ended at the same moment, is why it stops. */
+static gboolean
+previous_config_allows (CimsHub *hub, CimsViewerSession *session, gint64 now_us)
+{
+  const CimsConfig *previous;
+  const CimsConfigCamera *camera;
+  g_auto (CimsAuthDecision) decision = { 0 };
+  CimsAuthPolicyInput input = {
+    .grants = hub->grants,
+    .incidents = hub->incidents,
+    .incident_number = cims_viewer_session_get_incident_number (session),
+  };
+
+  if (hub->retired_configs->len == 0)
+    return FALSE;
+
+  previous = g_ptr_array_index (hub->retired_configs, hub->retired_configs->len - 1);
+  camera = cims_config_find_camera (previous, cims_viewer_session_get_camera_id (session));
+  if (camera == NULL)
+    return FALSE;
+
+  cims_auth_policy_decide (previous, cims_viewer_session_get_identity (session), camera, &input, now_us, &decision);
+  return decision.allowed && decision.allowed_until_us > now_us;
+}
+
 /* Names why a session that was allowed no longer is. */
 static const char *
 stop_reason_for (CimsHub *hub, CimsViewerSession *session, const CimsAuthDecision *decision,
@@ -92,7 +119,8 @@ stop_reason_for (CimsHub *hub, CimsViewerSession *session, const CimsAuthDecisio
     return "camera-removed";
   if (identity->expires_at_us <= now_us)
     return "token-expired";
-  if (trigger == CIMS_ACCESS_TRIGGER_CONFIG_RELOADED && !decision->allowed)
+  if (trigger == CIMS_ACCESS_TRIGGER_CONFIG_RELOADED && !decision->allowed
+      && previous_config_allows (hub, session, now_us))
     return "config-changed";
   if (cims_viewer_session_get_grant_id (session) != NULL)
     return "grant-expired";

@@ -150,8 +150,8 @@ cims_hub_reload (CimsHub *hub, GError **error)
 
   n_key_removed = end_sessions_of_removed_keys (hub);
   n_denied = cims_hub_access_recheck_all (hub, CIMS_ACCESS_TRIGGER_CONFIG_RELOADED);
-  g_message ("configuration %s reloaded: cameras: %u; sessions ended: %u whose token key was "
-             "removed, %u no longer allowed", hub->config->path, hub->config->cameras->len,
+  g_message ("configuration %s reloaded: cameras: %u; sessions ended: %u whose token the new "
+             "configuration rejects, %u no longer allowed", hub->config->path, hub->config->cameras->len,
              n_key_removed, n_denied);
   return TRUE;
 }

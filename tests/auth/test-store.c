@@ -440,7 +440,7 @@ test_store_grant_revoke_twice (StoreFixture *fixture, gconstpointer data)
                                            NOW_US + SECOND_US, &error));
   g_assert_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CONFLICT);
   expected = g_strdup_printf ("Cannot revoke grant %s: it was already revoked at "
-                              "2026-12-04T10:00:00Z", grant->id);
+                              "2026-12-04T10:00:00.000Z", grant->id);
   g_assert_true (g_str_has_prefix (error->message, expected));
 
   /* The first revocation is kept. */
@@ -600,7 +600,7 @@ test_store_incident_end (StoreFixture *fixture, gconstpointer data)
                                            ended_at + SECOND_US, &error));
   g_assert_error (error, CIMS_STORE_ERROR, CIMS_STORE_ERROR_CONFLICT);
   g_assert_nonnull (strstr (error->message, incident->id));
-  g_assert_nonnull (strstr (error->message, "2026-12-04T11:00:00Z"));
+  g_assert_nonnull (strstr (error->message, "2026-12-04T11:00:00.000Z"));
   g_clear_error (&error);
 
   g_assert_false (cims_store_incident_end (fixture->store, "i-ffffffffffffffff", "u-cmdr-2",
