@@ -36,6 +36,7 @@ typedef struct {
   char last_hash[AUDIT_HASH_HEX_LEN + 1];
   GArray *expectations;         /* of Expectation */
   CimsCtlRecordedTables *tables;
+  GString *mismatches;          /* one line per audit-log-mismatch record */
 } VerifyWalk;
 
 static gboolean
@@ -125,6 +126,11 @@ verify_record_cb (const CimsAuditRecord *record, gpointer user_data)
   walk->n_records++;
   walk->last_sequence = record->sequence;
   cims_ctl_recorded_tables_add (walk->tables, record);
+  if (g_strcmp0 (record->event, "audit-log-mismatch") == 0)
+    g_string_append_printf (walk->mismatches, "warning: record %" G_GUINT64_FORMAT " (%s, %s): a hub started "
+                            "on this log found that it did not match its recovery checkpoint, as after a restore "
+                            "from backup or a replaced log; see the record's details\n", record->sequence,
+                            record->event, record->reason ? record->reason : "no reason");
   g_strlcpy (walk->last_hash, record->hash, sizeof walk->last_hash);
 
   for (guint i = 0; i < walk->expectations->len; i++) {
@@ -179,6 +185,8 @@ verify_report_intact (const VerifyWalk *walk)
     printf ("Keep the anchor outside the hub and pass it as --expect next time. Without it, verify cannot "
             "detect a chain rewritten with new hashes, a cut of the newest records or an older copy of the "
             "file.\n");
+
+  fputs (walk->mismatches->str, stdout);
 }
 
 /* Prints why verify did not pass and returns the exit status: 1 when the
@@ -229,7 +237,8 @@ cims_ctl_audit_verify_run (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (CimsCtlRecordedTables) tables = cims_ctl_recorded_tables_new ();
   g_autoptr (GString) table_problems = g_string_new (NULL);
-  VerifyWalk walk = { .tables = tables };
+  g_autoptr (GString) mismatches = g_string_new (NULL);
+  VerifyWalk walk = { .tables = tables, .mismatches = mismatches };
   guint n_unchecked = 0;
 
   if (!verify_options_parse (&options, &expect_texts, argc, argv, &error))

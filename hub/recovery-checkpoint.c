@@ -115,56 +115,82 @@ checkpoint_match_log (CimsHub *hub, guint64 sequence, const char *hash, char **r
   return CHECKPOINT_MATCHES;
 }
 
-/* Keeps the evidence of a log that no longer matches its checkpoint: an
- * older or different database was put in place, by a restore from backup
- * or by someone hiding records. The checkpoint file is renamed, not
- * overwritten by the next one, and the log gets a record that names it, so
- * `cimshubctl audit verify` and the auditors see the change. */
-static void
-checkpoint_mismatch_record (CimsHub *hub, const char *path, guint64 sequence, const char *hash,
-                            CheckpointMatch match, const char *log_hash)
+/* Renames the checkpoint file at @path to a name no kept file has yet.
+ * Returns (transfer full) the new path, or NULL when it stays. */
+static char *
+checkpoint_keep (const char *path)
 {
   g_autoptr (GDateTime) now = g_date_time_new_now_utc ();
   g_autofree char *stamp = g_date_time_format (now, "%Y%m%dT%H%M%SZ");
   g_autofree char *kept_path = g_strdup_printf ("%s.mismatch-%s", path, stamp);
-  g_autoptr (JsonBuilder) builder = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
-  g_autofree char *details = NULL;
 
   /* Never over an older kept file: that is evidence too. */
-  for (guint n = 2; g_file_test (kept_path, G_FILE_TEST_EXISTS) && n < 1000; n++) {
+  for (guint n = 2; g_file_test (kept_path, G_FILE_TEST_EXISTS); n++) {
+    if (n > 1000)
+      return NULL;
     g_free (kept_path);
     kept_path = g_strdup_printf ("%s.mismatch-%s-%u", path, stamp, n);
   }
 
   if (g_rename (path, kept_path) != 0) {
     g_warning ("cannot keep the mismatched recovery checkpoint as %s: %s", kept_path, g_strerror (errno));
-    g_clear_pointer (&kept_path, g_free);
+    return NULL;
   }
+  return g_steal_pointer (&kept_path);
+}
+
+static void
+builder_add_text_or_null (JsonBuilder *builder, const char *member, const char *value)
+{
+  json_builder_set_member_name (builder, member);
+  if (value != NULL)
+    json_builder_add_string_value (builder, value);
+  else
+    json_builder_add_null_value (builder);
+}
+
+/* Keeps the evidence of a log that no longer matches its checkpoint: an
+ * older or different database was put in place, by a restore from backup
+ * or by someone hiding records, or the checkpoint was spoilt or deleted.
+ * The checkpoint file, if any, is renamed rather than overwritten by the
+ * next one, and the log gets an audit-log-mismatch record with @reason
+ * that names it, which `cimshubctl audit verify` then reports. @sequence
+ * is 0 and @hash NULL when the file named none. */
+static void
+checkpoint_mismatch_record (CimsHub *hub, const char *path, const char *reason, guint64 sequence,
+                            const char *hash, const char *log_hash)
+{
+  g_autofree char *kept_path = g_file_test (path, G_FILE_TEST_EXISTS) ? checkpoint_keep (path) : NULL;
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *details = NULL;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "checkpoint_sequence");
-  json_builder_add_int_value (builder, (gint64) sequence);
-  json_builder_set_member_name (builder, "checkpoint_hash");
-  json_builder_add_string_value (builder, hash);
-  json_builder_set_member_name (builder, "log_hash");
-  if (log_hash != NULL)
-    json_builder_add_string_value (builder, log_hash);
+  if (sequence > 0)
+    json_builder_add_int_value (builder, (gint64) sequence);
   else
     json_builder_add_null_value (builder);
-  json_builder_set_member_name (builder, "kept_checkpoint");
-  if (kept_path != NULL)
-    json_builder_add_string_value (builder, kept_path);
-  else
-    json_builder_add_null_value (builder);
+  builder_add_text_or_null (builder, "checkpoint_hash", hash);
+  builder_add_text_or_null (builder, "log_hash", log_hash);
+  builder_add_text_or_null (builder, "kept_checkpoint", kept_path);
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
   details = json_to_string (root, FALSE);
 
-  cims_hub_audit_event (hub, "audit-log-mismatch", NULL,
-                        match == CHECKPOINT_RECORD_MISSING ? "log-ends-before-checkpoint"
-                                                           : "log-differs-at-checkpoint",
-                        details);
+  cims_hub_audit_event (hub, "audit-log-mismatch", NULL, reason, details);
+}
+
+/* Tells whether a hub stopped cleanly on this log before: a clean stop
+ * writes the checkpoint, so its absence then suggests it was deleted. */
+static gboolean
+log_has_clean_stop (CimsHub *hub)
+{
+  CimsAuditFilter filter = { .event = "hub-stopped", .limit = 1 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) records = cims_store_audit_query (hub->store, &filter, &error);
+
+  return records != NULL && records->len > 0;
 }
 
 guint64
@@ -180,11 +206,16 @@ cims_hub_recovery_checkpoint_load (CimsHub *hub)
   CheckpointMatch match;
 
   if (!g_file_get_contents (path, &text, NULL, &error)) {
-    if (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      g_message ("no recovery checkpoint %s: crash recovery reads the whole audit log", path);
-    else
+    if (!g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
       g_warning ("cannot read recovery checkpoint: %s; crash recovery reads the whole audit log",
                  error->message);
+    } else if (log_has_clean_stop (hub)) {
+      g_warning ("recovery checkpoint %s is missing although a hub stopped cleanly on this audit log, which "
+                 "writes it (deleted?): crash recovery reads the whole audit log", path);
+      checkpoint_mismatch_record (hub, path, "checkpoint-missing", 0, NULL, NULL);
+    } else {
+      g_message ("no recovery checkpoint %s: crash recovery reads the whole audit log", path);
+    }
     return 0;
   }
 
@@ -193,6 +224,7 @@ cims_hub_recovery_checkpoint_load (CimsHub *hub)
 
     g_warning ("recovery checkpoint %s is invalid (\"%.160s\", expected \"SEQUENCE HASH\"): crash "
                "recovery reads the whole audit log", path, escaped);
+    checkpoint_mismatch_record (hub, path, "checkpoint-invalid", 0, NULL, NULL);
     return 0;
   }
 
@@ -201,7 +233,10 @@ cims_hub_recovery_checkpoint_load (CimsHub *hub)
     g_warning ("recovery checkpoint %s names record %" G_GUINT64_FORMAT " with hash %s, %s: crash "
                "recovery reads the whole audit log", path, sequence, hash, reason);
     if (match != CHECKPOINT_LOG_UNREADABLE)
-      checkpoint_mismatch_record (hub, path, sequence, hash, match, log_hash);
+      checkpoint_mismatch_record (hub, path,
+                                  match == CHECKPOINT_RECORD_MISSING ? "log-ends-before-checkpoint"
+                                                                     : "log-differs-at-checkpoint",
+                                  sequence, hash, log_hash);
     return 0;
   }
 

@@ -711,6 +711,29 @@ test_ctl_report_annual_csv (Fixture *fixture, gconstpointer data)
   g_unlink (output);
 }
 
+/* A log with an audit-log-mismatch record still verifies, but verify
+ * names that record, since it may mark a replaced log. */
+static void
+test_ctl_audit_verify_names_mismatch_record (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsStore) store = cims_store_sqlite_open (fixture->db_path, &error);
+  g_autoptr (CimsAuditRecord) record = g_new0 (CimsAuditRecord, 1);
+  g_autoptr (CtlResult) result = NULL;
+
+  g_assert_no_error (error);
+  record->time_ms = G_GINT64_CONSTANT (1740787200000) + N_RECORDS * 60000;
+  record->event = g_strdup ("audit-log-mismatch");
+  record->reason = g_strdup ("checkpoint-missing");
+  g_assert_true (cims_store_audit_append (store, record, &error));
+  g_clear_pointer (&store, cims_store_free);
+
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 0);
+  g_assert_nonnull (strstr (result->out, "warning: record 7 (audit-log-mismatch, checkpoint-missing): "));
+}
+
 /* A report over an altered log is still written, says so at its top, and
  * the command warns on stderr and exits 1. */
 static void
@@ -810,6 +833,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
   add_test ("/cimshubctl/report/annual-csv-long", test_ctl_report_annual_csv_long);
   add_test ("/cimshubctl/report/annual-altered-log", test_ctl_report_annual_altered_log);
+  add_test ("/cimshubctl/audit/verify-names-mismatch-record", test_ctl_audit_verify_names_mismatch_record);
   add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
   return g_test_run ();
 }

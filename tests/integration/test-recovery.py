@@ -263,17 +263,19 @@ class Run:
         self.crash_hub()
 
     def test_checkpoint_fallbacks(self):
-        """A checkpoint file that is invalid, names a record the log does
-        not have, or has another record's hash makes recovery read the whole
-        log, logs one line saying so, and recovers nothing twice. The last
-        two mean that another database was put in place: the log gets an
-        audit-log-mismatch record and the old checkpoint file is kept."""
+        """A checkpoint file that is invalid, missing after a clean stop,
+        names a record the log does not have, or has another record's hash
+        makes recovery read the whole log, logs one line saying so, and
+        recovers nothing twice. Each may mean that the file or the database
+        was tampered with: the log gets an audit-log-mismatch record naming
+        the reason, and the old checkpoint file is kept."""
         last = self.last_sequence()
         other_hash = self.query("SELECT hash FROM audit_log WHERE sequence = 1")[0][0]
         n_session_records = self.query("SELECT COUNT(*) FROM audit_log "
                                        "WHERE event IN ('session-start', 'session-stop')")[0][0]
         cases = (
-            ("invalid", "12x4 not-a-hash\n", "is invalid", None),
+            ("invalid", "12x4 not-a-hash\n", "is invalid", "checkpoint-invalid"),
+            ("missing", None, "is missing although a hub stopped cleanly", "checkpoint-missing"),
             ("ahead-of-log", f"{last + 1000} {other_hash}\n", "which the audit log does not contain",
              "log-ends-before-checkpoint"),
             ("other-hash", f"{last} {other_hash}\n", "but the audit log's record has hash",
@@ -281,8 +283,11 @@ class Run:
         )
         for name, text, expected, mismatch_reason in cases:
             mismatches_before = self.query("SELECT COUNT(*) FROM audit_log WHERE event = 'audit-log-mismatch'")[0][0]
-            with open(self.checkpoint_path, "w", encoding="ascii") as checkpoint:
-                checkpoint.write(text)
+            if text is None:
+                os.remove(self.checkpoint_path)
+            else:
+                with open(self.checkpoint_path, "w", encoding="ascii") as checkpoint:
+                    checkpoint.write(text)
             counts_before = self.recovered_counts()
 
             self.start_hub()
@@ -301,22 +306,21 @@ class Run:
             self.check_mismatch_record(name, text, mismatch_reason, mismatches_before)
 
     def check_mismatch_record(self, name, text, reason, mismatches_before):
-        """Checks that a checkpoint that the log does not match left one
-        audit-log-mismatch record naming it and the kept checkpoint file, and
-        that an invalid one left none."""
+        """Checks that a checkpoint file @text (None: no file) that the log
+        does not match left one audit-log-mismatch record with @reason that
+        names what the file named and where it was kept."""
         rows = self.query("SELECT reason, details FROM audit_log WHERE event = 'audit-log-mismatch' "
                           "ORDER BY sequence")[mismatches_before:]
-        if reason is None:
-            self.check(f"checkpoint-{name}-no-mismatch-record", not rows, f"records {rows}")
-            return
         details = json.loads(rows[0][1]) if len(rows) == 1 else {}
         kept_path = details.get("kept_checkpoint") or ""
         kept_text = open(kept_path, encoding="ascii").read() if os.path.isfile(kept_path) else None
-        sequence, checkpoint_hash = text.split()
+        fields = text.split() if text is not None else []
+        is_valid = len(fields) == 2 and fields[0].isdigit()
         self.check(f"checkpoint-{name}-mismatch-recorded",
                    len(rows) == 1 and rows[0][0] == reason
-                   and details.get("checkpoint_sequence") == int(sequence)
-                   and details.get("checkpoint_hash") == checkpoint_hash and kept_text == text,
+                   and details.get("checkpoint_sequence") == (int(fields[0]) if is_valid else None)
+                   and details.get("checkpoint_hash") == (fields[1] if is_valid else None)
+                   and kept_text == text,
                    f"records {rows}; kept file text {kept_text!r}")
 
     def test_unwritten_stop_keeps_checkpoint(self):
