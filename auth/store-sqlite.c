@@ -435,12 +435,13 @@ store_sqlite_new (const char *path)
   return store;
 }
 
-/* Opens the connection of @sq with @flags. SQLITE_OPEN_URI makes "file:..."
- * a URI, and other names stay plain paths. */
+/* Opens the connection of @sq with @flags, to @name, or to its path when
+ * @name is NULL. SQLITE_OPEN_URI makes "file:..." a URI, and other names
+ * stay plain paths. */
 static gboolean
-store_sqlite_connect (CimsStoreSqlite *sq, int flags, GError **error)
+store_sqlite_connect (CimsStoreSqlite *sq, const char *name, int flags, GError **error)
 {
-  int rc = sqlite3_open_v2 (sq->path, &sq->db, flags | SQLITE_OPEN_URI, NULL);
+  int rc = sqlite3_open_v2 (name != NULL ? name : sq->path, &sq->db, flags | SQLITE_OPEN_URI, NULL);
 
   if (rc == SQLITE_OK)
     return TRUE;
@@ -469,7 +470,7 @@ cims_store_sqlite_open (const char *path, GError **error)
   store_sqlite_precreate (path);
 
   /* SQLite opens a file it may not write read-only instead of failing. */
-  if (!store_sqlite_connect (sq, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error))
+  if (!store_sqlite_connect (sq, NULL, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error))
     return NULL;
 
   is_read_only = sqlite3_db_readonly (sq->db, "main") == 1;
@@ -490,12 +491,34 @@ cims_store_sqlite_open (const char *path, GError **error)
   return g_steal_pointer (&store);
 }
 
+/* Returns (transfer full) the URI that opens @path as immutable when no
+ * writer can be at work on it, else NULL. A WAL-mode database with writers
+ * has a -wal file beside it, which must then be read too. Without one, as
+ * for a backup that sqlite3's .backup wrote, the immutable open needs no
+ * -shm file, so it works in a folder the reader cannot write and leaves
+ * nothing behind. */
+static char *
+immutable_uri_new (const char *path)
+{
+  g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+  g_autofree char *absolute = NULL;
+  g_autofree char *escaped = NULL;
+  GStatBuf wal;
+
+  if (g_stat (wal_path, &wal) == 0 && wal.st_size > 0)
+    return NULL;
+
+  absolute = g_canonicalize_filename (path, NULL);
+  escaped = g_uri_escape_string (absolute, "/", FALSE);
+  return g_strconcat ("file:", escaped, "?immutable=1", NULL);
+}
+
 /* Opens @path read-only and reads its schema version into *@version. It
  * writes nothing to the file: no schema, no migration, no journal-mode change.
- * NOTE: SQLite reads a WAL-mode file through its -wal and -shm files, so it
- * creates them beside the file when they are missing and leaves them behind.
- * Where it cannot create them, the open fails with "attempt to write a
- * readonly database".
+ * NOTE: a WAL-mode file with a non-empty -wal file is read through it and a
+ * -shm file, which SQLite creates beside the file when missing and leaves
+ * behind; where it cannot create it, the open fails with "attempt to write
+ * a readonly database".
  * Returns: (transfer full) the store, or NULL with CIMS_STORE_ERROR_OPEN. */
 static CimsStore *
 store_sqlite_open_read_only (const char *path, int *version, GError **error)
@@ -505,7 +528,9 @@ store_sqlite_open_read_only (const char *path, int *version, GError **error)
 
   /* Without SQLITE_OPEN_CREATE a missing file is an error, never a new
    * empty store. */
-  if (!store_sqlite_connect (sq, SQLITE_OPEN_READONLY, error))
+  g_autofree char *immutable_uri = immutable_uri_new (path);
+
+  if (!store_sqlite_connect (sq, immutable_uri, SQLITE_OPEN_READONLY, error))
     return NULL;
 
   sqlite3_extended_result_codes (sq->db, 1);

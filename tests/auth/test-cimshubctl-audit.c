@@ -324,6 +324,30 @@ test_ctl_audit_reading_leaves_file_unchanged (Fixture *fixture, gconstpointer da
   }
 }
 
+/* A WAL-mode copy without a -wal file, as sqlite3's .backup writes one, is
+ * read without making -wal or -shm files beside it, which a reader of a
+ * folder it may not write could not make. */
+static void
+test_ctl_audit_reading_wal_backup_makes_no_files (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *wal_path = g_strconcat (fixture->db_path, "-wal", NULL);
+  g_autofree char *shm_path = g_strconcat (fixture->db_path, "-shm", NULL);
+  const char *const commands[][3] = { { "audit", "verify", NULL }, { "audit", "list", NULL },
+                                      { "report", "annual", "--year=2025" } };
+
+  database_exec (fixture->db_path, "PRAGMA journal_mode = WAL");
+  g_assert_false (g_file_test (wal_path, G_FILE_TEST_EXISTS));
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
+    g_autoptr (CtlResult) result = ctl_run (commands[i][0], commands[i][1], "--db", fixture->db_path,
+                                            commands[i][2], NULL);
+
+    g_test_message ("cimshubctl %s %s", commands[i][0], commands[i][1]);
+    g_assert_cmpint (result->exit_status, ==, 0);
+    g_assert_false (g_file_test (wal_path, G_FILE_TEST_EXISTS));
+    g_assert_false (g_file_test (shm_path, G_FILE_TEST_EXISTS));
+  }
+}
+
 /* Runs verify after @sql removed the audit log, and checks that it reports
  * the log as altered without recreating any of the schema. */
 static void
@@ -833,6 +857,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
   add_test ("/cimshubctl/report/annual-csv-long", test_ctl_report_annual_csv_long);
   add_test ("/cimshubctl/report/annual-altered-log", test_ctl_report_annual_altered_log);
+  add_test ("/cimshubctl/audit/reading-wal-backup-makes-no-files", test_ctl_audit_reading_wal_backup_makes_no_files);
   add_test ("/cimshubctl/audit/verify-names-mismatch-record", test_ctl_audit_verify_names_mismatch_record);
   add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
   return g_test_run ();
