@@ -492,20 +492,22 @@ cims_store_sqlite_open (const char *path, GError **error)
 }
 
 /* Returns (transfer full) the URI that opens @path as immutable when no
- * writer can be at work on it, else NULL. A WAL-mode database with writers
- * has a -wal file beside it, which must then be read too. Without one, as
- * for a backup that sqlite3's .backup wrote, the immutable open needs no
- * -shm file, so it works in a folder the reader cannot write and leaves
- * nothing behind. */
+ * writer can be at work on it, else NULL. A WAL-mode database that a
+ * connection has open, or that a crashed writer left, has a -shm file and
+ * usually a -wal file beside it, which must then be read too. Without
+ * either, as for a backup that sqlite3's .backup wrote, the immutable open
+ * needs neither, so it works in a folder the reader cannot write and
+ * leaves nothing behind. */
 static char *
 immutable_uri_new (const char *path)
 {
   g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+  g_autofree char *shm_path = g_strconcat (path, "-shm", NULL);
   g_autofree char *absolute = NULL;
   g_autofree char *escaped = NULL;
   GStatBuf wal;
 
-  if (g_stat (wal_path, &wal) == 0 && wal.st_size > 0)
+  if ((g_stat (wal_path, &wal) == 0 && wal.st_size > 0) || g_file_test (shm_path, G_FILE_TEST_EXISTS))
     return NULL;
 
   absolute = g_canonicalize_filename (path, NULL);
