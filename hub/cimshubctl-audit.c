@@ -375,8 +375,8 @@ print_records_json (GPtrArray *records, guint n_records, gboolean is_truncated)
 static void
 print_records_table (GPtrArray *records, guint n_records)
 {
-  const char *const headers[] = { "SEQ", "TIME", "EVENT", "SESSION", "PERSON", "FROM", "CAMERA", "OWNER", "REASON",
-                                  NULL };
+  const char *const headers[] = { "SEQ", "TIME", "EVENT", "SESSION", "PERSON", "FROM", "CAMERA", "OWNER", "GRANT",
+                                  "INCIDENT", "REASON", NULL };
   g_autoptr (CimsCtlTable) table = cims_ctl_table_new (headers);
 
   for (guint i = 0; i < n_records; i++) {
@@ -390,6 +390,8 @@ print_records_table (GPtrArray *records, guint n_records)
                             cims_ctl_json_dup_text (object, "person_jurisdiction", "-"),
                             cims_ctl_json_dup_text (object, "camera_id", "-"),
                             cims_ctl_json_dup_text (object, "camera_owner", "-"),
+                            cims_ctl_json_dup_text (object, "grant_id", "-"),
+                            cims_ctl_json_dup_text (object, "incident_number", "-"),
                             cims_ctl_json_dup_text (object, "reason", "-"));
   }
   cims_ctl_table_print (table, stdout);
@@ -429,9 +431,14 @@ cims_ctl_audit_list_run (int argc, char **argv)
   }
 
   n_records = options.limit > 0 ? MIN (records->len, (guint) options.limit) : records->len;
-  if (options.print_json)
+  if (options.print_json) {
     print_records_json (records, n_records, records->len > n_records);
-  else
-    print_records_table (records, n_records);
+    return CTL_EXIT_OK;
+  }
+
+  print_records_table (records, n_records);
+  if (records->len > n_records)
+    fprintf (stderr, "%s: more records match than the %u listed; raise --limit (0 for all) or narrow the "
+             "query with --from and --to\n", g_get_prgname (), n_records);
   return CTL_EXIT_OK;
 }

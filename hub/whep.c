@@ -135,13 +135,14 @@ answer_ready_cb (CimsViewerSession *session, const char *answer, const GError *e
   count_response (request->hub, SOUP_STATUS_CREATED);
   CIMS_METRIC_ADD (request->hub, sessions_started, 1);
 
-  cims_session_message (session, "session started for %s (%s) from %s, allowed by %s%s%s",
+  cims_session_message (session, "session started for %s (%s) from %s, allowed by rule %s%s%s%s",
                         cims_viewer_session_get_identity (session)->subject,
                         cims_viewer_session_get_identity (session)->name,
                         request->client_address,
                         cims_viewer_session_get_rule_name (session),
-                        request->decision.grant_id ? " grant " : "",
-                        request->decision.grant_id ? request->decision.grant_id : "");
+                        request->decision.grant_id ? " under grant " : "",
+                        request->decision.grant_id ? request->decision.grant_id : "",
+                        request->decision.incident_id ? " under a major incident" : "");
   soup_server_message_unpause (request->msg);
   whep_request_free (request);
 }

@@ -758,6 +758,22 @@ test_ctl_audit_verify_names_mismatch_record (Fixture *fixture, gconstpointer dat
   g_assert_nonnull (strstr (result->out, "warning: record 7 (audit-log-mismatch, checkpoint-missing): "));
 }
 
+/* The table names each record's grant and incident, and says on stderr
+ * when the limit cut the list, as the JSON form's "truncated" does. */
+static void
+test_ctl_audit_list_table_says_truncated (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) limited = ctl_run ("audit", "list", "--db", fixture->db_path, "--limit", "3", NULL);
+  g_autoptr (CtlResult) whole = ctl_run ("audit", "list", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (limited->exit_status, ==, 0);
+  g_assert_nonnull (strstr (limited->out, " GRANT "));
+  g_assert_nonnull (strstr (limited->out, " INCIDENT "));
+  g_assert_nonnull (strstr (limited->err, "more records match than the 3 listed"));
+  g_assert_cmpint (whole->exit_status, ==, 0);
+  g_assert_cmpstr (whole->err, ==, "");
+}
+
 /* A report over an altered log is still written, says so at its top, and
  * the command warns on stderr and exits 1. */
 static void
@@ -857,6 +873,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
   add_test ("/cimshubctl/report/annual-csv-long", test_ctl_report_annual_csv_long);
   add_test ("/cimshubctl/report/annual-altered-log", test_ctl_report_annual_altered_log);
+  add_test ("/cimshubctl/audit/list-table-says-truncated", test_ctl_audit_list_table_says_truncated);
   add_test ("/cimshubctl/audit/reading-wal-backup-makes-no-files", test_ctl_audit_reading_wal_backup_makes_no_files);
   add_test ("/cimshubctl/audit/verify-names-mismatch-record", test_ctl_audit_verify_names_mismatch_record);
   add_test ("/cimshubctl/report/annual-rejects-bad-options", test_ctl_report_annual_rejects_bad_options);
