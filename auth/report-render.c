@@ -108,6 +108,21 @@ chain_gaps_format (const CimsAnnualReport *report)
   return g_string_free (out, FALSE);
 }
 
+/* Adds a warning for the log's audit-log-mismatch records. */
+static void
+chain_statement_add_mismatches (GString *out, const CimsAnnualReport *report)
+{
+  if (report->n_checkpoint_mismatches == 0)
+    return;
+
+  g_string_append_printf (out, " WARNING: %" G_GUINT64_FORMAT " audit-log-mismatch %s (%s%s): a hub started on "
+                          "this log found that it did not match its recovery checkpoint, as after a restore from "
+                          "backup or a replaced log, so records may be missing.", report->n_checkpoint_mismatches,
+                          report->n_checkpoint_mismatches == 1 ? "record" : "records",
+                          report->checkpoint_mismatches,
+                          report->n_checkpoint_mismatches > CIMS_REPORT_MAX_LISTED_MISMATCHES ? " and more" : "");
+}
+
 /* Returns the sentences on the chain's state that every form carries.
  * (transfer full) */
 static char *
@@ -119,7 +134,10 @@ chain_statement (const CimsAnnualReport *report)
   if (report->is_chain_intact) {
     g_string_append_printf (out, "The audit log is intact: the hash chain of all %" G_GUINT64_FORMAT " records "
                             "checks out and no sequence number is missing. Records cut off the end of the "
-                            "log would not show here.", report->n_chain_records);
+                            "log, a rewritten chain or an older copy of the log would not show here: keep the "
+                            "anchor %s outside the hub and check it with cimshubctl audit verify --expect.",
+                            report->n_chain_records, report->anchor ? report->anchor : "(none: empty log)");
+    chain_statement_add_mismatches (out, report);
     return g_string_free (out, FALSE);
   }
 
@@ -132,6 +150,7 @@ chain_statement (const CimsAnnualReport *report)
                             report->n_missing_records, report->n_missing_records == 1 ? "record" : "records");
   else
     g_string_append (out, " No sequence number is missing.");
+  chain_statement_add_mismatches (out, report);
   return g_string_free (out, FALSE);
 }
 
@@ -141,7 +160,7 @@ typedef struct {
   char *value;
 } ChainMeasure;
 
-#define N_CHAIN_MEASURES 7
+#define N_CHAIN_MEASURES 9
 
 static void
 chain_measures_init (ChainMeasure *measures, const CimsAnnualReport *report)
@@ -157,7 +176,11 @@ chain_measures_init (ChainMeasure *measures, const CimsAnnualReport *report)
   measures[3] = (ChainMeasure) { "missing_records", g_strdup_printf ("%" G_GUINT64_FORMAT, report->n_missing_records) };
   measures[4] = (ChainMeasure) { "missing_sequences", chain_gaps_format (report) };
   measures[5] = (ChainMeasure) { "problem", g_strdup (is_intact ? "" : report->chain_problem) };
-  measures[6] = (ChainMeasure) { "statement", chain_statement (report) };
+  measures[6] = (ChainMeasure) { "anchor", g_strdup (report->anchor ? report->anchor : "") };
+  measures[7] = (ChainMeasure) {
+    "checkpoint_mismatches", g_strdup_printf ("%" G_GUINT64_FORMAT, report->n_checkpoint_mismatches),
+  };
+  measures[8] = (ChainMeasure) { "statement", chain_statement (report) };
 }
 
 static void
@@ -259,6 +282,12 @@ builder_add_chain (JsonBuilder *builder, const CimsAnnualReport *report)
     json_builder_add_string_value (builder, report->chain_problem);
   builder_add_int (builder, "missing_records", (gint64) report->n_missing_records);
   builder_add_int (builder, "sequence_gaps_total", (gint64) report->n_sequence_gaps);
+  json_builder_set_member_name (builder, "anchor");
+  if (report->anchor != NULL)
+    json_builder_add_string_value (builder, report->anchor);
+  else
+    json_builder_add_null_value (builder);
+  builder_add_int (builder, "checkpoint_mismatches", (gint64) report->n_checkpoint_mismatches);
 
   json_builder_set_member_name (builder, "sequence_gaps");
   json_builder_begin_array (builder);
@@ -981,14 +1010,15 @@ html_add_chain (GString *out, const CimsAnnualReport *report)
 {
   g_autofree char *statement = chain_statement (report);
 
-  if (report->is_chain_intact) {
+  if (report->is_chain_intact && report->n_checkpoint_mismatches == 0) {
     g_string_append (out, "<p class=\"chain-intact\" id=\"audit-chain\" data-state=\"intact\">");
     html_add_text (out, statement);
     g_string_append (out, "</p>\n");
     return;
   }
 
-  g_string_append (out, "<div class=\"chain-altered\" id=\"audit-chain\" data-state=\"altered\" role=\"alert\">");
+  g_string_append_printf (out, "<div class=\"chain-altered\" id=\"audit-chain\" data-state=\"%s\" role=\"alert\">",
+                          report->is_chain_intact ? "intact-with-mismatches" : "altered");
   html_add_text (out, statement);
   g_string_append (out, "</div>\n");
 }

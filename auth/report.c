@@ -69,6 +69,8 @@ cims_annual_report_free (CimsAnnualReport *report)
   g_clear_pointer (&report->parties, g_ptr_array_unref);
   g_free (report->chain_problem);
   g_clear_pointer (&report->sequence_gaps, g_array_unref);
+  g_free (report->anchor);
+  g_free (report->checkpoint_mismatches);
   g_free (report);
 }
 
@@ -514,6 +516,27 @@ report_add_gap (CimsAnnualReport *report, guint64 first_missing, guint64 last_mi
     g_array_append_val (report->sequence_gaps, gap);
 }
 
+/* Notes an audit-log-mismatch record: a hub found that this log did not
+ * match its recovery checkpoint, as after a restore or a replaced log. */
+static void
+builder_note_mismatch (ReportBuilder *builder, const CimsAuditRecord *record)
+{
+  CimsAnnualReport *report = builder->report;
+  g_autofree char *listed = NULL;
+
+  if (g_strcmp0 (record->event, "audit-log-mismatch") != 0)
+    return;
+
+  report->n_checkpoint_mismatches++;
+  if (report->n_checkpoint_mismatches > CIMS_REPORT_MAX_LISTED_MISMATCHES)
+    return;
+
+  listed = report->checkpoint_mismatches;
+  report->checkpoint_mismatches = g_strdup_printf ("%s%srecord %" G_GUINT64_FORMAT " (%s)", listed ? listed : "",
+                                                   listed ? ", " : "", record->sequence,
+                                                   record->reason ? record->reason : "no reason");
+}
+
 /* Checks @record against the record read before it: the gap in sequence
  * numbers between them, and the hash chain. */
 static void
@@ -523,6 +546,7 @@ builder_check_chain (ReportBuilder *builder, const CimsAuditRecord *record)
   g_autoptr (GError) error = NULL;
 
   report->n_chain_records++;
+  builder_note_mismatch (builder, record);
   if (record->sequence > builder->previous_sequence + 1)
     report_add_gap (report, builder->previous_sequence + 1, record->sequence - 1);
   builder->previous_sequence = MAX (builder->previous_sequence, record->sequence);
@@ -535,7 +559,12 @@ builder_check_chain (ReportBuilder *builder, const CimsAuditRecord *record)
   if (!cims_audit_chain_check (&builder->chain, record, &report->chain_first_bad_sequence, &error)) {
     report->is_chain_intact = FALSE;
     report->chain_problem = g_strdup (error->message);
+    g_clear_pointer (&report->anchor, g_free);
+    return;
   }
+
+  g_free (report->anchor);
+  report->anchor = g_strdup_printf ("%" G_GUINT64_FORMAT ":%s", record->sequence, record->hash);
 }
 
 /* Checks every record of the log and counts those of the year. The store

@@ -54,6 +54,8 @@ typedef struct {
 
 /* The number of gaps a report lists one by one. It counts the rest. */
 #define CIMS_REPORT_MAX_LISTED_GAPS 20
+/* Most audit-log-mismatch records that a report names one by one. */
+#define CIMS_REPORT_MAX_LISTED_MISMATCHES 5
 
 typedef struct {
   int year;
@@ -75,6 +77,9 @@ typedef struct {
   GArray *sequence_gaps;            /* of CimsReportSequenceGap, the first CIMS_REPORT_MAX_LISTED_GAPS */
   guint64 n_sequence_gaps;          /* all gaps, listed or not */
   guint64 n_missing_records;        /* sequence numbers missing in all gaps */
+  char *anchor;                     /* "SEQ:HASH" of the last record while intact, as audit verify prints it */
+  guint64 n_checkpoint_mismatches;  /* audit-log-mismatch records, of any year */
+  char *checkpoint_mismatches;      /* "record 19 (checkpoint-missing), ..." for the first few, or "" */
 } CimsAnnualReport;
 
 void cims_annual_report_free (CimsAnnualReport *report);

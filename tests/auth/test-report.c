@@ -811,7 +811,11 @@ assert_chain_stated (const CimsAnnualReport *report, const char *state, guint64 
   g_assert_cmpuint (json_array_get_length (json_object_get_array_member (chain, "sequence_gaps")), ==, gap != 0);
 
   g_assert_cmpstr (csv_rows[0], ==, "state,records_checked,first_bad_sequence,missing_records,missing_sequences,"
-                                    "problem,statement");
+                                    "problem,anchor,checkpoint_mismatches,statement");
+  if (is_intact)
+    g_assert_cmpstr (json_object_get_string_member (chain, "anchor"), ==, report->anchor);
+  else
+    g_assert_true (json_object_get_null_member (chain, "anchor"));
   csv_expected = g_strdup_printf ("%s,%" G_GUINT64_FORMAT ",%s,%d,%s,", state, report->n_chain_records,
                                   first_bad_text, gap != 0, gap_text);
   g_assert_true (g_str_has_prefix (csv_rows[1], csv_expected));
@@ -835,12 +839,48 @@ static void
 test_report_chain_intact (void)
 {
   g_autoptr (CimsAnnualReport) report = report_compute ();
+  g_autofree char *anchor_sequence = g_strdup_printf ("%" G_GSIZE_FORMAT ":", G_N_ELEMENTS (test_records));
 
   g_assert_true (report->is_chain_intact);
+  g_assert_true (g_str_has_prefix (report->anchor, anchor_sequence));
+  g_assert_cmpuint (strlen (report->anchor), ==, strlen (anchor_sequence) + 64);
   g_assert_cmpuint (report->n_chain_records, ==, G_N_ELEMENTS (test_records));
   g_assert_cmpuint (report->chain_first_bad_sequence, ==, 0);
   g_assert_cmpuint (report->n_sequence_gaps, ==, 0);
   assert_chain_stated (report, "intact", 0, 0);
+}
+
+/* A log that a hub found to differ from its recovery checkpoint keeps an
+ * intact chain, but the report warns of the audit-log-mismatch record in
+ * every form. */
+static void
+test_report_chain_mismatch_record (void)
+{
+  g_autofree char *path = g_build_filename (test_dir, "mismatch.db", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (CimsStore) store = cims_store_sqlite_open (path, &error);
+  g_autoptr (CimsAuditRecord) record = g_new0 (CimsAuditRecord, 1);
+  g_autoptr (CimsAnnualReport) report = NULL;
+  g_autofree char *csv = NULL;
+  g_autofree char *html = NULL;
+
+  g_assert_no_error (error);
+  store_fill (store);
+  record->time_ms = G_GINT64_CONSTANT (1767139200000); /* 2025-12-31 */
+  record->event = g_strdup ("audit-log-mismatch");
+  record->reason = g_strdup ("log-ends-before-checkpoint");
+  g_assert_true (cims_store_audit_append (store, record, &error));
+
+  report = cims_annual_report_compute (store, config, YEAR, NULL, &error);
+  g_assert_no_error (error);
+  csv = cims_annual_report_render (report, CIMS_REPORT_FORMAT_CSV);
+  html = cims_annual_report_render (report, CIMS_REPORT_FORMAT_HTML);
+
+  g_assert_true (report->is_chain_intact);
+  g_assert_cmpuint (report->n_checkpoint_mismatches, ==, 1);
+  g_assert_nonnull (strstr (csv, "WARNING: 1 audit-log-mismatch record (record "));
+  g_assert_nonnull (strstr (csv, " (log-ends-before-checkpoint))"));
+  g_assert_nonnull (strstr (html, "data-state=\"intact-with-mismatches\" role=\"alert\""));
 }
 
 /* Record 13 is Chelsea's incident-started of May. The report without it
@@ -1206,6 +1246,7 @@ main (int argc, char **argv)
   g_test_add_func ("/report/annual/stops-when-cancelled", test_report_stops_when_cancelled);
   g_test_add_func ("/report/audit-time/parse", test_report_audit_time_parse);
   g_test_add_func ("/report/annual/chain-intact", test_report_chain_intact);
+  g_test_add_func ("/report/annual/chain-mismatch-record", test_report_chain_mismatch_record);
   g_test_add_func ("/report/annual/chain-deleted-record", test_report_chain_deleted_record);
   g_test_add_func ("/report/annual/chain-changed-record", test_report_chain_changed_record);
   g_test_add_func ("/report/annual/counts-acting-roles", test_report_counts_acting_roles);
