@@ -113,8 +113,9 @@ row_compare (const char *kind, const char *id, JsonObject *table_row, const Reco
       continue;
 
     g_string_append_printf (problems, "%s %s: \"%s\" is %s in the %ss table but %s in audit record %"
-                            G_GUINT64_FORMAT "\n", kind, id, (const char *) member->data, table_text, kind,
-                            recorded_text, recorded->sequence);
+                            G_GUINT64_FORMAT ", its latest: the row was edited, or its later records were "
+                            "removed\n", kind, id, (const char *) member->data, table_text, kind, recorded_text,
+                            recorded->sequence);
     return;
   }
 }

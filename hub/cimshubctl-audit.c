@@ -62,7 +62,12 @@ verify_options_parse (CimsCtlStoreOptions *store_options, char ***expect_texts, 
                                     "a cut of the newest records or an older copy of the whole file still "
                                     "verifies. To detect those, keep the anchor outside the hub (in the annual "
                                     "report, a ticket or on paper) and pass it as --expect at the next verify, "
-                                    "which then fails unless records 1 to SEQ are still there and unchanged.\n");
+                                    "which then fails unless records 1 to SEQ are still there and unchanged.\n\n"
+                                    "Verify also compares each row of the grants and incidents tables with the "
+                                    "latest audit record of that grant or incident, which carries it whole, and "
+                                    "exits 1 with \"state tables altered\" lines when they differ. It warns of "
+                                    "each audit-log-mismatch record, which a hub appends when the log does not "
+                                    "match its recovery checkpoint.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   return cims_ctl_store_options_parse (store_options, context, argc, argv, error);
 }
@@ -163,7 +168,8 @@ expectations_report_unmet (const VerifyWalk *walk)
       are_met = FALSE;
     } else if (strcmp (expectation->found_hash, expectation->hash) != 0) {
       printf ("audit log altered: record %" G_GUINT64_FORMAT " has chain hash %s, but --expect names %s, so the "
-              "chain was rewritten at or before record %" G_GUINT64_FORMAT "\n",
+              "chain was rewritten at or before record %" G_GUINT64_FORMAT ", or the log was cut or replaced by "
+              "an older copy and a hub then wrote new records under the same numbers\n",
               expectation->sequence, expectation->found_hash, expectation->hash, expectation->sequence);
       are_met = FALSE;
     }
@@ -224,7 +230,11 @@ tables_report (const GString *problems, guint n_unchecked)
     printf ("%u grants and incidents were recorded before audit records carried their details, so their rows "
             "were not compared\n", n_unchecked);
 
-  return problems->len > 0 ? CTL_EXIT_FAILED : CTL_EXIT_OK;
+  if (problems->len == 0)
+    return CTL_EXIT_OK;
+
+  printf ("verify failed: the audit log's chain is intact, but the grants or incidents tables differ from it\n");
+  return CTL_EXIT_FAILED;
 }
 
 int

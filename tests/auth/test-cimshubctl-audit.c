@@ -475,7 +475,9 @@ test_ctl_audit_verify_expect_detects_rewrite (Fixture *fixture, gconstpointer da
 
   g_assert_cmpint (result->exit_status, ==, 1);
   message = g_strdup_printf ("audit log altered: record 6 has chain hash %s, but --expect names %s, so the chain "
-                             "was rewritten at or before record 6\n", new_hash, anchor + strlen ("6:"));
+                             "was rewritten at or before record 6, or the log was cut or replaced by an older "
+                             "copy and a hub then wrote new records under the same numbers\n", new_hash,
+                             anchor + strlen ("6:"));
   g_assert_cmpstr (result->out, ==, message);
 }
 
