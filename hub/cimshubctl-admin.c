@@ -634,15 +634,15 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (GrantOptions, grant_options_clear)
 
 /* Resolves --starts, --ends and --duration to the grant's times. *starts
  * stays NULL when --starts is absent (the hub then starts it now), and
- * *ends stays NULL for an ongoing grant. A duration counts from --starts,
- * or from the local clock's now. */
+ * *ends stays NULL for an ongoing grant or one given as a duration, which
+ * goes in *duration_s (0 without one). The hub counts a duration from the
+ * grant's start, so the grant lasts exactly that long. */
 static gboolean
 grant_options_get_times (const GrantOptions *options, GDateTime **starts, GDateTime **ends,
-                         GError **error)
+                         gint64 *duration_s, GError **error)
 {
   g_autoptr(GDateTime) start = NULL;
   g_autoptr(GDateTime) end = NULL;
-  gint64 duration_s = 0;
 
   if (options->ends != NULL && options->duration != NULL) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
@@ -656,13 +656,9 @@ grant_options_get_times (const GrantOptions *options, GDateTime **starts, GDateT
   if (options->ends != NULL && (end = time_option_parse ("--ends", options->ends, error)) == NULL)
     return FALSE;
 
-  if (options->duration != NULL) {
-    g_autoptr(GDateTime) from = start != NULL ? g_date_time_ref (start) : g_date_time_new_now_utc ();
-
-    if (!duration_option_parse (options->duration, &duration_s, error))
-      return FALSE;
-    end = g_date_time_add_seconds (from, (double) duration_s);
-  }
+  *duration_s = 0;
+  if (options->duration != NULL && !duration_option_parse (options->duration, duration_s, error))
+    return FALSE;
 
   if (start != NULL && end != NULL && g_date_time_compare (end, start) <= 0) {
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--ends must be after --starts");
@@ -694,6 +690,7 @@ grant_options_build_body (const GrantOptions *options, GError **error)
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(GDateTime) starts = NULL;
   g_autoptr(GDateTime) ends = NULL;
+  gint64 duration_s = 0;
   g_auto(GStrv) cameras = NULL;
 
   if (options->grantee == NULL || options->purpose == NULL) {
@@ -717,7 +714,7 @@ grant_options_build_body (const GrantOptions *options, GError **error)
        (cameras = id_list_option_parse ("--cameras", options->cameras, error)) == NULL) ||
       (options->incident_number != NULL &&
        !incident_number_option_check (options->incident_number, error)) ||
-      !grant_options_get_times (options, &starts, &ends, error))
+      !grant_options_get_times (options, &starts, &ends, &duration_s, error))
     return NULL;
 
   json_builder_begin_object (builder);
@@ -726,6 +723,10 @@ grant_options_build_body (const GrantOptions *options, GError **error)
   builder_add_strv_member (builder, "cameras", cameras);
   builder_add_time_member (builder, "starts_at", starts);
   builder_add_time_member (builder, "ends_at", ends);
+  if (duration_s > 0) {
+    json_builder_set_member_name (builder, "duration_s");
+    json_builder_add_int_value (builder, duration_s);
+  }
   builder_add_string_member (builder, "purpose", options->purpose);
   builder_add_string_member (builder, "incident_number", options->incident_number);
   json_builder_end_object (builder);
