@@ -60,6 +60,8 @@ party_kind_to_string (CimsReportPartyKind kind)
     return "jurisdiction";
   case CIMS_REPORT_PARTY_AGENCY:
     return "agency";
+  case CIMS_REPORT_PARTY_TOTAL:
+    return "total";
   case CIMS_REPORT_PARTY_UNCONFIGURED:
   default:
     return "unconfigured";

@@ -653,7 +653,7 @@ counts_add (guint *sum, const guint *counts, guint n)
 CimsReportParty *
 cims_annual_report_sum (const CimsAnnualReport *report)
 {
-  CimsReportParty *sum = party_new ("total", "Total", CIMS_REPORT_PARTY_UNCONFIGURED);
+  CimsReportParty *sum = party_new ("total", "Total", CIMS_REPORT_PARTY_TOTAL);
   guint n_permissions = g_strv_length (report->permission_names);
   guint n_roles = g_strv_length (report->role_names);
 

@@ -22,6 +22,7 @@ typedef enum {
   CIMS_REPORT_PARTY_JURISDICTION,
   CIMS_REPORT_PARTY_AGENCY,
   CIMS_REPORT_PARTY_UNCONFIGURED,   /* named by the log but not by the configuration */
+  CIMS_REPORT_PARTY_TOTAL,          /* the sum of all parties */
 } CimsReportPartyKind;
 
 /* The figures of one jurisdiction or agency. Owner figures (cameras,

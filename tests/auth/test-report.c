@@ -629,6 +629,8 @@ test_report_json_matches_report (void)
                    expect_count ("grant-created", "boston", NULL) + expect_count ("incident-started", "boston", NULL));
   g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (boston, "users_by_permission"), "view"),
                    ==, expect_users_with ("boston", "permissions", "view"));
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (object, "total"), "kind"), ==,
+                   "total");
 }
 
 static void
