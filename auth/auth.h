@@ -70,6 +70,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (CimsAuthKeyring, cims_auth_keyring_free)
 gboolean cims_auth_keyring_has_key (const CimsAuthKeyring *keyring, const char *issuer,
                                     const char *key_fingerprint);
 
+/* Returns (transfer none) the SHA-256 fingerprint of the key that @keyring
+ * has for @issuer, or NULL when it has none. Any thread. */
+const char *cims_auth_keyring_get_fingerprint (const CimsAuthKeyring *keyring, const char *issuer);
+
 /* Returns (transfer full) @time_us as ISO 8601 UTC with milliseconds,
  * "2026-03-01T14:05:09.250Z", or NULL after the year 9999. */
 char *cims_auth_time_text (gint64 time_us);

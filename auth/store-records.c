@@ -295,7 +295,7 @@ cims_archive_state_can_move (CimsArchiveState from, CimsArchiveState to)
 /* ---- audit records --------------------------------------------------------- */
 
 const char *const cims_audit_events[] = {
-  "hub-started", "hub-stopped", "config-loaded",
+  "hub-started", "hub-stopped", "config-loaded", "config-rejected",
   "session-start", "session-allowance-changed", "session-stop", "request-denied",
   "grant-created", "grant-revoked", "incident-started", "incident-ended",
   "camera-restricted", "camera-out-of-service", "camera-removed",

@@ -429,6 +429,17 @@ cims_auth_keyring_has_key (const CimsAuthKeyring *keyring, const char *issuer,
 }
 
 const char *
+cims_auth_keyring_get_fingerprint (const CimsAuthKeyring *keyring, const char *issuer)
+{
+  const KeyringEntry *entry;
+
+  g_return_val_if_fail (keyring != NULL, NULL);
+
+  entry = issuer != NULL ? g_hash_table_lookup (keyring->entries, issuer) : NULL;
+  return entry != NULL ? entry->key_fingerprint : NULL;
+}
+
+const char *
 cims_auth_keyring_check_identity (const CimsAuthKeyring *keyring, const CimsAuthIdentity *identity)
 {
   const KeyringEntry *entry;

@@ -6,6 +6,8 @@
  * those the access rules now deny. */
 #include "hub/hub-runtime.h"
 
+#include <string.h>
+
 /* Warns about each changed setting that only a restart applies: the running
  * hub keeps its listener, state store, workers and DTLS identity. */
 static void
@@ -35,6 +37,168 @@ warn_start_only_settings (const CimsConfig *running, const CimsConfig *loaded)
                settings[i].name, settings[i].running ? settings[i].running : "",
                settings[i].loaded ? settings[i].loaded : "");
   }
+}
+
+/* What a reload changed in the parties and keys, as members of the
+ * config-loaded record's details. */
+typedef struct {
+  GPtrArray *added;             /* "jurisdiction boston", "agency state-police", "camera bos-0009" */
+  GPtrArray *removed;
+  GPtrArray *changed;           /* "jurisdiction everett: participates", ... */
+} ConfigChanges;
+
+static void
+config_changes_clear (ConfigChanges *changes)
+{
+  g_clear_pointer (&changes->added, g_ptr_array_unref);
+  g_clear_pointer (&changes->removed, g_ptr_array_unref);
+  g_clear_pointer (&changes->changed, g_ptr_array_unref);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ConfigChanges, config_changes_clear)
+
+/* Notes a party's change of @field from @before to @after, if any. */
+static void
+changes_note_field (ConfigChanges *changes, const char *party, const char *field, const char *before,
+                    const char *after)
+{
+  if (g_strcmp0 (before, after) != 0)
+    g_ptr_array_add (changes->changed, g_strdup_printf ("%s: %s", party, field));
+}
+
+/* Notes the change of the key that @old_keyring and @new_keyring hold for
+ * @issuer: a key file given new contents under the same path. */
+static void
+changes_note_key (ConfigChanges *changes, const char *party, const char *issuer,
+                  const CimsAuthKeyring *old_keyring, const CimsAuthKeyring *new_keyring)
+{
+  changes_note_field (changes, party, "token key",
+                      cims_auth_keyring_get_fingerprint (old_keyring, issuer),
+                      cims_auth_keyring_get_fingerprint (new_keyring, issuer));
+}
+
+static void
+changes_collect_jurisdictions (ConfigChanges *changes, const CimsConfig *old_config, const CimsConfig *new_config,
+                               const CimsAuthKeyring *old_keyring, const CimsAuthKeyring *new_keyring)
+{
+  for (guint i = 0; i < new_config->jurisdictions->len; i++) {
+    const CimsConfigJurisdiction *current = g_ptr_array_index (new_config->jurisdictions, i);
+    const CimsConfigJurisdiction *before = cims_config_find_jurisdiction (old_config, current->id);
+    g_autofree char *party = g_strdup_printf ("jurisdiction %s", current->id);
+
+    if (before == NULL) {
+      g_ptr_array_add (changes->added, g_steal_pointer (&party));
+      continue;
+    }
+    changes_note_field (changes, party, "participates", before->participates ? "yes" : "no",
+                        current->participates ? "yes" : "no");
+    changes_note_field (changes, party, "token_issuer", before->token_issuer, current->token_issuer);
+    changes_note_field (changes, party, "token_key path", before->token_key_path, current->token_key_path);
+    changes_note_key (changes, party, current->token_issuer, old_keyring, new_keyring);
+  }
+
+  for (guint i = 0; i < old_config->jurisdictions->len; i++) {
+    const CimsConfigJurisdiction *before = g_ptr_array_index (old_config->jurisdictions, i);
+
+    if (cims_config_find_jurisdiction (new_config, before->id) == NULL)
+      g_ptr_array_add (changes->removed, g_strdup_printf ("jurisdiction %s", before->id));
+  }
+}
+
+static void
+changes_collect_agencies (ConfigChanges *changes, const CimsConfig *old_config, const CimsConfig *new_config,
+                          const CimsAuthKeyring *old_keyring, const CimsAuthKeyring *new_keyring)
+{
+  for (guint i = 0; new_config->agencies != NULL && i < new_config->agencies->len; i++) {
+    const CimsConfigAgency *current = g_ptr_array_index (new_config->agencies, i);
+    const CimsConfigAgency *before = cims_config_find_agency (old_config, current->id);
+    g_autofree char *party = g_strdup_printf ("agency %s", current->id);
+
+    if (before == NULL) {
+      g_ptr_array_add (changes->added, g_steal_pointer (&party));
+      continue;
+    }
+    changes_note_field (changes, party, "token_issuer", before->token_issuer, current->token_issuer);
+    changes_note_field (changes, party, "token_key path", before->token_key_path, current->token_key_path);
+    changes_note_key (changes, party, current->token_issuer, old_keyring, new_keyring);
+  }
+
+  for (guint i = 0; old_config->agencies != NULL && i < old_config->agencies->len; i++) {
+    const CimsConfigAgency *before = g_ptr_array_index (old_config->agencies, i);
+
+    if (cims_config_find_agency (new_config, before->id) == NULL)
+      g_ptr_array_add (changes->removed, g_strdup_printf ("agency %s", before->id));
+  }
+}
+
+static void
+builder_add_list (JsonBuilder *builder, const char *member, GPtrArray *items)
+{
+  json_builder_set_member_name (builder, member);
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < items->len; i++)
+    json_builder_add_string_value (builder, g_ptr_array_index (items, i));
+  json_builder_end_array (builder);
+}
+
+/* Returns (transfer full) the details of a reload's config-loaded record:
+ * the file, the camera count, and the parties, keys and cameras that were
+ * added, removed or changed. Cameras removed, restricted or put out of
+ * service have records of their own. */
+static char *
+reload_details_new (const CimsConfig *old_config, const CimsConfig *new_config,
+                    const CimsAuthKeyring *old_keyring, const CimsAuthKeyring *new_keyring)
+{
+  g_auto (ConfigChanges) changes = {
+    g_ptr_array_new_with_free_func (g_free), g_ptr_array_new_with_free_func (g_free),
+    g_ptr_array_new_with_free_func (g_free),
+  };
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  changes_collect_jurisdictions (&changes, old_config, new_config, old_keyring, new_keyring);
+  changes_collect_agencies (&changes, old_config, new_config, old_keyring, new_keyring);
+  for (guint i = 0; i < new_config->cameras->len; i++) {
+    const CimsConfigCamera *camera = g_ptr_array_index (new_config->cameras, i);
+
+    if (cims_config_find_camera (old_config, camera->id) == NULL)
+      g_ptr_array_add (changes.added, g_strdup_printf ("camera %s", camera->id));
+  }
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "config");
+  json_builder_add_string_value (builder, new_config->path);
+  json_builder_set_member_name (builder, "cameras");
+  json_builder_add_int_value (builder, new_config->cameras->len);
+  json_builder_set_member_name (builder, "reload");
+  json_builder_add_boolean_value (builder, TRUE);
+  builder_add_list (builder, "added", changes.added);
+  builder_add_list (builder, "removed", changes.removed);
+  builder_add_list (builder, "changed", changes.changed);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
+/* Records a reload that the hub rejected, with the first line of @error:
+ * the running configuration stays in force. */
+static void
+audit_rejected (CimsHub *hub, const GError *error)
+{
+  g_autofree char *first_line = g_strndup (error->message, strcspn (error->message, "\n"));
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *details = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "config");
+  json_builder_add_string_value (builder, hub->config->path);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  details = json_to_string (root, FALSE);
+
+  cims_hub_audit_event (hub, "config-rejected", NULL, first_line, details);
 }
 
 static void
@@ -117,19 +281,23 @@ end_sessions_of_removed_keys (CimsHub *hub)
 gboolean
 cims_hub_reload (CimsHub *hub, GError **error)
 {
-  g_autoptr (CimsConfig) config = cims_config_load (hub->config->path, error);
+  GError *load_error = NULL;
+  g_autoptr (CimsConfig) config = cims_config_load (hub->config->path, &load_error);
   g_autoptr (CimsAuthKeyring) keyring = NULL;
   g_autofree char *details = NULL;
   guint n_key_removed;
   guint n_denied;
 
-  if (config == NULL)
-    return FALSE;
-
   /* The keyring's message already names the file and line of each key. */
-  keyring = cims_auth_keyring_new (config, error);
-  if (keyring == NULL)
+  if (config != NULL)
+    keyring = cims_auth_keyring_new (config, &load_error);
+  if (keyring == NULL) {
+    audit_rejected (hub, load_error);
+    g_propagate_error (error, load_error);
     return FALSE;
+  }
+
+  details = reload_details_new (hub->config, config, hub->keyring, keyring);
 
   audit_camera_changes (hub, hub->config, config);
   warn_start_only_settings (hub->start_config, config);
@@ -141,8 +309,6 @@ cims_hub_reload (CimsHub *hub, GError **error)
   cims_auth_keyring_free (hub->keyring);
   hub->keyring = g_steal_pointer (&keyring);
 
-  details = g_strdup_printf ("{\"config\":\"%s\",\"cameras\":%u,\"reload\":true}", hub->config->path,
-                             hub->config->cameras->len);
   cims_hub_audit_event (hub, "config-loaded", NULL, "reload", details);
 
   update_camera_sources (hub);

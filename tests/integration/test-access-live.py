@@ -577,8 +577,12 @@ def test_reload_reports_key_errors(rig):
             problems.append(f"{name}'s key error at line {line} was logged {len(reported)} times")
     if f"{rig.config_path}: {rig.config_path}:" in "\n".join(log_lines):
         problems.append("a key error names the configuration file twice")
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        rejected = db.execute("SELECT reason FROM audit_log WHERE event = 'config-rejected'").fetchall()
+    if len(rejected) != 1 or "absent-" not in rejected[0][0]:
+        problems.append(f"config-rejected records {rejected}, expected one naming a missing key")
     rig.record("reload-reports-key-errors", not problems, "; ".join(problems) or
-               "both key errors logged as FILE:LINE: message, running configuration kept")
+               "both key errors logged as FILE:LINE: message, running configuration kept, rejection audited")
 
 
 def test_reload_start_only_settings(rig):
@@ -690,6 +694,11 @@ def test_key_rotation(rig, tokens):
                "old-key session ended (token-key-removed), old token 401, other session kept")
 
 
+def last_audit_sequence(rig):
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT MAX(sequence) FROM audit_log").fetchone()[0]
+
+
 def stop_reasons(rig, session_id):
     with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
         return [reason for (reason,) in db.execute(
@@ -726,9 +735,14 @@ def test_reload_ends_sessions(rig, tokens):
         'id = "everett"; name = "Everett"; participates = false;')
     with open(rig.config_path, "w", encoding="utf-8") as config_file:
         config_file.write(changed)
+    sequence_before = last_audit_sequence(rig)
     os.kill(rig.hub_proc.pid, signal.SIGHUP)
     renamed_result = renamed.wait_result()
     left_out_result = left_out.wait_result()
+    with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as db:
+        loaded = [json.loads(details) for (details,) in db.execute(
+            "SELECT details FROM audit_log WHERE event = 'config-loaded' AND sequence > ? ORDER BY sequence",
+            (sequence_before,))]
     with open(rig.config_path, "w", encoding="utf-8") as config_file:
         config_file.write(original)
     os.kill(rig.hub_proc.pid, signal.SIGHUP)
@@ -746,6 +760,12 @@ def test_reload_ends_sessions(rig, tokens):
         if reasons != [expected]:
             problems.append(f"session {session_id} stop reasons {reasons}, expected one {expected}")
         rig.record(name, not problems, "; ".join(problems) or f"session ended ({expected})")
+
+    expected_changes = {"added": ["jurisdiction chelsea-city"], "removed": ["jurisdiction chelsea"],
+                        "changed": ["jurisdiction everett: participates"]}
+    found = {key: loaded[0].get(key) for key in expected_changes} if loaded else None
+    rig.record("reload-records-changes", found == expected_changes,
+               f"config-loaded changes {found}, expected {expected_changes}")
 
 
 def test_allowance_changed(rig, tokens):
