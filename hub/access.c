@@ -5,6 +5,8 @@
  * moment nothing allows it any more. The rules are auth/policy.c. */
 #include "hub/hub-runtime.h"
 
+#include "auth/state-tables.h"
+
 #include <string.h>
 
 gboolean
@@ -58,6 +60,92 @@ cims_hub_access_open (CimsHub *hub, GError **error)
 
   g_message ("state store %s: %u grants, %u incidents", path, hub->grants->len, hub->incidents->len);
   return TRUE;
+}
+
+static gboolean
+recorded_tables_add_cb (const CimsAuditRecord *record, gpointer user_data)
+{
+  cims_recorded_tables_add (user_data, record);
+  return TRUE;
+}
+
+/* Drops from @items (of CimsGrant or CimsIncident, the id first) each one
+ * whose id is in @ids. */
+static void
+items_drop_ids (GPtrArray *items, GPtrArray *ids)
+{
+  for (guint i = items->len; i > 0; i--) {
+    const char *id = *(const char **) g_ptr_array_index (items, i - 1);
+
+    if (g_ptr_array_find_with_equal_func (ids, id, g_str_equal, NULL))
+      g_ptr_array_remove_index (items, i - 1);
+  }
+}
+
+/* Appends an audit-log-mismatch record that lists @problems and the
+ * grants and incidents in @rejected_ids that the hub does not honour. */
+static void
+audit_tables_mismatch (CimsHub *hub, const GString *problems, GPtrArray *rejected_ids)
+{
+  g_auto (GStrv) lines = g_strsplit (problems->str, "\n", -1);
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autofree char *details = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "problems");
+  json_builder_begin_array (builder);
+  for (guint i = 0; lines[i] != NULL; i++) {
+    if (lines[i][0] != '\0')
+      json_builder_add_string_value (builder, lines[i]);
+  }
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "not_honoured");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < rejected_ids->len; i++)
+    json_builder_add_string_value (builder, g_ptr_array_index (rejected_ids, i));
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  details = json_to_string (root, FALSE);
+
+  cims_hub_audit_event (hub, "audit-log-mismatch", NULL, "state-tables-differ", details);
+}
+
+void
+cims_hub_access_check_tables (CimsHub *hub)
+{
+  static const char *const events[] = { "grant-created", "grant-revoked", "incident-started", "incident-ended",
+                                        NULL };
+  CimsAuditFilter filter = { .events = events };
+  g_autoptr (CimsRecordedTables) tables = cims_recorded_tables_new ();
+  g_autoptr (GString) problems = g_string_new (NULL);
+  g_autoptr (GPtrArray) rejected_ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_auto (GStrv) lines = NULL;
+  guint n_unchecked = 0;
+
+  if (!cims_store_audit_foreach (hub->store, &filter, recorded_tables_add_cb, tables, NULL, &error)) {
+    g_warning ("cannot read the audit log to check the grants and incidents tables: %s", error->message);
+    return;
+  }
+
+  cims_recorded_tables_compare (tables, hub->grants, hub->incidents, problems, rejected_ids, &n_unchecked);
+  if (problems->len == 0)
+    return;
+
+  lines = g_strsplit (problems->str, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++) {
+    if (lines[i][0] != '\0')
+      g_critical ("the state tables differ from the audit log: %s", lines[i]);
+  }
+  if (rejected_ids->len > 0)
+    g_critical ("%u grants and incidents whose rows differ from their audit records are not honoured until "
+                "the difference is resolved", rejected_ids->len);
+
+  items_drop_ids (hub->grants, rejected_ids);
+  items_drop_ids (hub->incidents, rejected_ids);
+  audit_tables_mismatch (hub, problems, rejected_ids);
 }
 
 void

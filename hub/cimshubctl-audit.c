@@ -9,7 +9,7 @@
 #include <json-glib/json-glib.h>
 
 #include "auth/report.h"
-#include "hub/cimshubctl-audit-tables.h"
+#include "auth/state-tables.h"
 #include "hub/cimshubctl-private.h"
 #include "hub/cimshubctl-store.h"
 
@@ -35,7 +35,7 @@ typedef struct {
   guint64 last_sequence;
   char last_hash[AUDIT_HASH_HEX_LEN + 1];
   GArray *expectations;         /* of Expectation */
-  CimsCtlRecordedTables *tables;
+  CimsRecordedTables *tables;
   GString *mismatches;          /* one line per audit-log-mismatch record */
 } VerifyWalk;
 
@@ -130,7 +130,7 @@ verify_record_cb (const CimsAuditRecord *record, gpointer user_data)
 
   walk->n_records++;
   walk->last_sequence = record->sequence;
-  cims_ctl_recorded_tables_add (walk->tables, record);
+  cims_recorded_tables_add (walk->tables, record);
   if (g_strcmp0 (record->event, "audit-log-mismatch") == 0)
     g_string_append_printf (walk->mismatches, "warning: record %" G_GUINT64_FORMAT " (%s, %s): a hub started "
                             "on this log found that it did not match its recovery checkpoint, as after a restore "
@@ -245,7 +245,7 @@ cims_ctl_audit_verify_run (int argc, char **argv)
   g_autoptr (GArray) expectations = NULL;
   g_autoptr (CimsStore) store = NULL;
   g_autoptr (GError) error = NULL;
-  g_autoptr (CimsCtlRecordedTables) tables = cims_ctl_recorded_tables_new ();
+  g_autoptr (CimsRecordedTables) tables = cims_recorded_tables_new ();
   g_autoptr (GString) table_problems = g_string_new (NULL);
   g_autoptr (GString) mismatches = g_string_new (NULL);
   VerifyWalk walk = { .tables = tables, .mismatches = mismatches };
@@ -275,7 +275,7 @@ cims_ctl_audit_verify_run (int argc, char **argv)
   if (!expectations_report_unmet (&walk))
     return CTL_EXIT_FAILED;
 
-  if (!cims_ctl_recorded_tables_check (walk.tables, store, table_problems, &n_unchecked, &error))
+  if (!cims_recorded_tables_check (walk.tables, store, table_problems, &n_unchecked, &error))
     return verify_report_error (error);
 
   verify_report_intact (&walk);

@@ -168,6 +168,13 @@ typedef enum {
   CIMS_ACCESS_TRIGGER_CAMERA_REMOVED,
 } CimsAccessTrigger;
 
+/* Compares the grants and incidents tables with the audit records that
+ * carry them. A grant or incident whose row differs from its latest record,
+ * or that no record names, was edited behind the hub: it is logged as
+ * critical, dropped from the grants or incidents in force, and named in an
+ * audit-log-mismatch record. Main context, at start. */
+void cims_hub_access_check_tables (CimsHub *hub);
+
 /* Takes the state lock when state_dir exists already, so a second hub on
  * a running hub's state_dir stops naming it before anything else fails. */
 gboolean cims_hub_access_lock_existing (CimsHub *hub, GError **error);

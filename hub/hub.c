@@ -170,6 +170,7 @@ cims_hub_start (CimsHub *hub, GError **error)
   g_autofree char *details = NULL;
 
   cims_hub_recover_sessions (hub);
+  cims_hub_access_check_tables (hub);
   if (!cims_http_server_start (hub, error))
     return FALSE;
 

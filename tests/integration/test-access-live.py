@@ -984,13 +984,19 @@ def check_tables_altered(rig):
     copy_path = os.path.join(rig.temp, "tables-altered.db")
     with sqlite3.connect(f"file:{rig.db_path}?mode=ro", uri=True) as source, sqlite3.connect(copy_path) as copy:
         source.backup(copy)
-    with sqlite3.connect(copy_path) as db:
+    # Closing the last connection folds the edits into the file itself.
+    db = sqlite3.connect(copy_path)
+    try:
         # An ongoing grant's end is the largest integer, so move a timed one.
         grant_id = db.execute("SELECT id FROM grants WHERE ends_at_us < 4000000000000000 "
                               "ORDER BY id LIMIT 1").fetchone()[0]
         incident_id = db.execute("SELECT id FROM incidents ORDER BY id LIMIT 1").fetchone()[0]
         db.execute("UPDATE grants SET ends_at_us = ends_at_us + 3600000000 WHERE id = ?", (grant_id,))
         db.execute("DELETE FROM incidents WHERE id = ?", (incident_id,))
+        db.commit()
+    finally:
+        db.close()
+
     verify = subprocess.run([rig.args.cimshubctl, "audit", "verify", "--db", copy_path],
                             capture_output=True, text=True, timeout=30)
     lines = [line for line in verify.stdout.splitlines() if line.startswith("state tables altered: ")]
@@ -1002,6 +1008,39 @@ def check_tables_altered(rig):
     if not any(f"names incident {incident_id}, which the incidents table does not have" in line for line in lines):
         problems.append(f"no line names the deleted incident {incident_id}")
     rig.record("audit-tables-altered", not problems, "; ".join(problems + lines))
+    check_hub_rejects_altered_grant(rig, copy_path, grant_id)
+
+
+def check_hub_rejects_altered_grant(rig, copy_path, grant_id):
+    """A hub started on the altered copy must not honour the grant whose
+    end was moved behind it, and must say so in an audit record."""
+    state_dir = os.path.join(rig.temp, "altered-state")
+    os.mkdir(state_dir, 0o700)
+    os.rename(copy_path, os.path.join(state_dir, "cimshub.db"))
+    config_path = os.path.join(rig.temp, "altered.conf")
+    with open(rig.config_path, encoding="utf-8") as config_file:
+        text = config_file.read()
+    with open(config_path, "w", encoding="utf-8") as config_file:
+        config_file.write(text.replace(f"state_dir = {libconfig_string(rig.state_dir)};",
+                                       f"state_dir = {libconfig_string(state_dir)};"))
+    proc = rig.processes.start("cimshub-altered", [rig.args.cimshub, "--config", config_path])
+    problems = []
+    if not wait_for_healthz(proc, rig.base_url, 15):
+        problems.append("the hub did not start on the altered copy")
+    else:
+        status, body = rig.api("GET", "/api/v1/grants", rig.token("boston", "boston-admin",
+                                                                  roles=("system-administrator",)))
+        listed = [grant["id"] for grant in body.get("grants", [])] if status == 200 else None
+        if listed is None or grant_id in listed:
+            problems.append(f"the hub lists the altered grant {grant_id}: {status} {listed}")
+    rig.processes.stop("cimshub-altered")
+    with sqlite3.connect(f"file:{os.path.join(state_dir, 'cimshub.db')}?mode=ro", uri=True) as db:
+        records = [json.loads(details) for (details,) in db.execute(
+            "SELECT details FROM audit_log WHERE event = 'audit-log-mismatch' AND reason = 'state-tables-differ'")]
+    if len(records) != 1 or grant_id not in records[0].get("not_honoured", []):
+        problems.append(f"state-tables-differ records {records}, expected one naming {grant_id}")
+    rig.record("hub-rejects-altered-grant", not problems, "; ".join(problems) or
+               f"grant {grant_id} not honoured, and the log says so")
 
 
 def mint_tokens(rig):

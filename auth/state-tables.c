@@ -4,7 +4,7 @@
  * change it records, and the hash chain covers those details. A table row
  * that differs from its latest record was edited behind the hub, and a row
  * or record without the other was added or deleted behind it. */
-#include "hub/cimshubctl-audit-tables.h"
+#include "auth/state-tables.h"
 
 #include <json-glib/json-glib.h>
 
@@ -17,7 +17,7 @@ typedef struct {
   gboolean is_in_table;
 } RecordedRow;
 
-struct _CimsCtlRecordedTables {
+struct _CimsRecordedTables {
   GHashTable *grants;           /* grant id -> RecordedRow */
   GHashTable *incidents;        /* incident id -> RecordedRow */
 };
@@ -29,10 +29,10 @@ recorded_row_free (RecordedRow *row)
   g_free (row);
 }
 
-CimsCtlRecordedTables *
-cims_ctl_recorded_tables_new (void)
+CimsRecordedTables *
+cims_recorded_tables_new (void)
 {
-  CimsCtlRecordedTables *tables = g_new0 (CimsCtlRecordedTables, 1);
+  CimsRecordedTables *tables = g_new0 (CimsRecordedTables, 1);
 
   tables->grants = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) recorded_row_free);
   tables->incidents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) recorded_row_free);
@@ -40,7 +40,7 @@ cims_ctl_recorded_tables_new (void)
 }
 
 void
-cims_ctl_recorded_tables_free (CimsCtlRecordedTables *tables)
+cims_recorded_tables_free (CimsRecordedTables *tables)
 {
   if (tables == NULL)
     return;
@@ -69,7 +69,7 @@ details_parse_row (const CimsAuditRecord *record, const char *id)
 }
 
 void
-cims_ctl_recorded_tables_add (CimsCtlRecordedTables *tables, const CimsAuditRecord *record)
+cims_recorded_tables_add (CimsRecordedTables *tables, const CimsAuditRecord *record)
 {
   GHashTable *rows;
   const char *id;
@@ -96,8 +96,8 @@ cims_ctl_recorded_tables_add (CimsCtlRecordedTables *tables, const CimsAuditReco
 }
 
 /* Appends to @problems the first member of @table_row that its record's
- * details give another value. */
-static void
+ * details give another value. Returns FALSE when there is one. */
+static gboolean
 row_compare (const char *kind, const char *id, JsonObject *table_row, const RecordedRow *recorded,
              GString *problems)
 {
@@ -116,12 +116,14 @@ row_compare (const char *kind, const char *id, JsonObject *table_row, const Reco
                             G_GUINT64_FORMAT ", its latest: the row was edited, or its later records were "
                             "removed\n", kind, id, (const char *) member->data, table_text, kind, recorded_text,
                             recorded->sequence);
-    return;
+    return FALSE;
   }
+  return TRUE;
 }
 
-/* Compares one table row, as @table_row, with its latest record in @rows. */
-static void
+/* Compares one table row, as @table_row, with its latest record in @rows.
+ * Returns FALSE when they differ or no record names the row. */
+static gboolean
 row_check (GHashTable *rows, const char *kind, const char *id, JsonObject *table_row, GString *problems,
            guint *n_unchecked)
 {
@@ -129,16 +131,16 @@ row_check (GHashTable *rows, const char *kind, const char *id, JsonObject *table
 
   if (recorded == NULL) {
     g_string_append_printf (problems, "%s %s is in the %ss table, but no audit record names it\n", kind, id, kind);
-    return;
+    return FALSE;
   }
 
   recorded->is_in_table = TRUE;
   if (recorded->details == NULL) {
     (*n_unchecked)++;
-    return;
+    return TRUE;
   }
 
-  row_compare (kind, id, table_row, recorded, problems);
+  return row_compare (kind, id, table_row, recorded, problems);
 }
 
 /* Appends a line for each recorded grant or incident that has no row. */
@@ -158,9 +160,35 @@ rows_check_deleted (GHashTable *rows, const char *kind, GString *problems)
   }
 }
 
+void
+cims_recorded_tables_compare (CimsRecordedTables *tables, GPtrArray *grants, GPtrArray *incidents,
+                              GString *problems, GPtrArray *rejected_ids, guint *n_unchecked)
+{
+  *n_unchecked = 0;
+  for (guint i = 0; i < grants->len; i++) {
+    const CimsGrant *grant = g_ptr_array_index (grants, i);
+    g_autoptr (JsonObject) row = cims_grant_to_json (grant);
+
+    if (!row_check (tables->grants, "grant", grant->id, row, problems, n_unchecked) && rejected_ids != NULL)
+      g_ptr_array_add (rejected_ids, g_strdup (grant->id));
+  }
+
+  for (guint i = 0; i < incidents->len; i++) {
+    const CimsIncident *incident = g_ptr_array_index (incidents, i);
+    g_autoptr (JsonObject) row = cims_incident_to_json (incident);
+
+    if (!row_check (tables->incidents, "incident", incident->id, row, problems, n_unchecked)
+        && rejected_ids != NULL)
+      g_ptr_array_add (rejected_ids, g_strdup (incident->id));
+  }
+
+  rows_check_deleted (tables->grants, "grant", problems);
+  rows_check_deleted (tables->incidents, "incident", problems);
+}
+
 gboolean
-cims_ctl_recorded_tables_check (CimsCtlRecordedTables *tables, CimsStore *store, GString *problems,
-                                guint *n_unchecked, GError **error)
+cims_recorded_tables_check (CimsRecordedTables *tables, CimsStore *store, GString *problems,
+                            guint *n_unchecked, GError **error)
 {
   g_autoptr (GPtrArray) grants = cims_store_grant_list (store, error);
   g_autoptr (GPtrArray) incidents = NULL;
@@ -172,22 +200,6 @@ cims_ctl_recorded_tables_check (CimsCtlRecordedTables *tables, CimsStore *store,
   if (incidents == NULL)
     return FALSE;
 
-  *n_unchecked = 0;
-  for (guint i = 0; i < grants->len; i++) {
-    const CimsGrant *grant = g_ptr_array_index (grants, i);
-    g_autoptr (JsonObject) row = cims_grant_to_json (grant);
-
-    row_check (tables->grants, "grant", grant->id, row, problems, n_unchecked);
-  }
-
-  for (guint i = 0; i < incidents->len; i++) {
-    const CimsIncident *incident = g_ptr_array_index (incidents, i);
-    g_autoptr (JsonObject) row = cims_incident_to_json (incident);
-
-    row_check (tables->incidents, "incident", incident->id, row, problems, n_unchecked);
-  }
-
-  rows_check_deleted (tables->grants, "grant", problems);
-  rows_check_deleted (tables->incidents, "incident", problems);
+  cims_recorded_tables_compare (tables, grants, incidents, problems, NULL, n_unchecked);
   return TRUE;
 }
