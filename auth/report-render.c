@@ -119,7 +119,8 @@ chain_statement_add_mismatches (GString *out, const CimsAnnualReport *report)
 
   g_string_append_printf (out, " WARNING: %" G_GUINT64_FORMAT " audit-log-mismatch %s (%s%s): a hub started on "
                           "this log found that it did not match its recovery checkpoint, as after a restore from "
-                          "backup or a replaced log, so records may be missing.", report->n_checkpoint_mismatches,
+                          "backup or a replaced log, so records may be missing, or that grants or incidents rows "
+                          "differ from their records; each record's reason says which.", report->n_checkpoint_mismatches,
                           report->n_checkpoint_mismatches == 1 ? "record" : "records",
                           report->checkpoint_mismatches,
                           report->n_checkpoint_mismatches > CIMS_REPORT_MAX_LISTED_MISMATCHES ? " and more" : "");

@@ -10,10 +10,14 @@
 
 #include "auth/report.h"
 
+/* Maximum length, in bytes, of a value that a problem line quotes. */
+#define PROBLEM_VALUE_MAX_BYTES 200
+
 /* The latest record of one grant or incident. */
 typedef struct {
   guint64 sequence;
-  JsonObject *details;          /* NULL when the record predates the details */
+  JsonObject *details;          /* NULL when the record has no usable details */
+  gboolean is_legacy;           /* written before records carried the row: no details at all */
   gboolean is_in_table;
 } RecordedRow;
 
@@ -51,18 +55,22 @@ cims_recorded_tables_free (CimsRecordedTables *tables)
 }
 
 /* Returns (transfer full) the details of @record when they carry the row
- * whose id is @id, or NULL for a record written before they did. */
+ * whose id is @id, else NULL: details that do not are unusable, and the
+ * row they should vouch for is not honoured. */
 static JsonObject *
 details_parse_row (const CimsAuditRecord *record, const char *id)
 {
-  g_autoptr (JsonNode) root = record->details != NULL ? json_from_string (record->details, NULL) : NULL;
+  g_autoptr (JsonNode) root = json_from_string (record->details, NULL);
   JsonObject *object;
+  JsonNode *id_node;
 
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return NULL;
 
   object = json_node_get_object (root);
-  if (g_strcmp0 (json_object_get_string_member_with_default (object, "id", NULL), id) != 0)
+  id_node = json_object_get_member (object, "id");
+  if (id_node == NULL || json_node_get_value_type (id_node) != G_TYPE_STRING
+      || g_strcmp0 (json_node_get_string (id_node), id) != 0)
     return NULL;
 
   return json_object_ref (object);
@@ -91,7 +99,8 @@ cims_recorded_tables_add (CimsRecordedTables *tables, const CimsAuditRecord *rec
 
   row = g_new0 (RecordedRow, 1);
   row->sequence = record->sequence;
-  row->details = details_parse_row (record, id);
+  row->is_legacy = record->details == NULL;
+  row->details = row->is_legacy ? NULL : details_parse_row (record, id);
   g_hash_table_replace (rows, g_strdup (id), row);
 }
 
@@ -112,10 +121,10 @@ row_compare (const char *kind, const char *id, JsonObject *table_row, const Reco
     if (g_strcmp0 (table_text, recorded_text) == 0)
       continue;
 
-    g_string_append_printf (problems, "%s %s: \"%s\" is %s in the %ss table but %s in audit record %"
+    g_string_append_printf (problems, "%s %s: \"%s\" is %.*s in the %ss table but %.*s in audit record %"
                             G_GUINT64_FORMAT ", its latest: the row was edited, or its later records were "
-                            "removed\n", kind, id, (const char *) member->data, table_text, kind, recorded_text,
-                            recorded->sequence);
+                            "removed\n", kind, id, (const char *) member->data, PROBLEM_VALUE_MAX_BYTES,
+                            table_text, kind, PROBLEM_VALUE_MAX_BYTES, recorded_text, recorded->sequence);
     return FALSE;
   }
   return TRUE;
@@ -127,17 +136,30 @@ static gboolean
 row_check (GHashTable *rows, const char *kind, const char *id, JsonObject *table_row, GString *problems,
            guint *n_unchecked)
 {
-  RecordedRow *recorded = g_hash_table_lookup (rows, id);
+  RecordedRow *recorded;
 
+  if (id == NULL) {
+    g_string_append_printf (problems, "a row of the %ss table has no id\n", kind);
+    return FALSE;
+  }
+
+  recorded = g_hash_table_lookup (rows, id);
   if (recorded == NULL) {
-    g_string_append_printf (problems, "%s %s is in the %ss table, but no audit record names it\n", kind, id, kind);
+    g_string_append_printf (problems, "%s %.*s is in the %ss table, but no audit record names it\n", kind,
+                            PROBLEM_VALUE_MAX_BYTES, id, kind);
     return FALSE;
   }
 
   recorded->is_in_table = TRUE;
-  if (recorded->details == NULL) {
+  if (recorded->is_legacy) {
     (*n_unchecked)++;
     return TRUE;
+  }
+
+  if (recorded->details == NULL) {
+    g_string_append_printf (problems, "%s %s: audit record %" G_GUINT64_FORMAT ", its latest, has details that "
+                            "do not carry it\n", kind, id, recorded->sequence);
+    return FALSE;
   }
 
   return row_compare (kind, id, table_row, recorded, problems);
@@ -162,24 +184,25 @@ rows_check_deleted (GHashTable *rows, const char *kind, GString *problems)
 
 void
 cims_recorded_tables_compare (CimsRecordedTables *tables, GPtrArray *grants, GPtrArray *incidents,
-                              GString *problems, GPtrArray *rejected_ids, guint *n_unchecked)
+                              GString *problems, GPtrArray *rejected_grants, GPtrArray *rejected_incidents,
+                              guint *n_unchecked)
 {
   *n_unchecked = 0;
   for (guint i = 0; i < grants->len; i++) {
-    const CimsGrant *grant = g_ptr_array_index (grants, i);
+    CimsGrant *grant = g_ptr_array_index (grants, i);
     g_autoptr (JsonObject) row = cims_grant_to_json (grant);
 
-    if (!row_check (tables->grants, "grant", grant->id, row, problems, n_unchecked) && rejected_ids != NULL)
-      g_ptr_array_add (rejected_ids, g_strdup (grant->id));
+    if (!row_check (tables->grants, "grant", grant->id, row, problems, n_unchecked) && rejected_grants != NULL)
+      g_ptr_array_add (rejected_grants, grant);
   }
 
   for (guint i = 0; i < incidents->len; i++) {
-    const CimsIncident *incident = g_ptr_array_index (incidents, i);
+    CimsIncident *incident = g_ptr_array_index (incidents, i);
     g_autoptr (JsonObject) row = cims_incident_to_json (incident);
 
     if (!row_check (tables->incidents, "incident", incident->id, row, problems, n_unchecked)
-        && rejected_ids != NULL)
-      g_ptr_array_add (rejected_ids, g_strdup (incident->id));
+        && rejected_incidents != NULL)
+      g_ptr_array_add (rejected_incidents, incident);
   }
 
   rows_check_deleted (tables->grants, "grant", problems);
@@ -200,6 +223,6 @@ cims_recorded_tables_check (CimsRecordedTables *tables, CimsStore *store, GStrin
   if (incidents == NULL)
     return FALSE;
 
-  cims_recorded_tables_compare (tables, grants, incidents, problems, NULL, n_unchecked);
+  cims_recorded_tables_compare (tables, grants, incidents, problems, NULL, NULL, n_unchecked);
   return TRUE;
 }

@@ -22,12 +22,14 @@ void cims_recorded_tables_add (CimsRecordedTables *tables, const CimsAuditRecord
 
 /* Compares each of @grants (of CimsGrant) and @incidents (of CimsIncident),
  * the rows of the tables, with the latest record of it. Appends one line
- * per difference to @problems, and the id of each row that differs from its
- * record or that no record names to @rejected_ids (may be NULL). Counts in
- * *@n_unchecked the rows whose records are older than the details they
- * need. Records whose row is gone get a line too. */
+ * per difference to @problems, and each row (transfer none) that differs
+ * from its record, that no record names or that has no id to
+ * @rejected_grants or @rejected_incidents (either may be NULL). Counts in
+ * *@n_unchecked the rows whose records were written before records carried
+ * the row. Records whose row is gone get a line too. */
 void cims_recorded_tables_compare (CimsRecordedTables *tables, GPtrArray *grants, GPtrArray *incidents,
-                                   GString *problems, GPtrArray *rejected_ids, guint *n_unchecked);
+                                   GString *problems, GPtrArray *rejected_grants, GPtrArray *rejected_incidents,
+                                   guint *n_unchecked);
 
 /* Reads the grants and incidents tables of @store and compares them as
  * cims_recorded_tables_compare() does. Returns FALSE with @error set when a

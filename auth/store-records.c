@@ -67,7 +67,7 @@ cims_grant_is_active (const CimsGrant *grant, gint64 now_us)
 {
   g_return_val_if_fail (grant != NULL, FALSE);
 
-  if (now_us < grant->starts_at_us || now_us >= grant->ends_at_us)
+  if (grant->is_disputed || now_us < grant->starts_at_us || now_us >= grant->ends_at_us)
     return FALSE;
 
   return !stopped_by (grant->revoked_at_us, now_us);
@@ -160,7 +160,7 @@ cims_incident_is_active (const CimsIncident *incident, gint64 now_us)
 {
   g_return_val_if_fail (incident != NULL, FALSE);
 
-  if (now_us < incident->starts_at_us || now_us >= incident->ends_at_us)
+  if (incident->is_disputed || now_us < incident->starts_at_us || now_us >= incident->ends_at_us)
     return FALSE;
 
   return !stopped_by (incident->ended_at_us, now_us);

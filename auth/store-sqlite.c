@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -491,24 +492,67 @@ cims_store_sqlite_open (const char *path, GError **error)
   return g_steal_pointer (&store);
 }
 
+/* Tells whether @path is a WAL-mode database by its header: bytes 18 and
+ * 19, the file format versions, are 2 in WAL mode and 1 in rollback mode. */
+static gboolean
+header_is_wal (const char *path)
+{
+  guint8 header[20];
+  int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  gboolean is_wal;
+
+  if (fd < 0)
+    return FALSE;
+
+  is_wal = read (fd, header, sizeof header) == (ssize_t) sizeof header && header[18] == 2 && header[19] == 2;
+  close (fd);
+  return is_wal;
+}
+
+/* Tells whether a hub holds the state lock in @path's folder, and so may
+ * be writing the database. */
+static gboolean
+hub_holds_lock (const char *path)
+{
+  g_autofree char *folder = g_path_get_dirname (path);
+  g_autofree char *lock_path = g_build_filename (folder, "cimshub.lock", NULL);
+  int fd = g_open (lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+  gboolean is_held;
+
+  if (fd < 0)
+    return FALSE;
+
+  is_held = flock (fd, LOCK_SH | LOCK_NB) != 0;
+  close (fd);
+  return is_held;
+}
+
 /* Returns (transfer full) the URI that opens @path as immutable when no
- * writer can be at work on it, else NULL. A WAL-mode database that a
- * connection has open, or that a crashed writer left, has a -shm file and
- * usually a -wal file beside it, which must then be read too. Without
- * either, as for a backup that sqlite3's .backup wrote, the immutable open
- * needs neither, so it works in a folder the reader cannot write and
+ * writer can be at work on it, else NULL. Immutable reads take no locks, so
+ * every sign of a writer rules them out: a rollback-mode file (a writer
+ * leaves no side file between transactions), a -journal, -shm or non-empty
+ * -wal file, or a hub holding the state lock beside it. A backup that
+ * sqlite3's .backup wrote shows none of them, and the immutable open then
+ * needs no -shm file, so it works in a folder the reader cannot write and
  * leaves nothing behind. */
 static char *
 immutable_uri_new (const char *path)
 {
+  static const char *const side_files[] = { "-journal", "-shm", NULL };
   g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
-  g_autofree char *shm_path = g_strconcat (path, "-shm", NULL);
   g_autofree char *absolute = NULL;
   g_autofree char *escaped = NULL;
   GStatBuf wal;
 
-  if ((g_stat (wal_path, &wal) == 0 && wal.st_size > 0) || g_file_test (shm_path, G_FILE_TEST_EXISTS))
+  if (!header_is_wal (path) || (g_stat (wal_path, &wal) == 0 && wal.st_size > 0) || hub_holds_lock (path))
     return NULL;
+
+  for (guint i = 0; side_files[i] != NULL; i++) {
+    g_autofree char *side_path = g_strconcat (path, side_files[i], NULL);
+
+    if (g_file_test (side_path, G_FILE_TEST_EXISTS))
+      return NULL;
+  }
 
   absolute = g_canonicalize_filename (path, NULL);
   escaped = g_uri_escape_string (absolute, "/", FALSE);

@@ -48,6 +48,7 @@ typedef struct {
   gint64 authorized_at_us;
   char *revoked_by;             /* NULL until revoked */
   gint64 revoked_at_us;         /* 0 until revoked */
+  gboolean is_disputed;         /* its row differs from its audit record: never active; not stored */
 } CimsGrant;
 
 CimsGrant *cims_grant_copy (const CimsGrant *grant);
@@ -77,6 +78,7 @@ typedef struct {
   char *declared_by_name;
   char *ended_by;               /* NULL unless ended early */
   gint64 ended_at_us;           /* 0 unless ended early */
+  gboolean is_disputed;         /* its row differs from its audit record: never active; not stored */
 } CimsIncident;
 
 CimsIncident *cims_incident_copy (const CimsIncident *incident);

@@ -62,35 +62,46 @@ cims_hub_access_open (CimsHub *hub, GError **error)
   return TRUE;
 }
 
+/* The start-up walk over the grant and incident records. */
+typedef struct {
+  CimsRecordedTables *tables;
+  char *last_problems;          /* details of the latest state-tables-differ record, or NULL */
+} TablesWalk;
+
 static gboolean
-recorded_tables_add_cb (const CimsAuditRecord *record, gpointer user_data)
+tables_walk_record_cb (const CimsAuditRecord *record, gpointer user_data)
 {
-  cims_recorded_tables_add (user_data, record);
+  TablesWalk *walk = user_data;
+
+  if (g_strcmp0 (record->event, "audit-log-mismatch") != 0) {
+    cims_recorded_tables_add (walk->tables, record);
+    return TRUE;
+  }
+
+  if (g_strcmp0 (record->reason, "state-tables-differ") == 0) {
+    g_free (walk->last_problems);
+    walk->last_problems = g_strdup (record->details);
+  }
   return TRUE;
 }
 
-/* Drops from @items (of CimsGrant or CimsIncident, the id first) each one
- * whose id is in @ids. */
 static void
-items_drop_ids (GPtrArray *items, GPtrArray *ids)
+builder_add_id (JsonBuilder *builder, const char *id)
 {
-  for (guint i = items->len; i > 0; i--) {
-    const char *id = *(const char **) g_ptr_array_index (items, i - 1);
-
-    if (g_ptr_array_find_with_equal_func (ids, id, g_str_equal, NULL))
-      g_ptr_array_remove_index (items, i - 1);
-  }
+  if (id != NULL)
+    json_builder_add_string_value (builder, id);
+  else
+    json_builder_add_null_value (builder);
 }
 
-/* Appends an audit-log-mismatch record that lists @problems and the
- * grants and incidents in @rejected_ids that the hub does not honour. */
-static void
-audit_tables_mismatch (CimsHub *hub, const GString *problems, GPtrArray *rejected_ids)
+/* Returns (transfer full) the details of a state-tables-differ record:
+ * @problems and the disputed grants and incidents. */
+static char *
+tables_mismatch_details (const GString *problems, GPtrArray *grants, GPtrArray *incidents)
 {
   g_auto (GStrv) lines = g_strsplit (problems->str, "\n", -1);
   g_autoptr (JsonBuilder) builder = json_builder_new ();
   g_autoptr (JsonNode) root = NULL;
-  g_autofree char *details = NULL;
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "problems");
@@ -100,52 +111,85 @@ audit_tables_mismatch (CimsHub *hub, const GString *problems, GPtrArray *rejecte
       json_builder_add_string_value (builder, lines[i]);
   }
   json_builder_end_array (builder);
-  json_builder_set_member_name (builder, "not_honoured");
+  json_builder_set_member_name (builder, "disputed_grants");
   json_builder_begin_array (builder);
-  for (guint i = 0; i < rejected_ids->len; i++)
-    json_builder_add_string_value (builder, g_ptr_array_index (rejected_ids, i));
+  for (guint i = 0; i < grants->len; i++)
+    builder_add_id (builder, ((CimsGrant *) g_ptr_array_index (grants, i))->id);
+  json_builder_end_array (builder);
+  json_builder_set_member_name (builder, "disputed_incidents");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < incidents->len; i++)
+    builder_add_id (builder, ((CimsIncident *) g_ptr_array_index (incidents, i))->id);
   json_builder_end_array (builder);
   json_builder_end_object (builder);
-  root = json_builder_get_root (builder);
-  details = json_to_string (root, FALSE);
 
-  cims_hub_audit_event (hub, "audit-log-mismatch", NULL, "state-tables-differ", details);
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
+/* Drops from @items the rows without an id, which nothing can name. */
+static void
+items_drop_without_id (GPtrArray *items)
+{
+  for (guint i = items->len; i > 0; i--) {
+    if (*(const char **) g_ptr_array_index (items, i - 1) == NULL)
+      g_ptr_array_remove_index (items, i - 1);
+  }
 }
 
 void
 cims_hub_access_check_tables (CimsHub *hub)
 {
   static const char *const events[] = { "grant-created", "grant-revoked", "incident-started", "incident-ended",
-                                        NULL };
+                                        "audit-log-mismatch", NULL };
   CimsAuditFilter filter = { .events = events };
   g_autoptr (CimsRecordedTables) tables = cims_recorded_tables_new ();
+  TablesWalk walk = { tables, NULL };
+  g_autofree char *last_problems = NULL;
   g_autoptr (GString) problems = g_string_new (NULL);
-  g_autoptr (GPtrArray) rejected_ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) disputed_grants = g_ptr_array_new ();
+  g_autoptr (GPtrArray) disputed_incidents = g_ptr_array_new ();
   g_autoptr (GError) error = NULL;
+  g_autofree char *details = NULL;
   g_auto (GStrv) lines = NULL;
   guint n_unchecked = 0;
 
-  if (!cims_store_audit_foreach (hub->store, &filter, recorded_tables_add_cb, tables, NULL, &error)) {
+  gboolean is_read = cims_store_audit_foreach (hub->store, &filter, tables_walk_record_cb, &walk, NULL, &error);
+  last_problems = walk.last_problems;
+  if (!is_read) {
     g_warning ("cannot read the audit log to check the grants and incidents tables: %s", error->message);
     return;
   }
 
-  cims_recorded_tables_compare (tables, hub->grants, hub->incidents, problems, rejected_ids, &n_unchecked);
+  cims_recorded_tables_compare (tables, hub->grants, hub->incidents, problems, disputed_grants, disputed_incidents,
+                                &n_unchecked);
   if (problems->len == 0)
     return;
 
   lines = g_strsplit (problems->str, "\n", -1);
   for (guint i = 0; lines[i] != NULL; i++) {
     if (lines[i][0] != '\0')
-      g_critical ("the state tables differ from the audit log: %s", lines[i]);
+      g_warning ("the state tables differ from the audit log: %s", lines[i]);
   }
-  if (rejected_ids->len > 0)
-    g_critical ("%u grants and incidents whose rows differ from their audit records are not honoured until "
-                "the difference is resolved", rejected_ids->len);
 
-  items_drop_ids (hub->grants, rejected_ids);
-  items_drop_ids (hub->incidents, rejected_ids);
-  audit_tables_mismatch (hub, problems, rejected_ids);
+  for (guint i = 0; i < disputed_grants->len; i++)
+    ((CimsGrant *) g_ptr_array_index (disputed_grants, i))->is_disputed = TRUE;
+  for (guint i = 0; i < disputed_incidents->len; i++)
+    ((CimsIncident *) g_ptr_array_index (disputed_incidents, i))->is_disputed = TRUE;
+  if (disputed_grants->len + disputed_incidents->len > 0)
+    g_warning ("%u grants and %u incidents whose rows differ from their audit records allow no viewing; "
+               "revoke or end each one to record it as it stands", disputed_grants->len, disputed_incidents->len);
+
+  /* The same differences at every start need one record, not one a start. */
+  details = tables_mismatch_details (problems, disputed_grants, disputed_incidents);
+  if (g_strcmp0 (details, last_problems) != 0)
+    cims_hub_audit_event (hub, "audit-log-mismatch", NULL, "state-tables-differ", details);
+
+  /* A row without an id cannot be revoked or ended, so it is dropped. */
+  g_ptr_array_set_size (disputed_grants, 0);
+  g_ptr_array_set_size (disputed_incidents, 0);
+  items_drop_without_id (hub->grants);
+  items_drop_without_id (hub->incidents);
 }
 
 void

@@ -20,14 +20,15 @@ time_dup_text (gint64 time_us)
   return cims_auth_time_text (time_us);
 }
 
-/* The grant as its audit records carry it, and whether it allows viewing
- * now. */
+/* The grant as its audit records carry it, whether it allows viewing now,
+ * and whether its row differs from its audit record (cims_hub_access_check_tables). */
 static JsonObject *
 grant_to_json (const CimsGrant *grant, gint64 now_us)
 {
   JsonObject *object = cims_grant_to_json (grant);
 
   json_object_set_boolean_member (object, "active", cims_grant_is_active (grant, now_us));
+  json_object_set_boolean_member (object, "disputed", grant->is_disputed);
   return object;
 }
 
@@ -37,6 +38,7 @@ incident_to_json (const CimsIncident *incident, gint64 now_us)
   JsonObject *object = cims_incident_to_json (incident);
 
   json_object_set_boolean_member (object, "active", cims_incident_is_active (incident, now_us));
+  json_object_set_boolean_member (object, "disputed", incident->is_disputed);
   return object;
 }
 

@@ -132,10 +132,14 @@ verify_record_cb (const CimsAuditRecord *record, gpointer user_data)
   walk->last_sequence = record->sequence;
   cims_recorded_tables_add (walk->tables, record);
   if (g_strcmp0 (record->event, "audit-log-mismatch") == 0)
-    g_string_append_printf (walk->mismatches, "warning: record %" G_GUINT64_FORMAT " (%s, %s): a hub started "
-                            "on this log found that it did not match its recovery checkpoint, as after a restore "
-                            "from backup or a replaced log; see the record's details\n", record->sequence,
-                            record->event, record->reason ? record->reason : "no reason");
+    g_string_append_printf (walk->mismatches, "warning: record %" G_GUINT64_FORMAT " (%s, %s): %s; see the "
+                            "record's details\n", record->sequence, record->event,
+                            record->reason ? record->reason : "no reason",
+                            g_strcmp0 (record->reason, "state-tables-differ") == 0
+                              ? "a hub started on this log found grants or incidents rows that differ from their "
+                                "audit records"
+                              : "a hub started on this log found that it did not match its recovery checkpoint, "
+                                "as after a restore from backup or a replaced log");
   g_strlcpy (walk->last_hash, record->hash, sizeof walk->last_hash);
 
   for (guint i = 0; i < walk->expectations->len; i++) {

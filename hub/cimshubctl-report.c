@@ -142,7 +142,7 @@ cims_ctl_report_annual_run (int argc, char **argv)
   status = report_write (text, options.output_path);
   if (status == CTL_EXIT_OK && report->n_checkpoint_mismatches > 0)
     fprintf (stderr, "%s: warning: the log has %" G_GUINT64_FORMAT " audit-log-mismatch records (%s): a hub "
-             "found that it did not match its recovery checkpoint, so records may be missing\n",
+             "found the log or its grants and incidents tables changed behind it; each record's reason says how\n",
              g_get_prgname (), report->n_checkpoint_mismatches, report->checkpoint_mismatches);
   if (status != CTL_EXIT_OK || report->is_chain_intact)
     return status;

@@ -164,6 +164,25 @@ cims_hub_new (CimsConfig *config, GError **error)
   return hub;
 }
 
+/* Returns (transfer full) the details of the config-loaded record at start:
+ * the file and the camera count. */
+static char *
+start_details_new (const CimsConfig *config)
+{
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "config");
+  json_builder_add_string_value (builder, config->path);
+  json_builder_set_member_name (builder, "cameras");
+  json_builder_add_int_value (builder, config->cameras->len);
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  return json_to_string (root, FALSE);
+}
+
 gboolean
 cims_hub_start (CimsHub *hub, GError **error)
 {
@@ -174,8 +193,7 @@ cims_hub_start (CimsHub *hub, GError **error)
   if (!cims_http_server_start (hub, error))
     return FALSE;
 
-  details = g_strdup_printf ("{\"config\":\"%s\",\"cameras\":%u}", hub->config->path,
-                             hub->config->cameras->len);
+  details = start_details_new (hub->config);
   cims_hub_audit_event (hub, "config-loaded", NULL, NULL, details);
   cims_hub_audit_event (hub, "hub-started", NULL, NULL, NULL);
   cims_hub_heartbeat_start (hub);

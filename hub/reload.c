@@ -90,6 +90,7 @@ changes_collect_jurisdictions (ConfigChanges *changes, const CimsConfig *old_con
       g_ptr_array_add (changes->added, g_steal_pointer (&party));
       continue;
     }
+    changes_note_field (changes, party, "name", before->name, current->name);
     changes_note_field (changes, party, "participates", before->participates ? "yes" : "no",
                         current->participates ? "yes" : "no");
     changes_note_field (changes, party, "token_issuer", before->token_issuer, current->token_issuer);
@@ -118,6 +119,7 @@ changes_collect_agencies (ConfigChanges *changes, const CimsConfig *old_config, 
       g_ptr_array_add (changes->added, g_steal_pointer (&party));
       continue;
     }
+    changes_note_field (changes, party, "name", before->name, current->name);
     changes_note_field (changes, party, "token_issuer", before->token_issuer, current->token_issuer);
     changes_note_field (changes, party, "token_key path", before->token_key_path, current->token_key_path);
     changes_note_key (changes, party, current->token_issuer, old_keyring, new_keyring);
@@ -128,6 +130,54 @@ changes_collect_agencies (ConfigChanges *changes, const CimsConfig *old_config, 
 
     if (cims_config_find_agency (new_config, before->id) == NULL)
       g_ptr_array_add (changes->removed, g_strdup_printf ("agency %s", before->id));
+  }
+}
+
+/* Returns (transfer full) @periods as text, for comparing two of them. */
+static char *
+periods_to_text (GArray *periods)
+{
+  GString *text = g_string_new (NULL);
+
+  for (guint i = 0; periods != NULL && i < periods->len; i++) {
+    const CimsConfigPeriod *period = &g_array_index (periods, CimsConfigPeriod, i);
+
+    g_string_append_printf (text, "%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT ";", period->from_us, period->to_us);
+  }
+  return g_string_free (text, FALSE);
+}
+
+/* Notes each camera added, and each change of a kept camera that decides
+ * who may watch it or what they see. A removed camera has a record of its
+ * own. */
+static void
+changes_collect_cameras (ConfigChanges *changes, const CimsConfig *old_config, const CimsConfig *new_config)
+{
+  for (guint i = 0; i < new_config->cameras->len; i++) {
+    const CimsConfigCamera *current = g_ptr_array_index (new_config->cameras, i);
+    const CimsConfigCamera *before = cims_config_find_camera (old_config, current->id);
+    g_autofree char *party = g_strdup_printf ("camera %s", current->id);
+    g_autofree char *shared_before = NULL;
+    g_autofree char *shared_now = NULL;
+    g_autofree char *periods_before = NULL;
+    g_autofree char *periods_now = NULL;
+
+    if (before == NULL) {
+      g_ptr_array_add (changes->added, g_steal_pointer (&party));
+      continue;
+    }
+
+    shared_before = before->shared_with != NULL ? g_strjoinv (",", before->shared_with) : NULL;
+    shared_now = current->shared_with != NULL ? g_strjoinv (",", current->shared_with) : NULL;
+    periods_before = periods_to_text (before->out_of_service);
+    periods_now = periods_to_text (current->out_of_service);
+    changes_note_field (changes, party, "jurisdiction", before->jurisdiction, current->jurisdiction);
+    changes_note_field (changes, party, "shared_with", shared_before, shared_now);
+    changes_note_field (changes, party, "restricted", before->restricted ? "yes" : "no",
+                        current->restricted ? "yes" : "no");
+    changes_note_field (changes, party, "out_of_service", periods_before, periods_now);
+    changes_note_field (changes, party, "source", before->source, current->source);
+    changes_note_field (changes, party, "location", before->location, current->location);
   }
 }
 
@@ -144,7 +194,7 @@ builder_add_list (JsonBuilder *builder, const char *member, GPtrArray *items)
 /* Returns (transfer full) the details of a reload's config-loaded record:
  * the file, the camera count, and the parties, keys and cameras that were
  * added, removed or changed. Cameras removed, restricted or put out of
- * service have records of their own. */
+ * service also have records of their own. */
 static char *
 reload_details_new (const CimsConfig *old_config, const CimsConfig *new_config,
                     const CimsAuthKeyring *old_keyring, const CimsAuthKeyring *new_keyring)
@@ -158,12 +208,7 @@ reload_details_new (const CimsConfig *old_config, const CimsConfig *new_config,
 
   changes_collect_jurisdictions (&changes, old_config, new_config, old_keyring, new_keyring);
   changes_collect_agencies (&changes, old_config, new_config, old_keyring, new_keyring);
-  for (guint i = 0; i < new_config->cameras->len; i++) {
-    const CimsConfigCamera *camera = g_ptr_array_index (new_config->cameras, i);
-
-    if (cims_config_find_camera (old_config, camera->id) == NULL)
-      g_ptr_array_add (changes.added, g_strdup_printf ("camera %s", camera->id));
-  }
+  changes_collect_cameras (&changes, old_config, new_config);
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "config");

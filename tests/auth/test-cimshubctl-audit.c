@@ -776,6 +776,22 @@ test_ctl_audit_list_table_says_truncated (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (whole->err, ==, "");
 }
 
+/* A grants row without an id, which the schema allows, is reported as a
+ * difference and does not crash verify. */
+static void
+test_ctl_audit_verify_row_without_id (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (CtlResult) result = NULL;
+
+  database_exec (fixture->db_path, "INSERT INTO grants (id, owner, grantee_kind, grantee, starts_at_us, "
+                 "ends_at_us, purpose, authorized_by, authorized_at_us) VALUES (NULL, 'boston', 'jurisdiction', "
+                 "'chelsea', 0, 1, 'forged', 'nobody', 0)");
+  result = ctl_run ("audit", "verify", "--db", fixture->db_path, NULL);
+
+  g_assert_cmpint (result->exit_status, ==, 1);
+  g_assert_nonnull (strstr (result->out, "state tables altered: a row of the grants table has no id\n"));
+}
+
 /* A report over an altered log is still written, says so at its top, and
  * the command warns on stderr and exits 1. */
 static void
@@ -875,6 +891,7 @@ main (int argc, char **argv)
   add_test ("/cimshubctl/report/annual-csv", test_ctl_report_annual_csv);
   add_test ("/cimshubctl/report/annual-csv-long", test_ctl_report_annual_csv_long);
   add_test ("/cimshubctl/report/annual-altered-log", test_ctl_report_annual_altered_log);
+  add_test ("/cimshubctl/audit/verify-row-without-id", test_ctl_audit_verify_row_without_id);
   add_test ("/cimshubctl/audit/list-table-says-truncated", test_ctl_audit_list_table_says_truncated);
   add_test ("/cimshubctl/audit/reading-wal-backup-makes-no-files", test_ctl_audit_reading_wal_backup_makes_no_files);
   add_test ("/cimshubctl/audit/verify-names-mismatch-record", test_ctl_audit_verify_names_mismatch_record);
