@@ -493,7 +493,9 @@ cims_store_sqlite_open (const char *path, GError **error)
 }
 
 /* Tells whether @path is a WAL-mode database by its header: bytes 18 and
- * 19, the file format versions, are 2 in WAL mode and 1 in rollback mode. */
+ * 19, the file format versions, are 2 in WAL mode and 1 in rollback mode.
+ * Closing this descriptor drops the process's POSIX locks on the file, so
+ * a process with a connection to it must never call this. */
 static gboolean
 header_is_wal (const char *path)
 {
@@ -561,21 +563,22 @@ immutable_uri_new (const char *path)
 
 /* Opens @path read-only and reads its schema version into *@version. It
  * writes nothing to the file: no schema, no migration, no journal-mode change.
+ * @may_be_immutable lets it open the file as immutable when no writer can
+ * be at work, which only a process without other connections may ask.
  * NOTE: a WAL-mode file with a non-empty -wal file is read through it and a
  * -shm file, which SQLite creates beside the file when missing and leaves
  * behind; where it cannot create it, the open fails with "attempt to write
  * a readonly database".
  * Returns: (transfer full) the store, or NULL with CIMS_STORE_ERROR_OPEN. */
 static CimsStore *
-store_sqlite_open_read_only (const char *path, int *version, GError **error)
+store_sqlite_open_read_only (const char *path, gboolean may_be_immutable, int *version, GError **error)
 {
   g_autoptr(CimsStore) store = store_sqlite_new (path);
   CimsStoreSqlite *sq = store->data;
+  g_autofree char *immutable_uri = may_be_immutable ? immutable_uri_new (path) : NULL;
 
   /* Without SQLITE_OPEN_CREATE a missing file is an error, never a new
    * empty store. */
-  g_autofree char *immutable_uri = immutable_uri_new (path);
-
   if (!store_sqlite_connect (sq, immutable_uri, SQLITE_OPEN_READONLY, error))
     return NULL;
 
@@ -597,7 +600,7 @@ cims_store_sqlite_open_reader (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  store = store_sqlite_open_read_only (path, &version, error);
+  store = store_sqlite_open_read_only (path, FALSE, &version, error);
   if (store == NULL)
     return NULL;
 
@@ -648,7 +651,7 @@ cims_store_sqlite_open_audit_reader (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  store = store_sqlite_open_read_only (path, &version, error);
+  store = store_sqlite_open_read_only (path, TRUE, &version, error);
   if (store == NULL)
     return NULL;
 
