@@ -20,7 +20,7 @@
 static const char audit_zero_hash[CIMS_STORE_HASH_HEX_LEN + 1] =
   "0000000000000000000000000000000000000000000000000000000000000000";
 
-/* Longest decimal text of a 64-bit integer: a sign and 19 or 20 digits. */
+/* Maximum length of a 64-bit integer in decimal: a sign and 19 or 20 digits. */
 #define DECIMAL_MAX_LEN 21
 
 /* Writes @value in decimal to the end of @buffer and returns where the text

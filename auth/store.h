@@ -221,9 +221,9 @@ CimsStore *cims_store_sqlite_open_reader (const char *path, GError **error);
  * CIMS_STORE_ERROR_CHAIN_BROKEN when the file has no audit_log table, and
  * with CIMS_STORE_ERROR_OPEN when it is missing, cannot be read, is not a
  * SQLite database or has a newer schema. It reads the file's header with a
- * descriptor of its own, and closing that descriptor drops every POSIX lock
- * the process holds on the file, SQLite's too: so only a process that has
- * no other connection to @path may call it (cimshubctl, never the hub).
+ * descriptor of its own. Closing that descriptor drops every POSIX lock the
+ * process holds on the file, SQLite's too, so only a process with no other
+ * connection to @path may call it: cimshubctl, never the hub.
  * Returns: (transfer full) the store, or NULL with @error set. */
 CimsStore *cims_store_sqlite_open_audit_reader (const char *path, GError **error);
 

@@ -190,8 +190,8 @@ cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
   return record_append_full (hub, record, FALSE, error);
 }
 
-static void
-builder_add_string_or_null (JsonBuilder *builder, const char *member, const char *value)
+void
+cims_hub_json_add_string_or_null (JsonBuilder *builder, const char *member, const char *value)
 {
   json_builder_set_member_name (builder, member);
   if (value != NULL)
@@ -201,9 +201,8 @@ builder_add_string_or_null (JsonBuilder *builder, const char *member, const char
 }
 
 /* The record carries the new allowance in its grant and incident ids and
- * reason, as a start record does, and the one it replaces in its details,
- * so that a session that outlived its first grant shows what allowed it
- * from then on. */
+ * reason, as a start record does, and the replaced one in its details. A
+ * session that outlived its first grant then shows what allowed it later. */
 void
 cims_hub_audit_session_allowance_changed (CimsHub *hub, CimsViewerSession *session,
                                           const char *previous_rule, const char *previous_grant_id,
@@ -219,9 +218,9 @@ cims_hub_audit_session_allowance_changed (CimsHub *hub, CimsViewerSession *sessi
   record->reason = g_strdup (cims_viewer_session_get_rule_name (session));
 
   json_builder_begin_object (builder);
-  builder_add_string_or_null (builder, "previous_rule", previous_rule);
-  builder_add_string_or_null (builder, "previous_grant_id", previous_grant_id);
-  builder_add_string_or_null (builder, "previous_incident_id", previous_incident_id);
+  cims_hub_json_add_string_or_null (builder, "previous_rule", previous_rule);
+  cims_hub_json_add_string_or_null (builder, "previous_grant_id", previous_grant_id);
+  cims_hub_json_add_string_or_null (builder, "previous_incident_id", previous_incident_id);
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
   record->details = json_to_string (root, FALSE);

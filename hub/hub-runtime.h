@@ -223,6 +223,8 @@ gboolean cims_hub_access_incident_end (CimsHub *hub, const CimsAuthIdentity *act
 gboolean cims_hub_audit_session_start (CimsHub *hub, CimsViewerSession *session,
                                        const CimsConfigCamera *camera, GError **error);
 void cims_hub_audit_session_stop (CimsHub *hub, CimsViewerSession *session, const char *reason);
+/* Adds @member to an audit record's details: @value, or null when NULL. */
+void cims_hub_json_add_string_or_null (JsonBuilder *builder, const char *member, const char *value);
 /* Records that a running session is now allowed by another grant, incident
  * or rule than before. Main context. */
 void cims_hub_audit_session_allowance_changed (CimsHub *hub, CimsViewerSession *session,

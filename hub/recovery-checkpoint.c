@@ -139,16 +139,6 @@ checkpoint_keep (const char *path)
   return g_steal_pointer (&kept_path);
 }
 
-static void
-builder_add_text_or_null (JsonBuilder *builder, const char *member, const char *value)
-{
-  json_builder_set_member_name (builder, member);
-  if (value != NULL)
-    json_builder_add_string_value (builder, value);
-  else
-    json_builder_add_null_value (builder);
-}
-
 /* Keeps the evidence of a log that no longer matches its checkpoint: an
  * older or different database was put in place, by a restore from backup
  * or by someone hiding records, or the checkpoint was spoilt or deleted.
@@ -171,9 +161,9 @@ checkpoint_mismatch_record (CimsHub *hub, const char *path, const char *reason, 
     json_builder_add_int_value (builder, (gint64) sequence);
   else
     json_builder_add_null_value (builder);
-  builder_add_text_or_null (builder, "checkpoint_hash", hash);
-  builder_add_text_or_null (builder, "log_hash", log_hash);
-  builder_add_text_or_null (builder, "kept_checkpoint", kept_path);
+  cims_hub_json_add_string_or_null (builder, "checkpoint_hash", hash);
+  cims_hub_json_add_string_or_null (builder, "log_hash", log_hash);
+  cims_hub_json_add_string_or_null (builder, "kept_checkpoint", kept_path);
   json_builder_end_object (builder);
   root = json_builder_get_root (builder);
   details = json_to_string (root, FALSE);

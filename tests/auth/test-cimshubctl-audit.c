@@ -760,7 +760,7 @@ test_ctl_audit_verify_names_mismatch_record (Fixture *fixture, gconstpointer dat
   g_assert_nonnull (strstr (result->out, "warning: record 7 (audit-log-mismatch, checkpoint-missing): "));
 }
 
-/* The table names each record's grant and incident, and says on stderr
+/* The table names each record's grant and incident, and reports on stderr
  * when the limit cut the list, as the JSON form's "truncated" does. */
 static void
 test_ctl_audit_list_table_says_truncated (Fixture *fixture, gconstpointer data)
@@ -792,7 +792,7 @@ test_ctl_audit_verify_row_without_id (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (strstr (result->out, "state tables altered: a row of the grants table has no id\n"));
 }
 
-/* A report over an altered log is still written, says so at its top, and
+/* A report over an altered log is still written, states that at its top, and
  * the command warns on stderr and exits 1. */
 static void
 test_ctl_report_annual_altered_log (Fixture *fixture, gconstpointer data)

@@ -1016,7 +1016,7 @@ def check_hub_rejects_altered_grant(rig, copy_path, grant_id):
     """A hub started on the altered copy must not honour the grant whose
     end was moved behind it: it lists it as disputed and inactive, says so
     in one audit record, and lets an authority revoke it, which records the
-    row as it stands so that the next start finds nothing to dispute. A
+    row as it is, so that the next start finds nothing to dispute. A
     start that finds the same differences as the last record adds none."""
     state_dir = os.path.join(rig.temp, "altered-state")
     os.mkdir(state_dir, 0o700)
